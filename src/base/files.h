@@ -1,0 +1,30 @@
+// File access used everywhere outside the hot path. Writes are atomic (temporary file, fsync, rename)
+// so a crash never leaves a half-written keystore or config, and each file gets its mode at creation
+// (private keys: 0600) rather than after, so a secret is never briefly world-readable.
+#pragma once
+
+#include <filesystem>
+#include <string>
+#include <string_view>
+
+#include "base/bytes.h"
+#include "base/result.h"
+
+namespace bulwark {
+
+constexpr unsigned kPrivateFileMode = 0600;
+constexpr unsigned kPublicFileMode = 0644;
+
+enum class Overwrite { refuse, allow };
+
+Result<std::string> read_file(const std::filesystem::path& path);
+Status write_file_atomic(const std::filesystem::path& path, std::string_view contents,
+                         unsigned mode = kPublicFileMode, Overwrite overwrite = Overwrite::refuse);
+inline Status write_file_atomic(const std::filesystem::path& path, ByteView contents,
+                                unsigned mode = kPublicFileMode, Overwrite overwrite = Overwrite::refuse) {
+  return write_file_atomic(path, as_chars(contents), mode, overwrite);
+}
+// mkdir -p with the given mode for directories it creates.
+Status make_directories(const std::filesystem::path& path, unsigned mode = 0755);
+
+}  // namespace bulwark

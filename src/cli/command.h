@@ -1,0 +1,25 @@
+// How a `bulwark <verb>` command plugs into the binary: each cli/*_command.cpp registers a function
+// that adds its CLI11 subcommand, so commands live beside each other without a central list to edit.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+#include <functional>
+
+namespace bulwark::cli {
+
+using AddCommand = void (*)(CLI::App& app);
+
+struct CommandRegistration {
+  explicit CommandRegistration(AddCommand add);
+};
+
+// Runs `action` when the subcommand is chosen; its return value becomes the process exit code.
+void set_action(CLI::App* command, std::function<int()> action);
+
+}  // namespace bulwark::cli
+
+#define BULWARK_CONCAT_INNER(a, b) a##b
+#define BULWARK_CONCAT(a, b) BULWARK_CONCAT_INNER(a, b)
+#define BULWARK_REGISTER_COMMAND(add_function) \
+  static ::bulwark::cli::CommandRegistration BULWARK_CONCAT(bulwark_command_, __LINE__)(add_function)

@@ -1,0 +1,33 @@
+#include <openssl/ssl.h>
+
+#include <vector>
+
+#include "cli/command.h"
+
+namespace bulwark::cli {
+namespace {
+std::vector<AddCommand>& registered_commands() {
+  static std::vector<AddCommand> commands;
+  return commands;
+}
+}  // namespace
+
+CommandRegistration::CommandRegistration(AddCommand add) { registered_commands().push_back(add); }
+
+void set_action(CLI::App* command, std::function<int()> action) {
+  command->callback([action = std::move(action)] {
+    if (int code = action(); code != 0) throw CLI::RuntimeError(code);
+  });
+}
+
+}  // namespace bulwark::cli
+
+int main(int argc, char** argv) {
+  OPENSSL_init_ssl(0, nullptr);
+  CLI::App app{"bulwark: a Kafka-compatible broker cluster, encrypted and authenticated by default"};
+  app.require_subcommand(1);
+  app.set_help_all_flag("--help-all", "Show help for every command");
+  for (auto add : bulwark::cli::registered_commands()) add(app);
+  CLI11_PARSE(app, argc, argv);
+  return 0;
+}
