@@ -14,6 +14,9 @@ struct CommandRegistration {
   explicit CommandRegistration(AddCommand add);
 };
 
+// The command group `name` (e.g. "pki"), created on first use, so several files can add verbs to it.
+CLI::App* command_group(CLI::App& app, const std::string& name, const std::string& description);
+
 // Runs `action` when the subcommand is chosen; its return value becomes the process exit code.
 void set_action(CLI::App* command, std::function<int()> action);
 

@@ -14,6 +14,14 @@ std::vector<AddCommand>& registered_commands() {
 
 CommandRegistration::CommandRegistration(AddCommand add) { registered_commands().push_back(add); }
 
+CLI::App* command_group(CLI::App& app, const std::string& name, const std::string& description) {
+  for (auto* existing : app.get_subcommands([](CLI::App*) { return true; }))
+    if (existing->get_name() == name) return existing;
+  auto* group = app.add_subcommand(name, description);
+  group->require_subcommand(1);
+  return group;
+}
+
 void set_action(CLI::App* command, std::function<int()> action) {
   command->callback([action = std::move(action)] {
     if (int code = action(); code != 0) throw CLI::RuntimeError(code);

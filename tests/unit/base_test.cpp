@@ -83,3 +83,31 @@ TEST(Files, AtomicWriteSetsModeAndRefusesOverwrite) {
 
 }  // namespace
 }  // namespace bulwark
+
+#include "base/crc32c.h"
+
+namespace bulwark {
+namespace {
+
+TEST(Crc32c, KnownVectorsOnBothPaths) {
+  // RFC 3720 B.4 test vectors and the classic check value.
+  EXPECT_EQ(crc32c(as_bytes("123456789")), 0xe3069283u);
+  EXPECT_EQ(crc32c_software(as_bytes("123456789")), 0xe3069283u);
+  Bytes zeros(32, 0x00), ones(32, 0xff);
+  EXPECT_EQ(crc32c(zeros), 0x8a9136aau);
+  EXPECT_EQ(crc32c(ones), 0x62a8ab43u);
+  EXPECT_EQ(crc32c_software(ones), 0x62a8ab43u);
+}
+
+TEST(Crc32c, IncrementalEqualsWhole) {
+  Bytes data(1000);
+  for (std::size_t i = 0; i < data.size(); ++i) data[i] = static_cast<std::uint8_t>(i * 31 + 7);
+  ByteView all(data);
+  for (std::size_t split : {0u, 1u, 7u, 8u, 9u, 500u, 999u}) {
+    EXPECT_EQ(crc32c(all.subspan(split), crc32c(all.first(split))), crc32c(all));
+    EXPECT_EQ(crc32c_software(all), crc32c(all));
+  }
+}
+
+}  // namespace
+}  // namespace bulwark
