@@ -1,0 +1,134 @@
+// Bulwark's own PKI: a root and an intermediate CA in a state directory, broker and client
+// certificates issued from the intermediate, keystores for Kafka clients, revocation and CRLs.
+//
+// State directory layout (other tools, e.g. `pki verify`, rely on it):
+//   DIR/ca/root.crt, DIR/ca/root.key (0600; absent when moved with root_key_out),
+//   DIR/ca/intermediate.crt, DIR/ca/intermediate.key (0600), DIR/ca/ca-bundle.pem (intermediate, root),
+//   DIR/issued/NAME/cert.pem, key.pem (0600; absent when signed from a CSR), chain.pem (leaf, int., root),
+//   DIR/state.json (index of issued certificates), DIR/crl.pem (signed by the intermediate).
+//
+// Every operation plans all its files in memory first and writes them only when nothing failed; each
+// file is written atomically and a failed write removes what the operation wrote, so a failure never
+// leaves a half-made PKI or keystore behind. Nothing is overwritten unless `force` is set. Returned
+// `messages` say in plain words what was done; they never hold a password or a key.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "base/result.h"
+#include "pki/parse.h"
+
+namespace bulwark::pki {
+
+namespace fs = std::filesystem;
+
+struct Outcome {
+  std::vector<std::string> messages;
+};
+
+struct InitOptions {
+  fs::path dir = "pki";
+  KeyType key_type = KeyType::ec_p256;
+  std::vector<SubjectField> subject;  // without CN; most specific first
+  std::string root_cn = "Bulwark Root CA";
+  std::string intermediate_cn = "Bulwark Intermediate CA";
+  int root_days = 3650;
+  int intermediate_days = 1825;
+  std::optional<fs::path> root_key_out;  // write the root key here instead of DIR/ca/root.key
+  bool force = false;
+};
+Result<Outcome> init(const InitOptions& options);
+
+enum class CertKind { broker, client };
+
+struct IssueOptions {
+  fs::path dir = "pki";
+  CertKind kind = CertKind::broker;
+  std::string name;
+  SanList sans;
+  KeyType key_type = KeyType::ec_p256;
+  int days = 365;
+  std::optional<fs::path> csr;  // sign this CSR (PEM or DER) instead of making a key
+  std::optional<fs::path> out;  // also copy cert/key/chain here
+  bool force = false;
+};
+Result<Outcome> issue(const IssueOptions& options);
+
+enum class ExportFormat { pem, pkcs12, jks };
+Result<ExportFormat> parse_export_format(std::string_view text);
+
+struct ExportOptions {
+  fs::path dir = "pki";
+  std::string name;
+  ExportFormat format = ExportFormat::pem;
+  std::string password;  // required for jks and pkcs12; for pem, encrypts the key when not empty
+  bool legacy_pkcs12 = false;
+  std::optional<fs::path> out;  // default DIR/export/NAME
+  bool force = false;
+};
+Result<Outcome> export_credentials(const ExportOptions& options);
+
+// Reads a password file: the first line, without its line ending. Refuses a missing or empty file.
+Result<std::string> read_password_file(const fs::path& path);
+// Kafka and keytool refuse store passwords under 6 characters.
+Status check_store_password(const std::string& password);
+
+struct IssuedInfo {
+  std::string name;
+  CertKind kind = CertKind::broker;
+  std::string serial;     // upper-case hex
+  std::string subject;    // RFC 2253, as Kafka's default principal builder shows it
+  std::string common_name;
+  SanList sans;
+  std::string key_type;
+  std::int64_t not_after = 0;  // seconds since the epoch
+  bool from_csr = false;
+  bool revoked = false;
+  std::string revocation_reason;
+};
+Result<std::vector<IssuedInfo>> list(const fs::path& dir);
+
+struct RenewOptions {
+  fs::path dir = "pki";
+  std::string name;
+  bool keep_key = false;
+  std::optional<int> days;  // default: the same length as before
+  std::optional<KeyType> key_type;  // default: the same type as before
+};
+Result<Outcome> renew(const RenewOptions& options);
+
+struct RevokeOptions {
+  fs::path dir = "pki";
+  std::string name;
+  int reason = 0;
+};
+Result<Outcome> revoke(const RevokeOptions& options);
+
+struct CrlOptions {
+  fs::path dir = "pki";
+  int days = 30;  // nextUpdate
+  std::optional<fs::path> out;  // also copy crl.pem here
+  bool force = false;
+};
+Result<Outcome> crl(const CrlOptions& options);
+
+struct BootstrapOptions {
+  fs::path dir = "pki";
+  std::vector<BrokerSpec> brokers;
+  std::vector<std::string> clients;
+  ExportFormat format = ExportFormat::jks;
+  std::optional<std::string> password;  // generated into DIR/bootstrap.password when absent
+  bool legacy_pkcs12 = false;
+  KeyType key_type = KeyType::ec_p256;
+  std::vector<SubjectField> subject;  // for init when the CA is absent
+  std::optional<fs::path> out;        // default DIR/export; one folder per name inside
+  int days = 365;
+  bool force = false;
+};
+Result<Outcome> bootstrap(const BootstrapOptions& options);
+
+}  // namespace bulwark::pki

@@ -1,0 +1,124 @@
+// The PKI state directory held in memory while one command runs, and the files that command will
+// write. Internal to src/pki: pki.cpp (CA, issue, renew, revoke, CRL) and export.cpp (export,
+// bootstrap) share it so bootstrap can plan init + issue + export and write them all at once.
+#pragma once
+
+#include <ctime>
+#include <filesystem>
+#include <map>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "base/openssl.h"
+#include "base/result.h"
+#include "pki/parse.h"
+#include "pki/pki.h"
+
+namespace bulwark::pki {
+
+// Files to write as one unit: commit() first checks that nothing would be overwritten without
+// permission, then writes each file atomically, and on a failure puts back what it had changed.
+class FilePlan {
+ public:
+  void write(const fs::path& path, std::string contents, unsigned mode, bool overwrite);
+  void remove(const fs::path& path);  // after all writes succeeded
+  bool writes(const fs::path& path) const;
+  Status commit();
+
+  std::vector<std::string> messages;
+
+ private:
+  struct File {
+    fs::path path;
+    std::string contents;
+    unsigned mode;
+    bool overwrite;
+  };
+  std::vector<File> files_;
+  std::vector<fs::path> removals_;
+};
+
+struct IssuedRecord {
+  std::string name;
+  CertKind kind = CertKind::broker;
+  std::string serial;
+  std::string subject;
+  std::string common_name;
+  SanList sans;
+  std::string key_type;
+  int days = 365;
+  std::int64_t not_after = 0;
+  bool from_csr = false;
+  bool revoked = false;
+  std::int64_t revoked_at = 0;
+  int reason = 0;
+};
+
+struct RevokedSerial {
+  std::string serial;
+  std::string name;
+  std::int64_t revoked_at = 0;
+  int reason = 0;
+};
+
+struct PkiState {
+  std::string key_type;
+  std::vector<SubjectField> subject;
+  std::string root_key_location;
+  std::int64_t crl_number = 0;
+  std::set<std::string> serials;  // every serial this CA ever used
+  std::vector<IssuedRecord> issued;
+  std::vector<RevokedSerial> revoked;
+
+  IssuedRecord* find(const std::string& name);
+};
+
+struct Session {
+  fs::path dir;
+  PkiState state;
+  X509Ptr root;
+  X509Ptr intermediate;
+  EvpPkeyPtr intermediate_key;
+  // Certificates and keys made during this run, by name (export reads these before the disk).
+  std::map<std::string, X509Ptr> new_certs;
+  std::map<std::string, EvpPkeyPtr> new_keys;
+
+  fs::path ca_dir() const { return dir / "ca"; }
+  fs::path issued_dir(const std::string& name) const { return dir / "issued" / name; }
+  fs::path state_path() const { return dir / "state.json"; }
+
+  // Loads DIR; a missing or uninitialised DIR gets "no PKI in DIR: run `bulwark pki init --dir DIR` first".
+  static Result<Session> open(const fs::path& dir);
+  static bool exists(const fs::path& dir);
+  std::string state_json() const;
+  void save(FilePlan& plan) const;
+};
+
+// Planning steps (no file is written until the plan commits).
+Status plan_init(Session& session, FilePlan& plan, const InitOptions& options);
+
+struct IssueRequest {
+  std::string name;
+  CertKind kind = CertKind::broker;
+  SanList sans;
+  KeyType key_type = KeyType::ec_p256;
+  int days = 365;
+  std::optional<std::string> csr_contents;  // with csr_source naming it in messages
+  std::string csr_source;
+  X509_NAME* subject_name = nullptr;  // renewal: keep this subject
+  EVP_PKEY* reuse_key = nullptr;      // renewal with --keep-key / CSR-signed: public key to certify again
+  bool reuse_key_is_private = false;  // reuse_key holds a private key we may write out again
+  std::optional<fs::path> out;
+  bool force = false;
+  bool renewal = false;
+};
+Status plan_issue(Session& session, FilePlan& plan, const IssueRequest& request);
+Status plan_crl(Session& session, FilePlan& plan, int days, const std::optional<fs::path>& copy_to = {},
+                bool force = false);
+
+std::string display(const fs::path& path);
+std::string format_date(std::time_t when);
+
+}  // namespace bulwark::pki
