@@ -173,7 +173,7 @@ Result<KeyStore> decode_pem(std::string_view text, std::string_view key_password
     PrivateKeyEntry entry{k == 0 ? "kafka" : "kafka-" + std::to_string(k + 1), std::move(keys[k]), {}};
     for (X509* cert : chain_from(leaf, pool)) {
       for (std::size_t i = 0; i < pool.size(); ++i) {
-        if (pool[i] == cert) in_chain[i] = true;
+        if (X509_cmp(pool[i], cert) == 0) in_chain[i] = true;  // duplicates in the file too
       }
       entry.chain.push_back(share(cert));
     }

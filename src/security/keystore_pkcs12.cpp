@@ -5,7 +5,7 @@
 #include <openssl/provider.h>
 #include <openssl/rand.h>
 
-#include <map>
+#include <algorithm>
 #include <memory>
 
 #include "security/keystore.h"
@@ -422,16 +422,22 @@ Result<KeyStore> decode_pkcs12(ByteView data, std::string_view password_view) {
     if (!leaf) return corrupt("the private key '" + alias + "' has no matching certificate");
     PrivateKeyEntry entry{alias, std::move(key.key), {}};
     for (X509* cert : chain_from(leaf, pool)) {
-      in_chain[index_of(cert)] = true;
+      // Mark every copy: a certificate may be both in a chain bag and in a trusted bag.
+      for (std::size_t i = 0; i < contents.certs.size(); ++i) {
+        if (X509_cmp(contents.certs[i].cert.get(), cert) == 0) in_chain[i] = true;
+      }
       entry.chain.push_back(share(cert));
     }
     store.keys.push_back(std::move(entry));
   }
-  // Java only lists certificates with the trusted-key-usage attribute; certificates in no chain and
-  // without it (OpenSSL's `pkcs12 -export -nokeys`) are trusted too, as OpenSSL-based clients do.
+  // Java lists only certificates with the trusted-key-usage attribute. A store with no such attribute
+  // at all was made by OpenSSL (`pkcs12 -export -nokeys`); there the certificates in no chain are the
+  // trust anchors, as OpenSSL-based clients treat them.
+  const bool java_style =
+      std::any_of(contents.certs.begin(), contents.certs.end(), [](const CertBag& bag) { return bag.trusted; });
   for (std::size_t i = 0; i < contents.certs.size(); ++i) {
     auto& bag = contents.certs[i];
-    if (bag.trusted || !in_chain[i]) {
+    if (java_style ? bag.trusted : !in_chain[i]) {
       store.trusted.push_back(TrustedCertEntry{alias_or(bag.friendly_name, bag.cert.get()), share(bag.cert.get())});
     }
   }
