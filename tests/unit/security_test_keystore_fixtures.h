@@ -153,6 +153,12 @@ inline std::string pem_of(X509* cert) {
   return std::string(data, static_cast<std::size_t>(len));
 }
 
+inline std::string subject_cn(X509* cert) {
+  char buf[256] = {};
+  X509_NAME_get_text_by_NID(X509_get_subject_name(cert), NID_commonName, buf, sizeof buf);
+  return buf;
+}
+
 // Checks a decoded key entry against the fixture: same key, chain leaf -> intermediate -> root.
 inline void expect_entry_matches(const PrivateKeyEntry& entry, LeafKind kind) {
   ASSERT_TRUE(entry.key);
