@@ -1,0 +1,153 @@
+"""Shared pieces of the integration tests: the real `bulwark` binary, a PKI made by `bulwark pki`, and
+brokers started as real processes on loopback ports from a Kafka server.properties."""
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+BIN = os.environ.get("BULWARK_BIN", str(Path(__file__).resolve().parents[2] / "build/src/cli/bulwark"))
+SOURCE_DIR = Path(os.environ.get("BULWARK_SOURCE_DIR", Path(__file__).resolve().parents[2]))
+SHARED_DIR = SOURCE_DIR.parent / "shared"
+PASSWORD = "bulwark-test-pw"
+
+
+def run(*args, check=True, timeout=120, **kw):
+    """Runs a command and returns the CompletedProcess (text mode)."""
+    result = subprocess.run([str(a) for a in args], capture_output=True, text=True, timeout=timeout, **kw)
+    if check and result.returncode != 0:
+        raise AssertionError(f"{args} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_port(port, timeout=30.0, proc=None):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise AssertionError(f"broker exited early with {proc.returncode}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise AssertionError(f"nothing listens on 127.0.0.1:{port} after {timeout}s")
+
+
+class Pki:
+    """A CA plus one broker certificate (SANs localhost, 127.0.0.1) and client certificates, made with
+    `bulwark pki`, exported as PEM (for librdkafka, kafka-python, kafkajs) and PKCS12 (for the broker)."""
+
+    def __init__(self, root: Path, clients=("admin-1", "client-1")):
+        self.root = root
+        self.dir = root / "pki"
+        run(BIN, "pki", "init", "--dir", self.dir)
+        run(BIN, "pki", "issue", "broker", "broker-1", "--dns", "localhost", "--ip", "127.0.0.1", "--dir", self.dir)
+        self.ca = self.dir / "ca" / "root.crt"
+        self.exports = {}
+        for name in ("broker-1",) + tuple(clients):
+            if name != "broker-1":
+                run(BIN, "pki", "issue", "client", name, "--dir", self.dir)
+            out = root / "export" / name
+            run(BIN, "pki", "export", name, "--format", "pem", "--dir", self.dir, "--out", out)
+            run(BIN, "pki", "export", name, "--format", "pkcs12", "--password", PASSWORD, "--dir", self.dir,
+                "--out", out)
+            self.exports[name] = out
+
+    def pem(self, name):
+        """(certificate-with-chain, key, ca) paths for a client or broker."""
+        out = self.exports[name]
+        return out / f"{name}.chain.pem", out / f"{name}.key", out / "ca.pem"
+
+    def pkcs12(self, name):
+        out = self.exports[name]
+        return out / f"{name}.keystore.p12", out / f"{name}.truststore.p12"
+
+
+class Broker:
+    """One `bulwark broker` process with PLAINTEXT, SSL (no client auth) and MTLS listeners."""
+
+    def __init__(self, root: Path, pki: Pki, extra=None, node_id=1):
+        self.root = root
+        self.pki = pki
+        self.node_id = node_id
+        self.ports = {"PLAINTEXT": free_port(), "SSL": free_port(), "MTLS": free_port(), "CONTROLLER": free_port()}
+        self.log_dir = root / "logs"
+        self.config = root / "server.properties"
+        self.proc = None
+        self.log_file = root / "broker.log"
+        keystore, truststore = pki.pkcs12("broker-1")
+        props = {
+            "process.roles": "broker,controller",
+            "node.id": str(node_id),
+            "controller.quorum.voters": f"{node_id}@127.0.0.1:{self.ports['CONTROLLER']}",
+            "controller.listener.names": "CONTROLLER",
+            "listeners": ",".join(f"{name}://127.0.0.1:{port}" for name, port in self.ports.items()),
+            "advertised.listeners": ",".join(f"{n}://127.0.0.1:{self.ports[n]}" for n in ("PLAINTEXT", "SSL", "MTLS")),
+            "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,SSL:SSL,MTLS:SSL,CONTROLLER:SSL",
+            "inter.broker.listener.name": "MTLS",
+            "ssl.keystore.type": "PKCS12",
+            "ssl.keystore.location": str(keystore),
+            "ssl.keystore.password": PASSWORD,
+            "ssl.truststore.type": "PKCS12",
+            "ssl.truststore.location": str(truststore),
+            "ssl.truststore.password": PASSWORD,
+            "listener.name.mtls.ssl.client.auth": "required",
+            "listener.name.controller.ssl.client.auth": "required",
+            "log.dirs": str(self.log_dir),
+            "num.partitions": "1",
+            "auto.create.topics.enable": "true",
+            "log.flush.interval.messages": "1",
+        }
+        props.update(extra or {})
+        self.props = props
+
+    def write_config(self):
+        self.config.write_text("".join(f"{k}={v}\n" for k, v in self.props.items()))
+
+    def start(self, format_storage=True):
+        self.write_config()
+        if format_storage and not (self.log_dir / "meta.properties").exists():
+            cluster_id = run(BIN, "storage", "random-uuid").stdout.strip()
+            run(BIN, "storage", "format", "-t", cluster_id, "-c", self.config)
+        self._log = open(self.log_file, "ab")
+        self.proc = subprocess.Popen([BIN, "broker", "-c", str(self.config)], stdout=self._log,
+                                     stderr=subprocess.STDOUT)
+        for name in ("PLAINTEXT", "SSL", "MTLS"):
+            wait_for_port(self.ports[name], proc=self.proc)
+        return self
+
+    def kill(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(timeout=30)
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        if self.proc:
+            self._log.close()
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def log_text(self):
+        return self.log_file.read_text(errors="replace") if self.log_file.exists() else ""
+
+    def bootstrap(self, listener):
+        return f"127.0.0.1:{self.ports[listener]}"
+
+
+def have(tool):
+    return shutil.which(tool) is not None
