@@ -1,0 +1,452 @@
+#include "tls/tls.h"
+
+#include <arpa/inet.h>
+#include <openssl/x509_vfy.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cerrno>
+#include <cstring>
+
+#include <fmt/format.h>
+
+namespace bulwark::tls {
+namespace {
+
+// TLS 1.2 defaults: forward secrecy and AEAD only.
+constexpr const char* kDefaultTls12Ciphers =
+    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:"
+    "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305";
+constexpr const char* kDefaultTls13Ciphers = "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256";
+
+std::string lower(std::string_view s) {
+  std::string out(s);
+  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
+}
+
+Error ssl_error(std::string what) {
+  std::string detail = openssl_errors();
+  if (!detail.empty()) what += " (" + detail + ")";
+  return make_error(ErrorKind::invalid_argument, std::move(what));
+}
+
+int notes_index() {
+  static const int index = SSL_get_ex_new_index(0, nullptr, nullptr, nullptr, nullptr);
+  return index;
+}
+
+// Records where verification failed so explain_handshake_failure can name the certificate and issuer.
+int verify_callback(int preverify_ok, X509_STORE_CTX* store) {
+  if (preverify_ok) return 1;
+  auto* ssl = static_cast<SSL*>(X509_STORE_CTX_get_ex_data(store, SSL_get_ex_data_X509_STORE_CTX_idx()));
+  if (ssl == nullptr) return 0;
+  auto* notes = static_cast<HandshakeNotes*>(SSL_get_ex_data(ssl, notes_index()));
+  if (notes != nullptr && notes->verify_error == X509_V_OK) {
+    notes->verify_error = X509_STORE_CTX_get_error(store);
+    if (X509* cert = X509_STORE_CTX_get_current_cert(store)) {
+      notes->failing_subject = subject_rfc2253(cert);
+      notes->failing_issuer = name_rfc2253(X509_get_issuer_name(cert));
+    }
+  }
+  return 0;
+}
+
+struct ProtocolRange {
+  int min = 0, max = 0;
+};
+
+Result<ProtocolRange> protocol_range(const std::vector<std::string>& names) {
+  if (names.empty()) {
+    return make_error(ErrorKind::invalid_argument, "ssl.enabled.protocols is empty: enable TLSv1.2 and/or TLSv1.3");
+  }
+  ProtocolRange range{0, 0};
+  for (const auto& name : names) {
+    int version = 0;
+    if (name == "TLSv1.2") {
+      version = TLS1_2_VERSION;
+    } else if (name == "TLSv1.3") {
+      version = TLS1_3_VERSION;
+    } else if (name == "TLSv1" || name == "TLSv1.1" || name == "SSLv3" || name == "SSLv2Hello" || name == "TLSv1.0") {
+      return make_error(ErrorKind::invalid_argument,
+                        fmt::format("{} in ssl.enabled.protocols is not supported: Bulwark accepts only TLSv1.2 and "
+                                    "TLSv1.3 (older versions are broken); remove it",
+                                    name));
+    } else {
+      return make_error(ErrorKind::invalid_argument,
+                        fmt::format("unknown protocol \"{}\" in ssl.enabled.protocols (use TLSv1.2 and/or TLSv1.3)", name));
+    }
+    range.min = range.min == 0 ? version : std::min(range.min, version);
+    range.max = std::max(range.max, version);
+  }
+  return range;
+}
+
+// Protocols, ciphers, options shared by server and client contexts.
+Status configure_common(SSL_CTX* ctx, const TlsSettings& settings) {
+  auto range = protocol_range(settings.enabled_protocols);
+  if (!range.ok()) return range.error();
+  if (!SSL_CTX_set_min_proto_version(ctx, range->min) || !SSL_CTX_set_max_proto_version(ctx, range->max)) {
+    return ssl_error("cannot set the TLS protocol versions");
+  }
+  std::string tls12, tls13;
+  if (settings.cipher_suites.empty()) {
+    tls12 = kDefaultTls12Ciphers;
+    tls13 = kDefaultTls13Ciphers;
+  } else {
+    for (const auto& name : settings.cipher_suites) {
+      auto mapped = map_cipher_suite(name);
+      if (!mapped.ok()) return mapped.error();
+      std::string& list = mapped->tls13 ? tls13 : tls12;
+      if (!list.empty()) list += ':';
+      list += mapped->openssl_name;
+    }
+    if (tls13.empty() && range->max == TLS1_3_VERSION && range->min == TLS1_3_VERSION) {
+      return make_error(ErrorKind::invalid_argument,
+                        "ssl.cipher.suites has no TLS 1.3 suite but only TLSv1.3 is enabled: add e.g. TLS_AES_128_GCM_SHA256");
+    }
+    if (tls12.empty() && range->min == TLS1_2_VERSION && range->max == TLS1_2_VERSION) {
+      return make_error(ErrorKind::invalid_argument,
+                        "ssl.cipher.suites has no TLS 1.2 suite but only TLSv1.2 is enabled: add e.g. "
+                        "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256");
+    }
+  }
+  // An empty TLS 1.2 list is refused by OpenSSL; a suite list made only of TLS 1.3 names disables 1.2.
+  if (!tls12.empty() && !SSL_CTX_set_cipher_list(ctx, tls12.c_str())) {
+    return ssl_error("none of the TLS 1.2 cipher suites in ssl.cipher.suites is available: " + tls12);
+  }
+  if (tls12.empty() && range->min == TLS1_2_VERSION) {
+    if (!SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION)) return ssl_error("cannot set the TLS protocol versions");
+  }
+  if (!SSL_CTX_set_ciphersuites(ctx, tls13.c_str())) {
+    return ssl_error("none of the TLS 1.3 cipher suites in ssl.cipher.suites is available: " + tls13);
+  }
+  SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
+  // Release read/write buffers while idle: an idle connection then costs a few KiB instead of ~34 KiB.
+  SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+  return Status::success();
+}
+
+Status use_key(SSL_CTX* ctx, const keystore::PrivateKeyEntry& entry) {
+  if (!entry.key || entry.chain.empty()) {
+    return make_error(ErrorKind::invalid_argument,
+                      fmt::format("keystore entry \"{}\" has no private key or no certificate", entry.alias));
+  }
+  if (SSL_CTX_use_certificate(ctx, entry.chain[0].get()) != 1) {
+    return ssl_error(fmt::format("cannot use the certificate of keystore entry \"{}\"", entry.alias));
+  }
+  if (SSL_CTX_use_PrivateKey(ctx, entry.key.get()) != 1 || SSL_CTX_check_private_key(ctx) != 1) {
+    return ssl_error(fmt::format("the private key of keystore entry \"{}\" does not match its certificate", entry.alias));
+  }
+  for (std::size_t i = 1; i < entry.chain.size(); ++i) {
+    if (SSL_CTX_add1_chain_cert(ctx, entry.chain[i].get()) != 1) {
+      return ssl_error(fmt::format("cannot add the chain of keystore entry \"{}\"", entry.alias));
+    }
+  }
+  return Status::success();
+}
+
+// Every truststore certificate (and the CA certificates of its key entries, as Java does for a
+// truststore given as a keystore) is an anchor; partial chains make trusted intermediates anchors too.
+Result<std::size_t> use_truststore(SSL_CTX* ctx, const keystore::KeyStore& truststore, bool send_ca_list) {
+  X509StorePtr store(X509_STORE_new());
+  if (!store) return ssl_error("out of memory");
+  std::size_t count = 0;
+  auto add = [&](X509* cert) -> Status {
+    if (X509_STORE_add_cert(store.get(), cert) != 1) {
+      unsigned long err = ERR_peek_last_error();
+      if (ERR_GET_REASON(err) != X509_R_CERT_ALREADY_IN_HASH_TABLE) return ssl_error("cannot add a trusted certificate");
+      ERR_clear_error();
+    }
+    if (send_ca_list && SSL_CTX_add_client_CA(ctx, cert) != 1) return ssl_error("cannot add to the client CA list");
+    ++count;
+    return Status::success();
+  };
+  for (const auto& entry : truststore.trusted) {
+    if (entry.cert) BULWARK_TRY(add(entry.cert.get()));
+  }
+  for (const auto& entry : truststore.keys) {
+    for (const auto& cert : entry.chain) BULWARK_TRY(add(cert.get()));
+  }
+  X509_STORE_set_flags(store.get(), X509_V_FLAG_PARTIAL_CHAIN);
+  SSL_CTX_set_cert_store(ctx, store.release());
+  return count;
+}
+
+Result<std::shared_ptr<SSL_CTX>> build_server_ctx(const TlsSettings& settings) {
+  std::shared_ptr<SSL_CTX> ctx(SSL_CTX_new(TLS_server_method()), SSL_CTX_free);
+  if (!ctx) return ssl_error("cannot create a TLS context");
+  BULWARK_TRY(configure_common(ctx.get(), settings));
+  if (settings.keystore.keys.empty()) {
+    return make_error(ErrorKind::invalid_argument,
+                      "the keystore has no private key entry: a TLS listener needs the broker's key and certificate");
+  }
+  BULWARK_TRY(use_key(ctx.get(), settings.keystore.keys.front()));
+  const bool verify = settings.client_auth != ClientAuth::none;
+  auto anchors = use_truststore(ctx.get(), settings.truststore, verify);
+  if (!anchors.ok()) return anchors.error();
+  if (verify && *anchors == 0) {
+    return make_error(ErrorKind::invalid_argument,
+                      fmt::format("ssl.client.auth={} but the truststore has no certificates: no client could be "
+                                  "verified; set ssl.truststore.location",
+                                  to_string(settings.client_auth)));
+  }
+  int mode = SSL_VERIFY_NONE;
+  if (settings.client_auth == ClientAuth::requested) mode = SSL_VERIFY_PEER;
+  if (settings.client_auth == ClientAuth::required) mode = SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT;
+  SSL_CTX_set_verify(ctx.get(), mode, verify ? verify_callback : nullptr);
+  SSL_CTX_set_verify_depth(ctx.get(), 10);
+  // Resumption: a server-side cache keyed by this id; one ticket per handshake is enough for clients.
+  static const unsigned char kSessionId[] = "bulwark";
+  SSL_CTX_set_session_id_context(ctx.get(), kSessionId, sizeof kSessionId - 1);
+  SSL_CTX_set_session_cache_mode(ctx.get(), SSL_SESS_CACHE_SERVER);
+  SSL_CTX_sess_set_cache_size(ctx.get(), 10000);
+  SSL_CTX_set_timeout(ctx.get(), 3600);
+  SSL_CTX_set_num_tickets(ctx.get(), 1);
+  return ctx;
+}
+
+bool is_ip_literal(std::string_view host) {
+  std::string h(host);
+  unsigned char buf[16];
+  return inet_pton(AF_INET, h.c_str(), buf) == 1 || inet_pton(AF_INET6, h.c_str(), buf) == 1;
+}
+
+bool starts_with(const HandshakeNotes* notes, std::string_view prefix) {
+  if (notes == nullptr || notes->first_bytes_len < prefix.size()) return false;
+  return std::memcmp(notes->first_bytes, prefix.data(), prefix.size()) == 0;
+}
+
+std::string tls_version_name(unsigned v) {
+  switch (v) {
+    case 0x0300: return "SSLv3";
+    case 0x0301: return "TLSv1";
+    case 0x0302: return "TLSv1.1";
+    case 0x0303: return "TLSv1.2";
+    case 0x0304: return "TLSv1.3";
+    default: return fmt::format("an unknown version 0x{:04x}", v);
+  }
+}
+
+bool is_untrusted_issuer(long err) {
+  return err == X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY || err == X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT ||
+         err == X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN || err == X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT ||
+         err == X509_V_ERR_UNABLE_TO_VERIFY_LEAF_SIGNATURE;
+}
+
+}  // namespace
+
+Result<ClientAuth> parse_client_auth(std::string_view value) {
+  std::string v = lower(value);
+  if (v == "none" || v.empty()) return ClientAuth::none;
+  if (v == "requested") return ClientAuth::requested;
+  if (v == "required") return ClientAuth::required;
+  return make_error(ErrorKind::invalid_argument,
+                    fmt::format("ssl.client.auth=\"{}\" is not valid: use none, requested or required", value));
+}
+
+std::string_view to_string(ClientAuth auth) {
+  switch (auth) {
+    case ClientAuth::none: return "none";
+    case ClientAuth::requested: return "requested";
+    case ClientAuth::required: return "required";
+  }
+  return "none";
+}
+
+Result<TlsSettings> load_tls_settings(const TlsFileSettings& files) {
+  TlsSettings settings;
+  if (!files.keystore_location.empty()) {
+    auto store = keystore::load(files.keystore_location, files.keystore_type, files.keystore_password, files.key_password);
+    if (!store.ok()) return store.error();
+    settings.keystore = std::move(store.value());
+  }
+  if (!files.truststore_location.empty()) {
+    auto store = keystore::load(files.truststore_location, files.truststore_type, files.truststore_password);
+    if (!store.ok()) return store.error();
+    settings.truststore = std::move(store.value());
+  }
+  settings.client_auth = files.client_auth;
+  settings.enabled_protocols = files.enabled_protocols;
+  settings.cipher_suites = files.cipher_suites;
+  return settings;
+}
+
+Result<MappedCipher> map_cipher_suite(std::string_view iana_name) {
+  std::string name(iana_name);
+  name.erase(std::remove_if(name.begin(), name.end(), [](unsigned char c) { return std::isspace(c); }), name.end());
+  // Java still spells some suites with the SSL_ prefix; the IANA name uses TLS_.
+  if (name.rfind("SSL_", 0) == 0) name = "TLS_" + name.substr(4);
+  static const char* const kTls13[] = {"TLS_AES_128_GCM_SHA256", "TLS_AES_256_GCM_SHA384", "TLS_CHACHA20_POLY1305_SHA256",
+                                       "TLS_AES_128_CCM_SHA256", "TLS_AES_128_CCM_8_SHA256"};
+  for (const char* suite : kTls13) {
+    if (name == suite) return MappedCipher{name, true};
+  }
+  const char* openssl_name = OPENSSL_cipher_name(name.c_str());
+  if (openssl_name == nullptr || std::string_view(openssl_name) == "(NONE)") {
+    return make_error(ErrorKind::invalid_argument,
+                      fmt::format("unknown cipher suite \"{}\" in ssl.cipher.suites (use IANA names such as "
+                                  "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256 or TLS_AES_128_GCM_SHA256)",
+                                  iana_name));
+  }
+  return MappedCipher{openssl_name, false};
+}
+
+std::shared_ptr<SSL_CTX> ServerTlsContext::current() const {
+  std::lock_guard lock(mutex_);
+  return ctx_;
+}
+
+ClientAuth ServerTlsContext::client_auth() const {
+  std::lock_guard lock(mutex_);
+  return client_auth_;
+}
+
+Status ServerTlsContext::reload(const TlsSettings& settings) {
+  auto ctx = build_server_ctx(settings);
+  if (!ctx.ok()) return ctx.error();
+  std::lock_guard lock(mutex_);
+  ctx_ = std::move(ctx.value());
+  client_auth_ = settings.client_auth;
+  return Status::success();
+}
+
+Result<std::shared_ptr<ServerTlsContext>> make_server_context(const TlsSettings& settings) {
+  auto context = std::make_shared<ServerTlsContext>();
+  BULWARK_TRY(context->reload(settings));
+  return context;
+}
+
+Result<std::shared_ptr<ClientTlsContext>> make_client_context(const TlsSettings& settings) {
+  std::shared_ptr<SSL_CTX> ctx(SSL_CTX_new(TLS_client_method()), SSL_CTX_free);
+  if (!ctx) return ssl_error("cannot create a TLS context");
+  BULWARK_TRY(configure_common(ctx.get(), settings));
+  if (!settings.keystore.keys.empty()) BULWARK_TRY(use_key(ctx.get(), settings.keystore.keys.front()));
+  auto anchors = use_truststore(ctx.get(), settings.truststore, false);
+  if (!anchors.ok()) return anchors.error();
+  if (*anchors == 0) {
+    return make_error(ErrorKind::invalid_argument,
+                      "the truststore has no certificates: the server's certificate could not be verified");
+  }
+  SSL_CTX_set_verify(ctx.get(), SSL_VERIFY_PEER, verify_callback);
+  SSL_CTX_set_verify_depth(ctx.get(), 10);
+  return std::make_shared<ClientTlsContext>(std::move(ctx));
+}
+
+Result<SslPtr> ClientTlsContext::new_ssl(std::string_view host) const {
+  SslPtr ssl(SSL_new(ctx_.get()));
+  if (!ssl) return ssl_error("cannot create a TLS connection");
+  std::string h(host);
+  X509_VERIFY_PARAM* param = SSL_get0_param(ssl.get());
+  if (is_ip_literal(host)) {
+    if (X509_VERIFY_PARAM_set1_ip_asc(param, h.c_str()) != 1) return ssl_error("invalid IP address " + h);
+  } else {
+    X509_VERIFY_PARAM_set_hostflags(param, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+    if (X509_VERIFY_PARAM_set1_host(param, h.c_str(), h.size()) != 1) return ssl_error("invalid host name " + h);
+    if (SSL_set_tlsext_host_name(ssl.get(), h.c_str()) != 1) return ssl_error("cannot set SNI to " + h);
+  }
+  return ssl;
+}
+
+std::string name_rfc2253(const X509_NAME* name) {
+  if (name == nullptr) return {};
+  BioPtr bio(BIO_new(BIO_s_mem()));
+  // Java prints non-ASCII characters as they are, so keep UTF-8 bytes instead of \XX escapes.
+  const unsigned long flags = XN_FLAG_RFC2253 & ~static_cast<unsigned long>(ASN1_STRFLGS_ESC_MSB);
+  if (!bio || X509_NAME_print_ex(bio.get(), name, 0, flags) < 0) return {};
+  char* data = nullptr;
+  const long len = BIO_get_mem_data(bio.get(), &data);
+  return std::string(data, static_cast<std::size_t>(len));
+}
+
+std::string subject_rfc2253(const X509* cert) {
+  return cert == nullptr ? std::string() : name_rfc2253(X509_get_subject_name(cert));
+}
+
+void attach_notes(SSL* ssl, HandshakeNotes* notes) { SSL_set_ex_data(ssl, notes_index(), notes); }
+
+std::string explain_handshake_failure(const HandshakeFailure& f) {
+  const HandshakeNotes* notes = f.notes;
+  const char* peer = f.server_side ? "client" : "server";
+  // What the peer sent first tells plaintext and HTTP apart from TLS.
+  if (f.server_side && notes != nullptr && notes->first_bytes_len > 0 && notes->first_bytes[0] != 0x16) {
+    for (const char* verb : {"GET ", "POST", "PUT ", "HEAD", "DELE", "OPTI", "PATC", "CONN", "PRI ", "HTTP"}) {
+      if (starts_with(notes, verb)) return "the peer sent an HTTP request to a TLS port (it speaks plain HTTP, not TLS)";
+    }
+    if (notes->first_bytes_len >= 6 && notes->first_bytes[0] == 0) {
+      const std::uint16_t api_key = static_cast<std::uint16_t>(notes->first_bytes[4] << 8 | notes->first_bytes[5]);
+      if (api_key < 100) {
+        return "the peer speaks plaintext on a TLS port (its first bytes are a Kafka request: is the client set to "
+               "security.protocol=PLAINTEXT instead of SSL?)";
+      }
+    }
+    if (starts_with(notes, "SSH-")) return "the peer speaks SSH, not TLS";
+    return fmt::format("the peer speaks plaintext on a TLS port (its first byte is 0x{:02x}, not a TLS handshake)",
+                       notes->first_bytes[0]);
+  }
+  const int reason = f.error_code != 0 ? ERR_GET_REASON(f.error_code) : 0;
+  if (reason == SSL_R_UNSUPPORTED_PROTOCOL || reason == SSL_R_VERSION_TOO_LOW || reason == SSL_R_WRONG_SSL_VERSION ||
+      reason == SSL_R_NO_PROTOCOLS_AVAILABLE || reason == SSL_R_TLSV1_ALERT_PROTOCOL_VERSION) {
+    if (f.server_side && notes != nullptr && notes->first_bytes_len >= 11 && notes->first_bytes[5] == 1) {
+      const unsigned offered = static_cast<unsigned>(notes->first_bytes[9] << 8 | notes->first_bytes[10]);
+      if (offered < 0x0303) {
+        return fmt::format("no shared TLS version: the client offered only {} (Bulwark accepts TLSv1.2 and TLSv1.3)",
+                           tls_version_name(offered));
+      }
+    }
+    return fmt::format("no shared TLS version with the {} (Bulwark accepts TLSv1.2 and TLSv1.3; check "
+                       "ssl.enabled.protocols on both sides)",
+                       peer);
+  }
+  if (reason == SSL_R_PEER_DID_NOT_RETURN_A_CERTIFICATE) {
+    return "the client sent no certificate but ssl.client.auth=required";
+  }
+  long verify = notes != nullptr && notes->verify_error != X509_V_OK ? notes->verify_error : f.verify_result;
+  if (verify != X509_V_OK && (reason == SSL_R_CERTIFICATE_VERIFY_FAILED || reason == 0 || notes != nullptr)) {
+    const std::string subject = notes != nullptr && !notes->failing_subject.empty() ? notes->failing_subject : "?";
+    const std::string issuer = notes != nullptr && !notes->failing_issuer.empty() ? notes->failing_issuer : "?";
+    if (is_untrusted_issuer(verify)) {
+      return fmt::format("the {}'s certificate ({}) was issued by {}, which is not in the truststore", peer, subject,
+                         issuer);
+    }
+    if (verify == X509_V_ERR_CERT_HAS_EXPIRED) return fmt::format("the {}'s certificate ({}) has expired", peer, subject);
+    if (verify == X509_V_ERR_CERT_NOT_YET_VALID) {
+      return fmt::format("the {}'s certificate ({}) is not valid yet (check the clocks)", peer, subject);
+    }
+    if (verify == X509_V_ERR_HOSTNAME_MISMATCH || verify == X509_V_ERR_IP_ADDRESS_MISMATCH) {
+      return fmt::format("the {}'s certificate ({}) does not name the host that was dialled in its SAN", peer, subject);
+    }
+    return fmt::format("the {}'s certificate ({}) was rejected: {}", peer, subject,
+                       X509_verify_cert_error_string(verify));
+  }
+  if (reason == SSL_R_NO_SHARED_CIPHER) {
+    return fmt::format("no shared cipher suite: the {} offers none of the enabled ssl.cipher.suites", peer);
+  }
+  if (reason == SSL_R_TLSV1_ALERT_UNKNOWN_CA || reason == SSL_R_SSLV3_ALERT_BAD_CERTIFICATE ||
+      reason == SSL_R_SSLV3_ALERT_CERTIFICATE_UNKNOWN || reason == SSL_R_SSLV3_ALERT_UNSUPPORTED_CERTIFICATE ||
+      reason == SSL_R_SSLV3_ALERT_CERTIFICATE_EXPIRED || reason == SSL_R_TLSV1_ALERT_DECRYPT_ERROR) {
+    return fmt::format("the {} rejected our certificate ({}): add our CA to its truststore or check the certificate",
+                       peer, ERR_reason_error_string(f.error_code));
+  }
+  if (reason == SSL_R_TLSV13_ALERT_CERTIFICATE_REQUIRED) {
+    return "the server requires a client certificate (ssl.client.auth=required) and none was sent";
+  }
+  if (reason == SSL_R_WRONG_VERSION_NUMBER || reason == SSL_R_HTTP_REQUEST || reason == SSL_R_PACKET_LENGTH_TOO_LONG ||
+      reason == SSL_R_UNKNOWN_PROTOCOL) {
+    return fmt::format("the {} does not speak TLS ({})", peer, ERR_reason_error_string(f.error_code));
+  }
+  if (f.ssl_error == SSL_ERROR_ZERO_RETURN || (f.ssl_error == SSL_ERROR_SYSCALL && f.error_code == 0)) {
+    if (f.sys_errno == ECONNRESET) return fmt::format("the {} reset the connection during the TLS handshake", peer);
+    if (f.sys_errno != 0) {
+      return fmt::format("the connection failed during the TLS handshake: {}", std::strerror(f.sys_errno));
+    }
+    return fmt::format("the {} closed the connection during the TLS handshake", peer);
+  }
+  if (f.error_code != 0) {
+    const char* text = ERR_reason_error_string(f.error_code);
+    return fmt::format("the TLS handshake failed: {}", text != nullptr ? text : "unknown OpenSSL error");
+  }
+  return "the TLS handshake failed for an unknown reason";
+}
+
+}  // namespace bulwark::tls
