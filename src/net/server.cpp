@@ -1,0 +1,1010 @@
+#include "net/server.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <climits>
+#include <cstring>
+#include <deque>
+#include <map>
+#include <mutex>
+#include <unordered_map>
+
+#include "base/log.h"
+
+namespace bulwark::net {
+
+using Clock = std::chrono::steady_clock;
+
+namespace detail {
+// What outlives a loop: Responders and posters hold it, so calls after stop() find `stopped` and do
+// nothing instead of touching freed memory.
+struct LoopShared {
+  std::mutex mutex;
+  std::vector<std::function<void()>> tasks;
+  bool stopped = false;
+  int wake_fd = -1;
+  std::atomic<std::thread::id> thread_id{};
+  EventLoop* loop = nullptr;  // valid while !stopped
+};
+}  // namespace detail
+
+namespace {
+
+constexpr std::size_t kScratchBytes = 64 * 1024;
+constexpr std::size_t kTlsStageBytes = 256 * 1024;
+constexpr int kMaxIov = 64;
+
+// At most `per_second` lines a second per limiter; the rest are counted and reported once.
+class RateLimitedLog {
+ public:
+  explicit RateLimitedLog(int per_second) : per_second_(per_second) {}
+  template <class... Args>
+  void info(fmt::format_string<Args...> f, Args&&... args) {
+    std::uint64_t suppressed = 0;
+    {
+      std::lock_guard lock(mutex_);
+      auto now = Clock::now();
+      if (now - window_start_ >= std::chrono::seconds(1)) {
+        suppressed = suppressed_;
+        suppressed_ = 0;
+        count_ = 0;
+        window_start_ = now;
+      }
+      if (count_ >= per_second_) {
+        ++suppressed_;
+        return;
+      }
+      ++count_;
+    }
+    if (suppressed > 0) log::info("({} similar connection log lines suppressed in the last second)", suppressed);
+    log::info(f, std::forward<Args>(args)...);
+  }
+
+ private:
+  std::mutex mutex_;
+  Clock::time_point window_start_{};
+  int per_second_;
+  int count_ = 0;
+  std::uint64_t suppressed_ = 0;
+};
+
+struct Pollable {
+  virtual ~Pollable() = default;
+  virtual void on_event(std::uint32_t events) = 0;
+};
+
+std::string errno_text(int err) { return std::strerror(err); }
+
+void format_address(const sockaddr_storage& addr, std::string& host, std::uint16_t& port) {
+  char buf[INET6_ADDRSTRLEN] = {};
+  if (addr.ss_family == AF_INET) {
+    const auto& a = reinterpret_cast<const sockaddr_in&>(addr);
+    inet_ntop(AF_INET, &a.sin_addr, buf, sizeof buf);
+    port = ntohs(a.sin_port);
+  } else if (addr.ss_family == AF_INET6) {
+    const auto& a = reinterpret_cast<const sockaddr_in6&>(addr);
+    inet_ntop(AF_INET6, &a.sin6_addr, buf, sizeof buf);
+    port = ntohs(a.sin6_port);
+  }
+  host = buf;
+}
+
+}  // namespace
+
+std::string_view to_string(SecurityProtocol protocol) {
+  switch (protocol) {
+    case SecurityProtocol::plaintext: return "PLAINTEXT";
+    case SecurityProtocol::ssl: return "SSL";
+    case SecurityProtocol::sasl_plaintext: return "SASL_PLAINTEXT";
+    case SecurityProtocol::sasl_ssl: return "SASL_SSL";
+  }
+  return "PLAINTEXT";
+}
+
+class Connection;
+struct ListenerState;
+
+struct detail::LoopImpl {
+  detail::ServerImpl* server = nullptr;
+  EventLoop* self = nullptr;
+  int epoll_fd = -1;
+  std::shared_ptr<detail::LoopShared> shared = std::make_shared<detail::LoopShared>();
+  std::thread thread;
+  bool running = true;
+  std::unordered_map<std::uint64_t, std::unique_ptr<Connection>> connections;
+  std::vector<std::unique_ptr<Connection>> graveyard;  // closed during this iteration; freed after it
+  std::vector<Connection*> dirty;                      // completed responses to flush after this iteration
+  // Timers; guarded by shared->mutex because any thread may add or cancel.
+  std::multimap<Clock::time_point, TimerId> timer_order;
+  std::unordered_map<TimerId, std::pair<Clock::time_point, std::function<void()>>> timers;
+  TimerId next_timer = 1;
+  Bytes scratch = Bytes(kScratchBytes);
+
+  void run();
+  void complete(std::uint64_t connection_id, std::uint64_t sequence, int kind, Bytes data);
+  void close_all();
+  void idle_scan();
+};
+
+struct detail::ServerImpl {
+  ServerOptions options;
+  RequestHandler* handler = nullptr;
+  std::vector<std::unique_ptr<EventLoop>> loops;
+  std::vector<std::unique_ptr<ListenerState>> listeners;
+  std::atomic<std::size_t> connections{0};
+  std::atomic<std::uint64_t> next_connection_id{1};
+  std::size_t next_loop = 0;
+  bool started = false;
+  bool stopped = false;
+  RateLimitedLog conn_log{20};
+  std::mutex stop_mutex;
+
+  void accept_on(ListenerState& listener);
+};
+
+struct ListenerState : Pollable {
+  detail::ServerImpl* server = nullptr;
+  detail::LoopImpl* loop = nullptr;
+  ListenerSpec spec;
+  int fd = -1;
+  std::uint16_t port = 0;
+  bool paused = false;
+  ~ListenerState() override {
+    if (fd >= 0) ::close(fd);
+  }
+  void on_event(std::uint32_t) override { server->accept_on(*this); }
+};
+
+// One client connection, owned by its loop and touched only on the loop's thread.
+class Connection : public Pollable {
+ public:
+  Connection(detail::LoopImpl& loop, int fd, PeerInfo peer, SslPtr ssl, tls::ClientAuth client_auth)
+      : loop_(loop), fd_(fd), peer_(std::move(peer)), ssl_(std::move(ssl)), client_auth_(client_auth) {
+    last_activity_ = Clock::now();
+    if (ssl_) {
+      notes_ = std::make_unique<tls::HandshakeNotes>();
+      tls::attach_notes(ssl_.get(), notes_.get());
+    }
+  }
+  ~Connection() override {
+    if (fd_ >= 0) ::close(fd_);
+    loop_.server->connections.fetch_sub(1);
+  }
+
+  Status register_fd() {
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.ptr = static_cast<Pollable*>(this);
+    events_ = EPOLLIN;
+    if (epoll_ctl(loop_.epoll_fd, EPOLL_CTL_ADD, fd_, &ev) != 0) {
+      return make_error(ErrorKind::io, "epoll_ctl: " + errno_text(errno));
+    }
+    return Status::success();
+  }
+
+  void on_event(std::uint32_t events) override {
+    if (closed_) return;
+    if (ssl_ && !handshake_done_) {
+      handshake();
+      return;
+    }
+    if (events & (EPOLLIN | EPOLLERR | EPOLLHUP)) {
+      if (write_wants_read_) flush();
+      if (!closed_) read_some();
+    }
+    if (!closed_ && (events & EPOLLOUT)) {
+      if (read_wants_write_) {
+        read_wants_write_ = false;
+        read_some();
+      }
+      if (!closed_) flush();
+    }
+    if (!closed_) update_interest();
+  }
+
+  // A responder finished request `sequence`.
+  void complete(std::uint64_t sequence, int kind_value, Bytes data) {
+    const auto kind = static_cast<Responder::Kind>(kind_value);
+    if (closed_ || sequence < first_seq_ || sequence - first_seq_ >= slots_.size()) return;
+    Slot& slot = slots_[sequence - first_seq_];
+    if (slot.done) return;  // a second answer to the same request is ignored
+    slot.done = true;
+    slot.kind = kind;
+    slot.data = std::move(data);
+    // Release every answered request at the front, in order.
+    while (!slots_.empty() && slots_.front().done) {
+      Slot& front = slots_.front();
+      if (front.kind == Responder::Kind::bytes && !closing_) {
+        out_.push_back(OutFrame{std::move(front.data), 0});
+        out_bytes_ += out_.back().body.size() + 4;
+      } else if (front.kind == Responder::Kind::close) {
+        closing_ = true;
+      }
+      slots_.pop_front();
+      ++first_seq_;
+    }
+    mark_dirty();
+  }
+
+  // Runs after the loop's events: writes what completed, resumes reading when slots freed up.
+  void after_completions() {
+    dirty_ = false;
+    if (closed_) return;
+    flush();
+    if (closed_) return;
+    if (!closing_ && !eof_ && paused_ && slots_.size() < loop_.server->options.max_in_flight_per_connection) {
+      paused_ = false;
+      read_some();
+      if (closed_) return;
+    }
+    finish_if_done();
+    if (!closed_) update_interest();
+  }
+
+  void close(bool notify = true) {
+    if (closed_) return;
+    closed_ = true;
+    epoll_ctl(loop_.epoll_fd, EPOLL_CTL_DEL, fd_, nullptr);
+    if (ssl_ && handshake_done_) {
+      SSL_shutdown(ssl_.get());  // best effort close_notify; the socket is nonblocking
+      ERR_clear_error();
+    }
+    ::shutdown(fd_, SHUT_RDWR);
+    if (notify) loop_.server->handler->on_connection_closed(peer_, state_.get());
+    state_.reset();
+    auto it = loop_.connections.find(peer_.connection_id);
+    if (it != loop_.connections.end()) {
+      loop_.graveyard.push_back(std::move(it->second));
+      loop_.connections.erase(it);
+    }
+  }
+
+  bool idle_for(Clock::time_point now, std::chrono::milliseconds limit) const {
+    return slots_.empty() && out_.empty() && now - last_activity_ >= limit;
+  }
+  const PeerInfo& peer() const { return peer_; }
+
+ private:
+  struct Slot {
+    bool done = false;
+    Responder::Kind kind = Responder::Kind::none;
+    Bytes data;
+  };
+  struct OutFrame {
+    Bytes body;
+    std::size_t written = 0;  // of header + body
+  };
+
+  void mark_dirty() {
+    if (!dirty_) {
+      dirty_ = true;
+      loop_.dirty.push_back(this);
+    }
+  }
+
+  const std::string& where() const { return peer_.listener; }
+
+  void handshake() {
+    if (!peeked_) {
+      // Keep the first bytes so a failure can tell plaintext or HTTP from TLS.
+      ssize_t n = ::recv(fd_, notes_->first_bytes, sizeof notes_->first_bytes, MSG_PEEK);
+      if (n == 0) {
+        log::debug("listener {}: {}:{} closed before the TLS handshake", where(), peer_.remote_address, peer_.remote_port);
+        close();
+        return;
+      }
+      if (n < 0) {
+        if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) return;
+        close();
+        return;
+      }
+      notes_->first_bytes_len = static_cast<std::uint8_t>(n);
+      peeked_ = true;
+    }
+    ERR_clear_error();
+    errno = 0;
+    const int r = SSL_do_handshake(ssl_.get());
+    if (r == 1) {
+      handshake_done_ = true;
+      last_activity_ = Clock::now();
+      tls::attach_notes(ssl_.get(), nullptr);
+      notes_.reset();
+      if (X509* cert = SSL_get1_peer_certificate(ssl_.get())) {
+        peer_.client_certificate.reset(cert);
+        peer_.client_subject = tls::subject_rfc2253(cert);
+      }
+      log::debug("listener {}: TLS with {}:{} established ({}, {}), client {}", where(), peer_.remote_address,
+                 peer_.remote_port, SSL_get_version(ssl_.get()), SSL_get_cipher_name(ssl_.get()),
+                 peer_.client_subject.empty() ? "without certificate" : peer_.client_subject);
+      read_some();
+      if (!closed_) update_interest();
+      return;
+    }
+    const int err = SSL_get_error(ssl_.get(), r);
+    if (err == SSL_ERROR_WANT_READ) {
+      set_interest(EPOLLIN);
+      return;
+    }
+    if (err == SSL_ERROR_WANT_WRITE) {
+      set_interest(EPOLLOUT);
+      return;
+    }
+    tls::HandshakeFailure failure;
+    failure.server_side = true;
+    failure.ssl_error = err;
+    failure.error_code = ERR_peek_error();
+    failure.sys_errno = errno;
+    failure.verify_result = SSL_get_verify_result(ssl_.get());
+    failure.client_auth = client_auth_;
+    failure.notes = notes_.get();
+    const std::string why = tls::explain_handshake_failure(failure);
+    ERR_clear_error();
+    loop_.server->conn_log.info("listener {}: TLS handshake with {}:{} failed: {}", where(), peer_.remote_address,
+                                peer_.remote_port, why);
+    close();
+  }
+
+  bool paused_for_in_flight() const {
+    return slots_.size() >= loop_.server->options.max_in_flight_per_connection;
+  }
+
+  void read_some() {
+    if (closed_ || closing_ || eof_) return;
+    if (!stash_.empty()) {
+      std::size_t used = feed(ByteView(stash_).subspan(stash_used_));
+      stash_used_ += used;
+      if (closed_) return;
+      if (stash_used_ < stash_.size()) {
+        paused_ = true;
+        return;
+      }
+      Bytes().swap(stash_);
+      stash_used_ = 0;
+    }
+    for (int round = 0; round < 16; ++round) {
+      if (paused_for_in_flight()) {
+        paused_ = true;
+        return;
+      }
+      ssize_t n;
+      if (ssl_) {
+        ERR_clear_error();
+        const int r = SSL_read(ssl_.get(), loop_.scratch.data(), static_cast<int>(loop_.scratch.size()));
+        if (r <= 0) {
+          const int err = SSL_get_error(ssl_.get(), r);
+          if (err == SSL_ERROR_WANT_READ) return;
+          if (err == SSL_ERROR_WANT_WRITE) {
+            read_wants_write_ = true;  // e.g. answering a KeyUpdate while the socket is full
+            return;
+          }
+          if (err == SSL_ERROR_ZERO_RETURN) {
+            on_eof();
+            return;
+          }
+          log::debug("listener {}: TLS read from {}:{} failed: {}", where(), peer_.remote_address, peer_.remote_port,
+                     openssl_errors());
+          close();
+          return;
+        }
+        n = r;
+      } else {
+        n = ::read(fd_, loop_.scratch.data(), loop_.scratch.size());
+        if (n < 0) {
+          if (errno == EAGAIN || errno == EWOULDBLOCK) return;
+          if (errno == EINTR) continue;
+          log::debug("listener {}: read from {}:{} failed: {}", where(), peer_.remote_address, peer_.remote_port,
+                     errno_text(errno));
+          close();
+          return;
+        }
+        if (n == 0) {
+          on_eof();
+          return;
+        }
+      }
+      last_activity_ = Clock::now();
+      ByteView data(loop_.scratch.data(), static_cast<std::size_t>(n));
+      std::size_t used = feed(data);
+      if (closed_ || closing_) return;
+      if (used < data.size()) {
+        // Too many requests in flight: keep the rest (at most one read) until some are answered.
+        stash_.assign(data.begin() + static_cast<std::ptrdiff_t>(used), data.end());
+        stash_used_ = 0;
+        paused_ = true;
+        return;
+      }
+    }
+    // Still more to read: come back after other connections had their turn. TLS may hold decrypted
+    // bytes that epoll cannot see, so ask for another round explicitly.
+    if (ssl_ && SSL_has_pending(ssl_.get())) {
+      std::uint64_t id = peer_.connection_id;
+      detail::LoopImpl* loop = &loop_;
+      loop_.self->post([loop, id] {
+        auto it = loop->connections.find(id);
+        if (it != loop->connections.end()) it->second->on_event(EPOLLIN);
+      });
+    }
+  }
+
+  void on_eof() {
+    eof_ = true;
+    finish_if_done();
+  }
+
+  // Closes once a half-closed or closing connection has nothing more to write.
+  void finish_if_done() {
+    if (closed_) return;
+    if (closing_ && out_.empty() && tls_stage_.empty()) {
+      close();
+    } else if (eof_ && slots_.empty() && out_.empty() && tls_stage_.empty()) {
+      close();
+    }
+  }
+
+  // Consumes framed requests from data; returns how much was used (less when in-flight is full).
+  std::size_t feed(ByteView data) {
+    const auto& options = loop_.server->options;
+    std::size_t pos = 0;
+    while (pos < data.size() && !closed_ && !closing_) {
+      if (!in_body_) {
+        if (paused_for_in_flight()) break;
+        while (header_got_ < 4 && pos < data.size()) header_[header_got_++] = data[pos++];
+        if (header_got_ < 4) break;
+        const std::int32_t size = static_cast<std::int32_t>(static_cast<std::uint32_t>(header_[0]) << 24 |
+                                                            static_cast<std::uint32_t>(header_[1]) << 16 |
+                                                            static_cast<std::uint32_t>(header_[2]) << 8 | header_[3]);
+        if (size <= 0 || static_cast<std::size_t>(size) > options.max_frame_bytes) {
+          loop_.server->conn_log.info(
+              "listener {}: closing {}:{}: invalid request size {} (must be 1..{}, socket.request.max.bytes){}",
+              where(), peer_.remote_address, peer_.remote_port, size, options.max_frame_bytes,
+              header_[0] == 'G' || header_[0] == 'P' || header_[0] == 'H' ? " - is this an HTTP client?"
+              : header_[0] == 0x16                                         ? " - is this a TLS client on a plaintext port?"
+                                                                           : "");
+          close();
+          return pos;
+        }
+        body_size_ = static_cast<std::size_t>(size);
+        // Grow with what arrives rather than trusting a large size up front.
+        body_.reserve(std::min<std::size_t>(body_size_, 1 << 20));
+        in_body_ = true;
+      }
+      const std::size_t take = std::min(body_size_ - body_.size(), data.size() - pos);
+      body_.insert(body_.end(), data.begin() + static_cast<std::ptrdiff_t>(pos),
+                   data.begin() + static_cast<std::ptrdiff_t>(pos + take));
+      pos += take;
+      if (body_.size() < body_size_) break;
+      in_body_ = false;
+      header_got_ = 0;
+      dispatch(std::move(body_));
+      body_ = Bytes();
+    }
+    return pos;
+  }
+
+  void dispatch(Bytes frame) {
+    const std::uint64_t seq = first_seq_ + slots_.size();
+    slots_.emplace_back();
+    Responder responder(loop_.shared, peer_.connection_id, seq);
+    RequestContext ctx{peer_, state_, *loop_.self};
+    loop_.server->handler->on_request(ctx, std::move(frame), std::move(responder));
+  }
+
+  void flush() {
+    write_wants_read_ = false;
+    if (ssl_) {
+      flush_tls();
+    } else {
+      flush_plain();
+    }
+    if (!closed_ && out_.empty() && tls_stage_.empty()) finish_if_done();
+  }
+
+  void flush_plain() {
+    while (!out_.empty()) {
+      iovec iov[kMaxIov];
+      std::uint8_t headers[kMaxIov / 2][4];
+      int count = 0;
+      for (std::size_t i = 0; i < out_.size() && i < kMaxIov / 2; ++i) {
+        OutFrame& f = out_[i];
+        if (f.written < 4) {
+          const std::uint32_t size = static_cast<std::uint32_t>(f.body.size());
+          std::uint8_t* h = headers[i];
+          h[0] = static_cast<std::uint8_t>(size >> 24);
+          h[1] = static_cast<std::uint8_t>(size >> 16);
+          h[2] = static_cast<std::uint8_t>(size >> 8);
+          h[3] = static_cast<std::uint8_t>(size);
+          iov[count++] = iovec{h + f.written, 4 - f.written};
+          iov[count++] = iovec{f.body.data(), f.body.size()};
+        } else {
+          iov[count++] = iovec{f.body.data() + (f.written - 4), f.body.size() - (f.written - 4)};
+        }
+      }
+      msghdr msg{};
+      msg.msg_iov = iov;
+      msg.msg_iovlen = static_cast<std::size_t>(count);
+      ssize_t n = ::sendmsg(fd_, &msg, MSG_NOSIGNAL);
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        if (errno == EAGAIN || errno == EWOULDBLOCK) return;
+        log::debug("listener {}: write to {}:{} failed: {}", where(), peer_.remote_address, peer_.remote_port,
+                   errno_text(errno));
+        close();
+        return;
+      }
+      last_activity_ = Clock::now();
+      consume_written(static_cast<std::size_t>(n));
+    }
+  }
+
+  void consume_written(std::size_t n) {
+    while (n > 0 && !out_.empty()) {
+      OutFrame& f = out_.front();
+      const std::size_t left = f.body.size() + 4 - f.written;
+      if (n < left) {
+        f.written += n;
+        out_bytes_ -= n;
+        return;
+      }
+      n -= left;
+      out_bytes_ -= left;
+      out_.pop_front();
+    }
+  }
+
+  void flush_tls() {
+    for (;;) {
+      if (tls_stage_used_ == tls_stage_.size()) {
+        // Batch frames into large SSL_write calls: fewer, fuller TLS records.
+        Bytes().swap(tls_stage_);
+        tls_stage_used_ = 0;
+        if (out_.empty()) return;
+        std::size_t want = 0;
+        for (const auto& f : out_) {
+          if (want > 0 && want + f.body.size() + 4 > kTlsStageBytes) break;
+          want += f.body.size() + 4;
+        }
+        tls_stage_.reserve(want);
+        while (!out_.empty() && tls_stage_.size() + out_.front().body.size() + 4 <= std::max(want, std::size_t{4})) {
+          OutFrame& f = out_.front();
+          const std::uint32_t size = static_cast<std::uint32_t>(f.body.size());
+          const std::uint8_t h[4] = {static_cast<std::uint8_t>(size >> 24), static_cast<std::uint8_t>(size >> 16),
+                                     static_cast<std::uint8_t>(size >> 8), static_cast<std::uint8_t>(size)};
+          tls_stage_.insert(tls_stage_.end(), h, h + 4);
+          tls_stage_.insert(tls_stage_.end(), f.body.begin(), f.body.end());
+          out_bytes_ -= f.body.size() + 4;
+          out_.pop_front();
+        }
+      }
+      ERR_clear_error();
+      const std::size_t left = tls_stage_.size() - tls_stage_used_;
+      const int r = SSL_write(ssl_.get(), tls_stage_.data() + tls_stage_used_,
+                              static_cast<int>(std::min<std::size_t>(left, INT_MAX)));
+      if (r > 0) {
+        tls_stage_used_ += static_cast<std::size_t>(r);
+        last_activity_ = Clock::now();
+        continue;
+      }
+      const int err = SSL_get_error(ssl_.get(), r);
+      if (err == SSL_ERROR_WANT_WRITE) return;
+      if (err == SSL_ERROR_WANT_READ) {
+        write_wants_read_ = true;
+        return;
+      }
+      log::debug("listener {}: TLS write to {}:{} failed: {}", where(), peer_.remote_address, peer_.remote_port,
+                 openssl_errors());
+      close();
+      return;
+    }
+  }
+
+  void update_interest() {
+    std::uint32_t want = 0;
+    const bool pending_out = !out_.empty() || tls_stage_used_ < tls_stage_.size();
+    if (pending_out || read_wants_write_) want |= EPOLLOUT;
+    if ((!paused_ && !eof_ && !closing_) || write_wants_read_) want |= EPOLLIN;
+    set_interest(want);
+  }
+
+  void set_interest(std::uint32_t want) {
+    if (closed_ || want == events_) return;
+    epoll_event ev{};
+    ev.events = want;
+    ev.data.ptr = static_cast<Pollable*>(this);
+    if (epoll_ctl(loop_.epoll_fd, EPOLL_CTL_MOD, fd_, &ev) == 0) events_ = want;
+  }
+
+  detail::LoopImpl& loop_;
+  int fd_;
+  PeerInfo peer_;
+  std::unique_ptr<ConnectionState> state_;
+  SslPtr ssl_;
+  tls::ClientAuth client_auth_;
+  std::unique_ptr<tls::HandshakeNotes> notes_;
+  Clock::time_point last_activity_;
+  std::uint32_t events_ = 0;
+  bool closed_ = false, closing_ = false, eof_ = false, paused_ = false, dirty_ = false;
+  bool handshake_done_ = false, peeked_ = false, read_wants_write_ = false, write_wants_read_ = false;
+  // Framing of the request being read.
+  std::uint8_t header_[4] = {};
+  std::uint8_t header_got_ = 0;
+  bool in_body_ = false;
+  std::size_t body_size_ = 0;
+  Bytes body_;
+  Bytes stash_;  // read but not yet framed while in-flight was full
+  std::size_t stash_used_ = 0;
+  // Ordering: slots_[i] is request first_seq_ + i.
+  std::deque<Slot> slots_;
+  std::uint64_t first_seq_ = 0;
+  std::deque<OutFrame> out_;
+  std::size_t out_bytes_ = 0;
+  Bytes tls_stage_;
+  std::size_t tls_stage_used_ = 0;
+};
+
+// ---- Responder ----
+
+void Responder::respond(Bytes frame) { complete(Kind::bytes, std::move(frame)); }
+void Responder::respond_none() { complete(Kind::none, {}); }
+void Responder::close_connection() { complete(Kind::close, {}); }
+
+void Responder::complete(Kind kind, Bytes data) {
+  if (!loop_) return;
+  auto shared = std::move(loop_);  // exactly once: later calls on this copy do nothing
+  if (shared->thread_id.load() == std::this_thread::get_id()) {
+    shared->loop->impl().complete(connection_id_, sequence_, static_cast<int>(kind), std::move(data));
+    return;
+  }
+  std::lock_guard lock(shared->mutex);
+  if (shared->stopped) return;
+  EventLoop* loop = shared->loop;
+  shared->tasks.push_back([loop, id = connection_id_, seq = sequence_, kind, d = std::move(data)]() mutable {
+    loop->impl().complete(id, seq, static_cast<int>(kind), std::move(d));
+  });
+  std::uint64_t one = 1;
+  [[maybe_unused]] auto w = ::write(shared->wake_fd, &one, sizeof one);
+}
+
+// ---- EventLoop ----
+
+EventLoop::EventLoop(std::unique_ptr<detail::LoopImpl> impl) : impl_(std::move(impl)) { impl_->self = this; }
+
+EventLoop::~EventLoop() {
+  if (impl_) {
+    {
+      std::lock_guard lock(impl_->shared->mutex);
+      impl_->shared->stopped = true;
+      impl_->shared->tasks.clear();
+      if (impl_->shared->wake_fd >= 0) ::close(impl_->shared->wake_fd);
+      impl_->shared->wake_fd = -1;
+    }
+    if (impl_->epoll_fd >= 0) ::close(impl_->epoll_fd);
+  }
+}
+
+void EventLoop::post(std::function<void()> fn) {
+  std::lock_guard lock(impl_->shared->mutex);
+  if (impl_->shared->stopped) return;
+  impl_->shared->tasks.push_back(std::move(fn));
+  std::uint64_t one = 1;
+  [[maybe_unused]] auto w = ::write(impl_->shared->wake_fd, &one, sizeof one);
+}
+
+TimerId EventLoop::run_after(std::chrono::milliseconds delay, std::function<void()> fn) {
+  std::lock_guard lock(impl_->shared->mutex);
+  const TimerId id = impl_->next_timer++;
+  const auto when = Clock::now() + delay;
+  impl_->timers.emplace(id, std::make_pair(when, std::move(fn)));
+  impl_->timer_order.emplace(when, id);
+  std::uint64_t one = 1;
+  if (!impl_->shared->stopped) {
+    [[maybe_unused]] auto w = ::write(impl_->shared->wake_fd, &one, sizeof one);
+  }
+  return id;
+}
+
+void EventLoop::cancel(TimerId id) {
+  std::lock_guard lock(impl_->shared->mutex);
+  impl_->timers.erase(id);  // its timer_order entry is skipped when it comes due
+}
+
+bool EventLoop::in_loop_thread() const { return impl_->shared->thread_id.load() == std::this_thread::get_id(); }
+
+void detail::LoopImpl::complete(std::uint64_t connection_id, std::uint64_t sequence, int kind, Bytes data) {
+  auto it = connections.find(connection_id);
+  if (it == connections.end()) return;  // closed meanwhile: nothing to do
+  it->second->complete(sequence, kind, std::move(data));
+}
+
+void detail::LoopImpl::close_all() {
+  while (!connections.empty()) connections.begin()->second->close();
+  graveyard.clear();
+}
+
+void detail::LoopImpl::idle_scan() {
+  const auto limit = server->options.idle_timeout;
+  const auto now = Clock::now();
+  std::vector<Connection*> idle;
+  for (auto& [id, conn] : connections) {
+    if (conn->idle_for(now, limit)) idle.push_back(conn.get());
+  }
+  for (Connection* conn : idle) {
+    log::debug("listener {}: closing {}:{} after {} ms idle", conn->peer().listener, conn->peer().remote_address,
+               conn->peer().remote_port, limit.count());
+    conn->close();
+  }
+}
+
+void detail::LoopImpl::run() {
+  shared->thread_id.store(std::this_thread::get_id());
+  epoll_event events[256];
+  std::vector<std::function<void()>> tasks;
+  const auto idle = server->options.idle_timeout;
+  const auto scan_every =
+      std::clamp(idle / 4, std::chrono::milliseconds(10), std::chrono::milliseconds(1000));
+  auto next_scan = Clock::now() + scan_every;
+  while (running) {
+    int timeout_ms = static_cast<int>(scan_every.count());
+    {
+      std::lock_guard lock(shared->mutex);
+      auto now = Clock::now();
+      auto next = next_scan;
+      if (!timer_order.empty()) next = std::min(next, timer_order.begin()->first);
+      timeout_ms = next <= now ? 0
+                               : static_cast<int>(std::chrono::duration_cast<std::chrono::milliseconds>(next - now).count() + 1);
+      if (!shared->tasks.empty()) timeout_ms = 0;
+    }
+    const int n = epoll_wait(epoll_fd, events, 256, timeout_ms);
+    for (int i = 0; i < n; ++i) {
+      if (events[i].data.ptr == nullptr) {
+        std::uint64_t value;
+        [[maybe_unused]] auto r = ::read(shared->wake_fd, &value, sizeof value);
+        continue;
+      }
+      static_cast<Pollable*>(events[i].data.ptr)->on_event(events[i].events);
+    }
+    {
+      std::lock_guard lock(shared->mutex);
+      tasks.swap(shared->tasks);
+    }
+    for (auto& task : tasks) task();
+    tasks.clear();
+    // Due timers, run without the lock so they may add or cancel timers.
+    for (;;) {
+      std::function<void()> fn;
+      {
+        std::lock_guard lock(shared->mutex);
+        if (timer_order.empty() || timer_order.begin()->first > Clock::now()) break;
+        const TimerId id = timer_order.begin()->second;
+        timer_order.erase(timer_order.begin());
+        auto it = timers.find(id);
+        if (it == timers.end()) continue;
+        fn = std::move(it->second.second);
+        timers.erase(it);
+      }
+      fn();
+    }
+    if (Clock::now() >= next_scan) {
+      idle_scan();
+      next_scan = Clock::now() + scan_every;
+    }
+    // Flush completed responses, batching everything completed in this iteration per connection.
+    for (std::size_t i = 0; i < dirty.size(); ++i) dirty[i]->after_completions();
+    dirty.clear();
+    graveyard.clear();
+  }
+  close_all();
+  std::lock_guard lock(shared->mutex);
+  shared->stopped = true;
+  shared->thread_id.store(std::thread::id());
+  shared->tasks.clear();
+  timers.clear();
+  timer_order.clear();
+}
+
+// ---- Server ----
+
+Server::Server(ServerOptions options, RequestHandler& handler) : impl_(std::make_unique<detail::ServerImpl>()) {
+  impl_->options = options;
+  if (impl_->options.threads < 1) impl_->options.threads = 1;
+  if (impl_->options.max_in_flight_per_connection < 1) impl_->options.max_in_flight_per_connection = 1;
+  impl_->handler = &handler;
+}
+
+Server::~Server() { stop(); }
+
+Status Server::add_listener(ListenerSpec spec) {
+  if (impl_->started) return make_error(ErrorKind::invalid_argument, "add listeners before start()");
+  if (uses_tls(spec.protocol) && !spec.tls) {
+    return make_error(ErrorKind::invalid_argument,
+                      fmt::format("listener {} is {} but has no TLS context (set ssl.keystore.*)", spec.name,
+                                  to_string(spec.protocol)));
+  }
+  for (const auto& l : impl_->listeners) {
+    if (l->spec.name == spec.name) {
+      return make_error(ErrorKind::already_exists, fmt::format("listener {} is defined twice", spec.name));
+    }
+  }
+  std::string host = spec.host.empty() ? "0.0.0.0" : spec.host;
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+  addrinfo* found = nullptr;
+  const std::string port = std::to_string(spec.port);
+  if (int rc = getaddrinfo(host.c_str(), port.c_str(), &hints, &found); rc != 0) {
+    return make_error(ErrorKind::invalid_argument,
+                      fmt::format("listener {}: cannot resolve host \"{}\": {}", spec.name, host, gai_strerror(rc)));
+  }
+  std::unique_ptr<addrinfo, decltype(&freeaddrinfo)> guard(found, freeaddrinfo);
+  int fd = ::socket(found->ai_family, found->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return make_error(ErrorKind::io, fmt::format("listener {}: socket: {}", spec.name, errno_text(errno)));
+  auto listener = std::make_unique<ListenerState>();
+  listener->fd = fd;
+  int one = 1;
+  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  if (::bind(fd, found->ai_addr, found->ai_addrlen) != 0) {
+    return make_error(ErrorKind::io, fmt::format("listener {}: cannot bind {}:{}: {}", spec.name, host, spec.port,
+                                                 errno_text(errno)));
+  }
+  if (::listen(fd, 1024) != 0) {
+    return make_error(ErrorKind::io, fmt::format("listener {}: listen: {}", spec.name, errno_text(errno)));
+  }
+  sockaddr_storage bound{};
+  socklen_t len = sizeof bound;
+  getsockname(fd, reinterpret_cast<sockaddr*>(&bound), &len);
+  std::string bound_host;
+  format_address(bound, bound_host, listener->port);
+  listener->server = impl_.get();
+  listener->spec = std::move(spec);
+  log::info("listener {} ({}) bound to {}:{}", listener->spec.name, to_string(listener->spec.protocol), bound_host,
+            listener->port);
+  impl_->listeners.push_back(std::move(listener));
+  return Status::success();
+}
+
+Status Server::start() {
+  if (impl_->started) return make_error(ErrorKind::invalid_argument, "the server is already started");
+  // Writes to a peer that went away must be an error value, not a process-killing signal (OpenSSL's
+  // socket BIO uses write(), which cannot pass MSG_NOSIGNAL).
+  ::signal(SIGPIPE, SIG_IGN);
+  for (int i = 0; i < impl_->options.threads; ++i) {
+    auto impl = std::make_unique<detail::LoopImpl>();
+    impl->server = impl_.get();
+    impl->epoll_fd = epoll_create1(EPOLL_CLOEXEC);
+    impl->shared->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (impl->epoll_fd < 0 || impl->shared->wake_fd < 0) {
+      return make_error(ErrorKind::io, "cannot create an event loop: " + errno_text(errno));
+    }
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.ptr = nullptr;
+    epoll_ctl(impl->epoll_fd, EPOLL_CTL_ADD, impl->shared->wake_fd, &ev);
+    auto* raw = impl.get();
+    impl_->loops.push_back(std::unique_ptr<EventLoop>(new EventLoop(std::move(impl))));
+    raw->shared->loop = impl_->loops.back().get();
+  }
+  // One acceptor (loop 0) spreads connections round-robin over the loops.
+  detail::LoopImpl* acceptor = &impl_->loops.front()->impl();
+  for (auto& listener : impl_->listeners) {
+    listener->loop = acceptor;
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.ptr = static_cast<Pollable*>(listener.get());
+    if (epoll_ctl(acceptor->epoll_fd, EPOLL_CTL_ADD, listener->fd, &ev) != 0) {
+      return make_error(ErrorKind::io, "epoll_ctl(listener): " + errno_text(errno));
+    }
+  }
+  impl_->started = true;
+  for (auto& loop : impl_->loops) {
+    detail::LoopImpl* impl = &loop->impl();
+    impl->thread = std::thread([impl] { impl->run(); });
+  }
+  return Status::success();
+}
+
+void detail::ServerImpl::accept_on(ListenerState& listener) {
+  for (int accepted = 0; accepted < 256; ++accepted) {
+    sockaddr_storage addr{};
+    socklen_t len = sizeof addr;
+    int fd = ::accept4(listener.fd, reinterpret_cast<sockaddr*>(&addr), &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0) {
+      if (errno == EAGAIN || errno == EWOULDBLOCK || errno == ECONNABORTED || errno == EINTR) return;
+      if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+        // Out of descriptors: stop accepting for a moment instead of spinning on a readable socket.
+        conn_log.info("listener {}: cannot accept: {}; pausing accepts for 100 ms", listener.spec.name,
+                      errno_text(errno));
+        epoll_ctl(listener.loop->epoll_fd, EPOLL_CTL_DEL, listener.fd, nullptr);
+        ListenerState* l = &listener;
+        listener.loop->self->run_after(std::chrono::milliseconds(100), [l] {
+          epoll_event ev{};
+          ev.events = EPOLLIN;
+          ev.data.ptr = static_cast<Pollable*>(l);
+          epoll_ctl(l->loop->epoll_fd, EPOLL_CTL_ADD, l->fd, &ev);
+        });
+        return;
+      }
+      log::warn("listener {}: accept failed: {}", listener.spec.name, errno_text(errno));
+      return;
+    }
+    PeerInfo peer;
+    format_address(addr, peer.remote_address, peer.remote_port);
+    if (connections.load() >= options.max_connections) {
+      conn_log.info("listener {}: refusing {}:{}: already {} connections (max_connections)", listener.spec.name,
+                    peer.remote_address, peer.remote_port, options.max_connections);
+      ::close(fd);
+      continue;
+    }
+    connections.fetch_add(1);
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    peer.connection_id = next_connection_id.fetch_add(1);
+    peer.listener = listener.spec.name;
+    peer.protocol = listener.spec.protocol;
+    SslPtr ssl;
+    tls::ClientAuth client_auth = tls::ClientAuth::none;
+    if (uses_tls(listener.spec.protocol)) {
+      ssl.reset(SSL_new(listener.spec.tls->current().get()));
+      client_auth = listener.spec.tls->client_auth();
+      if (!ssl || SSL_set_fd(ssl.get(), fd) != 1) {
+        log::warn("listener {}: cannot create a TLS session: {}", listener.spec.name, openssl_errors());
+        ::close(fd);
+        connections.fetch_sub(1);
+        continue;
+      }
+      SSL_set_accept_state(ssl.get());
+    }
+    detail::LoopImpl* target = &loops[next_loop++ % loops.size()]->impl();
+    auto conn = std::make_shared<std::unique_ptr<Connection>>(
+        std::make_unique<Connection>(*target, fd, std::move(peer), std::move(ssl), client_auth));
+    auto adopt = [target, conn] {
+      Connection* c = conn->get();
+      if (Status s = c->register_fd(); !s.ok()) {
+        log::warn("cannot watch a new connection: {}", s.error().message);
+        return;  // the Connection destructor closes the socket
+      }
+      target->connections.emplace(c->peer().connection_id, std::move(*conn));
+    };
+    if (target == listener.loop) {
+      adopt();
+    } else {
+      target->self->post(adopt);  // if the loop has stopped, the task is dropped and the socket closed
+    }
+  }
+}
+
+void Server::stop() {
+  std::lock_guard lock(impl_->stop_mutex);
+  if (impl_->stopped) return;
+  impl_->stopped = true;
+  for (auto& loop : impl_->loops) {
+    detail::LoopImpl* impl = &loop->impl();
+    loop->post([impl] { impl->running = false; });
+  }
+  for (auto& loop : impl_->loops) {
+    if (loop->impl().thread.joinable()) loop->impl().thread.join();
+  }
+  impl_->listeners.clear();
+  impl_->loops.clear();
+}
+
+std::uint16_t Server::bound_port(const std::string& listener) const {
+  for (const auto& l : impl_->listeners) {
+    if (l->spec.name == listener) return l->port;
+  }
+  return 0;
+}
+
+std::size_t Server::connection_count() const { return impl_->connections.load(); }
+
+}  // namespace bulwark::net
