@@ -1,0 +1,260 @@
+// Partition logs as Kafka lays them out on disk, and the manager of all of them on one broker.
+//
+// Layout: <log.dir>/<topic>-<partition>/ holds segments named by their base offset (20 digits):
+//   00000000000000000000.log        record batches (magic v2) exactly as on the wire, offsets assigned
+//   00000000000000000000.index      sparse offset index: (relative offset u32, file position u32) BE,
+//                                   one entry per index.interval.bytes, keyed by a batch's last offset
+//   00000000000000000000.timeindex  time index: (timestamp i64, relative offset u32) BE, increasing
+//   log-start-offset                checkpoint written by delete_records_before (survives restart)
+// On open every segment's batch headers are scanned (the last segment also with CRC-32C), the log is
+// truncated at the first torn or corrupt batch, the indexes are rebuilt in memory (and rewritten on disk
+// when they differ) and the idempotent-producer table is rebuilt from the batch headers.
+//
+// Thread safety: PartitionLog is internally synchronized; every public method may be called from any
+// thread. Appends, truncation and deletion are serialized by one mutex; read() locates the bytes under
+// the mutex and copies them with pread outside it (segments stay alive while a read holds them).
+// LogManager is internally synchronized too; the PartitionLog it hands out is a shared_ptr that stays
+// valid after the partition is deleted (later calls on it then fail with LogError::io or read nothing).
+//
+// Errors are values: LogResult<T> carries a LogError the broker maps to a Kafka error code, and a
+// message in plain words naming the file. LogFailure converts to base Error, so BULWARK_TRY works.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <utility>
+#include <variant>
+#include <vector>
+
+#include "base/bytes.h"
+#include "base/result.h"
+
+namespace bulwark::storage {
+
+enum class LogError {
+  corrupt_message,         // CORRUPT_MESSAGE: bad header, magic, CRC, partial batch
+  message_too_large,       // MESSAGE_TOO_LARGE: one batch above max.message.bytes
+  out_of_order_sequence,   // OUT_OF_ORDER_SEQUENCE_NUMBER
+  invalid_producer_epoch,  // INVALID_PRODUCER_EPOCH
+  offset_out_of_range,     // OFFSET_OUT_OF_RANGE
+  invalid_argument,        // caller error (bad offsets in a replicated append, bad config, bad name)
+  not_found,               // no such partition
+  already_exists,
+  io,                      // KAFKA_STORAGE_ERROR: the operating system said no
+};
+
+const char* to_string(LogError error);
+
+struct LogFailure {
+  LogError code = LogError::io;
+  std::string message;
+
+  LogFailure() = default;
+  LogFailure(LogError c, std::string m) : code(c), message(std::move(m)) {}
+  // From base errors (file helpers): io stays io, corrupt becomes corrupt_message, etc.
+  LogFailure(const Error& error);  // NOLINT(implicit)
+  operator Error() const;          // NOLINT(implicit): coarse kind for callers that only propagate
+};
+
+template <class T>
+class [[nodiscard]] LogResult {
+ public:
+  LogResult(T value) : state_(std::move(value)) {}
+  LogResult(LogFailure failure) : state_(std::move(failure)) {}
+  LogResult(const Error& error) : state_(LogFailure(error)) {}
+
+  bool ok() const { return state_.index() == 0; }
+  explicit operator bool() const { return ok(); }
+  T& value() & { return std::get<0>(state_); }
+  const T& value() const& { return std::get<0>(state_); }
+  T&& value() && { return std::get<0>(std::move(state_)); }
+  T* operator->() { return &value(); }
+  const T* operator->() const { return &value(); }
+  T& operator*() & { return value(); }
+  const LogFailure& error() const { return std::get<1>(state_); }
+  LogError code() const { return error().code; }
+
+ private:
+  std::variant<T, LogFailure> state_;
+};
+
+struct LogDone {};
+using LogStatus = LogResult<LogDone>;
+
+enum class TimestampType { create_time, log_append_time };
+
+// Per-partition settings, named after Kafka's topic configs. -1 means unlimited / disabled where noted.
+struct LogConfig {
+  std::int64_t segment_bytes = 1ll << 30;                 // log.segment.bytes (at most 2 GiB - 1)
+  std::int64_t segment_ms = 7ll * 24 * 3600 * 1000;       // log.roll.ms
+  std::int32_t index_interval_bytes = 4096;               // index.interval.bytes
+  std::int64_t retention_ms = 7ll * 24 * 3600 * 1000;     // log.retention.ms, -1 = unlimited
+  std::int64_t retention_bytes = -1;                      // log.retention.bytes, -1 = unlimited
+  std::int64_t flush_interval_messages = INT64_MAX;       // log.flush.interval.messages (1 = fsync every append)
+  std::int64_t flush_interval_ms = -1;                    // log.flush.interval.ms, -1 = never by time
+  std::int32_t max_message_bytes = 1048588;               // max.message.bytes (default for AppendOptions)
+  TimestampType timestamp_type = TimestampType::create_time;  // message.timestamp.type
+};
+
+struct AppendOptions {
+  // true: the leader path (client produce): offsets assigned from the log end, idempotence checked.
+  // false: the follower path: batches keep their offsets, which must start at the log end offset.
+  bool assign_offsets = true;
+  std::int32_t max_message_bytes = 1048588;  // per batch, including the 12-byte log overhead
+  TimestampType timestamp_type = TimestampType::create_time;
+  std::int64_t now_ms = 0;                   // wall clock, for LogAppendTime and log.roll.ms
+  std::int32_t leader_epoch = -1;            // written as partitionLeaderEpoch when >= 0
+};
+
+struct AppendResult {
+  std::int64_t base_offset = -1;
+  std::int64_t last_offset = -1;
+  std::int64_t log_append_time = -1;  // -1 unless LogAppendTime
+  std::int64_t log_start_offset = 0;
+  std::int32_t record_count = 0;
+  bool duplicate = false;  // an idempotent retry: nothing appended, original offsets returned
+};
+
+struct FetchData {
+  Bytes bytes;  // whole batches, the first one containing fetch_offset; empty at the log end
+  std::int64_t log_start_offset = 0;
+  std::int64_t log_end_offset = 0;
+};
+
+struct TimestampOffset {
+  std::int64_t timestamp = -1;
+  std::int64_t offset = -1;
+};
+
+// What the partition remembers about one idempotent producer (Kafka's ProducerStateEntry).
+struct ProducerBatchMeta {
+  std::int32_t first_sequence = 0;
+  std::int32_t last_sequence = 0;
+  std::int64_t first_offset = 0;
+  std::int64_t last_offset = 0;
+};
+struct ProducerState {
+  std::int16_t epoch = -1;
+  std::deque<ProducerBatchMeta> batches;  // the last 5, oldest first
+  std::int64_t last_timestamp = -1;
+};
+
+class Segment;
+
+class PartitionLog {
+ public:
+  // Opens (creating when missing) the partition directory and recovers it. The log start offset is the
+  // checkpointed one, or the first segment's base offset, or 0 for a new log.
+  static LogResult<std::shared_ptr<PartitionLog>> open(const std::filesystem::path& dir, const LogConfig& config);
+  ~PartitionLog();
+  PartitionLog(const PartitionLog&) = delete;
+  PartitionLog& operator=(const PartitionLog&) = delete;
+
+  // Validates every batch of a Produce records blob, then writes them all with one write (nothing is
+  // written when any batch fails). See AppendOptions for the leader and follower paths.
+  LogResult<AppendResult> append(ByteView records, const AppendOptions& options);
+
+  // Whole batches starting with the one containing fetch_offset, from one segment, at most max_bytes
+  // (but at least one batch, KIP-74), only batches whose last offset is below max_offset_exclusive
+  // (high watermark for consumers, log end offset for followers). fetch_offset outside
+  // [log_start_offset, log_end_offset] gives offset_out_of_range.
+  LogResult<FetchData> read(std::int64_t fetch_offset, std::size_t max_bytes, std::int64_t max_offset_exclusive);
+
+  // First record whose timestamp >= ts (nullopt when none). Earliest/latest are the caller's business.
+  LogResult<std::optional<TimestampOffset>> offset_for_timestamp(std::int64_t timestamp);
+
+  // DeleteRecords: moves the log start offset forward (never past the log end), deletes the segments
+  // entirely below it and checkpoints it. Returns the new log start offset.
+  LogResult<std::int64_t> delete_records_before(std::int64_t offset);
+
+  // Deletes whole old segments by retention.ms and retention.bytes, never the active one. Returns how
+  // many segments went.
+  LogResult<std::size_t> enforce_retention(std::int64_t now_ms);
+
+  // Removes every batch at or above offset (a follower truncating to the leader's log), at batch
+  // boundaries, and rebuilds the producer table.
+  LogStatus truncate_to(std::int64_t offset);
+
+  // fdatasync when log.flush.interval.ms has passed since the last flush and something is unflushed.
+  LogStatus maybe_flush(std::int64_t now_ms);
+  LogStatus flush();  // fdatasync the active segment now
+
+  std::int64_t log_start_offset() const;
+  std::int64_t log_end_offset() const;
+  std::int64_t size_bytes() const;
+  std::size_t segment_count() const;
+  std::vector<std::int64_t> segment_base_offsets() const;
+  std::optional<ProducerState> producer_state(std::int64_t producer_id) const;
+  LogConfig config() const;
+  void set_config(const LogConfig& config);  // takes effect on the next append / retention check
+  const std::filesystem::path& dir() const { return dir_; }
+
+  // Closes the files; later calls fail with io. Called by the destructor and by LogManager on delete.
+  void close();
+
+ private:
+  PartitionLog(std::filesystem::path dir, LogConfig config);
+  LogStatus recover_locked();
+  LogStatus roll_locked(std::int64_t now_ms, std::int64_t new_base);
+  LogStatus delete_segments_below_locked(std::size_t count);
+  LogStatus write_log_start_checkpoint_locked();
+  LogStatus rebuild_producer_state_locked();
+  LogStatus flush_locked(std::int64_t now_ms);
+
+  const std::filesystem::path dir_;
+  mutable std::mutex mu_;
+  LogConfig config_;
+  std::vector<std::shared_ptr<Segment>> segments_;  // ascending base offset; last = active
+  std::int64_t log_start_offset_ = 0;
+  std::int64_t log_end_offset_ = 0;
+  std::int64_t unflushed_messages_ = 0;
+  std::int64_t last_flush_ms_ = 0;
+  std::uint64_t truncations_ = 0;  // bumped on truncate_to so reads outside the lock can retry
+  bool closed_ = false;
+  std::map<std::int64_t, ProducerState> producers_;
+};
+
+struct TopicPartition {
+  std::string topic;
+  std::int32_t partition = 0;
+  auto operator<=>(const TopicPartition&) const = default;
+};
+
+// "<topic>-<partition>" -> TopicPartition; the last '-' separates the partition. nullopt otherwise.
+std::optional<TopicPartition> parse_partition_dir_name(const std::string& name);
+std::string partition_dir_name(const TopicPartition& tp);
+
+class LogManager {
+ public:
+  // Opens every <topic>-<partition> directory under each log dir (creating the log dirs) and removes
+  // leftovers of deletions (<topic>-<partition>.<uuid>-delete).
+  static LogResult<std::unique_ptr<LogManager>> open(std::vector<std::filesystem::path> log_dirs,
+                                                     const LogConfig& default_config);
+
+  std::shared_ptr<PartitionLog> get(const TopicPartition& tp) const;
+  // Returns the existing log, or creates one in the log dir holding the fewest partitions.
+  LogResult<std::shared_ptr<PartitionLog>> get_or_create(const TopicPartition& tp, const LogConfig& config);
+  // Renames the directory to <topic>-<partition>.<uuid>-delete, then removes it.
+  LogStatus remove(const TopicPartition& tp);
+  std::vector<TopicPartition> list() const;
+
+  // Periodic work for the broker's scheduler: flush by time and retention on every partition.
+  LogStatus maybe_flush_all(std::int64_t now_ms);
+  LogStatus enforce_retention_all(std::int64_t now_ms);
+
+ private:
+  LogManager(std::vector<std::filesystem::path> log_dirs, LogConfig config)
+      : log_dirs_(std::move(log_dirs)), default_config_(config) {}
+  std::vector<std::filesystem::path> log_dirs_;
+  LogConfig default_config_;
+  mutable std::mutex mu_;
+  std::map<TopicPartition, std::shared_ptr<PartitionLog>> logs_;
+};
+
+}  // namespace bulwark::storage
