@@ -159,6 +159,18 @@ def test_keystores_open_in_keytool(ca, tmp_path, fmt, ext, extra):
         assert_trust_entry(keytool_list(truststore))
 
 
+@pytest.mark.parametrize("key_type", KEY_TYPES)
+def test_every_key_type_exports_stores_keytool_opens(tmp_path, key_type):
+    d = tmp_path / "pki"
+    pki("init", "--dir", d, "--key", key_type)
+    pki("issue", "broker", "kafka-1", "--dir", d, "--key", key_type, "--dns", "kafka-1")
+    for fmt, ext in (("jks", "jks"), ("pkcs12", "p12")):
+        out = tmp_path / fmt
+        pki("export", "kafka-1", "--dir", d, "--format", fmt, "--password", PASSWORD, "--out", out)
+        assert_key_entry(keytool_list(out / f"kafka-1.keystore.{ext}"), "kafka-1", "kafka-1")
+        assert_trust_entry(keytool_list(out / f"kafka-1.truststore.{ext}"))
+
+
 def test_pem_export(ca, tmp_path):
     pki("issue", "broker", "kafka-1", "--dir", ca, "--dns", "kafka-1")
     out = tmp_path / "out"
