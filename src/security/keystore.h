@@ -49,9 +49,14 @@ std::optional<Format> detect_format(ByteView data);
 // key_password protects private keys inside the store; when empty, store_password is used (as keytool
 // does by default and as Kafka does when ssl.key.password is unset).
 Result<Bytes> encode_jks(const KeyStore& store, std::string_view store_password, std::string_view key_password = {});
+// An empty store_password skips the integrity check, as Kafka does for a truststore without
+// ssl.truststore.password. Aliases come back lower-cased, as JavaKeyStore stores them.
 Result<KeyStore> decode_jks(ByteView data, std::string_view store_password, std::string_view key_password = {});
 
 Result<Bytes> encode_pkcs12(const KeyStore& store, std::string_view password, Pkcs12Style style = Pkcs12Style::modern);
+// Reads both styles and stores from keytool and `openssl pkcs12 -export`; chains come back leaf first
+// in issuer order. Trusted entries are the bags with Java's trusted-key-usage attribute, or, in a
+// store without any such attribute (OpenSSL-made), the certificates that are in no key's chain.
 Result<KeyStore> decode_pkcs12(ByteView data, std::string_view password);
 
 // PEM: private key (PKCS#8; encrypted with key_password when it is not empty) followed by the chain for

@@ -393,6 +393,10 @@ Result<KeyStore> decode_jks(ByteView data, std::string_view store_password, std:
                         "the keystore password is incorrect, or the keystore was modified");
     }
   }
+  if (!pending.empty() && store_password.empty() && key_password.empty()) {
+    return make_error(ErrorKind::unauthenticated,
+                      "the keystore holds private keys, and no store or key password was given");
+  }
   const Bytes key_pass = password_utf16be(key_password.empty() ? store_password : key_password);
   for (auto& key : pending) {
     auto recovered = recover_key(key.protected_key, key_pass, key.alias);

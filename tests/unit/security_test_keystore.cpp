@@ -370,6 +370,62 @@ TEST(KeystoreFuzz, Pkcs12MutationsNeverCrash) {
   fuzz_mutations(*encoded, 1500, 4321, [](ByteView d) { return decode_pkcs12(d, kPassword); });
 }
 
+// Rewrites a JKS trailer for the mutated bytes, so mutations get past the integrity check and reach
+// the entry parser and the key protector. Computed here independently of the library.
+Bytes with_fresh_jks_digest(Bytes data, std::string_view password) {
+  if (data.size() < 20) return data;
+  data.resize(data.size() - 20);
+  EvpMdCtxPtr md(EVP_MD_CTX_new());
+  EVP_DigestInit_ex(md.get(), EVP_sha1(), nullptr);
+  for (char c : password) {
+    const unsigned char utf16be[2] = {0, static_cast<unsigned char>(c)};  // ASCII passwords only
+    EVP_DigestUpdate(md.get(), utf16be, 2);
+  }
+  EVP_DigestUpdate(md.get(), "Mighty Aphrodite", 16);
+  EVP_DigestUpdate(md.get(), data.data(), data.size());
+  unsigned char digest[20];
+  unsigned len = 0;
+  EVP_DigestFinal_ex(md.get(), digest, &len);
+  data.insert(data.end(), digest, digest + 20);
+  return data;
+}
+
+TEST(KeystoreFuzz, JksDigestIsSha1OfPasswordWhitenerAndBody) {
+  auto encoded = encode_jks(keystore_with(LeafKind::ec), kPassword);
+  ASSERT_TRUE(encoded.ok());
+  EXPECT_EQ(with_fresh_jks_digest(*encoded, kPassword), *encoded);
+}
+
+TEST(KeystoreFuzz, JksMutationsBehindAValidDigestNeverCrash) {
+  KeyStore store = keystore_with(LeafKind::ec);
+  store.trusted.push_back(testing::trusted_root());
+  auto encoded = encode_jks(store, kPassword);
+  ASSERT_TRUE(encoded.ok());
+  fuzz_mutations(*encoded, 2000, 2468,
+                 [](ByteView d) { return decode_jks(with_fresh_jks_digest(Bytes(d.begin(), d.end()), kPassword), kPassword); });
+}
+
+TEST(KeystoreFuzz, Pkcs12WithoutMacMutationsNeverCrash) {
+  // No MAC, so mutations reach the bag parser, attributes and decryption.
+  STACK_OF(X509)* cas = sk_X509_new_null();
+  sk_X509_push(cas, pki().inter.get());
+  sk_X509_push(cas, pki().root.get());
+  const std::string password(kPassword);
+  Pkcs12Ptr p12(PKCS12_create_ex(password.c_str(), "fuzz", testing::key_of(LeafKind::ec), testing::leaf_of(LeafKind::ec),
+                                 cas, NID_aes_256_cbc, NID_aes_256_cbc, 1000, -1, 0, nullptr, nullptr));
+  sk_X509_free(cas);
+  ASSERT_TRUE(p12);
+  unsigned char* der = nullptr;
+  const int len = i2d_PKCS12(p12.get(), &der);
+  ASSERT_GT(len, 0);
+  const Bytes encoded(der, der + len);
+  OPENSSL_free(der);
+  auto decoded = decode_pkcs12(encoded, kPassword);
+  ASSERT_TRUE(decoded.ok()) << decoded.error().message;
+  expect_entry_matches(decoded->keys.at(0), LeafKind::ec);
+  fuzz_mutations(encoded, 1500, 1357, [](ByteView d) { return decode_pkcs12(d, kPassword); });
+}
+
 TEST(KeystoreFuzz, PemMutationsNeverCrash) {
   KeyStore store = keystore_with(LeafKind::ec);
   store.trusted.push_back(testing::trusted_root());
