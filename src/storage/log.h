@@ -77,6 +77,8 @@ class [[nodiscard]] LogResult {
   T* operator->() { return &value(); }
   const T* operator->() const { return &value(); }
   T& operator*() & { return value(); }
+  const T& operator*() const& { return value(); }
+  T&& operator*() && { return std::move(*this).value(); }
   const LogFailure& error() const { return std::get<1>(state_); }
   LogError code() const { return error().code; }
 
