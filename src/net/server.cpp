@@ -437,9 +437,12 @@ class Connection : public Pollable {
     }
   }
 
+  // The client closed its side: like Kafka, drop the connection and whatever it still waits for
+  // (a client that half-closes cannot be told apart from one that is gone, and nothing should hold a
+  // connection open on behalf of a peer that left).
   void on_eof() {
     eof_ = true;
-    finish_if_done();
+    close();
   }
 
   // Closes once a half-closed or closing connection has nothing more to write.

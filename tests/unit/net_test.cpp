@@ -1,0 +1,719 @@
+#include "net/server.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <condition_variable>
+#include <cstdio>
+#include <mutex>
+#include <optional>
+#include <thread>
+
+#include "tls_test_certs.h"
+
+namespace bulwark::net {
+namespace {
+
+using namespace bulwark::testing;
+using namespace std::chrono_literals;
+
+// ---- a blocking test client (plaintext or TLS) ----
+
+class Client {
+ public:
+  ~Client() {
+    ssl_.reset();
+    if (fd_ >= 0) ::close(fd_);
+  }
+
+  static std::unique_ptr<Client> connect_to(std::uint16_t port) {
+    auto c = std::make_unique<Client>();
+    c->fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(port);
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (::connect(c->fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) return nullptr;
+    timeval tv{20, 0};  // generous: a loaded 2-core machine
+    setsockopt(c->fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    setsockopt(c->fd_, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    int one = 1;
+    setsockopt(c->fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    return c;
+  }
+
+  // TLS over a fresh connection; handshake_error says why it failed ("" when it worked).
+  static std::unique_ptr<Client> connect_tls(std::uint16_t port, ClientCert cert = ClientCert::none,
+                                             SSL_CTX* custom_ctx = nullptr) {
+    auto c = connect_to(port);
+    if (!c) return nullptr;
+    SSL_CTX* ctx = custom_ctx;
+    if (ctx == nullptr) {
+      auto made = tls::make_client_context(client_settings(cert));
+      if (!made.ok()) {
+        ADD_FAILURE() << made.error().message;
+        return nullptr;
+      }
+      c->ctx_ = *made;
+      auto ssl = c->ctx_->new_ssl("127.0.0.1");
+      c->ssl_ = std::move(ssl.value());
+    } else {
+      c->ssl_.reset(SSL_new(ctx));
+    }
+    SSL_set_fd(c->ssl_.get(), c->fd_);
+    if (SSL_connect(c->ssl_.get()) != 1) {
+      c->handshake_error = openssl_errors();
+      if (c->handshake_error.empty()) c->handshake_error = "handshake failed";
+    }
+    return c;
+  }
+
+  bool send_raw(std::string_view data) {
+    std::size_t done = 0;
+    while (done < data.size()) {
+      long n = ssl_ ? SSL_write(ssl_.get(), data.data() + done, static_cast<int>(data.size() - done))
+                    : ::send(fd_, data.data() + done, data.size() - done, MSG_NOSIGNAL);
+      if (n <= 0) return false;
+      done += static_cast<std::size_t>(n);
+    }
+    return true;
+  }
+
+  static std::string frame(std::string_view body) {
+    std::string out(4, '\0');
+    const auto n = static_cast<std::uint32_t>(body.size());
+    out[0] = static_cast<char>(n >> 24);
+    out[1] = static_cast<char>(n >> 16);
+    out[2] = static_cast<char>(n >> 8);
+    out[3] = static_cast<char>(n);
+    return out + std::string(body);
+  }
+  bool send_frame(std::string_view body) { return send_raw(frame(body)); }
+
+  // Reads exactly n bytes; false on EOF, error or timeout.
+  bool read_exact(char* out, std::size_t n) {
+    std::size_t got = 0;
+    while (got < n) {
+      long r = ssl_ ? SSL_read(ssl_.get(), out + got, static_cast<int>(n - got)) : ::recv(fd_, out + got, n - got, 0);
+      if (r <= 0) return false;
+      got += static_cast<std::size_t>(r);
+    }
+    return true;
+  }
+
+  std::optional<std::string> read_frame() {
+    unsigned char h[4];
+    if (!read_exact(reinterpret_cast<char*>(h), 4)) return std::nullopt;
+    const std::uint32_t n = static_cast<std::uint32_t>(h[0]) << 24 | h[1] << 16 | h[2] << 8 | h[3];
+    std::string body(n, '\0');
+    if (!read_exact(body.data(), n)) return std::nullopt;
+    return body;
+  }
+
+  // True when the server closed the connection (EOF or reset) within the receive timeout.
+  bool closed_by_server() {
+    char byte;
+    for (;;) {
+      long r = ssl_ ? SSL_read(ssl_.get(), &byte, 1) : ::recv(fd_, &byte, 1, 0);
+      if (r > 0) continue;  // drain whatever came before the close
+      if (r == 0) return true;
+      if (!ssl_) return errno == ECONNRESET || errno == EPIPE;
+      const int err = SSL_get_error(ssl_.get(), static_cast<int>(r));
+      ERR_clear_error();
+      return err == SSL_ERROR_ZERO_RETURN || err == SSL_ERROR_SSL || (err == SSL_ERROR_SYSCALL && errno != EAGAIN);
+    }
+  }
+
+  // Nothing arrives within `wait` (the connection is open and silent).
+  bool silent_for(std::chrono::milliseconds wait) {
+    pollfd p{fd_, POLLIN, 0};
+    if (ssl_ && SSL_pending(ssl_.get()) > 0) return false;
+    return ::poll(&p, 1, static_cast<int>(wait.count())) == 0;
+  }
+
+  int fd() const { return fd_; }
+  SSL* ssl() const { return ssl_.get(); }
+  std::string handshake_error;
+
+ private:
+  int fd_ = -1;
+  std::shared_ptr<tls::ClientTlsContext> ctx_;
+  SslPtr ssl_;
+};
+
+// ---- the test handler ----
+// Frames are text commands: "echo:X" answers X reversed, "delay:MS:X" answers X reversed from another
+// thread after MS ms, "none:" answers nothing (respond_none), "close:" closes, "hold:" keeps the
+// responder unanswered, "whoami" answers the client's RFC 2253 subject.
+class TestHandler : public RequestHandler {
+ public:
+  ~TestHandler() override { join(); }
+
+  void on_request(RequestContext& ctx, Bytes frame, Responder responder) override {
+    std::string text(frame.begin(), frame.end());
+    {
+      std::lock_guard lock(mutex_);
+      ++requests_;
+      if (!ctx.state) ctx.state = std::make_unique<ConnectionState>();
+    }
+    cv_.notify_all();
+    auto reversed = [](std::string s) {
+      std::reverse(s.begin(), s.end());
+      return Bytes(s.begin(), s.end());
+    };
+    if (text.rfind("echo:", 0) == 0) {
+      responder.respond(reversed(text.substr(5)));
+    } else if (text.rfind("delay:", 0) == 0) {
+      const auto colon = text.find(':', 6);
+      const int ms = std::stoi(text.substr(6, colon - 6));
+      Bytes answer = reversed(text.substr(colon + 1));
+      std::lock_guard lock(mutex_);
+      threads_.emplace_back([responder, answer, ms]() mutable {
+        std::this_thread::sleep_for(std::chrono::milliseconds(ms));
+        responder.respond(std::move(answer));
+      });
+    } else if (text == "none:") {
+      responder.respond_none();
+    } else if (text == "close:") {
+      responder.close_connection();
+    } else if (text == "whoami") {
+      const std::string s = ctx.peer.client_subject.empty() ? "(none)" : ctx.peer.client_subject;
+      responder.respond(Bytes(s.begin(), s.end()));
+    } else if (text.rfind("hold:", 0) == 0 || answer_held_later_) {
+      std::lock_guard lock(mutex_);
+      held_.push_back(responder);
+    } else {
+      responder.close_connection();
+    }
+  }
+
+  void on_connection_closed(const PeerInfo&, ConnectionState*) override {
+    std::lock_guard lock(mutex_);
+    ++closed_;
+    cv_.notify_all();
+  }
+
+  bool wait_requests(int n, std::chrono::milliseconds limit = 20s) {
+    std::unique_lock lock(mutex_);
+    return cv_.wait_for(lock, limit, [&] { return requests_ >= n; });
+  }
+  bool wait_closed(int n, std::chrono::milliseconds limit = 20s) {
+    std::unique_lock lock(mutex_);
+    return cv_.wait_for(lock, limit, [&] { return closed_ >= n; });
+  }
+  int requests() {
+    std::lock_guard lock(mutex_);
+    return requests_;
+  }
+  int closed() {
+    std::lock_guard lock(mutex_);
+    return closed_;
+  }
+  std::vector<Responder> take_held() {
+    std::lock_guard lock(mutex_);
+    return std::exchange(held_, {});
+  }
+  void join() {
+    std::vector<std::thread> threads;
+    {
+      std::lock_guard lock(mutex_);
+      threads.swap(threads_);
+    }
+    for (auto& t : threads) t.join();
+  }
+
+  bool answer_held_later_ = false;
+
+ private:
+  std::mutex mutex_;
+  std::condition_variable cv_;
+  int requests_ = 0;
+  int closed_ = 0;
+  std::vector<Responder> held_;
+  std::vector<std::thread> threads_;
+};
+
+
+// ---- fixture: one server with one listener of the parameter's protocol ----
+
+class NetTest : public ::testing::TestWithParam<SecurityProtocol> {
+ protected:
+  void start(ServerOptions options = {}, tls::ClientAuth auth = tls::ClientAuth::none) {
+    options.threads = 2;
+    server_ = std::make_unique<Server>(options, handler_);
+    ListenerSpec spec{"TEST", "127.0.0.1", 0, GetParam(), nullptr};
+    if (uses_tls(GetParam())) {
+      auto ctx = tls::make_server_context(server_settings(auth));
+      ASSERT_TRUE(ctx.ok()) << ctx.error().message;
+      spec.tls = *ctx;
+    }
+    ASSERT_TRUE(server_->add_listener(std::move(spec)).ok());
+    ASSERT_TRUE(server_->start().ok());
+    port_ = server_->bound_port("TEST");
+    ASSERT_NE(port_, 0);
+  }
+  std::unique_ptr<Client> connect(ClientCert cert = ClientCert::none) {
+    auto c = uses_tls(GetParam()) ? Client::connect_tls(port_, cert) : Client::connect_to(port_);
+    EXPECT_TRUE(c);
+    if (c) {
+      EXPECT_EQ(c->handshake_error, "");
+    }
+    return c;
+  }
+  void TearDown() override {
+    if (server_) server_->stop();
+    handler_.join();
+  }
+
+  TestHandler handler_;
+  std::unique_ptr<Server> server_;
+  std::uint16_t port_ = 0;
+};
+
+TEST_P(NetTest, EchoesOneRequest) {
+  start();
+  auto c = connect();
+  ASSERT_TRUE(c->send_frame("echo:hello"));
+  EXPECT_EQ(c->read_frame(), "olleh");
+  ASSERT_TRUE(c->send_frame("echo:"));  // one-byte-less bodies are fine; empty answers too
+  EXPECT_EQ(c->read_frame(), "");
+}
+
+TEST_P(NetTest, PipelinedResponsesKeepRequestOrder) {
+  start();
+  auto c = connect();
+  // The first request finishes last (another thread, 300 ms later); answers still come in order.
+  std::string batch = Client::frame("delay:300:first") + Client::frame("delay:100:second") +
+                      Client::frame("echo:third") + Client::frame("delay:0:fourth") + Client::frame("echo:fifth");
+  ASSERT_TRUE(c->send_raw(batch));
+  EXPECT_EQ(c->read_frame(), "tsrif");
+  EXPECT_EQ(c->read_frame(), "dnoces");
+  EXPECT_EQ(c->read_frame(), "driht");
+  EXPECT_EQ(c->read_frame(), "htruof");
+  EXPECT_EQ(c->read_frame(), "htfif");
+}
+
+TEST_P(NetTest, RespondNoneFreesTheSlot) {
+  ServerOptions options;
+  options.max_in_flight_per_connection = 2;
+  start(options);
+  auto c = connect();
+  ASSERT_TRUE(c->send_raw(Client::frame("none:") + Client::frame("none:") + Client::frame("none:") +
+                          Client::frame("echo:ab")));
+  EXPECT_EQ(c->read_frame(), "ba");  // no bytes for the three acks=0 style requests
+  EXPECT_TRUE(c->silent_for(100ms));
+  ASSERT_TRUE(c->send_frame("echo:cd"));
+  EXPECT_EQ(c->read_frame(), "dc");
+}
+
+TEST_P(NetTest, FramesSplitIntoTinyWritesAndManyFramesInOneWrite) {
+  start();
+  auto c = connect();
+  const std::string one = Client::frame("echo:split into single bytes");
+  for (char ch : one) {
+    ASSERT_TRUE(c->send_raw(std::string_view(&ch, 1)));
+    std::this_thread::sleep_for(1ms);
+  }
+  EXPECT_EQ(c->read_frame(), "setyb elgnis otni tilps");
+  std::string many;
+  for (int i = 0; i < 300; ++i) many += Client::frame("echo:" + std::to_string(i));
+  ASSERT_TRUE(c->send_raw(many));
+  for (int i = 0; i < 300; ++i) {
+    std::string expect = std::to_string(i);
+    std::reverse(expect.begin(), expect.end());
+    ASSERT_EQ(c->read_frame(), expect) << i;
+  }
+}
+
+TEST_P(NetTest, LargeFramesBothWays) {
+  start();
+  auto c = connect();
+  std::string big(3 * 1024 * 1024 + 7, 'x');
+  for (std::size_t i = 0; i < big.size(); i += 997) big[i] = static_cast<char>('a' + i % 26);
+  std::thread sender([&] { EXPECT_TRUE(c->send_frame("echo:" + big)); });
+  auto answer = c->read_frame();
+  sender.join();
+  std::reverse(big.begin(), big.end());
+  ASSERT_TRUE(answer.has_value());
+  EXPECT_TRUE(*answer == big);
+}
+
+TEST_P(NetTest, InvalidSizesCloseTheConnection) {
+  ServerOptions options;
+  options.max_frame_bytes = 1024;
+  start(options);
+  for (std::uint32_t size : {1025u, 0xffffffffu /* -1 */, 0u, 0x80000000u}) {
+    auto c = connect();
+    std::string h = {static_cast<char>(size >> 24), static_cast<char>(size >> 16), static_cast<char>(size >> 8),
+                     static_cast<char>(size)};
+    ASSERT_TRUE(c->send_raw(h + "abcd"));
+    EXPECT_TRUE(c->closed_by_server()) << size;
+  }
+  auto ok = connect();  // the server is fine
+  ASSERT_TRUE(ok->send_frame("echo:x"));
+  EXPECT_EQ(ok->read_frame(), "x");
+  EXPECT_TRUE(handler_.wait_closed(4));
+}
+
+TEST_P(NetTest, CloseConnectionAfterEarlierAnswers) {
+  start();
+  auto c = connect();
+  ASSERT_TRUE(c->send_raw(Client::frame("delay:100:ok") + Client::frame("close:") + Client::frame("echo:never")));
+  EXPECT_EQ(c->read_frame(), "ko");
+  EXPECT_TRUE(c->closed_by_server());
+}
+
+TEST_P(NetTest, MaxConnectionsEnforcedAtAccept) {
+  ServerOptions options;
+  options.max_connections = 2;
+  start(options);
+  auto a = connect();
+  auto b = connect();
+  ASSERT_TRUE(a->send_frame("echo:a"));
+  ASSERT_TRUE(b->send_frame("echo:b"));
+  EXPECT_EQ(a->read_frame(), "a");
+  EXPECT_EQ(b->read_frame(), "b");
+  auto third = Client::connect_to(port_);  // TCP connects (the kernel accepts), then the server closes it
+  ASSERT_TRUE(third);
+  EXPECT_TRUE(third->closed_by_server());
+  a.reset();
+  ASSERT_TRUE(handler_.wait_closed(1));
+  for (int i = 0; i < 100 && server_->connection_count() >= 2; ++i) std::this_thread::sleep_for(20ms);
+  auto d = connect();
+  ASSERT_TRUE(d->send_frame("echo:d"));
+  EXPECT_EQ(d->read_frame(), "d");
+}
+
+TEST_P(NetTest, BackpressureStopsReadingAtMaxInFlight) {
+  ServerOptions options;
+  options.max_in_flight_per_connection = 4;
+  start(options);
+  auto c = connect();
+  // A writer that sends far more than socket buffers hold; it must block because the server stops reading.
+  const std::string one = Client::frame("hold:" + std::string(1000, 'p'));
+  std::atomic<std::size_t> sent{0};
+  std::atomic<bool> writer_done{false};
+  const std::size_t total = 20000;  // ~20 MB
+  std::thread writer([&] {
+    timeval tv{60, 0};
+    setsockopt(c->fd(), SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    for (std::size_t i = 0; i < total; ++i) {
+      if (!c->send_raw(one)) break;
+      sent = i + 1;
+    }
+    writer_done = true;
+  });
+  ASSERT_TRUE(handler_.wait_requests(4));
+  std::this_thread::sleep_for(500ms);
+  EXPECT_EQ(handler_.requests(), 4) << "the server must stop reading at max_in_flight";
+  EXPECT_FALSE(writer_done.load()) << "the client should be blocked by TCP flow control, sent " << sent.load();
+  EXPECT_LT(sent.load(), total / 2);
+  // Answer everything from now on: the writer finishes and every answer arrives, in order.
+  handler_.answer_held_later_ = false;
+  std::atomic<bool> stop_answering{false};
+  std::thread answerer([&] {
+    while (!stop_answering) {
+      for (auto& r : handler_.take_held()) r.respond(Bytes{'k'});
+      std::this_thread::sleep_for(1ms);
+    }
+  });
+  std::size_t answers = 0;
+  while (answers < total) {
+    auto f = c->read_frame();
+    if (!f) break;
+    ++answers;
+  }
+  stop_answering = true;
+  answerer.join();
+  writer.join();
+  EXPECT_EQ(answers, total);
+  EXPECT_EQ(handler_.requests(), static_cast<int>(total));
+}
+
+TEST_P(NetTest, StopClosesOpenConnectionsAndLateRespondersAreHarmless) {
+  start();
+  std::vector<std::unique_ptr<Client>> clients;
+  for (int i = 0; i < 3; ++i) {
+    clients.push_back(connect());
+    ASSERT_TRUE(clients.back()->send_frame("hold:x"));
+  }
+  ASSERT_TRUE(handler_.wait_requests(3));
+  server_->stop();
+  EXPECT_EQ(handler_.closed(), 3);
+  for (auto& c : clients) EXPECT_TRUE(c->closed_by_server());
+  for (auto& r : handler_.take_held()) {
+    Responder copy = r;
+    r.respond(Bytes{'l', 'a', 't', 'e'});
+    copy.respond_none();
+  }
+  server_.reset();  // responders outliving the server are still harmless
+}
+
+TEST_P(NetTest, RespondersAfterClientLeftAreHarmless) {
+  start();
+  auto c = connect();
+  ASSERT_TRUE(c->send_frame("hold:x"));
+  ASSERT_TRUE(handler_.wait_requests(1));
+  c.reset();
+  ASSERT_TRUE(handler_.wait_closed(1));
+  for (auto& r : handler_.take_held()) r.respond(Bytes{'z'});
+  auto d = connect();
+  ASSERT_TRUE(d->send_frame("echo:still fine"));
+  EXPECT_EQ(d->read_frame(), "enif llits");
+}
+
+TEST_P(NetTest, IdleConnectionsAreClosed) {
+  ServerOptions options;
+  options.idle_timeout = 300ms;
+  start(options);
+  auto c = connect();
+  ASSERT_TRUE(c->send_frame("echo:x"));
+  EXPECT_EQ(c->read_frame(), "x");
+  const auto begin = std::chrono::steady_clock::now();
+  EXPECT_TRUE(c->closed_by_server());
+  EXPECT_GE(std::chrono::steady_clock::now() - begin, 250ms);
+}
+
+TEST_P(NetTest, ManyConnectionsAcrossLoops) {
+  start();
+  std::vector<std::unique_ptr<Client>> clients;
+  for (int i = 0; i < 20; ++i) clients.push_back(connect());
+  for (int i = 0; i < 20; ++i) ASSERT_TRUE(clients[i]->send_frame("delay:5:" + std::to_string(i * 11)));
+  for (int i = 0; i < 20; ++i) {
+    std::string expect = std::to_string(i * 11);
+    std::reverse(expect.begin(), expect.end());
+    EXPECT_EQ(clients[i]->read_frame(), expect);
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Protocols, NetTest, ::testing::Values(SecurityProtocol::plaintext, SecurityProtocol::ssl),
+                         [](const auto& info) { return std::string(to_string(info.param)); });
+
+// ---- TLS-only behaviour ----
+
+class NetTlsTest : public NetTest {};
+
+TEST_P(NetTlsTest, GarbageAndHttpOnTheTlsPortAreExplained) {
+  start();
+  ::testing::internal::CaptureStderr();
+  {
+    auto http = Client::connect_to(port_);
+    ASSERT_TRUE(http->send_raw("GET / HTTP/1.1\r\nHost: x\r\n\r\n"));
+    EXPECT_TRUE(http->closed_by_server());
+    auto kafka = Client::connect_to(port_);
+    // An ApiVersions v3 request header, as a PLAINTEXT client would send it.
+    ASSERT_TRUE(kafka->send_raw(Client::frame(std::string("\x00\x12\x00\x03\x00\x00\x00\x01\x00\x04kcat\x00", 15))));
+    EXPECT_TRUE(kafka->closed_by_server());
+    auto garbage = Client::connect_to(port_);
+    ASSERT_TRUE(garbage->send_raw(std::string(5000, '\x7f')));
+    EXPECT_TRUE(garbage->closed_by_server());
+    ASSERT_TRUE(handler_.wait_closed(0));
+  }
+  std::this_thread::sleep_for(200ms);  // the log lines are written by the loop threads
+  const std::string log = ::testing::internal::GetCapturedStderr();
+  EXPECT_NE(log.find("sent an HTTP request to a TLS port"), std::string::npos) << log;
+  EXPECT_NE(log.find("first bytes are a Kafka request"), std::string::npos) << log;
+  EXPECT_NE(log.find("first byte is 0x7f"), std::string::npos) << log;
+  auto ok = connect();
+  ASSERT_TRUE(ok->send_frame("echo:alive"));
+  EXPECT_EQ(ok->read_frame(), "evila");
+}
+
+TEST_P(NetTlsTest, ClientAuthRequired) {
+  start({}, tls::ClientAuth::required);
+  auto good = Client::connect_tls(port_, ClientCert::good);
+  ASSERT_EQ(good->handshake_error, "");
+  ASSERT_TRUE(good->send_frame("whoami"));
+  EXPECT_EQ(good->read_frame(), "CN=admin-1,OU=DevOps,O=SLS,L=Tehran,ST=Tehran,C=IR");
+
+  ::testing::internal::CaptureStderr();
+  // TLS 1.3 clients finish before the server checks their certificate: the refusal shows on first use.
+  auto none = Client::connect_tls(port_, ClientCert::none);
+  if (none->handshake_error.empty()) {
+    none->send_frame("whoami");
+    EXPECT_EQ(none->read_frame(), std::nullopt);
+  }
+  auto other = Client::connect_tls(port_, ClientCert::other_ca);
+  if (other->handshake_error.empty()) {
+    other->send_frame("whoami");
+    EXPECT_EQ(other->read_frame(), std::nullopt);
+  }
+  std::this_thread::sleep_for(200ms);
+  const std::string log = ::testing::internal::GetCapturedStderr();
+  EXPECT_NE(log.find("the client sent no certificate but ssl.client.auth=required"), std::string::npos) << log;
+  EXPECT_NE(log.find("was issued by CN=Other CA,O=Elsewhere, which is not in the truststore"), std::string::npos)
+      << log;
+  EXPECT_EQ(handler_.requests(), 1);
+}
+
+TEST_P(NetTlsTest, ClientAuthRequestedAndNone) {
+  start({}, tls::ClientAuth::requested);
+  auto without = connect(ClientCert::none);
+  ASSERT_TRUE(without->send_frame("whoami"));
+  EXPECT_EQ(without->read_frame(), "(none)");
+  auto with = connect(ClientCert::good);
+  ASSERT_TRUE(with->send_frame("whoami"));
+  EXPECT_EQ(with->read_frame(), "CN=admin-1,OU=DevOps,O=SLS,L=Tehran,ST=Tehran,C=IR");
+}
+
+TEST_P(NetTlsTest, ClientAuthNoneIgnoresClientCertificates) {
+  start({}, tls::ClientAuth::none);
+  auto with = connect(ClientCert::good);
+  ASSERT_TRUE(with->send_frame("whoami"));
+  EXPECT_EQ(with->read_frame(), "(none)");  // no CertificateRequest, so the client sends none
+}
+
+TEST_P(NetTlsTest, Tls11OnlyClientIsRefused) {
+  start();
+  SslCtxPtr ctx(SSL_CTX_new(TLS_client_method()));
+  SSL_CTX_set_security_level(ctx.get(), 0);
+  if (SSL_CTX_set_min_proto_version(ctx.get(), TLS1_1_VERSION) != 1 ||
+      SSL_CTX_set_max_proto_version(ctx.get(), TLS1_1_VERSION) != 1 ||
+      SSL_CTX_set_cipher_list(ctx.get(), "DEFAULT:@SECLEVEL=0") != 1) {
+    GTEST_SKIP() << "this OpenSSL cannot make a TLSv1.1 client";
+  }
+  SSL_CTX_set_verify(ctx.get(), SSL_VERIFY_NONE, nullptr);
+  ::testing::internal::CaptureStderr();
+  auto c = Client::connect_tls(port_, ClientCert::none, ctx.get());
+  std::this_thread::sleep_for(200ms);
+  const std::string log = ::testing::internal::GetCapturedStderr();
+  if (c->handshake_error.find("no protocols available") != std::string::npos ||
+      c->handshake_error.find("no ciphers available") != std::string::npos) {
+    GTEST_SKIP() << "OpenSSL refused to send a TLSv1.1 ClientHello: " << c->handshake_error;
+  }
+  EXPECT_NE(c->handshake_error, "");
+  EXPECT_NE(log.find("no shared TLS version: the client offered only TLSv1.1"), std::string::npos) << log;
+}
+
+TEST_P(NetTlsTest, ReloadAppliesToNewConnectionsOnly) {
+  ServerOptions options;
+  options.threads = 2;
+  server_ = std::make_unique<Server>(options, handler_);
+  auto ctx = tls::make_server_context(server_settings(tls::ClientAuth::none));
+  ASSERT_TRUE(ctx.ok());
+  ASSERT_TRUE(server_->add_listener({"TEST", "127.0.0.1", 0, SecurityProtocol::ssl, *ctx}).ok());
+  ASSERT_TRUE(server_->start().ok());
+  port_ = server_->bound_port("TEST");
+  auto before = connect(ClientCert::none);
+  ASSERT_TRUE((*ctx)->reload(server_settings(tls::ClientAuth::required)).ok());
+  ASSERT_TRUE(before->send_frame("echo:old"));
+  EXPECT_EQ(before->read_frame(), "dlo");
+  auto after = Client::connect_tls(port_, ClientCert::none);
+  if (after->handshake_error.empty()) {
+    after->send_frame("whoami");
+    EXPECT_EQ(after->read_frame(), std::nullopt) << "the reloaded context requires a client certificate";
+  }
+  auto good = connect(ClientCert::good);
+  ASSERT_TRUE(good->send_frame("whoami"));
+  EXPECT_EQ(good->read_frame(), "CN=admin-1,OU=DevOps,O=SLS,L=Tehran,ST=Tehran,C=IR");
+}
+
+// The real openssl s_client against the server.
+struct SClientResult {
+  int status = -1;
+  std::string output;
+};
+
+SClientResult s_client(std::uint16_t port, const std::string& args) {
+  const std::string cmd = "timeout 30 openssl s_client -connect 127.0.0.1:" + std::to_string(port) +
+                          " -verify_return_error -verify_ip 127.0.0.1 " + args + " </dev/null 2>&1";
+  SClientResult result;
+  FILE* p = ::popen(cmd.c_str(), "r");
+  if (p == nullptr) return result;
+  char buf[4096];
+  std::size_t n;
+  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) result.output.append(buf, n);
+  result.status = ::pclose(p);
+  return result;
+}
+
+TEST_P(NetTlsTest, OpensslSClient) {
+  const auto& p = test_pki();
+  TempDir dir;
+  const auto ca = dir.write("ca.pem", pem_cert(p.ca.get()));
+  const auto other_ca = dir.write("other-ca.pem", pem_cert(p.other_ca.get()));
+  const auto cert = dir.write("client.pem", pem_cert(p.client.get()));
+  const auto key = dir.write("client.key", pem_key(p.client_key.get()));
+  start({}, tls::ClientAuth::required);
+
+  auto good = s_client(port_, "-CAfile " + ca.string() + " -cert " + cert.string() + " -key " + key.string());
+  EXPECT_EQ(good.status, 0) << good.output;
+  EXPECT_NE(good.output.find("Verify return code: 0 (ok)"), std::string::npos) << good.output;
+
+  auto untrusted = s_client(port_, "-CAfile " + other_ca.string() + " -cert " + cert.string() + " -key " + key.string());
+  EXPECT_NE(untrusted.status, 0) << untrusted.output;
+  // The server sends its chain with the root, so s_client reports a self-signed root it does not trust.
+  EXPECT_NE(untrusted.output.find("verify error:num="), std::string::npos) << untrusted.output;
+  EXPECT_EQ(untrusted.output.find("Verify return code: 0 (ok)"), std::string::npos) << untrusted.output;
+
+  // TLS 1.2 so the missing client certificate fails inside the handshake, where s_client reports it.
+  auto no_cert = s_client(port_, "-tls1_2 -CAfile " + ca.string());
+  EXPECT_NE(no_cert.status, 0) << no_cert.output;
+  EXPECT_NE(no_cert.output.find("alert"), std::string::npos) << no_cert.output;
+}
+
+INSTANTIATE_TEST_SUITE_P(Tls, NetTlsTest, ::testing::Values(SecurityProtocol::ssl),
+                         [](const auto& info) { return std::string(to_string(info.param)); });
+
+// ---- event loop timers and posts ----
+
+TEST(EventLoopTest, PostAndTimersRunOnTheLoopThread) {
+  struct Capture : RequestHandler {
+    EventLoop* loop = nullptr;
+    std::mutex m;
+    std::condition_variable cv;
+    std::vector<std::string> events;
+    void on_request(RequestContext& ctx, Bytes, Responder responder) override {
+      EventLoop& l = ctx.loop;
+      const TimerId cancelled = l.run_after(50ms, [this] { add("cancelled timer ran"); });
+      l.run_after(100ms, [this, &l, responder]() mutable {
+        add(l.in_loop_thread() ? "timer on loop" : "timer elsewhere");
+        responder.respond(Bytes{'t'});
+      });
+      l.cancel(cancelled);
+      std::thread([this, &l] { l.post([this, &l] { add(l.in_loop_thread() ? "post on loop" : "post elsewhere"); }); })
+          .join();
+    }
+    void add(std::string e) {
+      std::lock_guard lock(m);
+      events.push_back(std::move(e));
+      cv.notify_all();
+    }
+  } handler;
+  ServerOptions options;
+  options.threads = 1;
+  Server server(options, handler);
+  ASSERT_TRUE(server.add_listener({"P", "127.0.0.1", 0, SecurityProtocol::plaintext, nullptr}).ok());
+  ASSERT_TRUE(server.start().ok());
+  auto c = Client::connect_to(server.bound_port("P"));
+  ASSERT_TRUE(c->send_frame("go"));
+  EXPECT_EQ(c->read_frame(), "t");
+  std::this_thread::sleep_for(100ms);
+  std::lock_guard lock(handler.m);
+  EXPECT_EQ(handler.events, (std::vector<std::string>{"post on loop", "timer on loop"}));
+}
+
+TEST(ServerConfig, ListenerNeedsTlsContextAndUniqueName) {
+  struct Nothing : RequestHandler {
+    void on_request(RequestContext&, Bytes, Responder r) override { r.respond_none(); }
+  } handler;
+  Server server({}, handler);
+  auto s = server.add_listener({"SSL", "127.0.0.1", 0, SecurityProtocol::ssl, nullptr});
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.error().message.find("no TLS context"), std::string::npos);
+  ASSERT_TRUE(server.add_listener({"A", "127.0.0.1", 0, SecurityProtocol::plaintext, nullptr}).ok());
+  EXPECT_FALSE(server.add_listener({"A", "127.0.0.1", 0, SecurityProtocol::plaintext, nullptr}).ok());
+  auto busy = server.add_listener({"B", "127.0.0.1", server.bound_port("A"), SecurityProtocol::plaintext, nullptr});
+  ASSERT_FALSE(busy.ok());
+  EXPECT_NE(busy.error().message.find("cannot bind"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace bulwark::net
