@@ -635,6 +635,8 @@ LogConfig PartitionLog::config() const {
 void PartitionLog::set_config(const LogConfig& config) {
   std::lock_guard lock(mu_);
   config_ = config;
+  // File positions in the index are u32 and relative offsets i32: keep segments below 2 GiB.
+  config_.segment_bytes = std::clamp<std::int64_t>(config_.segment_bytes, 1, INT32_MAX);
 }
 
 void PartitionLog::close() {

@@ -4,6 +4,9 @@
 #include <fstream>
 #include <random>
 #include <string>
+#include <atomic>
+#include <set>
+#include <thread>
 
 #include "base/bytes.h"
 #include "base/log.h"
@@ -616,6 +619,75 @@ TEST(PartitionLog, FollowerAppendKeepsOffsets) {
   ASSERT_TRUE(r.ok());
   EXPECT_EQ(r->base_offset, 1);
   EXPECT_EQ((*log)->log_end_offset(), 2);
+}
+
+// Appends from two threads, reads from two more and retention from a fifth, as the broker's network
+// threads and scheduler do: offsets stay unique and consecutive and every read is whole batches.
+TEST(PartitionLog, ConcurrentAppendsReadsAndRetention) {
+  TempDir tmp;
+  LogConfig config = small_segments(3000);
+  config.retention_bytes = 20000;
+  auto log = PartitionLog::open(tmp.path() / "t-0", config);
+  ASSERT_TRUE(log.ok());
+  std::atomic<bool> done{false};
+  std::atomic<int> read_failures{0}, reads{0};
+  std::vector<std::vector<std::int64_t>> bases(2);
+  std::vector<std::thread> threads;
+  for (int w = 0; w < 2; ++w) {
+    threads.emplace_back([&, w] {
+      for (int i = 0; i < 300; ++i) {
+        BatchSpec spec;
+        spec.records = 1 + (i + w) % 3;
+        auto r = (*log)->append(make_batch(spec), opts());
+        if (!r.ok() || r->record_count != spec.records) {
+          read_failures++;
+          return;
+        }
+        bases[w].push_back(r->base_offset);
+      }
+    });
+  }
+  for (int t = 0; t < 2; ++t) {
+    threads.emplace_back([&, t] {
+      std::mt19937 rng(t);
+      while (!done) {
+        const std::int64_t start = (*log)->log_start_offset(), end = (*log)->log_end_offset();
+        if (end == start) continue;
+        const std::int64_t off = start + static_cast<std::int64_t>(rng() % static_cast<std::uint64_t>(end - start));
+        auto f = (*log)->read(off, 5000, end);
+        if (!f.ok()) {
+          if (f.code() != LogError::offset_out_of_range) read_failures++;  // retention may overtake us
+          continue;
+        }
+        auto split = wire::split_batches(f->bytes);
+        if (!split.ok() || split->trailing_bytes != 0 || split->batches.empty() ||
+            !wire::batch_crc_ok(split->batches[0])) {
+          read_failures++;
+          continue;
+        }
+        auto h = wire::parse_batch_header(split->batches[0]);
+        if (h->base_offset > off || h->last_offset() < off) read_failures++;
+        reads++;
+      }
+    });
+  }
+  threads.emplace_back([&] {
+    while (!done) {
+      if (!(*log)->enforce_retention(0).ok()) read_failures++;
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+  });
+  threads[0].join();
+  threads[1].join();
+  done = true;
+  for (std::size_t i = 2; i < threads.size(); ++i) threads[i].join();
+  EXPECT_EQ(read_failures.load(), 0);
+  EXPECT_GT(reads.load(), 0);
+  std::set<std::int64_t> all(bases[0].begin(), bases[0].end());
+  all.insert(bases[1].begin(), bases[1].end());
+  EXPECT_EQ(all.size(), 600u);
+  EXPECT_EQ((*log)->log_end_offset(), 600 * 2);  // records per batch average 2 over both writers
+  EXPECT_GT((*log)->log_start_offset(), 0);
 }
 
 }  // namespace
