@@ -1,0 +1,248 @@
+// Bulwark's configuration: Kafka's server.properties, read with java.util.Properties rules, typed with
+// Kafka's key names, defaults and validators, and checked across keys the way KafkaConfig does.
+//
+// Flow: load_broker_config(path) = parse_properties -> build_broker_config (per-key type and range
+// checks) -> validate (cross-key checks). Every problem is reported, not only the first, one per line,
+// as "<file>:<line>: <key>: <what is wrong>" (no line when the key was not set and its default is at
+// fault). Secrets are held as Password, which never prints its value.
+//
+// Thread safety: all types are plain values; a const BrokerConfig may be shared between threads.
+#pragma once
+
+#include <fmt/format.h>
+
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <optional>
+#include <ostream>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "base/result.h"
+
+namespace bulwark::config {
+
+// ---------------------------------------------------------------------------------------------------
+// Secrets. The value is reachable only through reveal(), so it cannot end up in a log line by accident.
+class Password {
+ public:
+  Password() = default;
+  explicit Password(std::string value) : value_(std::move(value)) {}
+  const std::string& reveal() const { return value_; }
+  bool empty() const { return value_.empty(); }
+  bool operator==(const Password&) const = default;
+
+ private:
+  std::string value_;
+};
+std::ostream& operator<<(std::ostream& out, const Password& password);  // prints "[hidden]"
+
+// ---------------------------------------------------------------------------------------------------
+// java.util.Properties. Differences from Java: the file is read as UTF-8 (Java's load(InputStream)
+// reads ISO-8859-1), and \uXXXX escapes are stored as UTF-8.
+struct Property {
+  std::string key;
+  std::string value;  // unescaped, untrimmed (Java keeps trailing blanks; typed readers trim)
+  int line = 0;       // 1-based line where the logical line starts
+};
+
+struct Properties {
+  std::string source;                // name used in messages, usually the file name
+  std::vector<Property> entries;     // one per key, in first-seen order, value of the last occurrence
+  std::vector<std::string> notes;    // duplicate keys ("file:14: key is set again (first on line 3) ...")
+
+  const Property* find(std::string_view key) const;
+  std::optional<std::string> get(std::string_view key) const;
+  std::string where(const Property& p) const { return source + ":" + std::to_string(p.line); }
+};
+
+Result<Properties> parse_properties(std::string_view text, std::string source = "properties");
+// `source` in messages is the path as given.
+Result<Properties> load_properties(const std::filesystem::path& path);
+
+// ---------------------------------------------------------------------------------------------------
+// The key table (keys.cpp): every key Bulwark knows, its Kafka type, default and validator, and whether
+// Bulwark acts on it yet. To change what is enforced, edit the status column of that one table.
+enum class KeyType { int16, int32, int64, boolean, string, list, class_name, password };
+enum class KeyStatus {
+  supported,     // read and acted on
+  not_enforced,  // accepted and validated, but the broker does not act on it yet (reported at start-up)
+};
+
+struct KeySpec {
+  std::string_view name;
+  KeyType type;
+  std::optional<std::string_view> default_value;  // nullopt = Kafka's null (no default)
+  KeyStatus status;
+  bool per_listener = false;  // may also be set as listener.name.<listener lower case>.<name>
+  // Validator: integers in [min, max]; strings (or each list element) one of `one_of`.
+  std::int64_t min = INT64_MIN;
+  std::int64_t max = INT64_MAX;
+  std::vector<std::string_view> one_of = {};
+  bool case_insensitive = false;
+};
+
+const std::vector<KeySpec>& key_specs();
+const KeySpec* find_key_spec(std::string_view name);
+
+// ---------------------------------------------------------------------------------------------------
+enum class SecurityProtocol { plaintext, ssl, sasl_plaintext, sasl_ssl };
+std::string_view to_string(SecurityProtocol protocol);
+std::optional<SecurityProtocol> parse_security_protocol(std::string_view name);  // case-insensitive
+inline bool uses_tls(SecurityProtocol p) { return p == SecurityProtocol::ssl || p == SecurityProtocol::sasl_ssl; }
+inline bool uses_sasl(SecurityProtocol p) {
+  return p == SecurityProtocol::sasl_plaintext || p == SecurityProtocol::sasl_ssl;
+}
+
+enum class ClientAuth { none, requested, required };
+
+struct Endpoint {
+  std::string listener;  // normalised to upper case, as Kafka's ListenerName.normalised
+  std::string host;      // "" = all interfaces (in listeners); IPv6 without brackets
+  std::uint16_t port = 0;
+  SecurityProtocol protocol = SecurityProtocol::plaintext;
+  std::string to_string() const;  // NAME://host:port, IPv6 in brackets
+};
+
+// Parses "NAME://host:port,..." (Kafka's EndPoint grammar). Protocols are filled from `protocol_map`;
+// a listener missing from it is an error ("No security protocol defined for listener X").
+Result<std::vector<Endpoint>> parse_listeners(std::string_view value,
+                                              const std::map<std::string, SecurityProtocol>& protocol_map);
+// "NAME:PROTOCOL,..." with names normalised to upper case.
+Result<std::map<std::string, SecurityProtocol>> parse_security_protocol_map(std::string_view value);
+
+struct QuorumVoter {
+  std::int32_t id = -1;
+  std::string host;  // IPv6 without brackets
+  std::uint16_t port = 0;
+};
+// "id@host:port,..." ; IPv6 as id@[::1]:port.
+Result<std::vector<QuorumVoter>> parse_quorum_voters(std::string_view value);
+
+// The effective TLS and SASL settings of one listener: listener.name.<l>.<key> if set, else <key>, else
+// Kafka's default. Empty strings mean "not set".
+struct ListenerSecurity {
+  std::string listener;
+  SecurityProtocol protocol = SecurityProtocol::plaintext;
+
+  std::string keystore_type;  // JKS, PKCS12 or PEM (upper case)
+  std::string keystore_location;
+  Password keystore_password;
+  Password keystore_key;                // PEM private key in the config itself
+  Password keystore_certificate_chain;  // PEM chain in the config itself
+  Password key_password;
+  std::string truststore_type;
+  std::string truststore_location;
+  Password truststore_password;
+  Password truststore_certificates;  // PEM certificates in the config itself
+  ClientAuth client_auth = ClientAuth::none;
+  std::vector<std::string> enabled_protocols;  // TLSv1.2, TLSv1.3
+  std::string ssl_protocol;                    // ssl.protocol
+  std::vector<std::string> cipher_suites;      // empty = library defaults
+  std::string endpoint_identification_algorithm;
+  std::string principal_mapping_rules;
+
+  std::vector<std::string> sasl_enabled_mechanisms;
+  // listener.name.<l>.<mechanism lower case>.sasl.jaas.config, keyed by mechanism in upper case.
+  std::map<std::string, Password> sasl_jaas_configs;
+};
+
+enum class ProcessRole { broker, controller };
+
+struct BrokerConfig {
+  std::string source;     // file name for messages
+  Properties properties;  // everything as read, for security_for and the start-up report
+
+  std::int32_t node_id = -1;  // node.id, or broker.id when only that is set
+  std::vector<ProcessRole> process_roles;
+  bool is_broker() const;
+  bool is_controller() const;
+  std::vector<QuorumVoter> quorum_voters;
+  std::vector<std::string> controller_listener_names;  // upper case
+
+  std::map<std::string, SecurityProtocol> security_protocol_map;
+  std::vector<Endpoint> listeners;
+  // advertised.listeners, or listeners minus the controller listeners. An empty host is replaced by
+  // this machine's canonical host name (as Kafka does: InetAddress.getLocalHost().getCanonicalHostName()),
+  // see canonical_host_name().
+  std::vector<Endpoint> advertised_listeners;
+  std::string inter_broker_listener_name;  // inter.broker.listener.name or the security.inter.broker.protocol name
+  SecurityProtocol inter_broker_security_protocol = SecurityProtocol::plaintext;
+
+  std::string authorizer_class_name;
+  std::vector<std::string> super_users;  // "User:alice" entries, split on ';'
+  bool allow_everyone_if_no_acl_found = false;
+  std::vector<std::string> sasl_enabled_mechanisms;
+  std::string sasl_mechanism_inter_broker_protocol;
+
+  std::vector<std::string> log_dirs;  // log.dirs, else log.dir
+  std::optional<std::string> metadata_log_dir;
+  std::int32_t num_partitions = 1;
+  std::int32_t default_replication_factor = 1;
+  bool auto_create_topics_enable = true;
+  bool delete_topic_enable = true;
+  std::int32_t log_segment_bytes = 1 << 30;
+  std::int64_t log_roll_ms = 0;       // log.roll.ms over log.roll.hours
+  std::int64_t log_retention_ms = 0;  // ms over minutes over hours; -1 = unlimited
+  std::int64_t log_retention_bytes = -1;
+  std::int64_t log_retention_check_interval_ms = 0;
+  std::int64_t log_flush_interval_messages = 0;
+  std::int64_t log_flush_interval_ms = 0;  // falls back to log.flush.scheduler.interval.ms
+  std::int64_t log_flush_scheduler_interval_ms = 0;
+  std::string compression_type;
+  std::string log_message_timestamp_type;
+  std::vector<std::string> log_cleanup_policy;
+
+  std::int32_t message_max_bytes = 0;
+  std::int32_t socket_request_max_bytes = 0;
+  std::int32_t socket_send_buffer_bytes = 0;
+  std::int32_t socket_receive_buffer_bytes = 0;
+  std::int32_t num_network_threads = 0;
+  std::int32_t num_io_threads = 0;
+  std::int32_t queued_max_requests = 0;
+  std::int32_t max_connections = 0;
+  std::int32_t max_connections_per_ip = 0;
+  std::int64_t connections_max_idle_ms = 0;
+
+  std::int16_t offsets_topic_replication_factor = 3;
+  std::int32_t offsets_topic_num_partitions = 50;
+  std::int32_t offsets_retention_minutes = 0;
+  std::int32_t group_initial_rebalance_delay_ms = 0;
+  std::int32_t group_min_session_timeout_ms = 0;
+  std::int32_t group_max_session_timeout_ms = 0;
+  std::int16_t transaction_state_log_replication_factor = 3;
+  std::int32_t transaction_state_log_min_isr = 2;
+  std::int32_t min_insync_replicas = 1;
+  bool unclean_leader_election_enable = false;
+  std::int64_t replica_lag_time_max_ms = 0;
+
+  const Endpoint* find_listener(std::string_view name) const;  // name in any case
+  ListenerSecurity security_for(std::string_view listener_name) const;
+  // Warnings for start-up, one per line: unknown keys, keys accepted but not enforced yet, duplicate
+  // keys, per-listener keys naming no listener, ... Never contains a secret value.
+  std::vector<std::string> startup_report() const;
+};
+
+// Typed config with per-key checks (type, range, allowed values). Does not run validate().
+Result<BrokerConfig> build_broker_config(const Properties& properties);
+// Cross-key checks: listeners and the protocol map, controller listeners and quorum voters, keystores
+// of TLS listeners, the inter-broker listener, log.dirs.
+Status validate(const BrokerConfig& config);
+// load_properties + build_broker_config + validate.
+Result<BrokerConfig> load_broker_config(const std::filesystem::path& path);
+
+// This machine's canonical host name (getaddrinfo AI_CANONNAME of gethostname), "localhost" if
+// neither works. Used for advertised listeners with an empty host, like Kafka.
+std::string canonical_host_name();
+
+}  // namespace bulwark::config
+
+template <>
+struct fmt::formatter<bulwark::config::Password> : fmt::formatter<std::string_view> {
+  template <class FormatContext>
+  auto format(const bulwark::config::Password&, FormatContext& ctx) const {
+    return fmt::formatter<std::string_view>::format("[hidden]", ctx);
+  }
+};

@@ -1,0 +1,213 @@
+// The one table of keys. Names, types and defaults are Kafka 3.7's (KafkaConfig, SslConfigs,
+// BrokerSecurityConfigs, StandardAuthorizer). The status column says what Bulwark acts on today: move a
+// key from N (accepted, validated, reported at start-up as not enforced) to S when the broker honours it.
+#include <algorithm>
+
+#include "config/config.h"
+
+namespace bulwark::config {
+namespace {
+
+constexpr auto S = KeyStatus::supported;
+constexpr auto N = KeyStatus::not_enforced;
+constexpr std::optional<std::string_view> null = std::nullopt;
+constexpr std::int64_t kIntMax = 2147483647;
+constexpr std::int64_t kLongMax = INT64_MAX;
+constexpr std::int64_t kNoMin = INT64_MIN;
+
+using enum KeyType;
+
+std::vector<KeySpec> make_specs() {
+  // name, type, default, status, per-listener, min, max, allowed values, case-insensitive
+  return {
+      // --- KRaft identity and quorum
+      {"node.id", int32, "-1", S},
+      {"broker.id", int32, "-1", S},
+      {"process.roles", list, "", S, false, kNoMin, kLongMax, {"broker", "controller"}},
+      {"controller.quorum.voters", list, "", S},
+      {"controller.listener.names", list, "", S},
+      {"metadata.log.dir", string, null, S},
+      {"controller.quorum.election.timeout.ms", int32, "1000", N},
+      {"controller.quorum.fetch.timeout.ms", int32, "2000", N},
+      {"controller.quorum.election.backoff.max.ms", int32, "1000", N},
+      {"controller.quorum.append.linger.ms", int32, "25", N},
+      {"controller.quorum.request.timeout.ms", int32, "2000", N},
+      {"controller.quorum.retry.backoff.ms", int32, "20", N},
+      {"metadata.log.segment.bytes", int32, "1073741824", N, false, 12},
+      {"metadata.max.retention.bytes", int64, "104857600", N},
+      {"metadata.max.retention.ms", int64, "604800000", N},
+      {"initial.broker.registration.timeout.ms", int32, "60000", N},
+      {"broker.heartbeat.interval.ms", int32, "2000", N},
+      {"broker.session.timeout.ms", int32, "9000", N},
+      {"broker.rack", string, null, N},
+
+      // --- listeners
+      {"listeners", string, "PLAINTEXT://:9092", S},
+      {"advertised.listeners", string, null, S},
+      {"listener.security.protocol.map", string,
+       "PLAINTEXT:PLAINTEXT,SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL", S},
+      {"inter.broker.listener.name", string, null, S},
+      {"security.inter.broker.protocol", string, "PLAINTEXT", S, false, kNoMin, kLongMax,
+       {"PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"}, true},
+      {"socket.send.buffer.bytes", int32, "102400", S},
+      {"socket.receive.buffer.bytes", int32, "102400", S},
+      {"socket.request.max.bytes", int32, "104857600", S, false, 1},
+      {"socket.listen.backlog.size", int32, "50", N, false, 1},
+      {"num.network.threads", int32, "3", S, false, 1},
+      {"num.io.threads", int32, "8", S, false, 1},
+      {"queued.max.requests", int32, "500", S, false, 1},
+      {"connections.max.idle.ms", int64, "600000", S},
+      {"max.connections", int32, "2147483647", N, true, 0},
+      {"max.connections.per.ip", int32, "2147483647", N, false, 0},
+      {"max.connections.per.ip.overrides", string, "", N},
+      {"max.connection.creation.rate", int32, "2147483647", N, true, 0},
+      {"connections.max.reauth.ms", int64, "0", N, true},
+
+      // --- TLS (also as listener.name.<l>.ssl.*)
+      {"ssl.keystore.type", string, "JKS", S, true, kNoMin, kLongMax, {"JKS", "PKCS12", "PEM"}, true},
+      {"ssl.keystore.location", string, null, S, true},
+      {"ssl.keystore.password", password, null, S, true},
+      {"ssl.keystore.key", password, null, S, true},
+      {"ssl.keystore.certificate.chain", password, null, S, true},
+      {"ssl.key.password", password, null, S, true},
+      {"ssl.truststore.type", string, "JKS", S, true, kNoMin, kLongMax, {"JKS", "PKCS12", "PEM"}, true},
+      {"ssl.truststore.location", string, null, S, true},
+      {"ssl.truststore.password", password, null, S, true},
+      {"ssl.truststore.certificates", password, null, S, true},
+      {"ssl.client.auth", string, "none", S, true, kNoMin, kLongMax, {"none", "requested", "required"}},
+      // Bulwark speaks TLS 1.2 and 1.3 only (DESIGN.md), so older names are refused rather than ignored.
+      {"ssl.enabled.protocols", list, "TLSv1.2,TLSv1.3", S, true, kNoMin, kLongMax, {"TLSv1.2", "TLSv1.3"}},
+      {"ssl.protocol", string, "TLSv1.3", S, true, kNoMin, kLongMax, {"TLS", "TLSv1.2", "TLSv1.3"}},
+      {"ssl.cipher.suites", list, "", S, true},
+      {"ssl.endpoint.identification.algorithm", string, "https", S, true, kNoMin, kLongMax, {"", "https"}, true},
+      {"ssl.principal.mapping.rules", string, "DEFAULT", N, true},
+      {"ssl.keymanager.algorithm", string, "SunX509", N, true},
+      {"ssl.trustmanager.algorithm", string, "PKIX", N, true},
+      {"ssl.secure.random.implementation", string, null, N, true},
+      {"ssl.provider", string, null, N, true},
+      {"ssl.engine.factory.class", class_name, null, N, true},
+      {"ssl.allow.dn.changes", boolean, "false", N, true},
+      {"ssl.allow.san.changes", boolean, "false", N, true},
+      {"principal.builder.class", class_name, null, N, true},
+
+      // --- SASL (listener.name.<l>.<mechanism>.sasl.jaas.config for the JAAS config)
+      {"sasl.enabled.mechanisms", list, "GSSAPI", N, true, kNoMin, kLongMax,
+       {"GSSAPI", "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER"}},
+      {"sasl.mechanism.inter.broker.protocol", string, "GSSAPI", N, false, kNoMin, kLongMax,
+       {"GSSAPI", "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER"}},
+      {"sasl.mechanism.controller.protocol", string, "GSSAPI", N, false, kNoMin, kLongMax,
+       {"GSSAPI", "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER"}},
+      {"sasl.jaas.config", password, null, N, true},
+      {"sasl.server.callback.handler.class", class_name, null, N, true},
+      {"sasl.login.callback.handler.class", class_name, null, N, true},
+      {"sasl.login.class", class_name, null, N, true},
+      {"sasl.kerberos.service.name", string, null, N, true},
+
+      // --- authorization (StandardAuthorizer's keys)
+      {"authorizer.class.name", class_name, "", N},
+      {"super.users", string, null, N},
+      {"allow.everyone.if.no.acl.found", boolean, "false", N},
+
+      // --- log storage
+      {"log.dirs", string, null, S},
+      {"log.dir", string, "/tmp/kafka-logs", S},
+      {"num.partitions", int32, "1", S, false, 1},
+      {"auto.create.topics.enable", boolean, "true", S},
+      {"delete.topic.enable", boolean, "true", S},
+      {"log.segment.bytes", int32, "1073741824", S, false, 14},
+      {"log.roll.ms", int64, null, S},
+      {"log.roll.hours", int32, "168", S, false, 1},
+      {"log.roll.jitter.ms", int64, null, N},
+      {"log.roll.jitter.hours", int32, "0", N, false, 0},
+      {"log.retention.ms", int64, null, S},
+      {"log.retention.minutes", int32, null, S},
+      {"log.retention.hours", int32, "168", S},
+      {"log.retention.bytes", int64, "-1", S},
+      {"log.retention.check.interval.ms", int64, "300000", S, false, 1},
+      {"log.flush.interval.messages", int64, "9223372036854775807", S, false, 1},
+      {"log.flush.interval.ms", int64, null, S},
+      {"log.flush.scheduler.interval.ms", int64, "9223372036854775807", S},
+      {"log.flush.offset.checkpoint.interval.ms", int32, "60000", N, false, 0},
+      {"log.index.size.max.bytes", int32, "10485760", N, false, 4},
+      {"log.index.interval.bytes", int32, "4096", N, false, 0},
+      {"log.preallocate", boolean, "false", N},
+      {"log.segment.delete.delay.ms", int64, "60000", N, false, 0},
+      {"num.recovery.threads.per.data.dir", int32, "1", N, false, 1},
+      {"message.max.bytes", int32, "1048588", S, false, 0},
+      {"compression.type", string, "producer", S, false, kNoMin, kLongMax,
+       {"uncompressed", "zstd", "lz4", "snappy", "gzip", "producer"}},
+      {"log.message.timestamp.type", string, "CreateTime", S, false, kNoMin, kLongMax, {"CreateTime", "LogAppendTime"}},
+      {"log.message.timestamp.difference.max.ms", int64, "9223372036854775807", N, false, 0},
+      {"log.cleanup.policy", list, "delete", N, false, kNoMin, kLongMax, {"delete", "compact"}},
+      {"log.cleaner.enable", boolean, "true", N},
+      {"log.cleaner.threads", int32, "1", N, false, 0},
+      {"log.cleaner.delete.retention.ms", int64, "86400000", N, false, 0},
+      {"log.cleaner.min.cleanable.ratio", string, "0.5", N},
+      {"log.cleaner.dedupe.buffer.size", int64, "134217728", N},
+      {"log.message.format.version", string, null, N},
+
+      // --- replication
+      {"default.replication.factor", int32, "1", N},
+      {"min.insync.replicas", int32, "1", N, false, 1},
+      {"unclean.leader.election.enable", boolean, "false", N},
+      {"replica.lag.time.max.ms", int64, "30000", N},
+      {"num.replica.fetchers", int32, "1", N},
+      {"replica.fetch.max.bytes", int32, "1048576", N, false, 0},
+      {"replica.fetch.wait.max.ms", int32, "500", N},
+      {"replica.fetch.min.bytes", int32, "1", N},
+      {"replica.fetch.response.max.bytes", int32, "10485760", N, false, 0},
+      {"replica.socket.timeout.ms", int32, "30000", N},
+      {"replica.socket.receive.buffer.bytes", int32, "65536", N},
+      {"replica.high.watermark.checkpoint.interval.ms", int64, "5000", N},
+      {"auto.leader.rebalance.enable", boolean, "true", N},
+      {"leader.imbalance.check.interval.seconds", int64, "300", N, false, 1},
+      {"leader.imbalance.per.broker.percentage", int32, "10", N},
+      {"controlled.shutdown.enable", boolean, "true", N},
+      {"inter.broker.protocol.version", string, null, N},
+
+      // --- groups and offsets
+      {"offsets.topic.replication.factor", int16, "3", N, false, 1},
+      {"offsets.topic.num.partitions", int32, "50", S, false, 1},
+      {"offsets.topic.segment.bytes", int32, "104857600", N, false, 1},
+      {"offsets.retention.minutes", int32, "10080", S, false, 1},
+      {"offsets.retention.check.interval.ms", int64, "600000", N, false, 1},
+      {"offsets.commit.timeout.ms", int32, "5000", N, false, 1},
+      {"offsets.load.buffer.size", int32, "5242880", N, false, 1},
+      {"group.initial.rebalance.delay.ms", int32, "3000", S},
+      {"group.min.session.timeout.ms", int32, "6000", S},
+      {"group.max.session.timeout.ms", int32, "1800000", S},
+      {"group.max.size", int32, "2147483647", N, false, 1},
+
+      // --- transactions
+      {"transaction.state.log.replication.factor", int16, "3", N, false, 1},
+      {"transaction.state.log.min.isr", int32, "2", N, false, 1},
+      {"transaction.state.log.num.partitions", int32, "50", N, false, 1},
+      {"transaction.state.log.segment.bytes", int32, "104857600", N, false, 1},
+      {"transaction.max.timeout.ms", int32, "900000", N, false, 1},
+      {"transactional.id.expiration.ms", int32, "604800000", N, false, 1},
+
+      // --- misc
+      {"metric.reporters", list, "", N},
+      {"auto.include.jmx.reporter", boolean, "true", N},
+      {"request.timeout.ms", int32, "30000", N},
+      {"max.incremental.fetch.session.cache.slots", int32, "1000", N, false, 0},
+      {"fetch.max.bytes", int32, "57671680", N, false, 1024},
+      {"delegation.token.master.key", password, null, N},
+      {"delegation.token.secret.key", password, null, N},
+  };
+}
+
+}  // namespace
+
+const std::vector<KeySpec>& key_specs() {
+  static const std::vector<KeySpec> specs = make_specs();
+  return specs;
+}
+
+const KeySpec* find_key_spec(std::string_view name) {
+  const auto& specs = key_specs();
+  auto it = std::find_if(specs.begin(), specs.end(), [&](const KeySpec& s) { return s.name == name; });
+  return it == specs.end() ? nullptr : &*it;
+}
+
+}  // namespace bulwark::config
