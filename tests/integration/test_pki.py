@@ -512,3 +512,28 @@ def test_bad_passwords_leave_no_files(ca, tmp_path):
     wrong = run("keytool", "-list", "-keystore", out / "client-1.keystore.jks", "-storepass", "not-the-password",
                 check=False)
     assert wrong.returncode != 0 and "password was incorrect" in wrong.stdout + wrong.stderr
+
+
+def test_out_copies_and_csr_renewal(ca, tmp_path):
+    out = tmp_path / "copies"
+    pki("issue", "client", "client-1", "--dir", ca, "--out", out)
+    assert (out / "client-1.crt").read_text() == (ca / "issued/client-1/cert.pem").read_text()
+    assert mode(out / "client-1.key") == 0o600
+    assert (out / "client-1.chain.pem").read_text().count("BEGIN CERTIFICATE") == 3
+    pki("crl", "--dir", ca, "--out", out)
+    assert (out / "crl.pem").read_text() == (ca / "crl.pem").read_text()
+    assert "already exists" in fails("crl", "--dir", ca, "--out", out)
+
+    # A certificate signed from a CSR renews with the same public key (the key never came here) ...
+    _, csr = keytool_csr(tmp_path, "kafka-7", "dns:kafka-7")
+    pki("issue", "broker", "kafka-7", "--dir", ca, "--csr", csr)
+    cert = ca / "issued/kafka-7/cert.pem"
+    old_serial, old_key = serial_of(cert), pubkey_of(cert)
+    pki("renew", "kafka-7", "--dir", ca)
+    assert serial_of(cert) != old_serial and pubkey_of(cert) == old_key
+    assert "DNS:kafka-7" in x509_text(cert)
+    # ... and cannot be exported as a keystore: the message says where the chain is instead.
+    message = fails("export", "kafka-7", "--dir", ca, "--format", "jks", "--password", PASSWORD)
+    assert "signed from a CSR" in message and "chain.pem" in message
+    assert "--key has no meaning with --csr" in fails("issue", "broker", "kafka-6", "--dir", ca, "--csr", csr,
+                                                      "--key", "rsa:2048")
