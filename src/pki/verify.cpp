@@ -229,9 +229,10 @@ std::optional<Finding> explain_chain_error(const ChainError& e, const VerifyInpu
     case X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN: {
       X509* same_name = find_by_subject(input.anchors, X509_get_subject_name(cert));
       if (same_name != nullptr)
-        return error("chain", fmt::format("the chain ends at the root CA {}, and the trust bundle has a CA with "
-                                          "that name but a different key: the CA was probably re-created; use "
-                                          "the current CA bundle or reissue the certificate",
+        return error("chain", fmt::format("the certificate was signed by a CA that is not in the trust bundle "
+                                          "(issuer: {}): the bundle has a CA with that name but a different key, "
+                                          "so the CA was probably re-created; use the current CA bundle or "
+                                          "reissue the certificate",
                                           subject));
       return error("chain", fmt::format("the certificate was signed by a CA that is not in the trust bundle "
                                         "(issuer: {}); the file carries that root, but clients trust only "
@@ -248,10 +249,11 @@ std::optional<Finding> explain_chain_error(const ChainError& e, const VerifyInpu
                                             "kcat) do not: add the root",
                                             subject, issuer));
       if (find_by_subject(input.anchors, issuer_name) != nullptr)
-        return error("chain", fmt::format("{} names {} as its issuer, and the trust bundle has a CA with that name "
-                                          "but not the one that signed it (a different key): the CA was probably "
-                                          "re-created; reissue the certificate or use the current CA bundle",
-                                          subject, issuer));
+        return error("chain", fmt::format("the certificate was signed by a CA that is not in the trust bundle "
+                                          "(issuer: {}): the bundle has a CA with that name but a different key, "
+                                          "so the CA was probably re-created; use the current CA bundle or "
+                                          "reissue the certificate",
+                                          issuer));
       // CAs we know of but must not use to build the chain tell a missing intermediate from a foreign root.
       if (X509* known = find_by_subject(input.known_cas, issuer_name)) {
         if (!self_signed(known))
