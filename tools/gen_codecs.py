@@ -850,7 +850,8 @@ class TestGen:
     def generate(self, msgs):
         L = [MARKER, "// Round trip of every message at every version: fill with non-default values, encode,",
              "// decode, compare; re-encoding gives the same bytes; every truncation fails to decode.",
-             '#include <gtest/gtest.h>', "", '#include "wire/generated/messages.h"', "",
+             '#include <gtest/gtest.h>', "", "#include <cstdlib>", "#include <fstream>", "#include <string>", "",
+             '#include "wire/generated/messages.h"', '#include "wire/protocol.h"', "",
              "namespace bulwark::wire {", "namespace {", "",
              "[[maybe_unused]] Uuid uuid_of(int k) {", "  Uuid u{};",
              "  for (std::size_t i = 0; i < u.size(); ++i) u[i] = static_cast<std::uint8_t>(k + i);",
@@ -860,8 +861,24 @@ class TestGen:
                 L += self.fill_fn(m, s)
                 L.append("")
         L += [
+            "// With BULWARK_FUZZ_SEEDS=<dir>, each request encoding is also written there as a framed request",
+            "// (header + body): seeds for the request decoder fuzzer (scripts/fuzz).",
             "template <class M>",
-            "void check_round_trip(std::int16_t v, bool flex, int seed, bool has_fields,",
+            "void write_seed(const char* name, std::int16_t v, int seed, const Bytes& body) {",
+            "  const char* dir = std::getenv(\"BULWARK_FUZZ_SEEDS\");",
+            "  if constexpr (requires { M::api_key; }) {",
+            "    if (dir == nullptr) return;",
+            "    ByteWriter w;",
+            "    encode_request_header(w, RequestHeader{M::api_key, v, 1, std::string(\"seed\")});",
+            "    w.write_bytes(body);",
+            "    std::ofstream out(std::string(dir) + \"/\" + name + \"-v\" + std::to_string(v) + \"-\" + std::to_string(seed),",
+            "                      std::ios::binary);",
+            "    out.write(reinterpret_cast<const char*>(w.buffer().data()), static_cast<std::streamsize>(w.size()));",
+            "  }",
+            "}",
+            "",
+            "template <class M>",
+            "void check_round_trip(const char* name, std::int16_t v, bool flex, int seed, bool has_fields,",
             "                      void (*fill)(M&, std::int16_t, bool, int)) {",
             "  SCOPED_TRACE(testing::Message() << \"version \" << v << \" seed \" << seed);",
             "  M m;",
@@ -869,6 +886,7 @@ class TestGen:
             "  ByteWriter w;",
             "  m.encode(w, v);",
             "  const Bytes bytes = w.take();",
+            "  write_seed<M>(name, v, seed, bytes);",
             "  if (has_fields && seed == 0) {",
             "    ByteWriter empty;",
             "    M{}.encode(empty, v);",
@@ -906,7 +924,8 @@ class TestGen:
             else:
                 hf = "(" + " || ".join("v == %d" % v for v in has) + ")"
             L.append("    for (int seed = 0; seed < 2; ++seed) {")
-            L.append("      check_round_trip<msg::%s>(v, %s, seed, %s, &%s);" % (m.name, flex, hf, self.fill_name(m, m.root)))
+            L.append("      check_round_trip<msg::%s>(%s, v, %s, seed, %s, &%s);"
+                     % (m.name, cpp_string(m.name), flex, hf, self.fill_name(m, m.root)))
             L.append("    }")
             L.append("  }")
             L.append("}")

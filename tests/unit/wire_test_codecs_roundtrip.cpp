@@ -3,7 +3,12 @@
 // decode, compare; re-encoding gives the same bytes; every truncation fails to decode.
 #include <gtest/gtest.h>
 
+#include <cstdlib>
+#include <fstream>
+#include <string>
+
 #include "wire/generated/messages.h"
+#include "wire/protocol.h"
 
 namespace bulwark::wire {
 namespace {
@@ -4008,8 +4013,24 @@ void fill_ResponseHeader([[maybe_unused]] msg::ResponseHeader& m, [[maybe_unused
   if (flex) m.unknown_tagged_fields.push_back(RawTaggedField{90 + static_cast<std::uint32_t>(seed), Bytes{7, static_cast<std::uint8_t>(seed)}});
 }
 
+// With BULWARK_FUZZ_SEEDS=<dir>, each request encoding is also written there as a framed request
+// (header + body): seeds for the request decoder fuzzer (scripts/fuzz).
 template <class M>
-void check_round_trip(std::int16_t v, bool flex, int seed, bool has_fields,
+void write_seed(const char* name, std::int16_t v, int seed, const Bytes& body) {
+  const char* dir = std::getenv("BULWARK_FUZZ_SEEDS");
+  if constexpr (requires { M::api_key; }) {
+    if (dir == nullptr) return;
+    ByteWriter w;
+    encode_request_header(w, RequestHeader{M::api_key, v, 1, std::string("seed")});
+    w.write_bytes(body);
+    std::ofstream out(std::string(dir) + "/" + name + "-v" + std::to_string(v) + "-" + std::to_string(seed),
+                      std::ios::binary);
+    out.write(reinterpret_cast<const char*>(w.buffer().data()), static_cast<std::streamsize>(w.size()));
+  }
+}
+
+template <class M>
+void check_round_trip(const char* name, std::int16_t v, bool flex, int seed, bool has_fields,
                       void (*fill)(M&, std::int16_t, bool, int)) {
   SCOPED_TRACE(testing::Message() << "version " << v << " seed " << seed);
   M m;
@@ -4017,6 +4038,7 @@ void check_round_trip(std::int16_t v, bool flex, int seed, bool has_fields,
   ByteWriter w;
   m.encode(w, v);
   const Bytes bytes = w.take();
+  write_seed<M>(name, v, seed, bytes);
   if (has_fields && seed == 0) {
     ByteWriter empty;
     M{}.encode(empty, v);
@@ -4043,7 +4065,7 @@ void check_round_trip(std::int16_t v, bool flex, int seed, bool has_fields,
 TEST(CodecRoundTrip, ProduceRequest) {
   for (std::int16_t v = 0; v <= 10; ++v) {
     for (int seed = 0; seed < 2; ++seed) {
-      check_round_trip<msg::ProduceRequest>(v, v >= 9, seed, true, &fill_ProduceRequest);
+      check_round_trip<msg::ProduceRequest>("ProduceRequest", v, v >= 9, seed, true, &fill_ProduceRequest);
     }
   }
 }
@@ -4051,7 +4073,7 @@ TEST(CodecRoundTrip, ProduceRequest) {
 TEST(CodecRoundTrip, ProduceResponse) {
   for (std::int16_t v = 0; v <= 10; ++v) {
     for (int seed = 0; seed < 2; ++seed) {
-      check_round_trip<msg::ProduceResponse>(v, v >= 9, seed, true, &fill_ProduceResponse);
+      check_round_trip<msg::ProduceResponse>("ProduceResponse", v, v >= 9, seed, true, &fill_ProduceResponse);
     }
   }
 }
@@ -4059,7 +4081,7 @@ TEST(CodecRoundTrip, ProduceResponse) {
 TEST(CodecRoundTrip, FetchRequest) {
   for (std::int16_t v = 0; v <= 16; ++v) {
     for (int seed = 0; seed < 2; ++seed) {
-      check_round_trip<msg::FetchRequest>(v, v >= 12, seed, true, &fill_FetchRequest);
+      check_round_trip<msg::FetchRequest>("FetchRequest", v, v >= 12, seed, true, &fill_FetchRequest);
     }
   }
 }
@@ -4067,7 +4089,7 @@ TEST(CodecRoundTrip, FetchRequest) {
 TEST(CodecRoundTrip, FetchResponse) {
   for (std::int16_t v = 0; v <= 16; ++v) {
     for (int seed = 0; seed < 2; ++seed) {
-      check_round_trip<msg::FetchResponse>(v, v >= 12, seed, true, &fill_FetchResponse);
+      check_round_trip<msg::FetchResponse>("FetchResponse", v, v >= 12, seed, true, &fill_FetchResponse);
     }
   }
 }
@@ -4075,7 +4097,7 @@ TEST(CodecRoundTrip, FetchResponse) {
 TEST(CodecRoundTrip, ListOffsetsRequest) {
   for (std::int16_t v = 0; v <= 8; ++v) {
     for (int seed = 0; seed < 2; ++seed) {
-      check_round_trip<msg::ListOffsetsRequest>(v, v >= 6, seed, true, &fill_ListOffsetsRequest);
+      check_round_trip<msg::ListOffsetsRequest>("ListOffsetsRequest", v, v >= 6, seed, true, &fill_ListOffsetsRequest);
     }
   }
 }
@@ -4083,7 +4105,7 @@ TEST(CodecRoundTrip, ListOffsetsRequest) {
 TEST(CodecRoundTrip, ListOffsetsResponse) {
   for (std::int16_t v = 0; v <= 8; ++v) {
     for (int seed = 0; seed < 2; ++seed) {
-      check_round_trip<msg::ListOffsetsResponse>(v, v >= 6, seed, true, &fill_ListOffsetsResponse);
+      check_round_trip<msg::ListOffsetsResponse>("ListOffsetsResponse", v, v >= 6, seed, true, &fill_ListOffsetsResponse);
     }
   }
 }
@@ -4091,7 +4113,7 @@ TEST(CodecRoundTrip, ListOffsetsResponse) {
 TEST(CodecRoundTrip, MetadataRequest) {
   for (std::int16_t v = 0; v <= 12; ++v) {
     for (int seed = 0; seed < 2; ++seed) {
-      check_round_trip<msg::MetadataRequest>(v, v >= 9, seed, true, &fill_MetadataRequest);
+      check_round_trip<msg::MetadataRequest>("MetadataRequest", v, v >= 9, seed, true, &fill_MetadataRequest);
     }
   }
 }
@@ -4099,7 +4121,7 @@ TEST(CodecRoundTrip, MetadataRequest) {
 TEST(CodecRoundTrip, MetadataResponse) {
   for (std::int16_t v = 0; v <= 12; ++v) {
     for (int seed = 0; seed < 2; ++seed) {
-      check_round_trip<msg::MetadataResponse>(v, v >= 9, seed, true, &fill_MetadataResponse);
+      check_round_trip<msg::MetadataResponse>("MetadataResponse", v, v >= 9, seed, true, &fill_MetadataResponse);
     }
   }
 }
@@ -4107,7 +4129,7 @@ TEST(CodecRoundTrip, MetadataResponse) {
 TEST(CodecRoundTrip, LeaderAndIsrRequest) {
   for (std::int16_t v = 0; v <= 7; ++v) {
     for (int seed = 0; seed < 2; ++seed) {
-      check_round_trip<msg::LeaderAndIsrRequest>(v, v >= 4, seed, true, &fill_LeaderAndIsrRequest);
+      check_round_trip<msg::LeaderAndIsrRequest>("LeaderAndIsrRequest", v, v >= 4, seed, true, &fill_LeaderAndIsrRequest);
     }
   }
 }
@@ -4115,7 +4137,7 @@ TEST(CodecRoundTrip, LeaderAndIsrRequest) {
 TEST(CodecRoundTrip, LeaderAndIsrResponse) {
   for (std::int16_t v = 0; v <= 7; ++v) {
     for (int seed = 0; seed < 2; ++seed) {
-      check_round_trip<msg::LeaderAndIsrResponse>(v, v >= 4, seed, true, &fill_LeaderAndIsrResponse);
+      check_round_trip<msg::LeaderAndIsrResponse>("LeaderAndIsrResponse", v, v >= 4, seed, true, &fill_LeaderAndIsrResponse);
     }
   }
 }
@@ -4123,7 +4145,7 @@ TEST(CodecRoundTrip, LeaderAndIsrResponse) {
 TEST(CodecRoundTrip, StopReplicaRequest) {
   for (std::int16_t v = 0; v <= 4; ++v) {
     for (int seed = 0; seed < 2; ++seed) {
-      check_round_trip<msg::StopReplicaRequest>(v, v >= 2, seed, true, &fill_StopReplicaRequest);
+      check_round_trip<msg::StopReplicaRequest>("StopReplicaRequest", v, v >= 2, seed, true, &fill_StopReplicaRequest);
     }
   }
 }
@@ -4131,7 +4153,7 @@ TEST(CodecRoundTrip, StopReplicaRequest) {
 TEST(CodecRoundTrip, StopReplicaResponse) {
   for (std::int16_t v = 0; v <= 4; ++v) {
     for (int seed = 0; seed < 2; ++seed) {
-      check_round_trip<msg::StopReplicaResponse>(v, v >= 2, seed, true, &fill_StopReplicaResponse);
+      check_round_trip<msg::StopReplicaResponse>("StopReplicaResponse", v, v >= 2, seed, true, &fill_StopReplicaResponse);
     }
   }
 }
@@ -4139,7 +4161,7 @@ TEST(CodecRoundTrip, StopReplicaResponse) {
 TEST(CodecRoundTrip, UpdateMetadataRequest) {
   for (std::int16_t v = 0; v <= 8; ++v) {
     for (int seed = 0; seed < 2; ++seed) {
-      check_round_trip<msg::UpdateMetadataRequest>(v, v >= 6, seed, true, &fill_UpdateMetadataRequest);
+      check_round_trip<msg::UpdateMetadataRequest>("UpdateMetadataRequest", v, v >= 6, seed, true, &fill_UpdateMetadataRequest);
     }
   }
 }
@@ -4147,7 +4169,7 @@ TEST(CodecRoundTrip, UpdateMetadataRequest) {
 TEST(CodecRoundTrip, UpdateMetadataResponse) {
   for (std::int16_t v = 0; v <= 8; ++v) {
     for (int seed = 0; seed < 2; ++seed) {
-      check_round_trip<msg::UpdateMetadataResponse>(v, v >= 6, seed, true, &fill_UpdateMetadataResponse);
+      check_round_trip<msg::UpdateMetadataResponse>("UpdateMetadataResponse", v, v >= 6, seed, true, &fill_UpdateMetadataResponse);
     }
   }
 }
@@ -4155,7 +4177,7 @@ TEST(CodecRoundTrip, UpdateMetadataResponse) {
 TEST(CodecRoundTrip, ControlledShutdownRequest) {
   for (std::int16_t v = 0; v <= 3; ++v) {
     for (int seed = 0; seed < 2; ++seed) {
-      check_round_trip<msg::ControlledShutdownRequest>(v, v >= 3, seed, true, &fill_ControlledShutdownRequest);
+      check_round_trip<msg::ControlledShutdownRequest>("ControlledShutdownRequest", v, v >= 3, seed, true, &fill_ControlledShutdownRequest);
     }
   }
 }
@@ -4163,7 +4185,7 @@ TEST(CodecRoundTrip, ControlledShutdownRequest) {
 TEST(CodecRoundTrip, ControlledShutdownResponse) {
   for (std::int16_t v = 0; v <= 3; ++v) {
     for (int seed = 0; seed < 2; ++seed) {
-      check_round_trip<msg::ControlledShutdownResponse>(v, v >= 3, seed, true, &fill_ControlledShutdownResponse);
+      check_round_trip<msg::ControlledShutdownResponse>("ControlledShutdownResponse", v, v >= 3, seed, true, &fill_ControlledShutdownResponse);
     }
   }
 }
@@ -4171,7 +4193,7 @@ TEST(CodecRoundTrip, ControlledShutdownResponse) {
 TEST(CodecRoundTrip, OffsetCommitRequest) {
   for (std::int16_t v = 0; v <= 9; ++v) {
     for (int seed = 0; seed < 2; ++seed) {
-      check_round_trip<msg::OffsetCommitRequest>(v, v >= 8, seed, true, &fill_OffsetCommitRequest);
+      check_round_trip<msg::OffsetCommitRequest>("OffsetCommitRequest", v, v >= 8, seed, true, &fill_OffsetCommitRequest);
     }
   }
 }
@@ -4179,7 +4201,7 @@ TEST(CodecRoundTrip, OffsetCommitRequest) {
 TEST(CodecRoundTrip, OffsetCommitResponse) {
   for (std::int16_t v = 0; v <= 9; ++v) {
     for (int seed = 0; seed < 2; ++seed) {
-      check_round_trip<msg::OffsetCommitResponse>(v, v >= 8, seed, true, &fill_OffsetCommitResponse);
+      check_round_trip<msg::OffsetCommitResponse>("OffsetCommitResponse", v, v >= 8, seed, true, &fill_OffsetCommitResponse);
     }
   }
 }
@@ -4187,7 +4209,7 @@ TEST(CodecRoundTrip, OffsetCommitResponse) {
 TEST(CodecRoundTrip, OffsetFetchRequest) {
   for (std::int16_t v = 0; v <= 9; ++v) {
     for (int seed = 0; seed < 2; ++seed) {
-      check_round_trip<msg::OffsetFetchRequest>(v, v >= 6, seed, true, &fill_OffsetFetchRequest);
+      check_round_trip<msg::OffsetFetchRequest>("OffsetFetchRequest", v, v >= 6, seed, true, &fill_OffsetFetchRequest);
     }
   }
 }
@@ -4195,7 +4217,7 @@ TEST(CodecRoundTrip, OffsetFetchRequest) {
 TEST(CodecRoundTrip, OffsetFetchResponse) {
   for (std::int16_t v = 0; v <= 9; ++v) {
     for (int seed = 0; seed < 2; ++seed) {
-      check_round_trip<msg::OffsetFetchResponse>(v, v >= 6, seed, true, &fill_OffsetFetchResponse);
+      check_round_trip<msg::OffsetFetchResponse>("OffsetFetchResponse", v, v >= 6, seed, true, &fill_OffsetFetchResponse);
     }
   }
 }
@@ -4203,7 +4225,7 @@ TEST(CodecRoundTrip, OffsetFetchResponse) {
 TEST(CodecRoundTrip, FindCoordinatorRequest) {
   for (std::int16_t v = 0; v <= 4; ++v) {
     for (int seed = 0; seed < 2; ++seed) {
-      check_round_trip<msg::FindCoordinatorRequest>(v, v >= 3, seed, true, &fill_FindCoordinatorRequest);
+      check_round_trip<msg::FindCoordinatorRequest>("FindCoordinatorRequest", v, v >= 3, seed, true, &fill_FindCoordinatorRequest);
     }
   }
 }
@@ -4211,7 +4233,7 @@ TEST(CodecRoundTrip, FindCoordinatorRequest) {
 TEST(CodecRoundTrip, FindCoordinatorResponse) {
   for (std::int16_t v = 0; v <= 4; ++v) {
     for (int seed = 0; seed < 2; ++seed) {
-      check_round_trip<msg::FindCoordinatorResponse>(v, v >= 3, seed, true, &fill_FindCoordinatorResponse);
+      check_round_trip<msg::FindCoordinatorResponse>("FindCoordinatorResponse", v, v >= 3, seed, true, &fill_FindCoordinatorResponse);
     }
   }
 }
@@ -4219,7 +4241,7 @@ TEST(CodecRoundTrip, FindCoordinatorResponse) {
 TEST(CodecRoundTrip, JoinGroupRequest) {
   for (std::int16_t v = 0; v <= 9; ++v) {
     for (int seed = 0; seed < 2; ++seed) {
-      check_round_trip<msg::JoinGroupRequest>(v, v >= 6, seed, true, &fill_JoinGroupRequest);
+      check_round_trip<msg::JoinGroupRequest>("JoinGroupRequest", v, v >= 6, seed, true, &fill_JoinGroupRequest);
     }
   }
 }
@@ -4227,7 +4249,7 @@ TEST(CodecRoundTrip, JoinGroupRequest) {
 TEST(CodecRoundTrip, JoinGroupResponse) {
   for (std::int16_t v = 0; v <= 9; ++v) {
     for (int seed = 0; seed < 2; ++seed) {
-      check_round_trip<msg::JoinGroupResponse>(v, v >= 6, seed, true, &fill_JoinGroupResponse);
+      check_round_trip<msg::JoinGroupResponse>("JoinGroupResponse", v, v >= 6, seed, true, &fill_JoinGroupResponse);
     }
   }
 }
@@ -4235,7 +4257,7 @@ TEST(CodecRoundTrip, JoinGroupResponse) {
 TEST(CodecRoundTrip, HeartbeatRequest) {
   for (std::int16_t v = 0; v <= 4; ++v) {
     for (int seed = 0; seed < 2; ++seed) {
-      check_round_trip<msg::HeartbeatRequest>(v, v >= 4, seed, true, &fill_HeartbeatRequest);
+      check_round_trip<msg::HeartbeatRequest>("HeartbeatRequest", v, v >= 4, seed, true, &fill_HeartbeatRequest);
     }
   }
 }
@@ -4243,7 +4265,7 @@ TEST(CodecRoundTrip, HeartbeatRequest) {
 TEST(CodecRoundTrip, HeartbeatResponse) {
   for (std::int16_t v = 0; v <= 4; ++v) {
     for (int seed = 0; seed < 2; ++seed) {
-      check_round_trip<msg::HeartbeatResponse>(v, v >= 4, seed, true, &fill_HeartbeatResponse);
+      check_round_trip<msg::HeartbeatResponse>("HeartbeatResponse", v, v >= 4, seed, true, &fill_HeartbeatResponse);
     }
   }
 }
@@ -4251,7 +4273,7 @@ TEST(CodecRoundTrip, HeartbeatResponse) {
 TEST(CodecRoundTrip, LeaveGroupRequest) {
   for (std::int16_t v = 0; v <= 5; ++v) {
     for (int seed = 0; seed < 2; ++seed) {
-      check_round_trip<msg::LeaveGroupRequest>(v, v >= 4, seed, true, &fill_LeaveGroupRequest);
+      check_round_trip<msg::LeaveGroupRequest>("LeaveGroupRequest", v, v >= 4, seed, true, &fill_LeaveGroupRequest);
     }
   }
 }
@@ -4259,7 +4281,7 @@ TEST(CodecRoundTrip, LeaveGroupRequest) {
 TEST(CodecRoundTrip, LeaveGroupResponse) {
   for (std::int16_t v = 0; v <= 5; ++v) {
     for (int seed = 0; seed < 2; ++seed) {
-      check_round_trip<msg::LeaveGroupResponse>(v, v >= 4, seed, true, &fill_LeaveGroupResponse);
+      check_round_trip<msg::LeaveGroupResponse>("LeaveGroupResponse", v, v >= 4, seed, true, &fill_LeaveGroupResponse);
     }
   }
 }
@@ -4267,7 +4289,7 @@ TEST(CodecRoundTrip, LeaveGroupResponse) {
 TEST(CodecRoundTrip, SyncGroupRequest) {
   for (std::int16_t v = 0; v <= 5; ++v) {
     for (int seed = 0; seed < 2; ++seed) {
-      check_round_trip<msg::SyncGroupRequest>(v, v >= 4, seed, true, &fill_SyncGroupRequest);
+      check_round_trip<msg::SyncGroupRequest>("SyncGroupRequest", v, v >= 4, seed, true, &fill_SyncGroupRequest);
     }
   }
 }
@@ -4275,7 +4297,7 @@ TEST(CodecRoundTrip, SyncGroupRequest) {
 TEST(CodecRoundTrip, SyncGroupResponse) {
   for (std::int16_t v = 0; v <= 5; ++v) {
     for (int seed = 0; seed < 2; ++seed) {
-      check_round_trip<msg::SyncGroupResponse>(v, v >= 4, seed, true, &fill_SyncGroupResponse);
+      check_round_trip<msg::SyncGroupResponse>("SyncGroupResponse", v, v >= 4, seed, true, &fill_SyncGroupResponse);
     }
   }
 }
@@ -4283,7 +4305,7 @@ TEST(CodecRoundTrip, SyncGroupResponse) {
 TEST(CodecRoundTrip, DescribeGroupsRequest) {
   for (std::int16_t v = 0; v <= 5; ++v) {
     for (int seed = 0; seed < 2; ++seed) {
-      check_round_trip<msg::DescribeGroupsRequest>(v, v >= 5, seed, true, &fill_DescribeGroupsRequest);
+      check_round_trip<msg::DescribeGroupsRequest>("DescribeGroupsRequest", v, v >= 5, seed, true, &fill_DescribeGroupsRequest);
     }
   }
 }
@@ -4291,7 +4313,7 @@ TEST(CodecRoundTrip, DescribeGroupsRequest) {
 TEST(CodecRoundTrip, DescribeGroupsResponse) {
   for (std::int16_t v = 0; v <= 5; ++v) {
     for (int seed = 0; seed < 2; ++seed) {
-      check_round_trip<msg::DescribeGroupsResponse>(v, v >= 5, seed, true, &fill_DescribeGroupsResponse);
+      check_round_trip<msg::DescribeGroupsResponse>("DescribeGroupsResponse", v, v >= 5, seed, true, &fill_DescribeGroupsResponse);
     }
   }
 }
@@ -4299,7 +4321,7 @@ TEST(CodecRoundTrip, DescribeGroupsResponse) {
 TEST(CodecRoundTrip, ListGroupsRequest) {
   for (std::int16_t v = 0; v <= 4; ++v) {
     for (int seed = 0; seed < 2; ++seed) {
-      check_round_trip<msg::ListGroupsRequest>(v, v >= 3, seed, (v == 4), &fill_ListGroupsRequest);
+      check_round_trip<msg::ListGroupsRequest>("ListGroupsRequest", v, v >= 3, seed, (v == 4), &fill_ListGroupsRequest);
     }
   }
 }
@@ -4307,7 +4329,7 @@ TEST(CodecRoundTrip, ListGroupsRequest) {
 TEST(CodecRoundTrip, ListGroupsResponse) {
   for (std::int16_t v = 0; v <= 4; ++v) {
     for (int seed = 0; seed < 2; ++seed) {
-      check_round_trip<msg::ListGroupsResponse>(v, v >= 3, seed, true, &fill_ListGroupsResponse);
+      check_round_trip<msg::ListGroupsResponse>("ListGroupsResponse", v, v >= 3, seed, true, &fill_ListGroupsResponse);
     }
   }
 }
@@ -4315,7 +4337,7 @@ TEST(CodecRoundTrip, ListGroupsResponse) {
 TEST(CodecRoundTrip, SaslHandshakeRequest) {
   for (std::int16_t v = 0; v <= 1; ++v) {
     for (int seed = 0; seed < 2; ++seed) {
-      check_round_trip<msg::SaslHandshakeRequest>(v, false, seed, true, &fill_SaslHandshakeRequest);
+      check_round_trip<msg::SaslHandshakeRequest>("SaslHandshakeRequest", v, false, seed, true, &fill_SaslHandshakeRequest);
     }
   }
 }
@@ -4323,7 +4345,7 @@ TEST(CodecRoundTrip, SaslHandshakeRequest) {
 TEST(CodecRoundTrip, SaslHandshakeResponse) {
   for (std::int16_t v = 0; v <= 1; ++v) {
     for (int seed = 0; seed < 2; ++seed) {
-      check_round_trip<msg::SaslHandshakeResponse>(v, false, seed, true, &fill_SaslHandshakeResponse);
+      check_round_trip<msg::SaslHandshakeResponse>("SaslHandshakeResponse", v, false, seed, true, &fill_SaslHandshakeResponse);
     }
   }
 }
@@ -4331,7 +4353,7 @@ TEST(CodecRoundTrip, SaslHandshakeResponse) {
 TEST(CodecRoundTrip, ApiVersionsRequest) {
   for (std::int16_t v = 0; v <= 3; ++v) {
     for (int seed = 0; seed < 2; ++seed) {
-      check_round_trip<msg::ApiVersionsRequest>(v, v >= 3, seed, (v == 3), &fill_ApiVersionsRequest);
+      check_round_trip<msg::ApiVersionsRequest>("ApiVersionsRequest", v, v >= 3, seed, (v == 3), &fill_ApiVersionsRequest);
     }
   }
 }
@@ -4339,7 +4361,7 @@ TEST(CodecRoundTrip, ApiVersionsRequest) {
 TEST(CodecRoundTrip, ApiVersionsResponse) {
   for (std::int16_t v = 0; v <= 3; ++v) {
     for (int seed = 0; seed < 2; ++seed) {
-      check_round_trip<msg::ApiVersionsResponse>(v, v >= 3, seed, true, &fill_ApiVersionsResponse);
+      check_round_trip<msg::ApiVersionsResponse>("ApiVersionsResponse", v, v >= 3, seed, true, &fill_ApiVersionsResponse);
     }
   }
 }
@@ -4347,7 +4369,7 @@ TEST(CodecRoundTrip, ApiVersionsResponse) {
 TEST(CodecRoundTrip, CreateTopicsRequest) {
   for (std::int16_t v = 0; v <= 7; ++v) {
     for (int seed = 0; seed < 2; ++seed) {
-      check_round_trip<msg::CreateTopicsRequest>(v, v >= 5, seed, true, &fill_CreateTopicsRequest);
+      check_round_trip<msg::CreateTopicsRequest>("CreateTopicsRequest", v, v >= 5, seed, true, &fill_CreateTopicsRequest);
     }
   }
 }
@@ -4355,7 +4377,7 @@ TEST(CodecRoundTrip, CreateTopicsRequest) {
 TEST(CodecRoundTrip, CreateTopicsResponse) {
   for (std::int16_t v = 0; v <= 7; ++v) {
     for (int seed = 0; seed < 2; ++seed) {
-      check_round_trip<msg::CreateTopicsResponse>(v, v >= 5, seed, true, &fill_CreateTopicsResponse);
+      check_round_trip<msg::CreateTopicsResponse>("CreateTopicsResponse", v, v >= 5, seed, true, &fill_CreateTopicsResponse);
     }
   }
 }
@@ -4363,7 +4385,7 @@ TEST(CodecRoundTrip, CreateTopicsResponse) {
 TEST(CodecRoundTrip, DeleteTopicsRequest) {
   for (std::int16_t v = 0; v <= 6; ++v) {
     for (int seed = 0; seed < 2; ++seed) {
-      check_round_trip<msg::DeleteTopicsRequest>(v, v >= 4, seed, true, &fill_DeleteTopicsRequest);
+      check_round_trip<msg::DeleteTopicsRequest>("DeleteTopicsRequest", v, v >= 4, seed, true, &fill_DeleteTopicsRequest);
     }
   }
 }
@@ -4371,7 +4393,7 @@ TEST(CodecRoundTrip, DeleteTopicsRequest) {
 TEST(CodecRoundTrip, DeleteTopicsResponse) {
   for (std::int16_t v = 0; v <= 6; ++v) {
     for (int seed = 0; seed < 2; ++seed) {
-      check_round_trip<msg::DeleteTopicsResponse>(v, v >= 4, seed, true, &fill_DeleteTopicsResponse);
+      check_round_trip<msg::DeleteTopicsResponse>("DeleteTopicsResponse", v, v >= 4, seed, true, &fill_DeleteTopicsResponse);
     }
   }
 }
@@ -4379,7 +4401,7 @@ TEST(CodecRoundTrip, DeleteTopicsResponse) {
 TEST(CodecRoundTrip, DeleteRecordsRequest) {
   for (std::int16_t v = 0; v <= 2; ++v) {
     for (int seed = 0; seed < 2; ++seed) {
-      check_round_trip<msg::DeleteRecordsRequest>(v, v >= 2, seed, true, &fill_DeleteRecordsRequest);
+      check_round_trip<msg::DeleteRecordsRequest>("DeleteRecordsRequest", v, v >= 2, seed, true, &fill_DeleteRecordsRequest);
     }
   }
 }
@@ -4387,7 +4409,7 @@ TEST(CodecRoundTrip, DeleteRecordsRequest) {
 TEST(CodecRoundTrip, DeleteRecordsResponse) {
   for (std::int16_t v = 0; v <= 2; ++v) {
     for (int seed = 0; seed < 2; ++seed) {
-      check_round_trip<msg::DeleteRecordsResponse>(v, v >= 2, seed, true, &fill_DeleteRecordsResponse);
+      check_round_trip<msg::DeleteRecordsResponse>("DeleteRecordsResponse", v, v >= 2, seed, true, &fill_DeleteRecordsResponse);
     }
   }
 }
@@ -4395,7 +4417,7 @@ TEST(CodecRoundTrip, DeleteRecordsResponse) {
 TEST(CodecRoundTrip, InitProducerIdRequest) {
   for (std::int16_t v = 0; v <= 4; ++v) {
     for (int seed = 0; seed < 2; ++seed) {
-      check_round_trip<msg::InitProducerIdRequest>(v, v >= 2, seed, true, &fill_InitProducerIdRequest);
+      check_round_trip<msg::InitProducerIdRequest>("InitProducerIdRequest", v, v >= 2, seed, true, &fill_InitProducerIdRequest);
     }
   }
 }
@@ -4403,7 +4425,7 @@ TEST(CodecRoundTrip, InitProducerIdRequest) {
 TEST(CodecRoundTrip, InitProducerIdResponse) {
   for (std::int16_t v = 0; v <= 4; ++v) {
     for (int seed = 0; seed < 2; ++seed) {
-      check_round_trip<msg::InitProducerIdResponse>(v, v >= 2, seed, true, &fill_InitProducerIdResponse);
+      check_round_trip<msg::InitProducerIdResponse>("InitProducerIdResponse", v, v >= 2, seed, true, &fill_InitProducerIdResponse);
     }
   }
 }
@@ -4411,7 +4433,7 @@ TEST(CodecRoundTrip, InitProducerIdResponse) {
 TEST(CodecRoundTrip, OffsetForLeaderEpochRequest) {
   for (std::int16_t v = 0; v <= 4; ++v) {
     for (int seed = 0; seed < 2; ++seed) {
-      check_round_trip<msg::OffsetForLeaderEpochRequest>(v, v >= 4, seed, true, &fill_OffsetForLeaderEpochRequest);
+      check_round_trip<msg::OffsetForLeaderEpochRequest>("OffsetForLeaderEpochRequest", v, v >= 4, seed, true, &fill_OffsetForLeaderEpochRequest);
     }
   }
 }
@@ -4419,7 +4441,7 @@ TEST(CodecRoundTrip, OffsetForLeaderEpochRequest) {
 TEST(CodecRoundTrip, OffsetForLeaderEpochResponse) {
   for (std::int16_t v = 0; v <= 4; ++v) {
     for (int seed = 0; seed < 2; ++seed) {
-      check_round_trip<msg::OffsetForLeaderEpochResponse>(v, v >= 4, seed, true, &fill_OffsetForLeaderEpochResponse);
+      check_round_trip<msg::OffsetForLeaderEpochResponse>("OffsetForLeaderEpochResponse", v, v >= 4, seed, true, &fill_OffsetForLeaderEpochResponse);
     }
   }
 }
@@ -4427,7 +4449,7 @@ TEST(CodecRoundTrip, OffsetForLeaderEpochResponse) {
 TEST(CodecRoundTrip, AddPartitionsToTxnRequest) {
   for (std::int16_t v = 0; v <= 4; ++v) {
     for (int seed = 0; seed < 2; ++seed) {
-      check_round_trip<msg::AddPartitionsToTxnRequest>(v, v >= 3, seed, true, &fill_AddPartitionsToTxnRequest);
+      check_round_trip<msg::AddPartitionsToTxnRequest>("AddPartitionsToTxnRequest", v, v >= 3, seed, true, &fill_AddPartitionsToTxnRequest);
     }
   }
 }
@@ -4435,7 +4457,7 @@ TEST(CodecRoundTrip, AddPartitionsToTxnRequest) {
 TEST(CodecRoundTrip, AddPartitionsToTxnResponse) {
   for (std::int16_t v = 0; v <= 4; ++v) {
     for (int seed = 0; seed < 2; ++seed) {
-      check_round_trip<msg::AddPartitionsToTxnResponse>(v, v >= 3, seed, true, &fill_AddPartitionsToTxnResponse);
+      check_round_trip<msg::AddPartitionsToTxnResponse>("AddPartitionsToTxnResponse", v, v >= 3, seed, true, &fill_AddPartitionsToTxnResponse);
     }
   }
 }
@@ -4443,7 +4465,7 @@ TEST(CodecRoundTrip, AddPartitionsToTxnResponse) {
 TEST(CodecRoundTrip, AddOffsetsToTxnRequest) {
   for (std::int16_t v = 0; v <= 3; ++v) {
     for (int seed = 0; seed < 2; ++seed) {
-      check_round_trip<msg::AddOffsetsToTxnRequest>(v, v >= 3, seed, true, &fill_AddOffsetsToTxnRequest);
+      check_round_trip<msg::AddOffsetsToTxnRequest>("AddOffsetsToTxnRequest", v, v >= 3, seed, true, &fill_AddOffsetsToTxnRequest);
     }
   }
 }
@@ -4451,7 +4473,7 @@ TEST(CodecRoundTrip, AddOffsetsToTxnRequest) {
 TEST(CodecRoundTrip, AddOffsetsToTxnResponse) {
   for (std::int16_t v = 0; v <= 3; ++v) {
     for (int seed = 0; seed < 2; ++seed) {
-      check_round_trip<msg::AddOffsetsToTxnResponse>(v, v >= 3, seed, true, &fill_AddOffsetsToTxnResponse);
+      check_round_trip<msg::AddOffsetsToTxnResponse>("AddOffsetsToTxnResponse", v, v >= 3, seed, true, &fill_AddOffsetsToTxnResponse);
     }
   }
 }
@@ -4459,7 +4481,7 @@ TEST(CodecRoundTrip, AddOffsetsToTxnResponse) {
 TEST(CodecRoundTrip, EndTxnRequest) {
   for (std::int16_t v = 0; v <= 3; ++v) {
     for (int seed = 0; seed < 2; ++seed) {
-      check_round_trip<msg::EndTxnRequest>(v, v >= 3, seed, true, &fill_EndTxnRequest);
+      check_round_trip<msg::EndTxnRequest>("EndTxnRequest", v, v >= 3, seed, true, &fill_EndTxnRequest);
     }
   }
 }
@@ -4467,7 +4489,7 @@ TEST(CodecRoundTrip, EndTxnRequest) {
 TEST(CodecRoundTrip, EndTxnResponse) {
   for (std::int16_t v = 0; v <= 3; ++v) {
     for (int seed = 0; seed < 2; ++seed) {
-      check_round_trip<msg::EndTxnResponse>(v, v >= 3, seed, true, &fill_EndTxnResponse);
+      check_round_trip<msg::EndTxnResponse>("EndTxnResponse", v, v >= 3, seed, true, &fill_EndTxnResponse);
     }
   }
 }
@@ -4475,7 +4497,7 @@ TEST(CodecRoundTrip, EndTxnResponse) {
 TEST(CodecRoundTrip, WriteTxnMarkersRequest) {
   for (std::int16_t v = 0; v <= 1; ++v) {
     for (int seed = 0; seed < 2; ++seed) {
-      check_round_trip<msg::WriteTxnMarkersRequest>(v, v >= 1, seed, true, &fill_WriteTxnMarkersRequest);
+      check_round_trip<msg::WriteTxnMarkersRequest>("WriteTxnMarkersRequest", v, v >= 1, seed, true, &fill_WriteTxnMarkersRequest);
     }
   }
 }
@@ -4483,7 +4505,7 @@ TEST(CodecRoundTrip, WriteTxnMarkersRequest) {
 TEST(CodecRoundTrip, WriteTxnMarkersResponse) {
   for (std::int16_t v = 0; v <= 1; ++v) {
     for (int seed = 0; seed < 2; ++seed) {
-      check_round_trip<msg::WriteTxnMarkersResponse>(v, v >= 1, seed, true, &fill_WriteTxnMarkersResponse);
+      check_round_trip<msg::WriteTxnMarkersResponse>("WriteTxnMarkersResponse", v, v >= 1, seed, true, &fill_WriteTxnMarkersResponse);
     }
   }
 }
@@ -4491,7 +4513,7 @@ TEST(CodecRoundTrip, WriteTxnMarkersResponse) {
 TEST(CodecRoundTrip, TxnOffsetCommitRequest) {
   for (std::int16_t v = 0; v <= 3; ++v) {
     for (int seed = 0; seed < 2; ++seed) {
-      check_round_trip<msg::TxnOffsetCommitRequest>(v, v >= 3, seed, true, &fill_TxnOffsetCommitRequest);
+      check_round_trip<msg::TxnOffsetCommitRequest>("TxnOffsetCommitRequest", v, v >= 3, seed, true, &fill_TxnOffsetCommitRequest);
     }
   }
 }
@@ -4499,7 +4521,7 @@ TEST(CodecRoundTrip, TxnOffsetCommitRequest) {
 TEST(CodecRoundTrip, TxnOffsetCommitResponse) {
   for (std::int16_t v = 0; v <= 3; ++v) {
     for (int seed = 0; seed < 2; ++seed) {
-      check_round_trip<msg::TxnOffsetCommitResponse>(v, v >= 3, seed, true, &fill_TxnOffsetCommitResponse);
+      check_round_trip<msg::TxnOffsetCommitResponse>("TxnOffsetCommitResponse", v, v >= 3, seed, true, &fill_TxnOffsetCommitResponse);
     }
   }
 }
@@ -4507,7 +4529,7 @@ TEST(CodecRoundTrip, TxnOffsetCommitResponse) {
 TEST(CodecRoundTrip, DescribeAclsRequest) {
   for (std::int16_t v = 0; v <= 3; ++v) {
     for (int seed = 0; seed < 2; ++seed) {
-      check_round_trip<msg::DescribeAclsRequest>(v, v >= 2, seed, true, &fill_DescribeAclsRequest);
+      check_round_trip<msg::DescribeAclsRequest>("DescribeAclsRequest", v, v >= 2, seed, true, &fill_DescribeAclsRequest);
     }
   }
 }
@@ -4515,7 +4537,7 @@ TEST(CodecRoundTrip, DescribeAclsRequest) {
 TEST(CodecRoundTrip, DescribeAclsResponse) {
   for (std::int16_t v = 0; v <= 3; ++v) {
     for (int seed = 0; seed < 2; ++seed) {
-      check_round_trip<msg::DescribeAclsResponse>(v, v >= 2, seed, true, &fill_DescribeAclsResponse);
+      check_round_trip<msg::DescribeAclsResponse>("DescribeAclsResponse", v, v >= 2, seed, true, &fill_DescribeAclsResponse);
     }
   }
 }
@@ -4523,7 +4545,7 @@ TEST(CodecRoundTrip, DescribeAclsResponse) {
 TEST(CodecRoundTrip, CreateAclsRequest) {
   for (std::int16_t v = 0; v <= 3; ++v) {
     for (int seed = 0; seed < 2; ++seed) {
-      check_round_trip<msg::CreateAclsRequest>(v, v >= 2, seed, true, &fill_CreateAclsRequest);
+      check_round_trip<msg::CreateAclsRequest>("CreateAclsRequest", v, v >= 2, seed, true, &fill_CreateAclsRequest);
     }
   }
 }
@@ -4531,7 +4553,7 @@ TEST(CodecRoundTrip, CreateAclsRequest) {
 TEST(CodecRoundTrip, CreateAclsResponse) {
   for (std::int16_t v = 0; v <= 3; ++v) {
     for (int seed = 0; seed < 2; ++seed) {
-      check_round_trip<msg::CreateAclsResponse>(v, v >= 2, seed, true, &fill_CreateAclsResponse);
+      check_round_trip<msg::CreateAclsResponse>("CreateAclsResponse", v, v >= 2, seed, true, &fill_CreateAclsResponse);
     }
   }
 }
@@ -4539,7 +4561,7 @@ TEST(CodecRoundTrip, CreateAclsResponse) {
 TEST(CodecRoundTrip, DeleteAclsRequest) {
   for (std::int16_t v = 0; v <= 3; ++v) {
     for (int seed = 0; seed < 2; ++seed) {
-      check_round_trip<msg::DeleteAclsRequest>(v, v >= 2, seed, true, &fill_DeleteAclsRequest);
+      check_round_trip<msg::DeleteAclsRequest>("DeleteAclsRequest", v, v >= 2, seed, true, &fill_DeleteAclsRequest);
     }
   }
 }
@@ -4547,7 +4569,7 @@ TEST(CodecRoundTrip, DeleteAclsRequest) {
 TEST(CodecRoundTrip, DeleteAclsResponse) {
   for (std::int16_t v = 0; v <= 3; ++v) {
     for (int seed = 0; seed < 2; ++seed) {
-      check_round_trip<msg::DeleteAclsResponse>(v, v >= 2, seed, true, &fill_DeleteAclsResponse);
+      check_round_trip<msg::DeleteAclsResponse>("DeleteAclsResponse", v, v >= 2, seed, true, &fill_DeleteAclsResponse);
     }
   }
 }
@@ -4555,7 +4577,7 @@ TEST(CodecRoundTrip, DeleteAclsResponse) {
 TEST(CodecRoundTrip, DescribeConfigsRequest) {
   for (std::int16_t v = 0; v <= 4; ++v) {
     for (int seed = 0; seed < 2; ++seed) {
-      check_round_trip<msg::DescribeConfigsRequest>(v, v >= 4, seed, true, &fill_DescribeConfigsRequest);
+      check_round_trip<msg::DescribeConfigsRequest>("DescribeConfigsRequest", v, v >= 4, seed, true, &fill_DescribeConfigsRequest);
     }
   }
 }
@@ -4563,7 +4585,7 @@ TEST(CodecRoundTrip, DescribeConfigsRequest) {
 TEST(CodecRoundTrip, DescribeConfigsResponse) {
   for (std::int16_t v = 0; v <= 4; ++v) {
     for (int seed = 0; seed < 2; ++seed) {
-      check_round_trip<msg::DescribeConfigsResponse>(v, v >= 4, seed, true, &fill_DescribeConfigsResponse);
+      check_round_trip<msg::DescribeConfigsResponse>("DescribeConfigsResponse", v, v >= 4, seed, true, &fill_DescribeConfigsResponse);
     }
   }
 }
@@ -4571,7 +4593,7 @@ TEST(CodecRoundTrip, DescribeConfigsResponse) {
 TEST(CodecRoundTrip, AlterConfigsRequest) {
   for (std::int16_t v = 0; v <= 2; ++v) {
     for (int seed = 0; seed < 2; ++seed) {
-      check_round_trip<msg::AlterConfigsRequest>(v, v >= 2, seed, true, &fill_AlterConfigsRequest);
+      check_round_trip<msg::AlterConfigsRequest>("AlterConfigsRequest", v, v >= 2, seed, true, &fill_AlterConfigsRequest);
     }
   }
 }
@@ -4579,7 +4601,7 @@ TEST(CodecRoundTrip, AlterConfigsRequest) {
 TEST(CodecRoundTrip, AlterConfigsResponse) {
   for (std::int16_t v = 0; v <= 2; ++v) {
     for (int seed = 0; seed < 2; ++seed) {
-      check_round_trip<msg::AlterConfigsResponse>(v, v >= 2, seed, true, &fill_AlterConfigsResponse);
+      check_round_trip<msg::AlterConfigsResponse>("AlterConfigsResponse", v, v >= 2, seed, true, &fill_AlterConfigsResponse);
     }
   }
 }
@@ -4587,7 +4609,7 @@ TEST(CodecRoundTrip, AlterConfigsResponse) {
 TEST(CodecRoundTrip, AlterReplicaLogDirsRequest) {
   for (std::int16_t v = 0; v <= 2; ++v) {
     for (int seed = 0; seed < 2; ++seed) {
-      check_round_trip<msg::AlterReplicaLogDirsRequest>(v, v >= 2, seed, true, &fill_AlterReplicaLogDirsRequest);
+      check_round_trip<msg::AlterReplicaLogDirsRequest>("AlterReplicaLogDirsRequest", v, v >= 2, seed, true, &fill_AlterReplicaLogDirsRequest);
     }
   }
 }
@@ -4595,7 +4617,7 @@ TEST(CodecRoundTrip, AlterReplicaLogDirsRequest) {
 TEST(CodecRoundTrip, AlterReplicaLogDirsResponse) {
   for (std::int16_t v = 0; v <= 2; ++v) {
     for (int seed = 0; seed < 2; ++seed) {
-      check_round_trip<msg::AlterReplicaLogDirsResponse>(v, v >= 2, seed, true, &fill_AlterReplicaLogDirsResponse);
+      check_round_trip<msg::AlterReplicaLogDirsResponse>("AlterReplicaLogDirsResponse", v, v >= 2, seed, true, &fill_AlterReplicaLogDirsResponse);
     }
   }
 }
@@ -4603,7 +4625,7 @@ TEST(CodecRoundTrip, AlterReplicaLogDirsResponse) {
 TEST(CodecRoundTrip, DescribeLogDirsRequest) {
   for (std::int16_t v = 0; v <= 4; ++v) {
     for (int seed = 0; seed < 2; ++seed) {
-      check_round_trip<msg::DescribeLogDirsRequest>(v, v >= 2, seed, true, &fill_DescribeLogDirsRequest);
+      check_round_trip<msg::DescribeLogDirsRequest>("DescribeLogDirsRequest", v, v >= 2, seed, true, &fill_DescribeLogDirsRequest);
     }
   }
 }
@@ -4611,7 +4633,7 @@ TEST(CodecRoundTrip, DescribeLogDirsRequest) {
 TEST(CodecRoundTrip, DescribeLogDirsResponse) {
   for (std::int16_t v = 0; v <= 4; ++v) {
     for (int seed = 0; seed < 2; ++seed) {
-      check_round_trip<msg::DescribeLogDirsResponse>(v, v >= 2, seed, true, &fill_DescribeLogDirsResponse);
+      check_round_trip<msg::DescribeLogDirsResponse>("DescribeLogDirsResponse", v, v >= 2, seed, true, &fill_DescribeLogDirsResponse);
     }
   }
 }
@@ -4619,7 +4641,7 @@ TEST(CodecRoundTrip, DescribeLogDirsResponse) {
 TEST(CodecRoundTrip, SaslAuthenticateRequest) {
   for (std::int16_t v = 0; v <= 2; ++v) {
     for (int seed = 0; seed < 2; ++seed) {
-      check_round_trip<msg::SaslAuthenticateRequest>(v, v >= 2, seed, true, &fill_SaslAuthenticateRequest);
+      check_round_trip<msg::SaslAuthenticateRequest>("SaslAuthenticateRequest", v, v >= 2, seed, true, &fill_SaslAuthenticateRequest);
     }
   }
 }
@@ -4627,7 +4649,7 @@ TEST(CodecRoundTrip, SaslAuthenticateRequest) {
 TEST(CodecRoundTrip, SaslAuthenticateResponse) {
   for (std::int16_t v = 0; v <= 2; ++v) {
     for (int seed = 0; seed < 2; ++seed) {
-      check_round_trip<msg::SaslAuthenticateResponse>(v, v >= 2, seed, true, &fill_SaslAuthenticateResponse);
+      check_round_trip<msg::SaslAuthenticateResponse>("SaslAuthenticateResponse", v, v >= 2, seed, true, &fill_SaslAuthenticateResponse);
     }
   }
 }
@@ -4635,7 +4657,7 @@ TEST(CodecRoundTrip, SaslAuthenticateResponse) {
 TEST(CodecRoundTrip, CreatePartitionsRequest) {
   for (std::int16_t v = 0; v <= 3; ++v) {
     for (int seed = 0; seed < 2; ++seed) {
-      check_round_trip<msg::CreatePartitionsRequest>(v, v >= 2, seed, true, &fill_CreatePartitionsRequest);
+      check_round_trip<msg::CreatePartitionsRequest>("CreatePartitionsRequest", v, v >= 2, seed, true, &fill_CreatePartitionsRequest);
     }
   }
 }
@@ -4643,7 +4665,7 @@ TEST(CodecRoundTrip, CreatePartitionsRequest) {
 TEST(CodecRoundTrip, CreatePartitionsResponse) {
   for (std::int16_t v = 0; v <= 3; ++v) {
     for (int seed = 0; seed < 2; ++seed) {
-      check_round_trip<msg::CreatePartitionsResponse>(v, v >= 2, seed, true, &fill_CreatePartitionsResponse);
+      check_round_trip<msg::CreatePartitionsResponse>("CreatePartitionsResponse", v, v >= 2, seed, true, &fill_CreatePartitionsResponse);
     }
   }
 }
@@ -4651,7 +4673,7 @@ TEST(CodecRoundTrip, CreatePartitionsResponse) {
 TEST(CodecRoundTrip, CreateDelegationTokenRequest) {
   for (std::int16_t v = 0; v <= 3; ++v) {
     for (int seed = 0; seed < 2; ++seed) {
-      check_round_trip<msg::CreateDelegationTokenRequest>(v, v >= 2, seed, true, &fill_CreateDelegationTokenRequest);
+      check_round_trip<msg::CreateDelegationTokenRequest>("CreateDelegationTokenRequest", v, v >= 2, seed, true, &fill_CreateDelegationTokenRequest);
     }
   }
 }
@@ -4659,7 +4681,7 @@ TEST(CodecRoundTrip, CreateDelegationTokenRequest) {
 TEST(CodecRoundTrip, CreateDelegationTokenResponse) {
   for (std::int16_t v = 0; v <= 3; ++v) {
     for (int seed = 0; seed < 2; ++seed) {
-      check_round_trip<msg::CreateDelegationTokenResponse>(v, v >= 2, seed, true, &fill_CreateDelegationTokenResponse);
+      check_round_trip<msg::CreateDelegationTokenResponse>("CreateDelegationTokenResponse", v, v >= 2, seed, true, &fill_CreateDelegationTokenResponse);
     }
   }
 }
@@ -4667,7 +4689,7 @@ TEST(CodecRoundTrip, CreateDelegationTokenResponse) {
 TEST(CodecRoundTrip, RenewDelegationTokenRequest) {
   for (std::int16_t v = 0; v <= 2; ++v) {
     for (int seed = 0; seed < 2; ++seed) {
-      check_round_trip<msg::RenewDelegationTokenRequest>(v, v >= 2, seed, true, &fill_RenewDelegationTokenRequest);
+      check_round_trip<msg::RenewDelegationTokenRequest>("RenewDelegationTokenRequest", v, v >= 2, seed, true, &fill_RenewDelegationTokenRequest);
     }
   }
 }
@@ -4675,7 +4697,7 @@ TEST(CodecRoundTrip, RenewDelegationTokenRequest) {
 TEST(CodecRoundTrip, RenewDelegationTokenResponse) {
   for (std::int16_t v = 0; v <= 2; ++v) {
     for (int seed = 0; seed < 2; ++seed) {
-      check_round_trip<msg::RenewDelegationTokenResponse>(v, v >= 2, seed, true, &fill_RenewDelegationTokenResponse);
+      check_round_trip<msg::RenewDelegationTokenResponse>("RenewDelegationTokenResponse", v, v >= 2, seed, true, &fill_RenewDelegationTokenResponse);
     }
   }
 }
@@ -4683,7 +4705,7 @@ TEST(CodecRoundTrip, RenewDelegationTokenResponse) {
 TEST(CodecRoundTrip, ExpireDelegationTokenRequest) {
   for (std::int16_t v = 0; v <= 2; ++v) {
     for (int seed = 0; seed < 2; ++seed) {
-      check_round_trip<msg::ExpireDelegationTokenRequest>(v, v >= 2, seed, true, &fill_ExpireDelegationTokenRequest);
+      check_round_trip<msg::ExpireDelegationTokenRequest>("ExpireDelegationTokenRequest", v, v >= 2, seed, true, &fill_ExpireDelegationTokenRequest);
     }
   }
 }
@@ -4691,7 +4713,7 @@ TEST(CodecRoundTrip, ExpireDelegationTokenRequest) {
 TEST(CodecRoundTrip, ExpireDelegationTokenResponse) {
   for (std::int16_t v = 0; v <= 2; ++v) {
     for (int seed = 0; seed < 2; ++seed) {
-      check_round_trip<msg::ExpireDelegationTokenResponse>(v, v >= 2, seed, true, &fill_ExpireDelegationTokenResponse);
+      check_round_trip<msg::ExpireDelegationTokenResponse>("ExpireDelegationTokenResponse", v, v >= 2, seed, true, &fill_ExpireDelegationTokenResponse);
     }
   }
 }
@@ -4699,7 +4721,7 @@ TEST(CodecRoundTrip, ExpireDelegationTokenResponse) {
 TEST(CodecRoundTrip, DescribeDelegationTokenRequest) {
   for (std::int16_t v = 0; v <= 3; ++v) {
     for (int seed = 0; seed < 2; ++seed) {
-      check_round_trip<msg::DescribeDelegationTokenRequest>(v, v >= 2, seed, true, &fill_DescribeDelegationTokenRequest);
+      check_round_trip<msg::DescribeDelegationTokenRequest>("DescribeDelegationTokenRequest", v, v >= 2, seed, true, &fill_DescribeDelegationTokenRequest);
     }
   }
 }
@@ -4707,7 +4729,7 @@ TEST(CodecRoundTrip, DescribeDelegationTokenRequest) {
 TEST(CodecRoundTrip, DescribeDelegationTokenResponse) {
   for (std::int16_t v = 0; v <= 3; ++v) {
     for (int seed = 0; seed < 2; ++seed) {
-      check_round_trip<msg::DescribeDelegationTokenResponse>(v, v >= 2, seed, true, &fill_DescribeDelegationTokenResponse);
+      check_round_trip<msg::DescribeDelegationTokenResponse>("DescribeDelegationTokenResponse", v, v >= 2, seed, true, &fill_DescribeDelegationTokenResponse);
     }
   }
 }
@@ -4715,7 +4737,7 @@ TEST(CodecRoundTrip, DescribeDelegationTokenResponse) {
 TEST(CodecRoundTrip, DeleteGroupsRequest) {
   for (std::int16_t v = 0; v <= 2; ++v) {
     for (int seed = 0; seed < 2; ++seed) {
-      check_round_trip<msg::DeleteGroupsRequest>(v, v >= 2, seed, true, &fill_DeleteGroupsRequest);
+      check_round_trip<msg::DeleteGroupsRequest>("DeleteGroupsRequest", v, v >= 2, seed, true, &fill_DeleteGroupsRequest);
     }
   }
 }
@@ -4723,7 +4745,7 @@ TEST(CodecRoundTrip, DeleteGroupsRequest) {
 TEST(CodecRoundTrip, DeleteGroupsResponse) {
   for (std::int16_t v = 0; v <= 2; ++v) {
     for (int seed = 0; seed < 2; ++seed) {
-      check_round_trip<msg::DeleteGroupsResponse>(v, v >= 2, seed, true, &fill_DeleteGroupsResponse);
+      check_round_trip<msg::DeleteGroupsResponse>("DeleteGroupsResponse", v, v >= 2, seed, true, &fill_DeleteGroupsResponse);
     }
   }
 }
@@ -4731,7 +4753,7 @@ TEST(CodecRoundTrip, DeleteGroupsResponse) {
 TEST(CodecRoundTrip, ElectLeadersRequest) {
   for (std::int16_t v = 0; v <= 2; ++v) {
     for (int seed = 0; seed < 2; ++seed) {
-      check_round_trip<msg::ElectLeadersRequest>(v, v >= 2, seed, true, &fill_ElectLeadersRequest);
+      check_round_trip<msg::ElectLeadersRequest>("ElectLeadersRequest", v, v >= 2, seed, true, &fill_ElectLeadersRequest);
     }
   }
 }
@@ -4739,7 +4761,7 @@ TEST(CodecRoundTrip, ElectLeadersRequest) {
 TEST(CodecRoundTrip, ElectLeadersResponse) {
   for (std::int16_t v = 0; v <= 2; ++v) {
     for (int seed = 0; seed < 2; ++seed) {
-      check_round_trip<msg::ElectLeadersResponse>(v, v >= 2, seed, true, &fill_ElectLeadersResponse);
+      check_round_trip<msg::ElectLeadersResponse>("ElectLeadersResponse", v, v >= 2, seed, true, &fill_ElectLeadersResponse);
     }
   }
 }
@@ -4747,7 +4769,7 @@ TEST(CodecRoundTrip, ElectLeadersResponse) {
 TEST(CodecRoundTrip, IncrementalAlterConfigsRequest) {
   for (std::int16_t v = 0; v <= 1; ++v) {
     for (int seed = 0; seed < 2; ++seed) {
-      check_round_trip<msg::IncrementalAlterConfigsRequest>(v, v >= 1, seed, true, &fill_IncrementalAlterConfigsRequest);
+      check_round_trip<msg::IncrementalAlterConfigsRequest>("IncrementalAlterConfigsRequest", v, v >= 1, seed, true, &fill_IncrementalAlterConfigsRequest);
     }
   }
 }
@@ -4755,7 +4777,7 @@ TEST(CodecRoundTrip, IncrementalAlterConfigsRequest) {
 TEST(CodecRoundTrip, IncrementalAlterConfigsResponse) {
   for (std::int16_t v = 0; v <= 1; ++v) {
     for (int seed = 0; seed < 2; ++seed) {
-      check_round_trip<msg::IncrementalAlterConfigsResponse>(v, v >= 1, seed, true, &fill_IncrementalAlterConfigsResponse);
+      check_round_trip<msg::IncrementalAlterConfigsResponse>("IncrementalAlterConfigsResponse", v, v >= 1, seed, true, &fill_IncrementalAlterConfigsResponse);
     }
   }
 }
@@ -4763,7 +4785,7 @@ TEST(CodecRoundTrip, IncrementalAlterConfigsResponse) {
 TEST(CodecRoundTrip, AlterPartitionReassignmentsRequest) {
   for (std::int16_t v = 0; v <= 0; ++v) {
     for (int seed = 0; seed < 2; ++seed) {
-      check_round_trip<msg::AlterPartitionReassignmentsRequest>(v, v >= 0, seed, true, &fill_AlterPartitionReassignmentsRequest);
+      check_round_trip<msg::AlterPartitionReassignmentsRequest>("AlterPartitionReassignmentsRequest", v, v >= 0, seed, true, &fill_AlterPartitionReassignmentsRequest);
     }
   }
 }
@@ -4771,7 +4793,7 @@ TEST(CodecRoundTrip, AlterPartitionReassignmentsRequest) {
 TEST(CodecRoundTrip, AlterPartitionReassignmentsResponse) {
   for (std::int16_t v = 0; v <= 0; ++v) {
     for (int seed = 0; seed < 2; ++seed) {
-      check_round_trip<msg::AlterPartitionReassignmentsResponse>(v, v >= 0, seed, true, &fill_AlterPartitionReassignmentsResponse);
+      check_round_trip<msg::AlterPartitionReassignmentsResponse>("AlterPartitionReassignmentsResponse", v, v >= 0, seed, true, &fill_AlterPartitionReassignmentsResponse);
     }
   }
 }
@@ -4779,7 +4801,7 @@ TEST(CodecRoundTrip, AlterPartitionReassignmentsResponse) {
 TEST(CodecRoundTrip, ListPartitionReassignmentsRequest) {
   for (std::int16_t v = 0; v <= 0; ++v) {
     for (int seed = 0; seed < 2; ++seed) {
-      check_round_trip<msg::ListPartitionReassignmentsRequest>(v, v >= 0, seed, true, &fill_ListPartitionReassignmentsRequest);
+      check_round_trip<msg::ListPartitionReassignmentsRequest>("ListPartitionReassignmentsRequest", v, v >= 0, seed, true, &fill_ListPartitionReassignmentsRequest);
     }
   }
 }
@@ -4787,7 +4809,7 @@ TEST(CodecRoundTrip, ListPartitionReassignmentsRequest) {
 TEST(CodecRoundTrip, ListPartitionReassignmentsResponse) {
   for (std::int16_t v = 0; v <= 0; ++v) {
     for (int seed = 0; seed < 2; ++seed) {
-      check_round_trip<msg::ListPartitionReassignmentsResponse>(v, v >= 0, seed, true, &fill_ListPartitionReassignmentsResponse);
+      check_round_trip<msg::ListPartitionReassignmentsResponse>("ListPartitionReassignmentsResponse", v, v >= 0, seed, true, &fill_ListPartitionReassignmentsResponse);
     }
   }
 }
@@ -4795,7 +4817,7 @@ TEST(CodecRoundTrip, ListPartitionReassignmentsResponse) {
 TEST(CodecRoundTrip, OffsetDeleteRequest) {
   for (std::int16_t v = 0; v <= 0; ++v) {
     for (int seed = 0; seed < 2; ++seed) {
-      check_round_trip<msg::OffsetDeleteRequest>(v, false, seed, true, &fill_OffsetDeleteRequest);
+      check_round_trip<msg::OffsetDeleteRequest>("OffsetDeleteRequest", v, false, seed, true, &fill_OffsetDeleteRequest);
     }
   }
 }
@@ -4803,7 +4825,7 @@ TEST(CodecRoundTrip, OffsetDeleteRequest) {
 TEST(CodecRoundTrip, OffsetDeleteResponse) {
   for (std::int16_t v = 0; v <= 0; ++v) {
     for (int seed = 0; seed < 2; ++seed) {
-      check_round_trip<msg::OffsetDeleteResponse>(v, false, seed, true, &fill_OffsetDeleteResponse);
+      check_round_trip<msg::OffsetDeleteResponse>("OffsetDeleteResponse", v, false, seed, true, &fill_OffsetDeleteResponse);
     }
   }
 }
@@ -4811,7 +4833,7 @@ TEST(CodecRoundTrip, OffsetDeleteResponse) {
 TEST(CodecRoundTrip, DescribeClientQuotasRequest) {
   for (std::int16_t v = 0; v <= 1; ++v) {
     for (int seed = 0; seed < 2; ++seed) {
-      check_round_trip<msg::DescribeClientQuotasRequest>(v, v >= 1, seed, true, &fill_DescribeClientQuotasRequest);
+      check_round_trip<msg::DescribeClientQuotasRequest>("DescribeClientQuotasRequest", v, v >= 1, seed, true, &fill_DescribeClientQuotasRequest);
     }
   }
 }
@@ -4819,7 +4841,7 @@ TEST(CodecRoundTrip, DescribeClientQuotasRequest) {
 TEST(CodecRoundTrip, DescribeClientQuotasResponse) {
   for (std::int16_t v = 0; v <= 1; ++v) {
     for (int seed = 0; seed < 2; ++seed) {
-      check_round_trip<msg::DescribeClientQuotasResponse>(v, v >= 1, seed, true, &fill_DescribeClientQuotasResponse);
+      check_round_trip<msg::DescribeClientQuotasResponse>("DescribeClientQuotasResponse", v, v >= 1, seed, true, &fill_DescribeClientQuotasResponse);
     }
   }
 }
@@ -4827,7 +4849,7 @@ TEST(CodecRoundTrip, DescribeClientQuotasResponse) {
 TEST(CodecRoundTrip, AlterClientQuotasRequest) {
   for (std::int16_t v = 0; v <= 1; ++v) {
     for (int seed = 0; seed < 2; ++seed) {
-      check_round_trip<msg::AlterClientQuotasRequest>(v, v >= 1, seed, true, &fill_AlterClientQuotasRequest);
+      check_round_trip<msg::AlterClientQuotasRequest>("AlterClientQuotasRequest", v, v >= 1, seed, true, &fill_AlterClientQuotasRequest);
     }
   }
 }
@@ -4835,7 +4857,7 @@ TEST(CodecRoundTrip, AlterClientQuotasRequest) {
 TEST(CodecRoundTrip, AlterClientQuotasResponse) {
   for (std::int16_t v = 0; v <= 1; ++v) {
     for (int seed = 0; seed < 2; ++seed) {
-      check_round_trip<msg::AlterClientQuotasResponse>(v, v >= 1, seed, true, &fill_AlterClientQuotasResponse);
+      check_round_trip<msg::AlterClientQuotasResponse>("AlterClientQuotasResponse", v, v >= 1, seed, true, &fill_AlterClientQuotasResponse);
     }
   }
 }
@@ -4843,7 +4865,7 @@ TEST(CodecRoundTrip, AlterClientQuotasResponse) {
 TEST(CodecRoundTrip, DescribeUserScramCredentialsRequest) {
   for (std::int16_t v = 0; v <= 0; ++v) {
     for (int seed = 0; seed < 2; ++seed) {
-      check_round_trip<msg::DescribeUserScramCredentialsRequest>(v, v >= 0, seed, true, &fill_DescribeUserScramCredentialsRequest);
+      check_round_trip<msg::DescribeUserScramCredentialsRequest>("DescribeUserScramCredentialsRequest", v, v >= 0, seed, true, &fill_DescribeUserScramCredentialsRequest);
     }
   }
 }
@@ -4851,7 +4873,7 @@ TEST(CodecRoundTrip, DescribeUserScramCredentialsRequest) {
 TEST(CodecRoundTrip, DescribeUserScramCredentialsResponse) {
   for (std::int16_t v = 0; v <= 0; ++v) {
     for (int seed = 0; seed < 2; ++seed) {
-      check_round_trip<msg::DescribeUserScramCredentialsResponse>(v, v >= 0, seed, true, &fill_DescribeUserScramCredentialsResponse);
+      check_round_trip<msg::DescribeUserScramCredentialsResponse>("DescribeUserScramCredentialsResponse", v, v >= 0, seed, true, &fill_DescribeUserScramCredentialsResponse);
     }
   }
 }
@@ -4859,7 +4881,7 @@ TEST(CodecRoundTrip, DescribeUserScramCredentialsResponse) {
 TEST(CodecRoundTrip, AlterUserScramCredentialsRequest) {
   for (std::int16_t v = 0; v <= 0; ++v) {
     for (int seed = 0; seed < 2; ++seed) {
-      check_round_trip<msg::AlterUserScramCredentialsRequest>(v, v >= 0, seed, true, &fill_AlterUserScramCredentialsRequest);
+      check_round_trip<msg::AlterUserScramCredentialsRequest>("AlterUserScramCredentialsRequest", v, v >= 0, seed, true, &fill_AlterUserScramCredentialsRequest);
     }
   }
 }
@@ -4867,7 +4889,7 @@ TEST(CodecRoundTrip, AlterUserScramCredentialsRequest) {
 TEST(CodecRoundTrip, AlterUserScramCredentialsResponse) {
   for (std::int16_t v = 0; v <= 0; ++v) {
     for (int seed = 0; seed < 2; ++seed) {
-      check_round_trip<msg::AlterUserScramCredentialsResponse>(v, v >= 0, seed, true, &fill_AlterUserScramCredentialsResponse);
+      check_round_trip<msg::AlterUserScramCredentialsResponse>("AlterUserScramCredentialsResponse", v, v >= 0, seed, true, &fill_AlterUserScramCredentialsResponse);
     }
   }
 }
@@ -4875,7 +4897,7 @@ TEST(CodecRoundTrip, AlterUserScramCredentialsResponse) {
 TEST(CodecRoundTrip, VoteRequest) {
   for (std::int16_t v = 0; v <= 0; ++v) {
     for (int seed = 0; seed < 2; ++seed) {
-      check_round_trip<msg::VoteRequest>(v, v >= 0, seed, true, &fill_VoteRequest);
+      check_round_trip<msg::VoteRequest>("VoteRequest", v, v >= 0, seed, true, &fill_VoteRequest);
     }
   }
 }
@@ -4883,7 +4905,7 @@ TEST(CodecRoundTrip, VoteRequest) {
 TEST(CodecRoundTrip, VoteResponse) {
   for (std::int16_t v = 0; v <= 0; ++v) {
     for (int seed = 0; seed < 2; ++seed) {
-      check_round_trip<msg::VoteResponse>(v, v >= 0, seed, true, &fill_VoteResponse);
+      check_round_trip<msg::VoteResponse>("VoteResponse", v, v >= 0, seed, true, &fill_VoteResponse);
     }
   }
 }
@@ -4891,7 +4913,7 @@ TEST(CodecRoundTrip, VoteResponse) {
 TEST(CodecRoundTrip, BeginQuorumEpochRequest) {
   for (std::int16_t v = 0; v <= 0; ++v) {
     for (int seed = 0; seed < 2; ++seed) {
-      check_round_trip<msg::BeginQuorumEpochRequest>(v, false, seed, true, &fill_BeginQuorumEpochRequest);
+      check_round_trip<msg::BeginQuorumEpochRequest>("BeginQuorumEpochRequest", v, false, seed, true, &fill_BeginQuorumEpochRequest);
     }
   }
 }
@@ -4899,7 +4921,7 @@ TEST(CodecRoundTrip, BeginQuorumEpochRequest) {
 TEST(CodecRoundTrip, BeginQuorumEpochResponse) {
   for (std::int16_t v = 0; v <= 0; ++v) {
     for (int seed = 0; seed < 2; ++seed) {
-      check_round_trip<msg::BeginQuorumEpochResponse>(v, false, seed, true, &fill_BeginQuorumEpochResponse);
+      check_round_trip<msg::BeginQuorumEpochResponse>("BeginQuorumEpochResponse", v, false, seed, true, &fill_BeginQuorumEpochResponse);
     }
   }
 }
@@ -4907,7 +4929,7 @@ TEST(CodecRoundTrip, BeginQuorumEpochResponse) {
 TEST(CodecRoundTrip, EndQuorumEpochRequest) {
   for (std::int16_t v = 0; v <= 0; ++v) {
     for (int seed = 0; seed < 2; ++seed) {
-      check_round_trip<msg::EndQuorumEpochRequest>(v, false, seed, true, &fill_EndQuorumEpochRequest);
+      check_round_trip<msg::EndQuorumEpochRequest>("EndQuorumEpochRequest", v, false, seed, true, &fill_EndQuorumEpochRequest);
     }
   }
 }
@@ -4915,7 +4937,7 @@ TEST(CodecRoundTrip, EndQuorumEpochRequest) {
 TEST(CodecRoundTrip, EndQuorumEpochResponse) {
   for (std::int16_t v = 0; v <= 0; ++v) {
     for (int seed = 0; seed < 2; ++seed) {
-      check_round_trip<msg::EndQuorumEpochResponse>(v, false, seed, true, &fill_EndQuorumEpochResponse);
+      check_round_trip<msg::EndQuorumEpochResponse>("EndQuorumEpochResponse", v, false, seed, true, &fill_EndQuorumEpochResponse);
     }
   }
 }
@@ -4923,7 +4945,7 @@ TEST(CodecRoundTrip, EndQuorumEpochResponse) {
 TEST(CodecRoundTrip, DescribeQuorumRequest) {
   for (std::int16_t v = 0; v <= 1; ++v) {
     for (int seed = 0; seed < 2; ++seed) {
-      check_round_trip<msg::DescribeQuorumRequest>(v, v >= 0, seed, true, &fill_DescribeQuorumRequest);
+      check_round_trip<msg::DescribeQuorumRequest>("DescribeQuorumRequest", v, v >= 0, seed, true, &fill_DescribeQuorumRequest);
     }
   }
 }
@@ -4931,7 +4953,7 @@ TEST(CodecRoundTrip, DescribeQuorumRequest) {
 TEST(CodecRoundTrip, DescribeQuorumResponse) {
   for (std::int16_t v = 0; v <= 1; ++v) {
     for (int seed = 0; seed < 2; ++seed) {
-      check_round_trip<msg::DescribeQuorumResponse>(v, v >= 0, seed, true, &fill_DescribeQuorumResponse);
+      check_round_trip<msg::DescribeQuorumResponse>("DescribeQuorumResponse", v, v >= 0, seed, true, &fill_DescribeQuorumResponse);
     }
   }
 }
@@ -4939,7 +4961,7 @@ TEST(CodecRoundTrip, DescribeQuorumResponse) {
 TEST(CodecRoundTrip, AlterPartitionRequest) {
   for (std::int16_t v = 0; v <= 3; ++v) {
     for (int seed = 0; seed < 2; ++seed) {
-      check_round_trip<msg::AlterPartitionRequest>(v, v >= 0, seed, true, &fill_AlterPartitionRequest);
+      check_round_trip<msg::AlterPartitionRequest>("AlterPartitionRequest", v, v >= 0, seed, true, &fill_AlterPartitionRequest);
     }
   }
 }
@@ -4947,7 +4969,7 @@ TEST(CodecRoundTrip, AlterPartitionRequest) {
 TEST(CodecRoundTrip, AlterPartitionResponse) {
   for (std::int16_t v = 0; v <= 3; ++v) {
     for (int seed = 0; seed < 2; ++seed) {
-      check_round_trip<msg::AlterPartitionResponse>(v, v >= 0, seed, true, &fill_AlterPartitionResponse);
+      check_round_trip<msg::AlterPartitionResponse>("AlterPartitionResponse", v, v >= 0, seed, true, &fill_AlterPartitionResponse);
     }
   }
 }
@@ -4955,7 +4977,7 @@ TEST(CodecRoundTrip, AlterPartitionResponse) {
 TEST(CodecRoundTrip, UpdateFeaturesRequest) {
   for (std::int16_t v = 0; v <= 1; ++v) {
     for (int seed = 0; seed < 2; ++seed) {
-      check_round_trip<msg::UpdateFeaturesRequest>(v, v >= 0, seed, true, &fill_UpdateFeaturesRequest);
+      check_round_trip<msg::UpdateFeaturesRequest>("UpdateFeaturesRequest", v, v >= 0, seed, true, &fill_UpdateFeaturesRequest);
     }
   }
 }
@@ -4963,7 +4985,7 @@ TEST(CodecRoundTrip, UpdateFeaturesRequest) {
 TEST(CodecRoundTrip, UpdateFeaturesResponse) {
   for (std::int16_t v = 0; v <= 1; ++v) {
     for (int seed = 0; seed < 2; ++seed) {
-      check_round_trip<msg::UpdateFeaturesResponse>(v, v >= 0, seed, true, &fill_UpdateFeaturesResponse);
+      check_round_trip<msg::UpdateFeaturesResponse>("UpdateFeaturesResponse", v, v >= 0, seed, true, &fill_UpdateFeaturesResponse);
     }
   }
 }
@@ -4971,7 +4993,7 @@ TEST(CodecRoundTrip, UpdateFeaturesResponse) {
 TEST(CodecRoundTrip, EnvelopeRequest) {
   for (std::int16_t v = 0; v <= 0; ++v) {
     for (int seed = 0; seed < 2; ++seed) {
-      check_round_trip<msg::EnvelopeRequest>(v, v >= 0, seed, true, &fill_EnvelopeRequest);
+      check_round_trip<msg::EnvelopeRequest>("EnvelopeRequest", v, v >= 0, seed, true, &fill_EnvelopeRequest);
     }
   }
 }
@@ -4979,7 +5001,7 @@ TEST(CodecRoundTrip, EnvelopeRequest) {
 TEST(CodecRoundTrip, EnvelopeResponse) {
   for (std::int16_t v = 0; v <= 0; ++v) {
     for (int seed = 0; seed < 2; ++seed) {
-      check_round_trip<msg::EnvelopeResponse>(v, v >= 0, seed, true, &fill_EnvelopeResponse);
+      check_round_trip<msg::EnvelopeResponse>("EnvelopeResponse", v, v >= 0, seed, true, &fill_EnvelopeResponse);
     }
   }
 }
@@ -4987,7 +5009,7 @@ TEST(CodecRoundTrip, EnvelopeResponse) {
 TEST(CodecRoundTrip, FetchSnapshotRequest) {
   for (std::int16_t v = 0; v <= 0; ++v) {
     for (int seed = 0; seed < 2; ++seed) {
-      check_round_trip<msg::FetchSnapshotRequest>(v, v >= 0, seed, true, &fill_FetchSnapshotRequest);
+      check_round_trip<msg::FetchSnapshotRequest>("FetchSnapshotRequest", v, v >= 0, seed, true, &fill_FetchSnapshotRequest);
     }
   }
 }
@@ -4995,7 +5017,7 @@ TEST(CodecRoundTrip, FetchSnapshotRequest) {
 TEST(CodecRoundTrip, FetchSnapshotResponse) {
   for (std::int16_t v = 0; v <= 0; ++v) {
     for (int seed = 0; seed < 2; ++seed) {
-      check_round_trip<msg::FetchSnapshotResponse>(v, v >= 0, seed, true, &fill_FetchSnapshotResponse);
+      check_round_trip<msg::FetchSnapshotResponse>("FetchSnapshotResponse", v, v >= 0, seed, true, &fill_FetchSnapshotResponse);
     }
   }
 }
@@ -5003,7 +5025,7 @@ TEST(CodecRoundTrip, FetchSnapshotResponse) {
 TEST(CodecRoundTrip, DescribeClusterRequest) {
   for (std::int16_t v = 0; v <= 1; ++v) {
     for (int seed = 0; seed < 2; ++seed) {
-      check_round_trip<msg::DescribeClusterRequest>(v, v >= 0, seed, true, &fill_DescribeClusterRequest);
+      check_round_trip<msg::DescribeClusterRequest>("DescribeClusterRequest", v, v >= 0, seed, true, &fill_DescribeClusterRequest);
     }
   }
 }
@@ -5011,7 +5033,7 @@ TEST(CodecRoundTrip, DescribeClusterRequest) {
 TEST(CodecRoundTrip, DescribeClusterResponse) {
   for (std::int16_t v = 0; v <= 1; ++v) {
     for (int seed = 0; seed < 2; ++seed) {
-      check_round_trip<msg::DescribeClusterResponse>(v, v >= 0, seed, true, &fill_DescribeClusterResponse);
+      check_round_trip<msg::DescribeClusterResponse>("DescribeClusterResponse", v, v >= 0, seed, true, &fill_DescribeClusterResponse);
     }
   }
 }
@@ -5019,7 +5041,7 @@ TEST(CodecRoundTrip, DescribeClusterResponse) {
 TEST(CodecRoundTrip, DescribeProducersRequest) {
   for (std::int16_t v = 0; v <= 0; ++v) {
     for (int seed = 0; seed < 2; ++seed) {
-      check_round_trip<msg::DescribeProducersRequest>(v, v >= 0, seed, true, &fill_DescribeProducersRequest);
+      check_round_trip<msg::DescribeProducersRequest>("DescribeProducersRequest", v, v >= 0, seed, true, &fill_DescribeProducersRequest);
     }
   }
 }
@@ -5027,7 +5049,7 @@ TEST(CodecRoundTrip, DescribeProducersRequest) {
 TEST(CodecRoundTrip, DescribeProducersResponse) {
   for (std::int16_t v = 0; v <= 0; ++v) {
     for (int seed = 0; seed < 2; ++seed) {
-      check_round_trip<msg::DescribeProducersResponse>(v, v >= 0, seed, true, &fill_DescribeProducersResponse);
+      check_round_trip<msg::DescribeProducersResponse>("DescribeProducersResponse", v, v >= 0, seed, true, &fill_DescribeProducersResponse);
     }
   }
 }
@@ -5035,7 +5057,7 @@ TEST(CodecRoundTrip, DescribeProducersResponse) {
 TEST(CodecRoundTrip, BrokerRegistrationRequest) {
   for (std::int16_t v = 0; v <= 3; ++v) {
     for (int seed = 0; seed < 2; ++seed) {
-      check_round_trip<msg::BrokerRegistrationRequest>(v, v >= 0, seed, true, &fill_BrokerRegistrationRequest);
+      check_round_trip<msg::BrokerRegistrationRequest>("BrokerRegistrationRequest", v, v >= 0, seed, true, &fill_BrokerRegistrationRequest);
     }
   }
 }
@@ -5043,7 +5065,7 @@ TEST(CodecRoundTrip, BrokerRegistrationRequest) {
 TEST(CodecRoundTrip, BrokerRegistrationResponse) {
   for (std::int16_t v = 0; v <= 3; ++v) {
     for (int seed = 0; seed < 2; ++seed) {
-      check_round_trip<msg::BrokerRegistrationResponse>(v, v >= 0, seed, true, &fill_BrokerRegistrationResponse);
+      check_round_trip<msg::BrokerRegistrationResponse>("BrokerRegistrationResponse", v, v >= 0, seed, true, &fill_BrokerRegistrationResponse);
     }
   }
 }
@@ -5051,7 +5073,7 @@ TEST(CodecRoundTrip, BrokerRegistrationResponse) {
 TEST(CodecRoundTrip, BrokerHeartbeatRequest) {
   for (std::int16_t v = 0; v <= 1; ++v) {
     for (int seed = 0; seed < 2; ++seed) {
-      check_round_trip<msg::BrokerHeartbeatRequest>(v, v >= 0, seed, true, &fill_BrokerHeartbeatRequest);
+      check_round_trip<msg::BrokerHeartbeatRequest>("BrokerHeartbeatRequest", v, v >= 0, seed, true, &fill_BrokerHeartbeatRequest);
     }
   }
 }
@@ -5059,7 +5081,7 @@ TEST(CodecRoundTrip, BrokerHeartbeatRequest) {
 TEST(CodecRoundTrip, BrokerHeartbeatResponse) {
   for (std::int16_t v = 0; v <= 1; ++v) {
     for (int seed = 0; seed < 2; ++seed) {
-      check_round_trip<msg::BrokerHeartbeatResponse>(v, v >= 0, seed, true, &fill_BrokerHeartbeatResponse);
+      check_round_trip<msg::BrokerHeartbeatResponse>("BrokerHeartbeatResponse", v, v >= 0, seed, true, &fill_BrokerHeartbeatResponse);
     }
   }
 }
@@ -5067,7 +5089,7 @@ TEST(CodecRoundTrip, BrokerHeartbeatResponse) {
 TEST(CodecRoundTrip, UnregisterBrokerRequest) {
   for (std::int16_t v = 0; v <= 0; ++v) {
     for (int seed = 0; seed < 2; ++seed) {
-      check_round_trip<msg::UnregisterBrokerRequest>(v, v >= 0, seed, true, &fill_UnregisterBrokerRequest);
+      check_round_trip<msg::UnregisterBrokerRequest>("UnregisterBrokerRequest", v, v >= 0, seed, true, &fill_UnregisterBrokerRequest);
     }
   }
 }
@@ -5075,7 +5097,7 @@ TEST(CodecRoundTrip, UnregisterBrokerRequest) {
 TEST(CodecRoundTrip, UnregisterBrokerResponse) {
   for (std::int16_t v = 0; v <= 0; ++v) {
     for (int seed = 0; seed < 2; ++seed) {
-      check_round_trip<msg::UnregisterBrokerResponse>(v, v >= 0, seed, true, &fill_UnregisterBrokerResponse);
+      check_round_trip<msg::UnregisterBrokerResponse>("UnregisterBrokerResponse", v, v >= 0, seed, true, &fill_UnregisterBrokerResponse);
     }
   }
 }
@@ -5083,7 +5105,7 @@ TEST(CodecRoundTrip, UnregisterBrokerResponse) {
 TEST(CodecRoundTrip, DescribeTransactionsRequest) {
   for (std::int16_t v = 0; v <= 0; ++v) {
     for (int seed = 0; seed < 2; ++seed) {
-      check_round_trip<msg::DescribeTransactionsRequest>(v, v >= 0, seed, true, &fill_DescribeTransactionsRequest);
+      check_round_trip<msg::DescribeTransactionsRequest>("DescribeTransactionsRequest", v, v >= 0, seed, true, &fill_DescribeTransactionsRequest);
     }
   }
 }
@@ -5091,7 +5113,7 @@ TEST(CodecRoundTrip, DescribeTransactionsRequest) {
 TEST(CodecRoundTrip, DescribeTransactionsResponse) {
   for (std::int16_t v = 0; v <= 0; ++v) {
     for (int seed = 0; seed < 2; ++seed) {
-      check_round_trip<msg::DescribeTransactionsResponse>(v, v >= 0, seed, true, &fill_DescribeTransactionsResponse);
+      check_round_trip<msg::DescribeTransactionsResponse>("DescribeTransactionsResponse", v, v >= 0, seed, true, &fill_DescribeTransactionsResponse);
     }
   }
 }
@@ -5099,7 +5121,7 @@ TEST(CodecRoundTrip, DescribeTransactionsResponse) {
 TEST(CodecRoundTrip, ListTransactionsRequest) {
   for (std::int16_t v = 0; v <= 0; ++v) {
     for (int seed = 0; seed < 2; ++seed) {
-      check_round_trip<msg::ListTransactionsRequest>(v, v >= 0, seed, true, &fill_ListTransactionsRequest);
+      check_round_trip<msg::ListTransactionsRequest>("ListTransactionsRequest", v, v >= 0, seed, true, &fill_ListTransactionsRequest);
     }
   }
 }
@@ -5107,7 +5129,7 @@ TEST(CodecRoundTrip, ListTransactionsRequest) {
 TEST(CodecRoundTrip, ListTransactionsResponse) {
   for (std::int16_t v = 0; v <= 0; ++v) {
     for (int seed = 0; seed < 2; ++seed) {
-      check_round_trip<msg::ListTransactionsResponse>(v, v >= 0, seed, true, &fill_ListTransactionsResponse);
+      check_round_trip<msg::ListTransactionsResponse>("ListTransactionsResponse", v, v >= 0, seed, true, &fill_ListTransactionsResponse);
     }
   }
 }
@@ -5115,7 +5137,7 @@ TEST(CodecRoundTrip, ListTransactionsResponse) {
 TEST(CodecRoundTrip, AllocateProducerIdsRequest) {
   for (std::int16_t v = 0; v <= 0; ++v) {
     for (int seed = 0; seed < 2; ++seed) {
-      check_round_trip<msg::AllocateProducerIdsRequest>(v, v >= 0, seed, true, &fill_AllocateProducerIdsRequest);
+      check_round_trip<msg::AllocateProducerIdsRequest>("AllocateProducerIdsRequest", v, v >= 0, seed, true, &fill_AllocateProducerIdsRequest);
     }
   }
 }
@@ -5123,7 +5145,7 @@ TEST(CodecRoundTrip, AllocateProducerIdsRequest) {
 TEST(CodecRoundTrip, AllocateProducerIdsResponse) {
   for (std::int16_t v = 0; v <= 0; ++v) {
     for (int seed = 0; seed < 2; ++seed) {
-      check_round_trip<msg::AllocateProducerIdsResponse>(v, v >= 0, seed, true, &fill_AllocateProducerIdsResponse);
+      check_round_trip<msg::AllocateProducerIdsResponse>("AllocateProducerIdsResponse", v, v >= 0, seed, true, &fill_AllocateProducerIdsResponse);
     }
   }
 }
@@ -5131,7 +5153,7 @@ TEST(CodecRoundTrip, AllocateProducerIdsResponse) {
 TEST(CodecRoundTrip, ConsumerGroupHeartbeatRequest) {
   for (std::int16_t v = 0; v <= 0; ++v) {
     for (int seed = 0; seed < 2; ++seed) {
-      check_round_trip<msg::ConsumerGroupHeartbeatRequest>(v, v >= 0, seed, true, &fill_ConsumerGroupHeartbeatRequest);
+      check_round_trip<msg::ConsumerGroupHeartbeatRequest>("ConsumerGroupHeartbeatRequest", v, v >= 0, seed, true, &fill_ConsumerGroupHeartbeatRequest);
     }
   }
 }
@@ -5139,7 +5161,7 @@ TEST(CodecRoundTrip, ConsumerGroupHeartbeatRequest) {
 TEST(CodecRoundTrip, ConsumerGroupHeartbeatResponse) {
   for (std::int16_t v = 0; v <= 0; ++v) {
     for (int seed = 0; seed < 2; ++seed) {
-      check_round_trip<msg::ConsumerGroupHeartbeatResponse>(v, v >= 0, seed, true, &fill_ConsumerGroupHeartbeatResponse);
+      check_round_trip<msg::ConsumerGroupHeartbeatResponse>("ConsumerGroupHeartbeatResponse", v, v >= 0, seed, true, &fill_ConsumerGroupHeartbeatResponse);
     }
   }
 }
@@ -5147,7 +5169,7 @@ TEST(CodecRoundTrip, ConsumerGroupHeartbeatResponse) {
 TEST(CodecRoundTrip, ConsumerGroupDescribeRequest) {
   for (std::int16_t v = 0; v <= 0; ++v) {
     for (int seed = 0; seed < 2; ++seed) {
-      check_round_trip<msg::ConsumerGroupDescribeRequest>(v, v >= 0, seed, true, &fill_ConsumerGroupDescribeRequest);
+      check_round_trip<msg::ConsumerGroupDescribeRequest>("ConsumerGroupDescribeRequest", v, v >= 0, seed, true, &fill_ConsumerGroupDescribeRequest);
     }
   }
 }
@@ -5155,7 +5177,7 @@ TEST(CodecRoundTrip, ConsumerGroupDescribeRequest) {
 TEST(CodecRoundTrip, ConsumerGroupDescribeResponse) {
   for (std::int16_t v = 0; v <= 0; ++v) {
     for (int seed = 0; seed < 2; ++seed) {
-      check_round_trip<msg::ConsumerGroupDescribeResponse>(v, v >= 0, seed, true, &fill_ConsumerGroupDescribeResponse);
+      check_round_trip<msg::ConsumerGroupDescribeResponse>("ConsumerGroupDescribeResponse", v, v >= 0, seed, true, &fill_ConsumerGroupDescribeResponse);
     }
   }
 }
@@ -5163,7 +5185,7 @@ TEST(CodecRoundTrip, ConsumerGroupDescribeResponse) {
 TEST(CodecRoundTrip, ControllerRegistrationRequest) {
   for (std::int16_t v = 0; v <= 0; ++v) {
     for (int seed = 0; seed < 2; ++seed) {
-      check_round_trip<msg::ControllerRegistrationRequest>(v, v >= 0, seed, true, &fill_ControllerRegistrationRequest);
+      check_round_trip<msg::ControllerRegistrationRequest>("ControllerRegistrationRequest", v, v >= 0, seed, true, &fill_ControllerRegistrationRequest);
     }
   }
 }
@@ -5171,7 +5193,7 @@ TEST(CodecRoundTrip, ControllerRegistrationRequest) {
 TEST(CodecRoundTrip, ControllerRegistrationResponse) {
   for (std::int16_t v = 0; v <= 0; ++v) {
     for (int seed = 0; seed < 2; ++seed) {
-      check_round_trip<msg::ControllerRegistrationResponse>(v, v >= 0, seed, true, &fill_ControllerRegistrationResponse);
+      check_round_trip<msg::ControllerRegistrationResponse>("ControllerRegistrationResponse", v, v >= 0, seed, true, &fill_ControllerRegistrationResponse);
     }
   }
 }
@@ -5179,7 +5201,7 @@ TEST(CodecRoundTrip, ControllerRegistrationResponse) {
 TEST(CodecRoundTrip, GetTelemetrySubscriptionsRequest) {
   for (std::int16_t v = 0; v <= 0; ++v) {
     for (int seed = 0; seed < 2; ++seed) {
-      check_round_trip<msg::GetTelemetrySubscriptionsRequest>(v, v >= 0, seed, true, &fill_GetTelemetrySubscriptionsRequest);
+      check_round_trip<msg::GetTelemetrySubscriptionsRequest>("GetTelemetrySubscriptionsRequest", v, v >= 0, seed, true, &fill_GetTelemetrySubscriptionsRequest);
     }
   }
 }
@@ -5187,7 +5209,7 @@ TEST(CodecRoundTrip, GetTelemetrySubscriptionsRequest) {
 TEST(CodecRoundTrip, GetTelemetrySubscriptionsResponse) {
   for (std::int16_t v = 0; v <= 0; ++v) {
     for (int seed = 0; seed < 2; ++seed) {
-      check_round_trip<msg::GetTelemetrySubscriptionsResponse>(v, v >= 0, seed, true, &fill_GetTelemetrySubscriptionsResponse);
+      check_round_trip<msg::GetTelemetrySubscriptionsResponse>("GetTelemetrySubscriptionsResponse", v, v >= 0, seed, true, &fill_GetTelemetrySubscriptionsResponse);
     }
   }
 }
@@ -5195,7 +5217,7 @@ TEST(CodecRoundTrip, GetTelemetrySubscriptionsResponse) {
 TEST(CodecRoundTrip, PushTelemetryRequest) {
   for (std::int16_t v = 0; v <= 0; ++v) {
     for (int seed = 0; seed < 2; ++seed) {
-      check_round_trip<msg::PushTelemetryRequest>(v, v >= 0, seed, true, &fill_PushTelemetryRequest);
+      check_round_trip<msg::PushTelemetryRequest>("PushTelemetryRequest", v, v >= 0, seed, true, &fill_PushTelemetryRequest);
     }
   }
 }
@@ -5203,7 +5225,7 @@ TEST(CodecRoundTrip, PushTelemetryRequest) {
 TEST(CodecRoundTrip, PushTelemetryResponse) {
   for (std::int16_t v = 0; v <= 0; ++v) {
     for (int seed = 0; seed < 2; ++seed) {
-      check_round_trip<msg::PushTelemetryResponse>(v, v >= 0, seed, true, &fill_PushTelemetryResponse);
+      check_round_trip<msg::PushTelemetryResponse>("PushTelemetryResponse", v, v >= 0, seed, true, &fill_PushTelemetryResponse);
     }
   }
 }
@@ -5211,7 +5233,7 @@ TEST(CodecRoundTrip, PushTelemetryResponse) {
 TEST(CodecRoundTrip, AssignReplicasToDirsRequest) {
   for (std::int16_t v = 0; v <= 0; ++v) {
     for (int seed = 0; seed < 2; ++seed) {
-      check_round_trip<msg::AssignReplicasToDirsRequest>(v, v >= 0, seed, true, &fill_AssignReplicasToDirsRequest);
+      check_round_trip<msg::AssignReplicasToDirsRequest>("AssignReplicasToDirsRequest", v, v >= 0, seed, true, &fill_AssignReplicasToDirsRequest);
     }
   }
 }
@@ -5219,7 +5241,7 @@ TEST(CodecRoundTrip, AssignReplicasToDirsRequest) {
 TEST(CodecRoundTrip, AssignReplicasToDirsResponse) {
   for (std::int16_t v = 0; v <= 0; ++v) {
     for (int seed = 0; seed < 2; ++seed) {
-      check_round_trip<msg::AssignReplicasToDirsResponse>(v, v >= 0, seed, true, &fill_AssignReplicasToDirsResponse);
+      check_round_trip<msg::AssignReplicasToDirsResponse>("AssignReplicasToDirsResponse", v, v >= 0, seed, true, &fill_AssignReplicasToDirsResponse);
     }
   }
 }
@@ -5227,7 +5249,7 @@ TEST(CodecRoundTrip, AssignReplicasToDirsResponse) {
 TEST(CodecRoundTrip, ListClientMetricsResourcesRequest) {
   for (std::int16_t v = 0; v <= 0; ++v) {
     for (int seed = 0; seed < 2; ++seed) {
-      check_round_trip<msg::ListClientMetricsResourcesRequest>(v, v >= 0, seed, false, &fill_ListClientMetricsResourcesRequest);
+      check_round_trip<msg::ListClientMetricsResourcesRequest>("ListClientMetricsResourcesRequest", v, v >= 0, seed, false, &fill_ListClientMetricsResourcesRequest);
     }
   }
 }
@@ -5235,7 +5257,7 @@ TEST(CodecRoundTrip, ListClientMetricsResourcesRequest) {
 TEST(CodecRoundTrip, ListClientMetricsResourcesResponse) {
   for (std::int16_t v = 0; v <= 0; ++v) {
     for (int seed = 0; seed < 2; ++seed) {
-      check_round_trip<msg::ListClientMetricsResourcesResponse>(v, v >= 0, seed, true, &fill_ListClientMetricsResourcesResponse);
+      check_round_trip<msg::ListClientMetricsResourcesResponse>("ListClientMetricsResourcesResponse", v, v >= 0, seed, true, &fill_ListClientMetricsResourcesResponse);
     }
   }
 }
@@ -5243,7 +5265,7 @@ TEST(CodecRoundTrip, ListClientMetricsResourcesResponse) {
 TEST(CodecRoundTrip, RequestHeader) {
   for (std::int16_t v = 0; v <= 2; ++v) {
     for (int seed = 0; seed < 2; ++seed) {
-      check_round_trip<msg::RequestHeader>(v, v >= 2, seed, true, &fill_RequestHeader);
+      check_round_trip<msg::RequestHeader>("RequestHeader", v, v >= 2, seed, true, &fill_RequestHeader);
     }
   }
 }
@@ -5251,7 +5273,7 @@ TEST(CodecRoundTrip, RequestHeader) {
 TEST(CodecRoundTrip, ResponseHeader) {
   for (std::int16_t v = 0; v <= 1; ++v) {
     for (int seed = 0; seed < 2; ++seed) {
-      check_round_trip<msg::ResponseHeader>(v, v >= 1, seed, true, &fill_ResponseHeader);
+      check_round_trip<msg::ResponseHeader>("ResponseHeader", v, v >= 1, seed, true, &fill_ResponseHeader);
     }
   }
 }
