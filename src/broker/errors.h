@@ -46,6 +46,7 @@ enum class KafkaError : std::int16_t {
   kafka_storage_error = 56,
   security_disabled = 54,
   operation_not_attempted = 55,
+  topic_deletion_disabled = 73,
   invalid_record = 87,
   unknown_topic_id = 100,
   inconsistent_topic_id = 103,

@@ -1,0 +1,226 @@
+#include "broker/broker.h"
+
+#include <algorithm>
+#include <condition_variable>
+#include <thread>
+
+#include "base/log.h"
+#include "broker/router.h"
+#include "broker/state.h"
+#include "config/meta_properties.h"
+#include "net/server.h"
+#include "security/keystore.h"
+#include "tls/tls.h"
+
+namespace bulwark::broker {
+namespace {
+
+net::SecurityProtocol to_net(config::SecurityProtocol p) {
+  switch (p) {
+    case config::SecurityProtocol::plaintext: return net::SecurityProtocol::plaintext;
+    case config::SecurityProtocol::ssl: return net::SecurityProtocol::ssl;
+    case config::SecurityProtocol::sasl_plaintext: return net::SecurityProtocol::sasl_plaintext;
+    case config::SecurityProtocol::sasl_ssl: return net::SecurityProtocol::sasl_ssl;
+  }
+  return net::SecurityProtocol::plaintext;
+}
+
+tls::ClientAuth to_tls(config::ClientAuth a) {
+  switch (a) {
+    case config::ClientAuth::none: return tls::ClientAuth::none;
+    case config::ClientAuth::requested: return tls::ClientAuth::requested;
+    case config::ClientAuth::required: return tls::ClientAuth::required;
+  }
+  return tls::ClientAuth::none;
+}
+
+Result<std::optional<keystore::Format>> store_format(const std::string& type) {
+  if (type.empty()) return std::optional<keystore::Format>{};
+  auto format = keystore::parse_format(type);
+  if (!format.ok()) return format.error();
+  return std::optional<keystore::Format>{*format};
+}
+
+// The TLS context of one listener from its effective ssl.* settings (listener.name.<l>. prefixes applied).
+Result<std::shared_ptr<tls::ServerTlsContext>> listener_tls(const config::ListenerSecurity& sec) {
+  auto where = [&](const Error& e) { return make_error(e.kind, "listener " + sec.listener + ": " + e.message); };
+  tls::TlsFileSettings files;
+  auto keystore_type = store_format(sec.keystore_type);
+  if (!keystore_type.ok()) return where(keystore_type.error());
+  auto truststore_type = store_format(sec.truststore_type);
+  if (!truststore_type.ok()) return where(truststore_type.error());
+  files.keystore_location = sec.keystore_location;
+  files.keystore_type = *keystore_type;
+  files.keystore_password = sec.keystore_password.reveal();
+  files.key_password = sec.key_password.reveal();
+  files.truststore_location = sec.truststore_location;
+  files.truststore_type = *truststore_type;
+  files.truststore_password = sec.truststore_password.reveal();
+  files.client_auth = to_tls(sec.client_auth);
+  if (!sec.enabled_protocols.empty()) files.enabled_protocols = sec.enabled_protocols;
+  files.cipher_suites = sec.cipher_suites;
+  auto settings = tls::load_tls_settings(files);
+  if (!settings.ok()) return where(settings.error());
+  // KIP-651: PEM key and chain (and trusted certificates) given inline in the configuration.
+  if (!sec.keystore_key.empty()) {
+    auto inline_store = keystore::decode_pem(sec.keystore_key.reveal() + "\n" + sec.keystore_certificate_chain.reveal(),
+                                             sec.key_password.reveal());
+    if (!inline_store.ok()) return where(inline_store.error());
+    settings->keystore = std::move(*inline_store);
+  }
+  if (!sec.truststore_certificates.empty()) {
+    auto inline_trust = keystore::decode_pem(sec.truststore_certificates.reveal());
+    if (!inline_trust.ok()) return where(inline_trust.error());
+    settings->truststore = std::move(*inline_trust);
+  }
+  if (settings->keystore.keys.empty())
+    return make_error(ErrorKind::invalid_argument,
+                      "listener " + sec.listener + " uses TLS but no keystore with a private key is configured "
+                      "(set ssl.keystore.location, or ssl.keystore.key and ssl.keystore.certificate.chain)");
+  auto context = tls::make_server_context(*settings);
+  if (!context.ok()) return where(context.error());
+  return context;
+}
+
+}  // namespace
+
+struct Broker::Impl {
+  BrokerState state;
+  std::unique_ptr<Router> router;
+  std::unique_ptr<net::Server> server;
+  std::thread maintenance;
+  std::mutex maintenance_mu;
+  std::condition_variable maintenance_cv;
+  bool stopping = false;
+  bool started = false;
+
+  void run_maintenance() {
+    const auto flush_every = std::max<std::int64_t>(
+        100, std::min<std::int64_t>(state.config.log_flush_scheduler_interval_ms > 0
+                                        ? state.config.log_flush_scheduler_interval_ms
+                                        : 1000,
+                                    1000));
+    const auto retention_every = std::max<std::int64_t>(1000, state.config.log_retention_check_interval_ms);
+    std::int64_t next_retention = state.now_ms() + retention_every;
+    std::unique_lock lock(maintenance_mu);
+    while (!stopping) {
+      maintenance_cv.wait_for(lock, std::chrono::milliseconds(flush_every));
+      if (stopping) break;
+      lock.unlock();
+      auto now = state.now_ms();
+      if (auto flushed = state.logs->maybe_flush_all(now); !flushed.ok())
+        log::error("flushing logs: {}", flushed.error().message);
+      if (now >= next_retention) {
+        if (auto cleaned = state.logs->enforce_retention_all(now); !cleaned.ok())
+          log::error("enforcing retention: {}", cleaned.error().message);
+        next_retention = now + retention_every;
+      }
+      lock.lock();
+    }
+  }
+};
+
+Broker::Broker() : impl_(std::make_unique<Impl>()) {}
+Broker::~Broker() { stop(); }
+
+Result<std::unique_ptr<Broker>> Broker::create(config::BrokerConfig config) {
+  std::unique_ptr<Broker> broker(new Broker());
+  auto& state = broker->impl_->state;
+  state.config = std::move(config);
+  const auto& cfg = state.config;
+
+  for (const auto& line : cfg.startup_report()) log::warn("{}", line);
+  if (!cfg.is_broker())
+    return make_error(ErrorKind::unsupported,
+                      "process.roles=controller (a controller-only node) arrives with the cluster work; use "
+                      "process.roles=broker,controller for a single node");
+  if (cfg.quorum_voters.size() > 1)
+    log::warn("controller.quorum.voters names {} voters; this Bulwark build runs a one-node quorum and serves as "
+              "the only broker (the replicated cluster arrives later)",
+              cfg.quorum_voters.size());
+  for (const auto& listener : cfg.listeners)
+    if (config::uses_sasl(listener.protocol))
+      return make_error(ErrorKind::unsupported, "listener " + listener.listener + " uses " +
+                                                    std::string(config::to_string(listener.protocol)) +
+                                                    ", which this Bulwark build does not support yet (SASL arrives "
+                                                    "with the security work); use SSL with client certificates");
+
+  auto meta = config::check_storage(cfg);
+  if (!meta.ok()) return meta.error();
+  state.cluster_id = meta->cluster_id;
+
+  std::vector<std::filesystem::path> dirs(cfg.log_dirs.begin(), cfg.log_dirs.end());
+  auto logs = storage::LogManager::open(dirs, state.default_log_config());
+  if (!logs.ok()) return static_cast<Error>(logs.error());
+  state.logs = std::move(*logs);
+
+  std::filesystem::path metadata_dir = cfg.metadata_log_dir ? *cfg.metadata_log_dir : cfg.log_dirs.front();
+  auto topics = TopicRegistry::open(metadata_dir / "bulwark-topics.json");
+  if (!topics.ok()) return topics.error();
+  state.topics = std::move(*topics);
+  for (const auto& topic : state.topics->list()) {
+    auto log_config = state.log_config_for(topic);
+    for (std::int32_t p = 0; p < topic.partitions; ++p) {
+      auto log = state.logs->get_or_create({topic.name, p}, log_config);
+      if (!log.ok()) return static_cast<Error>(log.error());
+      (*log)->set_config(log_config);
+    }
+  }
+  auto producer_ids = ProducerIdAllocator::open(metadata_dir / "bulwark-producer-ids");
+  if (!producer_ids.ok()) return producer_ids.error();
+  state.producer_ids = std::move(*producer_ids);
+
+  net::ServerOptions options;
+  const int hardware = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  options.threads = std::clamp(cfg.num_network_threads, 1, hardware);
+  if (cfg.socket_request_max_bytes > 0) options.max_frame_bytes = static_cast<std::size_t>(cfg.socket_request_max_bytes);
+  if (cfg.max_connections > 0) options.max_connections = static_cast<std::size_t>(cfg.max_connections);
+  if (cfg.connections_max_idle_ms > 0) options.idle_timeout = std::chrono::milliseconds(cfg.connections_max_idle_ms);
+  if (cfg.queued_max_requests > 0)
+    options.max_in_flight_per_connection = std::min<std::size_t>(cfg.queued_max_requests, 1000);
+
+  broker->impl_->router = std::make_unique<Router>(state);
+  broker->impl_->server = std::make_unique<net::Server>(options, *broker->impl_->router);
+  for (const auto& listener : cfg.listeners) {
+    net::ListenerSpec spec;
+    spec.name = listener.listener;
+    spec.host = listener.host;
+    spec.port = listener.port;
+    spec.protocol = to_net(listener.protocol);
+    if (config::uses_tls(listener.protocol)) {
+      auto context = listener_tls(cfg.security_for(listener.listener));
+      if (!context.ok()) return context.error();
+      spec.tls = std::move(*context);
+    }
+    BULWARK_TRY(broker->impl_->server->add_listener(std::move(spec)));
+  }
+  return broker;
+}
+
+Status Broker::start() {
+  BULWARK_TRY(impl_->server->start());
+  impl_->started = true;
+  impl_->maintenance = std::thread([this] { impl_->run_maintenance(); });
+  log::info("broker {} of cluster {} started", impl_->state.node_id(), impl_->state.cluster_id);
+  return Status::success();
+}
+
+void Broker::stop() {
+  if (!impl_ || !impl_->started) return;
+  impl_->started = false;
+  impl_->server->stop();
+  {
+    std::lock_guard lock(impl_->maintenance_mu);
+    impl_->stopping = true;
+  }
+  impl_->maintenance_cv.notify_all();
+  if (impl_->maintenance.joinable()) impl_->maintenance.join();
+  for (const auto& tp : impl_->state.logs->list())
+    if (auto log = impl_->state.logs->get(tp))
+      if (auto flushed = log->flush(); !flushed.ok()) log::error("flushing {}: {}", log->dir().string(), flushed.error().message);
+  log::info("broker {} stopped", impl_->state.node_id());
+}
+
+std::uint16_t Broker::port(const std::string& listener) const { return impl_->server->bound_port(listener); }
+
+}  // namespace bulwark::broker

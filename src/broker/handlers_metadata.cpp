@@ -1,0 +1,212 @@
+// Metadata, DescribeCluster and DescribeConfigs: what the cluster looks like to a client.
+#include <algorithm>
+
+#include "base/log.h"
+#include "broker/state.h"
+#include "wire/generated/describe_cluster.h"
+#include "wire/generated/describe_configs.h"
+#include "wire/generated/metadata.h"
+
+namespace bulwark::broker {
+namespace {
+
+wire::msg::MetadataResponse::MetadataResponseTopic describe_topic(const BrokerState& state, const TopicInfo& topic) {
+  wire::msg::MetadataResponse::MetadataResponseTopic out;
+  out.name = topic.name;
+  out.topic_id = topic.id;
+  for (std::int32_t p = 0; p < topic.partitions; ++p) {
+    wire::msg::MetadataResponse::MetadataResponsePartition partition;
+    partition.partition_index = p;
+    partition.leader_id = state.node_id();
+    partition.leader_epoch = 0;
+    partition.replica_nodes = {state.node_id()};
+    partition.isr_nodes = {state.node_id()};
+    out.partitions.push_back(std::move(partition));
+  }
+  return out;
+}
+
+wire::msg::MetadataResponse::MetadataResponseTopic topic_error(std::optional<std::string> name, KafkaError error) {
+  wire::msg::MetadataResponse::MetadataResponseTopic out;
+  out.name = std::move(name);
+  out.error_code = code(error);
+  return out;
+}
+
+}  // namespace
+
+void handle_metadata(BrokerState& state, Call& call) {
+  wire::msg::MetadataRequest request;
+  if (!decode_request(call, request)) return;
+  const auto version = call.header.api_version;
+
+  wire::msg::MetadataResponse response;
+  auto endpoint = state.advertised_for(call.ctx.peer.listener);
+  response.brokers.push_back({state.node_id(), endpoint.host, endpoint.port, std::nullopt, {}});
+  response.cluster_id = state.cluster_id;
+  response.controller_id = state.node_id();
+
+  // v0: an empty list means every topic; v1+: null means every topic and empty means none.
+  const bool all_topics = !request.topics.has_value() || (version == 0 && request.topics->empty());
+  if (all_topics) {
+    for (const auto& topic : state.topics->list()) response.topics.push_back(describe_topic(state, topic));
+  } else {
+    // Kafka 0.x-3 clients may always create topics through Metadata; v4+ say whether they want to.
+    const bool may_create = state.config.auto_create_topics_enable && (version < 4 || request.allow_auto_topic_creation);
+    for (const auto& wanted : *request.topics) {
+      std::optional<TopicInfo> topic;
+      if (wanted.name) {
+        topic = state.topics->find(*wanted.name);
+      } else if (wanted.topic_id != wire::Uuid{}) {
+        topic = state.topics->find(wanted.topic_id);
+        if (!topic) {
+          auto missing = topic_error(std::nullopt, KafkaError::unknown_topic_id);
+          missing.topic_id = wanted.topic_id;
+          response.topics.push_back(std::move(missing));
+          continue;
+        }
+      }
+      if (!topic && wanted.name) {
+        if (invalid_topic_name_reason(*wanted.name)) {
+          response.topics.push_back(topic_error(wanted.name, KafkaError::invalid_topic_exception));
+          continue;
+        }
+        if (!may_create) {
+          response.topics.push_back(topic_error(wanted.name, KafkaError::unknown_topic_or_partition));
+          continue;
+        }
+        auto created = state.create_topic(*wanted.name, -1, -1, {}, false);
+        if (created.error == KafkaError::topic_already_exists) {
+          topic = state.topics->find(*wanted.name);  // another connection created it meanwhile
+        } else if (created.error != KafkaError::none) {
+          log::warn("auto-creating topic {} failed: {}", *wanted.name, created.message);
+          response.topics.push_back(topic_error(wanted.name, created.error));
+          continue;
+        } else {
+          topic = created.topic;
+        }
+      }
+      if (topic) response.topics.push_back(describe_topic(state, *topic));
+    }
+  }
+  respond(call, response);
+}
+
+void handle_describe_cluster(BrokerState& state, Call& call) {
+  wire::msg::DescribeClusterRequest request;
+  if (!decode_request(call, request)) return;
+  wire::msg::DescribeClusterResponse response;
+  response.cluster_id = state.cluster_id;
+  response.controller_id = state.node_id();
+  auto endpoint = state.advertised_for(call.ctx.peer.listener);
+  response.brokers.push_back({state.node_id(), endpoint.host, endpoint.port, std::nullopt, {}});
+  respond(call, response);
+}
+
+namespace {
+
+constexpr std::int8_t kResourceTopic = 2;
+constexpr std::int8_t kResourceBroker = 4;
+// DescribeConfigs config sources.
+constexpr std::int8_t kSourceTopicConfig = 1;
+constexpr std::int8_t kSourceStaticBrokerConfig = 4;
+constexpr std::int8_t kSourceDefault = 5;
+// Config types (v3+).
+constexpr std::int8_t kTypeString = 2, kTypeInt = 3, kTypeLong = 5, kTypeList = 7;
+
+struct TopicConfigDefault {
+  const char* name;
+  std::int8_t type;
+  std::string value;
+};
+
+std::vector<TopicConfigDefault> topic_defaults(const BrokerState& state) {
+  const auto& c = state.config;
+  auto join = [](const std::vector<std::string>& items) {
+    std::string out;
+    for (const auto& item : items) out += (out.empty() ? "" : ",") + item;
+    return out;
+  };
+  return {
+      {"cleanup.policy", kTypeList, c.log_cleanup_policy.empty() ? "delete" : join(c.log_cleanup_policy)},
+      {"compression.type", kTypeString, c.compression_type.empty() ? "producer" : c.compression_type},
+      {"max.message.bytes", kTypeInt, std::to_string(c.message_max_bytes)},
+      {"message.timestamp.type", kTypeString,
+       c.log_message_timestamp_type.empty() ? "CreateTime" : c.log_message_timestamp_type},
+      {"min.insync.replicas", kTypeInt, std::to_string(c.min_insync_replicas)},
+      {"retention.bytes", kTypeLong, std::to_string(c.log_retention_bytes)},
+      {"retention.ms", kTypeLong, std::to_string(c.log_retention_ms)},
+      {"segment.bytes", kTypeInt, std::to_string(c.log_segment_bytes)},
+      {"segment.ms", kTypeLong, std::to_string(state.default_log_config().segment_ms)},
+      {"flush.messages", kTypeLong, std::to_string(c.log_flush_interval_messages)},
+      {"flush.ms", kTypeLong, std::to_string(c.log_flush_interval_ms)},
+  };
+}
+
+bool wanted(const std::optional<std::vector<std::string>>& keys, const std::string& name) {
+  return !keys || keys->empty() || std::find(keys->begin(), keys->end(), name) != keys->end();
+}
+
+}  // namespace
+
+void handle_describe_configs(BrokerState& state, Call& call) {
+  wire::msg::DescribeConfigsRequest request;
+  if (!decode_request(call, request)) return;
+  wire::msg::DescribeConfigsResponse response;
+  using Entry = wire::msg::DescribeConfigsResponse::DescribeConfigsResourceResult;
+  for (const auto& resource : request.resources) {
+    wire::msg::DescribeConfigsResponse::DescribeConfigsResult result;
+    result.resource_type = resource.resource_type;
+    result.resource_name = resource.resource_name;
+    if (resource.resource_type == kResourceTopic) {
+      auto topic = state.topics->find(resource.resource_name);
+      if (!topic) {
+        result.error_code = code(KafkaError::unknown_topic_or_partition);
+        result.error_message = "Topic " + resource.resource_name + " does not exist.";
+      } else {
+        for (const auto& d : topic_defaults(state)) {
+          if (!wanted(resource.configuration_keys, d.name)) continue;
+          Entry entry;
+          entry.name = d.name;
+          auto override_it = topic->configs.find(d.name);
+          const bool overridden = override_it != topic->configs.end();
+          entry.value = overridden ? override_it->second : d.value;
+          entry.is_default = !overridden;
+          entry.config_source = overridden ? kSourceTopicConfig : kSourceDefault;
+          entry.config_type = d.type;
+          result.configs.push_back(std::move(entry));
+        }
+      }
+    } else if (resource.resource_type == kResourceBroker) {
+      if (!resource.resource_name.empty() && resource.resource_name != std::to_string(state.node_id())) {
+        result.error_code = code(KafkaError::invalid_request);
+        result.error_message = "Broker " + resource.resource_name + " is not this broker";
+      } else {
+        // The keys as set in server.properties; passwords are sensitive and never sent.
+        for (const auto& property : state.config.properties.entries) {
+          if (!wanted(resource.configuration_keys, property.key)) continue;
+          const auto* spec = config::find_key_spec(property.key);
+          const bool sensitive = (spec && spec->type == config::KeyType::password) ||
+                                 property.key.find("password") != std::string::npos ||
+                                 property.key.find("jaas") != std::string::npos ||
+                                 property.key.find("keystore.key") != std::string::npos;
+          Entry entry;
+          entry.name = property.key;
+          if (!sensitive) entry.value = property.value;
+          entry.is_sensitive = sensitive;
+          entry.read_only = true;
+          entry.config_source = kSourceStaticBrokerConfig;
+          entry.config_type = kTypeString;
+          result.configs.push_back(std::move(entry));
+        }
+      }
+    } else {
+      result.error_code = code(KafkaError::invalid_request);
+      result.error_message = "Bulwark describes topic and broker configs only";
+    }
+    response.results.push_back(std::move(result));
+  }
+  respond(call, response);
+}
+
+}  // namespace bulwark::broker

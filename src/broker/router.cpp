@@ -1,0 +1,91 @@
+#include "broker/router.h"
+
+#include <algorithm>
+
+#include "base/log.h"
+#include "wire/generated/api_versions.h"
+
+namespace bulwark::broker {
+namespace {
+
+void handle_api_versions(BrokerState&, Call&);
+
+// Version ranges: the old versions real clients still send (kafka-python: Metadata v0, ListOffsets v1,
+// Fetch v4; see FACTS.md) up to the newest ones whose semantics Bulwark implements.
+constexpr ServedApi kServed[] = {
+    {0, 3, 9, handle_produce},            // Produce: v3+ carries record batch v2
+    {1, 4, 12, handle_fetch},             // Fetch: v13+ names topics by id only
+    {2, 1, 6, handle_list_offsets},       // ListOffsets: v7 adds max-timestamp lookups
+    {3, 0, 12, handle_metadata},          // Metadata
+    {18, 0, 3, handle_api_versions},      // ApiVersions
+    {19, 0, 7, handle_create_topics},     // CreateTopics
+    {20, 0, 6, handle_delete_topics},     // DeleteTopics
+    {21, 0, 2, handle_delete_records},    // DeleteRecords
+    {22, 0, 4, handle_init_producer_id},  // InitProducerId
+    {32, 0, 4, handle_describe_configs},  // DescribeConfigs
+    {37, 0, 3, handle_create_partitions}, // CreatePartitions
+    {60, 0, 1, handle_describe_cluster},  // DescribeCluster
+};
+
+const ServedApi* find_served(std::int16_t key) {
+  for (const auto& api : kServed)
+    if (api.api_key == key) return &api;
+  return nullptr;
+}
+
+void handle_api_versions(BrokerState&, Call& call) {
+  wire::msg::ApiVersionsResponse response;
+  for (const auto& api : kServed) response.api_keys.push_back({api.api_key, api.min_version, api.max_version, {}});
+  const auto* served = find_served(call.header.api_key);
+  if (call.header.api_version > served->max_version) {
+    // A version we do not know: answer in v0 form with the full list, so the client retries lower.
+    response.error_code = code(KafkaError::unsupported_version);
+    send_response_bytes(call, [&](ByteWriter& w) { response.encode(w, 0); });
+    return;
+  }
+  wire::msg::ApiVersionsRequest request;
+  if (!request.decode(call.body, call.header.api_version)) {
+    response.error_code = code(KafkaError::invalid_request);
+  }
+  respond(call, response);
+}
+
+bool is_controller_listener(const BrokerState& state, const std::string& listener) {
+  const auto& names = state.config.controller_listener_names;
+  return std::find(names.begin(), names.end(), listener) != names.end();
+}
+
+}  // namespace
+
+std::span<const ServedApi> served_apis() { return kServed; }
+
+void Router::on_request(net::RequestContext& ctx, Bytes frame, net::Responder responder) {
+  ByteReader reader(frame);
+  auto header = wire::decode_request_header(reader);
+  if (!header.ok()) {
+    log::warn("closing connection {} from {}: unreadable request header ({})", ctx.peer.connection_id,
+              ctx.peer.remote_address, header.error().message);
+    responder.close_connection();
+    return;
+  }
+  Call call{ctx, *header, reader, std::move(responder)};
+  const auto* served = find_served(call.header.api_key);
+  const bool api_versions = call.header.api_key == 18;
+  // The controller listener carries only the controller quorum's APIs, none of the client ones.
+  if (!served || (is_controller_listener(state_, ctx.peer.listener) && !api_versions)) {
+    log::warn("closing connection {} from {}: API key {} is not served on listener {}", ctx.peer.connection_id,
+              ctx.peer.remote_address, call.header.api_key, ctx.peer.listener);
+    call.responder.close_connection();
+    return;
+  }
+  if (!api_versions && (call.header.api_version < served->min_version || call.header.api_version > served->max_version)) {
+    log::warn("closing connection {} from {}: {} v{} is not supported (Bulwark serves v{}..v{})",
+              ctx.peer.connection_id, ctx.peer.remote_address, wire::find_api(call.header.api_key)->name,
+              call.header.api_version, served->min_version, served->max_version);
+    call.responder.close_connection();
+    return;
+  }
+  served->handler(state_, call);
+}
+
+}  // namespace bulwark::broker

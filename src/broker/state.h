@@ -1,0 +1,128 @@
+// What every request handler shares: configuration, logs, topics, producer ids and the waiters for
+// new data. Internal to the broker folder.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "base/bytes.h"
+#include "broker/errors.h"
+#include "broker/topics.h"
+#include "config/config.h"
+#include "net/server.h"
+#include "storage/log.h"
+#include "wire/protocol.h"
+
+namespace bulwark::broker {
+
+// Wakes delayed fetches when a partition they wait on gets new data.
+class AppendNotifier {
+ public:
+  using Callback = std::function<void()>;
+  std::uint64_t watch(const std::vector<storage::TopicPartition>& partitions, Callback callback);
+  void unwatch(std::uint64_t id);
+  void notify(const storage::TopicPartition& partition);
+
+ private:
+  struct Watch {
+    std::vector<storage::TopicPartition> partitions;
+    Callback callback;
+  };
+  std::mutex mu_;
+  std::uint64_t next_id_ = 1;
+  std::map<std::uint64_t, Watch> watches_;
+};
+
+// Producer ids unique across restarts: blocks of ids are reserved in a file before use.
+class ProducerIdAllocator {
+ public:
+  static Result<std::unique_ptr<ProducerIdAllocator>> open(std::filesystem::path file);
+  Result<std::int64_t> next();
+
+ private:
+  explicit ProducerIdAllocator(std::filesystem::path file) : file_(std::move(file)) {}
+  std::filesystem::path file_;
+  std::mutex mu_;
+  std::int64_t next_ = 0;
+  std::int64_t reserved_until_ = 0;
+};
+
+struct BrokerState {
+  config::BrokerConfig config;
+  std::string cluster_id;
+  std::unique_ptr<storage::LogManager> logs;
+  std::unique_ptr<TopicRegistry> topics;
+  std::unique_ptr<ProducerIdAllocator> producer_ids;
+  AppendNotifier notifier;
+
+  std::int32_t node_id() const { return config.node_id; }
+  // The advertised endpoint clients of `listener` should use (the first advertised one otherwise).
+  config::Endpoint advertised_for(const std::string& listener) const;
+  // Kafka's log settings: broker defaults overridden by the topic's configs.
+  storage::LogConfig log_config_for(const TopicInfo& topic) const;
+  storage::LogConfig default_log_config() const;
+  std::int64_t now_ms() const;
+
+  // Creates the topic in the registry and its partition logs. Error codes are Kafka's.
+  struct CreateOutcome {
+    KafkaError error = KafkaError::none;
+    std::string message;
+    std::optional<TopicInfo> topic;
+  };
+  CreateOutcome create_topic(const std::string& name, std::int32_t partitions, std::int16_t replication_factor,
+                             std::map<std::string, std::string> configs, bool validate_only);
+  KafkaError delete_topic(const std::string& name, std::string& message);
+  std::shared_ptr<storage::PartitionLog> partition(const std::string& topic, std::int32_t partition) const;
+};
+
+KafkaError to_kafka_error(storage::LogError error);
+
+// One request in flight: its header, body reader and the handle that answers it.
+struct Call {
+  net::RequestContext& ctx;
+  wire::RequestHeader header;
+  ByteReader& body;
+  net::Responder responder;
+};
+
+template <class Request>
+bool decode_request(Call& call, Request& request);  // closes the connection on malformed input
+
+// The response frame (header + body) for a request; the network layer adds the size prefix.
+Bytes encode_response_frame(const wire::RequestHeader& header, const std::function<void(ByteWriter&)>& encode_body);
+void send_response_bytes(Call& call, const std::function<void(ByteWriter&)>& encode_body);
+template <class Response>
+void respond(Call& call, const Response& response) {
+  send_response_bytes(call, [&](ByteWriter& w) { response.encode(w, call.header.api_version); });
+}
+void reject_malformed(Call& call, const char* api_name);
+
+template <class Request>
+bool decode_request(Call& call, Request& request) {
+  if (request.decode(call.body, call.header.api_version)) return true;
+  reject_malformed(call, wire::find_api(call.header.api_key)->name);
+  return false;
+}
+
+// The handlers, one per API (handlers_*.cpp).
+void handle_metadata(BrokerState& state, Call& call);
+void handle_describe_cluster(BrokerState& state, Call& call);
+void handle_describe_configs(BrokerState& state, Call& call);
+void handle_produce(BrokerState& state, Call& call);
+void handle_fetch(BrokerState& state, Call& call);
+void handle_list_offsets(BrokerState& state, Call& call);
+void handle_delete_records(BrokerState& state, Call& call);
+void handle_init_producer_id(BrokerState& state, Call& call);
+void handle_create_topics(BrokerState& state, Call& call);
+void handle_delete_topics(BrokerState& state, Call& call);
+void handle_create_partitions(BrokerState& state, Call& call);
+
+}  // namespace bulwark::broker
