@@ -25,6 +25,8 @@ std::vector<KeySpec> make_specs() {
       {"broker.id", int32, "-1", S},
       {"process.roles", list, "", S, false, kNoMin, kLongMax, {"broker", "controller"}},
       {"controller.quorum.voters", list, "", S},
+      {"controller.quorum.bootstrap.servers", list, "", N},  // Kafka 3.9 dynamic quorum; voters still required
+      {"early.start.listeners", string, null, N},
       {"controller.listener.names", list, "", S},
       {"metadata.log.dir", string, null, S},
       {"controller.quorum.election.timeout.ms", int32, "1000", N},
