@@ -62,6 +62,14 @@ Result<KeyStore> decode_pkcs12(ByteView data, std::string_view password);
 // PEM: private key (PKCS#8; encrypted with key_password when it is not empty) followed by the chain for
 // each key entry, then the trusted certificates. decode_pem accepts any order, encrypted or plain keys.
 Result<std::string> encode_pem(const KeyStore& store, std::string_view key_password = {});
+// How encode_pem encrypts keys. Java 17 (and so Kafka's Java PEM loader, which asks SecretKeyFactory
+// for the EncryptedPrivateKeyInfo's algorithm name) cannot decrypt PBES2 keys ("PBES2 SecretKeyFactory
+// not available"); it can decrypt pbeWithSHAAnd3-KeyTripleDES-CBC. OpenSSL-based clients read both.
+enum class PemKeyCipher {
+  aes256_pbes2,   // PBES2, PBKDF2-HMAC-SHA256, AES-256-CBC: the default
+  java_des3,      // pbeWithSHAAnd3-KeyTripleDES-CBC, for Java clients
+};
+Result<std::string> encode_pem(const KeyStore& store, std::string_view key_password, PemKeyCipher cipher);
 Result<KeyStore> decode_pem(std::string_view text, std::string_view key_password = {});
 
 // Reads a keystore or truststore file in the given format (detected when nullopt). Errors name the

@@ -104,17 +104,27 @@ Status write_cert(BIO* bio, X509* cert) {
 }  // namespace
 
 Result<std::string> encode_pem(const KeyStore& store, std::string_view key_password) {
+  return encode_pem(store, key_password, PemKeyCipher::aes256_pbes2);
+}
+
+Result<std::string> encode_pem(const KeyStore& store, std::string_view key_password, PemKeyCipher cipher) {
   BULWARK_TRY(check_for_encoding(store));
   BioPtr bio(BIO_new(BIO_s_mem()));
   if (!bio) return make_error(ErrorKind::internal, "out of memory");
   const std::string password(key_password);
   for (const auto& entry : store.keys) {
-    // PKCS#8; with a password, PBES2 (PBKDF2-HMAC-SHA256, AES-256-CBC).
-    const int written =
-        password.empty()
-            ? PEM_write_bio_PKCS8PrivateKey(bio.get(), entry.key.get(), nullptr, nullptr, 0, nullptr, nullptr)
-            : PEM_write_bio_PKCS8PrivateKey(bio.get(), entry.key.get(), EVP_aes_256_cbc(), password.c_str(),
-                                            static_cast<int>(password.size()), nullptr, nullptr);
+    // PKCS#8; with a password, PBES2 (PBKDF2-HMAC-SHA256, AES-256-CBC) or PKCS#12 PBE with 3DES.
+    int written = 0;
+    if (password.empty()) {
+      written = PEM_write_bio_PKCS8PrivateKey(bio.get(), entry.key.get(), nullptr, nullptr, 0, nullptr, nullptr);
+    } else if (cipher == PemKeyCipher::aes256_pbes2) {
+      written = PEM_write_bio_PKCS8PrivateKey(bio.get(), entry.key.get(), EVP_aes_256_cbc(), password.c_str(),
+                                              static_cast<int>(password.size()), nullptr, nullptr);
+    } else {
+      written = PEM_write_bio_PKCS8PrivateKey_nid(bio.get(), entry.key.get(), NID_pbe_WithSHA1And3_Key_TripleDES_CBC,
+                                                  password.c_str(), static_cast<int>(password.size()), nullptr,
+                                                  nullptr);
+    }
     if (written != 1) {
       return make_error(ErrorKind::internal, with_openssl_detail("cannot write the private key of entry '" +
                                                                  entry.alias + "' as PEM"));

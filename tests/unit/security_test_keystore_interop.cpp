@@ -181,6 +181,44 @@ TEST(KeystoreKeytool, ReadsTruststoresKeytoolImports) {
   }
 }
 
+// Kafka's Java PEM loader (DefaultSslEngineFactory.PemStore) decrypts keys exactly like this.
+constexpr const char* kKafkaPemLoader = R"(
+import java.nio.file.*; import java.security.*; import java.security.spec.*; import java.util.Base64;
+import javax.crypto.*; import javax.crypto.spec.*;
+public class KafkaPemLoader { public static void main(String[] args) throws Exception {
+  String pem = Files.readString(Paths.get(args[0]));
+  String body = pem.substring(pem.indexOf("-----BEGIN ENCRYPTED PRIVATE KEY-----") + 37,
+                              pem.indexOf("-----END ENCRYPTED PRIVATE KEY-----")).replaceAll("\\s", "");
+  EncryptedPrivateKeyInfo info = new EncryptedPrivateKeyInfo(Base64.getDecoder().decode(body));
+  String algorithm = info.getAlgName();
+  SecretKey key = SecretKeyFactory.getInstance(algorithm).generateSecret(new PBEKeySpec(args[1].toCharArray()));
+  Cipher cipher = Cipher.getInstance(algorithm);
+  cipher.init(Cipher.DECRYPT_MODE, key, info.getAlgParameters());
+  PKCS8EncodedKeySpec spec = info.getKeySpec(cipher);
+  PrivateKey privateKey = KeyFactory.getInstance(args[2]).generatePrivate(spec);
+  System.out.println("loaded " + privateKey.getAlgorithm() + " key");
+}})";
+
+TEST(KeystoreJava, KafkaPemLoaderDecryptsJavaCompatibleKeys) {
+  REQUIRE_TOOL("java");
+  TempDir dir;
+  testing::write_bytes(dir / "KafkaPemLoader.java", kKafkaPemLoader);
+  for (LeafKind kind : {LeafKind::rsa, LeafKind::ec}) {
+    SCOPED_TRACE(kind == LeafKind::rsa ? "RSA" : "EC");
+    auto text = encode_pem(keystore_with(kind), "pem-key-pass", PemKeyCipher::java_des3);
+    ASSERT_TRUE(text.ok()) << text.error().message;
+    auto decoded = decode_pem(*text, "pem-key-pass");
+    ASSERT_TRUE(decoded.ok()) << decoded.error().message;
+    expect_entry_matches(decoded->keys.at(0), kind);
+    testing::write_bytes(dir / "key.pem", *text);
+    const char* algorithm = kind == LeafKind::rsa ? "RSA" : "EC";
+    const ToolRun loaded = run("java " + (dir / "KafkaPemLoader.java").string() + " " + (dir / "key.pem").string() +
+                               " pem-key-pass " + algorithm);
+    EXPECT_EQ(loaded.exit_code, 0) << loaded.output;
+    EXPECT_NE(loaded.output.find(std::string("loaded ") + algorithm + " key"), std::string::npos) << loaded.output;
+  }
+}
+
 TEST(KeystoreOpenssl, AcceptsOurPkcs12) {
   REQUIRE_TOOL("openssl");
   TempDir dir;
