@@ -235,7 +235,8 @@ std::string partition_dir_name(const TopicPartition& tp);
 class LogManager {
  public:
   // Opens every <topic>-<partition> directory under each log dir (creating the log dirs) and removes
-  // leftovers of deletions (<topic>-<partition>.<uuid>-delete).
+  // leftovers of deletions (<topic>-<partition>.<uuid>-delete). __cluster_metadata-0 is left alone
+  // (the raft layer owns it). Two managers must not share a log dir (no lock file is taken).
   static LogResult<std::unique_ptr<LogManager>> open(std::vector<std::filesystem::path> log_dirs,
                                                      const LogConfig& default_config);
 

@@ -69,7 +69,8 @@ LogResult<std::unique_ptr<LogManager>> LogManager::open(std::vector<std::filesys
         continue;
       }
       auto tp = parse_partition_dir_name(name);
-      if (!tp) continue;  // not a partition (e.g. __cluster_metadata lives elsewhere, or stray dirs)
+      if (!tp) continue;  // not a partition (lost+found, stray dirs)
+      if (tp->topic == "__cluster_metadata") continue;  // the KRaft metadata log belongs to raft/
       if (manager->logs_.count(*tp)) {
         return LogFailure(LogError::already_exists,
                           "partition " + name + " exists in two log directories (second: " + root.string() + ")");
