@@ -44,6 +44,8 @@ namespace {
 constexpr std::size_t kScratchBytes = 64 * 1024;
 constexpr std::size_t kTlsStageBytes = 256 * 1024;
 constexpr int kMaxIov = 64;
+// Past this much unwritten output a connection stops reading requests until the client reads.
+constexpr std::size_t kMaxBufferedOutput = 4 * 1024 * 1024;
 
 // At most `per_second` lines a second per limiter; the rest are counted and reported once.
 class RateLimitedLog {
@@ -209,6 +211,7 @@ class Connection : public Pollable {
         read_some();
       }
       if (!closed_) flush();
+      maybe_resume();
     }
     if (!closed_) update_interest();
   }
@@ -243,11 +246,8 @@ class Connection : public Pollable {
     if (closed_) return;
     flush();
     if (closed_) return;
-    if (!closing_ && !eof_ && paused_ && slots_.size() < loop_.server->options.max_in_flight_per_connection) {
-      paused_ = false;
-      read_some();
-      if (closed_) return;
-    }
+    maybe_resume();
+    if (closed_) return;
     finish_if_done();
     if (!closed_) update_interest();
   }
@@ -355,8 +355,17 @@ class Connection : public Pollable {
     close();
   }
 
+  // Requests still unanswered or answered but not yet written both count: a client that sends without
+  // reading must not make the server buffer responses without bound.
   bool paused_for_in_flight() const {
-    return slots_.size() >= loop_.server->options.max_in_flight_per_connection;
+    return slots_.size() + out_.size() >= loop_.server->options.max_in_flight_per_connection ||
+           out_bytes_ + (tls_stage_.size() - tls_stage_used_) >= kMaxBufferedOutput;
+  }
+
+  void maybe_resume() {
+    if (closed_ || closing_ || eof_ || !paused_ || paused_for_in_flight()) return;
+    paused_ = false;
+    read_some();
   }
 
   void read_some() {
