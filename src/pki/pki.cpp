@@ -1,9 +1,13 @@
 #include "pki/pki.h"
 
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <cstdio>
 #include <nlohmann/json.hpp>
 
@@ -221,6 +225,15 @@ Result<Session> Session::open(const fs::path& dir) {
                                                 display(dir) + "` first");
   Session session;
   session.dir = dir;
+  int fd = ::open((dir / ".lock").c_str(), O_CREAT | O_RDWR | O_CLOEXEC, kPrivateFileMode);
+  if (fd < 0 || ::flock(fd, LOCK_EX) != 0) {
+    if (fd >= 0) ::close(fd);
+    return make_error(ErrorKind::io, "cannot lock " + display(dir / ".lock") + ": " + std::strerror(errno));
+  }
+  session.lock = std::shared_ptr<int>(new int(fd), [](int* held) {
+    ::close(*held);  // releases the flock
+    delete held;
+  });
   auto text = read_file(dir / "state.json");
   if (!text) return text.error();
   auto state = parse_state(*text, display(dir / "state.json"));
@@ -313,6 +326,7 @@ Status plan_init(Session& session, FilePlan& plan, const InitOptions& options) {
   plan.write(ca / "intermediate.crt", *intermediate_pem, kPublicFileMode, options.force);
   plan.write(ca / "intermediate.key", *intermediate_key_pem, kPrivateFileMode, options.force);
   plan.write(ca / "ca-bundle.pem", *intermediate_pem + *root_pem, kPublicFileMode, options.force);
+  plan.write(options.dir / ".lock", "", kPrivateFileMode, true);  // see Session::lock
   if (options.root_key_out) plan.remove(ca / "root.key");  // a --force re-init must not leave the old one
   std::error_code ec;
   session.state.root_key_location =

@@ -6,6 +6,7 @@
 #include <ctime>
 #include <filesystem>
 #include <map>
+#include <memory>
 #include <optional>
 #include <set>
 #include <string>
@@ -77,6 +78,9 @@ struct PkiState {
 
 struct Session {
   fs::path dir;
+  // An exclusive flock on DIR/.lock held while the command runs, so two commands on one PKI cannot
+  // both read state.json and then overwrite each other's changes.
+  std::shared_ptr<int> lock;
   PkiState state;
   X509Ptr root;
   X509Ptr intermediate;

@@ -537,3 +537,14 @@ def test_out_copies_and_csr_renewal(ca, tmp_path):
     assert "signed from a CSR" in message and "chain.pem" in message
     assert "--key has no meaning with --csr" in fails("issue", "broker", "kafka-6", "--dir", ca, "--csr", csr,
                                                       "--key", "rsa:2048")
+
+
+def test_parallel_commands_do_not_lose_state(ca):
+    procs = [subprocess.Popen([BIN, "pki", "issue", "client", f"p{i}", "--dir", str(ca)],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE) for i in range(8)]
+    for p in procs:
+        p.communicate(timeout=60)
+        assert p.returncode == 0
+    listing = pki("list", "--dir", ca).stdout
+    for i in range(8):
+        assert f"p{i} (client)" in listing
