@@ -275,7 +275,7 @@ def test_revoke_and_crl(ca):
     run("openssl", "crl", "-in", ca / "crl.pem", "-noout", "-verify", "-CAfile", ca / "ca/ca-bundle.pem")
     crl_text = run("openssl", "crl", "-in", ca / "crl.pem", "-noout", "-text").stdout
     assert "Key Compromise" in crl_text
-    assert "Issuer: CN = Bulwark Intermediate CA" in crl_text.replace("Issuer: C = IR, L = Tehran, OU = DevOps, O = SLS, CN = Bulwark Intermediate CA", "Issuer: CN = Bulwark Intermediate CA")
+    assert re.search(r"Issuer: .*CN = Bulwark Intermediate CA$", crl_text, re.M)
     result = openssl_verify(ca, leaf, *crl_args)
     assert result.returncode != 0 and "certificate revoked" in result.stdout + result.stderr
     assert openssl_verify(ca, ca / "issued/client-2/cert.pem", *crl_args).returncode == 0
