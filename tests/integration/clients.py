@@ -115,18 +115,19 @@ def kcat_args(bootstrap, sec):
 
 
 def kcat_produce(bootstrap, sec, topic, records, compression="none"):
-    """kcat reads one record per invocation here so that keys, null values and headers are exact."""
+    """kcat reads one record per invocation here so that keys, null values and headers are exact:
+    `key<TAB>value` with -K, and -Z so that an empty value is sent as NULL."""
     for key, value, headers in records:
         args = kcat_args(bootstrap, sec) + ["-P", "-t", topic, "-z", compression, "-X", "message.max.bytes=1000000",
-                                            "-X", "acks=all"]
+                                            "-X", "acks=all", "-Z"]
+        line = value or b""
         if key is not None:
-            args += ["-k", key.decode()]
+            args += ["-K", "\t"]
+            line = key + b"\t" + line
         for hk, hv in headers or []:
             args += ["-H", f"{hk}={hv.decode()}"]
-        if value is None:
-            args += ["-Z"]  # empty input becomes a NULL value
         # One line on stdin is one message (values here hold no newline).
-        result = subprocess.run(args, input=(value or b"") + b"\n", capture_output=True, timeout=60)
+        result = subprocess.run(args, input=line + b"\n", capture_output=True, timeout=60)
         assert result.returncode == 0, result.stderr.decode()
 
 

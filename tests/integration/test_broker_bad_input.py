@@ -68,7 +68,8 @@ def test_unsupported_version_of_known_api_closes(cluster):
 
 def test_api_versions_too_new_answers_v0_with_the_list(cluster):
     with connect(cluster) as s:
-        s.sendall(kw.request(18, 99, 42, b""))
+        # Flexible versions use request header v2: an (empty) tagged-field section follows the client id.
+        s.sendall(kw.request(18, 99, 42, b"\x00"))
         payload = kw.read_frame(s)
     correlation, error, count = struct.unpack_from(">ihi", payload, 0)
     assert correlation == 42 and error == UNSUPPORTED_VERSION

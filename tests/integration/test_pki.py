@@ -191,6 +191,13 @@ def test_pem_export(ca, tmp_path):
     pki("export", "kafka-1", "--dir", ca, "--format", "pem", "--password", PASSWORD, "--out", out2)
     assert "BEGIN ENCRYPTED PRIVATE KEY" in (out2 / "kafka-1.key").read_text()
     run("openssl", "pkey", "-in", out2 / "kafka-1.key", "-passin", f"pass:{PASSWORD}", "-noout")
+    # The Kafka PEM keystore (key + chain) uses the 3DES PBE Java 17 can decrypt.
+    keystore_pem = (out2 / "kafka-1.keystore.pem").read_text()
+    assert keystore_pem.count("BEGIN CERTIFICATE") == 3 and "BEGIN ENCRYPTED PRIVATE KEY" in keystore_pem
+    key_block = keystore_pem[:keystore_pem.index("-----END ENCRYPTED PRIVATE KEY-----") + 35]
+    assert "pbeWithSHA1And3-KeyTripleDES-CBC" in run("openssl", "asn1parse", input=key_block).stdout
+    assert (run("openssl", "pkey", "-passin", f"pass:{PASSWORD}", "-pubout", input=key_block).stdout ==
+            run("openssl", "x509", "-in", out2 / "kafka-1.crt", "-noout", "-pubkey").stdout)
     # Refuses to overwrite without --force, and replaces with it.
     assert "already exists" in fails("export", "kafka-1", "--dir", ca, "--format", "pem", "--out", out)
     pki("export", "kafka-1", "--dir", ca, "--format", "pem", "--out", out, "--force")

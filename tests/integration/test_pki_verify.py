@@ -181,8 +181,18 @@ def test_key_and_chain_in_one_pem_and_der(ossl, tmp_path):
     run("openssl", "x509", "-in", ossl.ca, "-outform", "DER", "-out", der)
     code, out = verify(der, "--ca", ossl.ca)
     assert "(DER)" in out
-    assert code == 1  # a root CA is not a leaf
-    assert "basicConstraints CA:TRUE" in one_line(out)
+    assert code == 0, out
+    assert "a CA certificate: it may sign certificates" in one_line(out)
+
+    # A CA file on its own is checked as a CA: the intermediate against the root.
+    code, out = verify(ossl.int, "--ca", ossl.ca, "--host", "kafka-1")
+    assert code == 0, out
+    text = one_line(out)
+    assert "the chain verifies: CN=Test Intermediate CA,O=Verify Test -> CN=Test Root CA,O=Verify Test" in text
+    assert "host names were not checked" in text
+    code, out = verify(ossl.int, "--ca", ossl.int)
+    assert code == 0, out  # trusted directly; the warning says OpenSSL clients also need the root
+    assert "Java clients accept such a bundle" in one_line(out)
 
 
 def test_missing_host_and_wildcard_depth(ossl):
@@ -359,6 +369,14 @@ def test_usage_problems_exit_2(ossl, tmp_path):
     assert code == 2 and "unknown purpose" in out
     code, out = verify(ossl.ca, "--ca", ossl.ca, "--at", "next tuesday")
     assert code == 2 and "cannot read the time" in out
+    code, out = verify("--ca", ossl.ca)
+    assert code == 2 and "CERT" in out
+    code, out = verify(ossl.ca, "--password", "x" * 8, "--password-file", ossl.ca)
+    assert code == 2 and "not both" in out
+    code, out = verify(tmp_path, "--ca", ossl.ca)
+    assert code == 2 and "is a directory" in out
+    code, out = verify("/dev/zero", "--ca", ossl.ca)
+    assert code == 2 and "not a regular file" in out
 
 
 def test_no_trust_anchors(ossl, tmp_path):
