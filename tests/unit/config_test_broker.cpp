@@ -520,3 +520,52 @@ TEST(SeedConfig, KraftNode1) {
 }
 
 }  // namespace
+
+namespace {
+
+TEST(BrokerConfig, ControllerOnlyNodeBindsOnlyControllerListeners) {
+  std::string text =
+      "process.roles=controller\nnode.id=3\ncontroller.quorum.voters=3@localhost:9093\n"
+      "listeners=CONTROLLER://:9093\ncontroller.listener.names=CONTROLLER\n"
+      "listener.security.protocol.map=CONTROLLER:SSL\nssl.keystore.location=/k.p12\nlog.dirs=/x\n";
+  auto c = load_ok(text);
+  EXPECT_FALSE(c.is_broker());
+  EXPECT_TRUE(c.advertised_listeners.empty());
+  auto bad = with(with(text, "listeners", "CONTROLLER://:9093,SSL://:9092"), "listener.security.protocol.map",
+                  "CONTROLLER:SSL,SSL:SSL");
+  EXPECT_CONTAINS(load_error(bad), "listeners: must only contain controller listeners (CONTROLLER) when "
+                                   "process.roles=controller, but has SSL");
+}
+
+TEST(BrokerConfig, SaslInterBrokerMechanismMustBeEnabled) {
+  auto text = with(kBase, "listener.security.protocol.map", "CONTROLLER:SSL,SSL:SASL_SSL");
+  EXPECT_CONTAINS(load_error(text + "sasl.enabled.mechanisms=PLAIN\n"),
+                  "server.properties: sasl.mechanism.inter.broker.protocol: GSSAPI must be included in sasl.enabled.mechanisms");
+  auto c = load_ok(text + "sasl.enabled.mechanisms=SCRAM-SHA-512\nsasl.mechanism.inter.broker.protocol=SCRAM-SHA-512\n");
+  EXPECT_EQ(c.inter_broker_security_protocol, SecurityProtocol::sasl_ssl);
+  EXPECT_TRUE(uses_sasl(c.find_listener("SSL")->protocol));
+}
+
+TEST(BrokerConfig, PemTruststoreRules) {
+  EXPECT_CONTAINS(load_error(kBase + "ssl.truststore.certificates=-----BEGIN CERTIFICATE-----\n"),
+                  "ssl.truststore.certificates: certificates in the config need ssl.truststore.type=PEM, but it is JKS");
+  EXPECT_CONTAINS(load_error(kBase + "ssl.truststore.type=PEM\nssl.truststore.certificates=x\nssl.truststore.location=/t\n"),
+                  "Both ssl.truststore.location and ssl.truststore.certificates are set");
+  auto c = load_ok(kBase + "ssl.truststore.type=pem\nssl.truststore.certificates=x\n");
+  EXPECT_EQ(c.security_for("SSL").truststore_type, "PEM");
+}
+
+TEST(StartupReport, PerListenerKeysAndMissingTruststore) {
+  auto c = load_ok(kBase + "listener.name.ssl.sasl.enabled.mechanisms=PLAIN\n"   // 13
+                           "listener.name.external.ssl.client.auth=required\n"  // 14
+                           "ssl.client.auth=required\n"                         // 15
+                           "listener.name.ssl.ssl.bogus=1\n");                  // 16
+  std::string all;
+  for (const auto& line : c.startup_report()) all += line + "\n";
+  EXPECT_CONTAINS(all, "server.properties:13: listener.name.ssl.sasl.enabled.mechanisms is accepted but not enforced yet");
+  EXPECT_CONTAINS(all, "server.properties:14: listener.name.external.ssl.client.auth names no listener of this node (external)");
+  EXPECT_CONTAINS(all, "listener SSL requires client certificates but has no truststore");
+  EXPECT_CONTAINS(all, "server.properties:16: unknown key listener.name.ssl.ssl.bogus is ignored");
+}
+
+}  // namespace
