@@ -72,6 +72,10 @@ std::vector<X509Ptr> copies(const std::vector<X509Ptr>& certs) {
 }
 
 int run(const VerifyOptions& options) {
+  // Checked here rather than by CLI11 so these usage problems exit with 2 like the others.
+  if (options.cert.empty()) return usage_error("give the certificate, chain or keystore to check (CERT)");
+  if (!options.password.empty() && !options.password_file.empty())
+    return usage_error("give either --password or --password-file, not both");
   std::string password = options.password;
   if (!options.password_file.empty()) {
     auto from_file = password_from_file(options.password_file);
@@ -146,6 +150,7 @@ int run(const VerifyOptions& options) {
   }
 
   std::printf("Checking %s (%s)\n", cert_path.string().c_str(), loaded->format.c_str());
+  if (!key_path.empty()) std::printf("Private key: %s\n", key_path.string().c_str());
   if (anchors.empty())
     std::printf("Trust anchors: none: no --ca given and %s does not exist\n", root.string().c_str());
   else
@@ -161,8 +166,11 @@ int run(const VerifyOptions& options) {
     }
     pki::VerifyInput input;
     X509* leaf = set.chain[0].get();
-    std::printf("\n%s%s%s\n  subject %s, issuer %s\n", set.label.empty() ? "Certificate" : "Key ",
-                set.label.c_str(), set.chain.size() > 1 ? fmt::format(" with {} more certificate{} in the file",
+    // A file of CA certificates only (an intermediate, a bundle) is checked as CAs, not as a leaf.
+    bool ca_file = set.label.empty() && pki::only_ca_certificates(set.chain);
+    std::printf("\n%s%s%s\n  subject %s, issuer %s\n",
+                set.label.empty() ? (ca_file ? "CA certificate" : "Certificate") : "Key ",
+                set.label.c_str(), set.chain.size() > 1 ? fmt::format(" (and {} more certificate{} in the file)",
                                                                       set.chain.size() - 1,
                                                                       set.chain.size() == 2 ? "" : "s")
                                                               .c_str()
@@ -177,7 +185,7 @@ int run(const VerifyOptions& options) {
     input.hosts = options.hosts;
     input.purpose = *purpose;
     input.at = at;
-    print_findings(pki::verify(input), counts);
+    print_findings(ca_file ? pki::verify_ca(input) : pki::verify(input), counts);
   }
   for (auto& trusted : loaded->trusted) {
     std::string label = "trusted entry '" + trusted.alias + "'";
@@ -197,17 +205,14 @@ void add_pki_verify_command(CLI::App& app) {
   auto options = std::make_shared<VerifyOptions>();
   command->add_option("CERT", options->cert,
                       "Certificate to check: PEM (one certificate, a chain, or key and chain), DER, JKS or PKCS12; "
-                      "or the name of a certificate issued in --dir")
-      ->required();
+                      "or the name of a certificate issued in --dir (required)");
   command->add_option("--host", options->hosts, "Host name or IP address clients connect to (repeatable)");
   command->add_option("--ca", options->ca,
                       "Trust anchors: a PEM bundle or a JKS/PKCS12 truststore (default: DIR/ca/root.crt)");
   command->add_option("--dir", options->dir, "Bulwark PKI directory")->capture_default_str();
   command->add_option("--key", options->key, "Private key to match against the certificate (PEM or DER)");
-  auto* password = command->add_option("--password", options->password,
-                                       "Password of the keystore, truststore or encrypted key");
-  command->add_option("--password-file", options->password_file, "File whose first line is the password")
-      ->excludes(password);
+  command->add_option("--password", options->password, "Password of the keystore, truststore or encrypted key");
+  command->add_option("--password-file", options->password_file, "File whose first line is the password");
   command->add_option("--purpose", options->purpose, "What the certificate is for: server, client or any")
       ->capture_default_str();
   command->add_option("--at", options->at, "Check as of this time (2026-12-31, 2026-12-31T08:00:00Z, @unix)");

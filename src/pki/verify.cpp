@@ -19,6 +19,7 @@ namespace {
 constexpr std::time_t kDay = 86400;
 // Chains longer than this are not real; it also bounds the work on crafted input.
 constexpr std::size_t kMaxCertificates = 64;
+constexpr std::uintmax_t kMaxInputBytes = 16u << 20;
 
 Finding ok(std::string check, std::string message) { return {Severity::ok, std::move(check), std::move(message)}; }
 Finding warning(std::string check, std::string message) {
@@ -243,7 +244,7 @@ std::optional<Finding> explain_chain_error(const ChainError& e, const VerifyInpu
     case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY:
     case X509_V_ERR_UNABLE_TO_VERIFY_LEAF_SIGNATURE: {
       const X509_NAME* issuer_name = X509_get_issuer_name(cert);
-      if (cert_is_anchor && e.code == X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT)
+      if (cert_is_anchor)
         return warning("chain", fmt::format("the trust bundle holds {} but not the root CA that signed it ({}); "
                                             "Java clients accept such a bundle, OpenSSL-based clients (librdkafka, "
                                             "kcat) do not: add the root",
@@ -361,7 +362,7 @@ ChainResult check_chain(const VerifyInput& input, X509* leaf, std::time_t now) {
       result.findings.push_back(std::move(*finding));
     }
   }
-  if (!any_error && !result.built.empty()) {
+  if (!any_error && result.findings.empty() && !result.built.empty()) {
     std::string path;
     for (const auto& c : result.built) path += (path.empty() ? "" : " -> ") + name_text(X509_get_subject_name(c.get()));
     std::string source = input.anchors_source.empty() ? "the trust bundle" : input.anchors_source;
@@ -776,6 +777,13 @@ Result<std::string> read_input(const std::filesystem::path& path) {
     return make_error(ErrorKind::not_found, fmt::format("{} does not exist", path.string()));
   if (std::filesystem::is_directory(path, ec))
     return make_error(ErrorKind::invalid_argument, fmt::format("{} is a directory, not a file", path.string()));
+  // Certificates and keystores are a few KiB; refuse devices and absurd files instead of reading forever.
+  if (!std::filesystem::is_regular_file(path, ec))
+    return make_error(ErrorKind::invalid_argument, fmt::format("{} is not a regular file", path.string()));
+  if (std::filesystem::file_size(path, ec) > kMaxInputBytes)
+    return make_error(ErrorKind::invalid_argument,
+                      fmt::format("{} is larger than {} MiB: not a certificate or keystore", path.string(),
+                                  kMaxInputBytes >> 20));
   return read_file(path);
 }
 
@@ -826,6 +834,39 @@ std::vector<Finding> verify(const VerifyInput& input) {
   if (chain.built.empty()) chain.built.push_back(share(leaf));
   check_strength(chain.built, input, out);
   return out;
+}
+
+std::vector<Finding> verify_ca(const VerifyInput& input) {
+  std::vector<Finding> out;
+  if (input.chain.empty() || !input.chain[0]) {
+    out.push_back(error("input", "there is no certificate to check"));
+    return out;
+  }
+  std::time_t now = input.at.value_or(std::time(nullptr));
+  X509* ca = input.chain[0].get();
+  ChainResult chain = check_chain(input, ca, now);
+  out.insert(out.end(), std::make_move_iterator(chain.findings.begin()), std::make_move_iterator(chain.findings.end()));
+  check_validity(ca, now, input.expiry_warning_days, "the CA certificate", out);
+  std::uint32_t flags = X509_get_extension_flags(ca);
+  if (!(flags & EXFLAG_CA))
+    out.push_back(error("usage", "the certificate is not a CA (no basicConstraints CA:TRUE), so clients refuse "
+                                 "what it signs"));
+  else if ((flags & EXFLAG_KUSAGE) && !(X509_get_key_usage(ca) & KU_KEY_CERT_SIGN))
+    out.push_back(error("usage", "the CA's keyUsage lacks keyCertSign, so clients refuse what it signs"));
+  else
+    out.push_back(ok("usage", "a CA certificate: it may sign certificates (not for use as a broker or client "
+                              "certificate)"));
+  if (!input.hosts.empty())
+    out.push_back(warning("host", "host names were not checked: this is a CA certificate, and clients check host "
+                                  "names against the broker's own certificate"));
+  if (input.key) check_key_match(ca, input.key.get(), out);
+  if (chain.built.empty()) chain.built.push_back(share(ca));
+  check_strength(chain.built, input, out);
+  return out;
+}
+
+bool only_ca_certificates(const std::vector<X509Ptr>& certs) {
+  return !certs.empty() && std::all_of(certs.begin(), certs.end(), [](const X509Ptr& c) { return is_ca(c.get()); });
 }
 
 std::vector<Finding> verify_trusted_certificate(X509* cert, const std::string& label, std::optional<std::time_t> at,
@@ -924,12 +965,13 @@ Result<LoadedCertificates> parse_certificates(std::string_view data, const std::
     Pkcs12Ptr p12(d2i_PKCS12(nullptr, &p, static_cast<long>(data.size())));
     ERR_clear_error();
     if (p12) {
-      if (password.empty())
+      auto store = keystore::decode_pkcs12(bytes, password);
+      // OpenSSL can write PKCS12 files without a password; only ask for one when that did not work.
+      if (!store && password.empty())
         return make_error(ErrorKind::invalid_argument,
                           fmt::format("{} is a PKCS12 keystore; give its password with --password or "
                                       "--password-file",
                                       source));
-      auto store = keystore::decode_pkcs12(bytes, password);
       if (!store) return make_error(store.error().kind, fmt::format("{}: {}", source, store.error().message));
       return from_keystore(std::move(*store), "PKCS12");
     }

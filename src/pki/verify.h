@@ -60,6 +60,12 @@ struct VerifyInput {
 // Runs every check. Never fails: problems with the input become ERROR findings.
 std::vector<Finding> verify(const VerifyInput& input);
 
+// The same for a CA certificate handed in on its own (e.g. an intermediate): chain, validity, that it is
+// a CA allowed to sign, key match, strength; no host or TLS usage checks.
+std::vector<Finding> verify_ca(const VerifyInput& input);
+// True when every certificate is a CA (a CA bundle rather than a leaf with its chain).
+bool only_ca_certificates(const std::vector<X509Ptr>& certs);
+
 // For a CA certificate found in a truststore: is it a CA, is it within its validity window, is its
 // key strong enough. `label` names it in messages (e.g. "trusted entry 'caroot'").
 std::vector<Finding> verify_trusted_certificate(X509* cert, const std::string& label,

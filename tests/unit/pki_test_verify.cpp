@@ -458,6 +458,42 @@ TEST_F(VerifyTest, RecreatedCaWithTheSameName) {
   EXPECT_THAT(f.message, HasSubstr("different key"));
 }
 
+TEST_F(VerifyTest, IntermediateAsTheOnlyAnchorIsAWarning) {
+  auto in = input_for(leaf(good()), false);
+  in.anchors.clear();
+  in.anchors.push_back(copy(intermediate));
+  auto findings = verify(in);
+  EXPECT_FALSE(has_error(findings)) << dump(findings);
+  auto chain = of(findings, "chain");
+  ASSERT_EQ(chain.size(), 1u) << dump(findings);
+  EXPECT_EQ(chain[0].severity, Severity::warning);
+  EXPECT_THAT(chain[0].message, HasSubstr("not the root CA that signed it (CN=Test Root CA)"));
+}
+
+TEST_F(VerifyTest, CaCertificateCheckedAsCa) {
+  VerifyInput in;
+  in.chain.push_back(copy(intermediate));
+  in.anchors.push_back(copy(root));
+  in.hosts = {"kafka-1"};
+  auto findings = verify_ca(in);
+  EXPECT_FALSE(has_error(findings)) << dump(findings);
+  EXPECT_THAT(only(findings, "usage", Severity::ok).message, HasSubstr("a CA certificate"));
+  EXPECT_THAT(only(findings, "host", Severity::warning).message, HasSubstr("not checked"));
+  EXPECT_TRUE(only_ca_certificates(in.chain));
+  std::vector<X509Ptr> mixed;
+  mixed.push_back(leaf(good()));
+  mixed.push_back(copy(intermediate));
+  EXPECT_FALSE(only_ca_certificates(mixed));
+
+  auto no_sign_key = ec_key();
+  auto no_sign = make_cert({.cn = "No Sign CA", .ca = true, .key_usage = "critical,digitalSignature"},
+                           no_sign_key.get(), root.get(), root_key.get());
+  VerifyInput bad;
+  bad.chain.push_back(copy(no_sign));
+  bad.anchors.push_back(copy(root));
+  EXPECT_THAT(only(verify_ca(bad), "usage", Severity::error).message, HasSubstr("keyCertSign"));
+}
+
 TEST_F(VerifyTest, NoTrustAnchors) {
   auto in = input_for(leaf(good()));
   in.anchors.clear();
