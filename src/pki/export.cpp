@@ -141,10 +141,13 @@ Result<ExportedFiles> plan_export(Session& session, FilePlan& plan, const Export
                            display(files.cert_pem) + ", " + display(files.chain_pem) + " and CA bundle " +
                            display(files.ca_pem);
     if (pem) {
-      // Kafka's ssl.keystore.type=PEM wants key and chain in one file.
+      // Kafka's ssl.keystore.type=PEM wants key and chain in one file, and Java 17 decrypts only the
+      // PKCS#12 3DES form of an encrypted PKCS#8 key (not PBES2), so that file uses it.
+      auto keystore_pem = keystore::encode_pem(keys, key_password, keystore::PemKeyCipher::java_des3);
+      if (!keystore_pem) return keystore_pem.error();
       files.keystore = out / (name + ".keystore.pem");
       files.truststore = files.ca_pem;
-      plan.write(files.keystore, *key_pem + chain, kPrivateFileMode, request.force);
+      plan.write(files.keystore, *keystore_pem, kPrivateFileMode, request.force);
       described = pem_line + ", and key + chain in " + display(files.keystore) + " (mode 0600)";
     } else {
       described += "; " + pem_line;
