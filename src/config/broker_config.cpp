@@ -495,7 +495,19 @@ std::vector<std::string> BrokerConfig::startup_report() const {
       continue;
     }
     if (kc.spec->status == KeyStatus::not_enforced) {
-      out.push_back(where + p.key + " is accepted but not enforced yet by Bulwark");
+      std::string consequence;
+      if (p.key == "authorizer.class.name" && !trim(p.value).empty()) {
+        consequence = ": no ACL is checked, every client that connects may do everything";
+      }
+      out.push_back(where + p.key + " is accepted but not enforced yet by Bulwark" + consequence);
+    }
+    if (p.key == "authorizer.class.name") {
+      std::string cls = trim(p.value);
+      if (!cls.empty() && cls != "org.apache.kafka.metadata.authorizer.StandardAuthorizer" &&
+          cls != "kafka.security.authorizer.AclAuthorizer") {
+        out.push_back(where + "authorizer.class.name " + cls +
+                      " is not a Kafka authorizer Bulwark knows; Bulwark follows StandardAuthorizer's rules");
+      }
     }
   }
   if (!properties.find("listener.security.protocol.map")) {

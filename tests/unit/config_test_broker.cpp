@@ -451,7 +451,8 @@ TEST(StartupReport, UnknownNotEnforcedAndDuplicates) {
       if (line.find(s) != std::string::npos) return true;
     return false;
   };
-  EXPECT_TRUE(has("server.properties:13: authorizer.class.name is accepted but not enforced yet"));
+  EXPECT_TRUE(has("server.properties:13: authorizer.class.name is accepted but not enforced yet by Bulwark: no ACL is checked"));
+  EXPECT_FALSE(has("is not a Kafka authorizer Bulwark knows"));
   EXPECT_TRUE(has("server.properties:14: unknown key no.such.key is ignored"));
   EXPECT_TRUE(has("server.properties:16: num.partitions is set again (first on line 15)"));
   EXPECT_TRUE(has("server.properties:17: unknown key zookeeper.connect is ignored (Bulwark runs in KRaft mode only"));
@@ -568,4 +569,13 @@ TEST(StartupReport, PerListenerKeysAndMissingTruststore) {
   EXPECT_CONTAINS(all, "server.properties:16: unknown key listener.name.ssl.ssl.bogus is ignored");
 }
 
+}  // namespace
+
+namespace {
+TEST(StartupReport, UnknownAuthorizerClass) {
+  auto c = load_ok(kBase + "authorizer.class.name=com.example.MyAuthorizer\n");
+  std::string all;
+  for (const auto& line : c.startup_report()) all += line + "\n";
+  EXPECT_CONTAINS(all, "server.properties:13: authorizer.class.name com.example.MyAuthorizer is not a Kafka authorizer Bulwark knows");
+}
 }  // namespace
