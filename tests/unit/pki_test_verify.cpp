@@ -658,6 +658,50 @@ TEST_F(VerifyTest, ReadsKeystores) {
   EXPECT_FALSE(has_error(findings)) << dump(findings);
 }
 
+// Damaged inputs of every kind give an error or a certificate, never a crash (run under ASan too).
+TEST_F(VerifyTest, DamagedInputsDoNotCrash) {
+  keystore::KeyStore store;
+  keystore::PrivateKeyEntry entry;
+  entry.alias = "k";
+  entry.key = share(leaf_key.get());
+  entry.chain.push_back(leaf(good()));
+  entry.chain.push_back(copy(intermediate));
+  store.keys.push_back(std::move(entry));
+  auto jks = keystore::encode_jks(store, "changeit");
+  auto p12 = keystore::encode_pkcs12(store, "changeit");
+  ASSERT_TRUE(jks.ok() && p12.ok());
+  unsigned char* der = nullptr;
+  int n = i2d_X509(intermediate.get(), &der);
+  std::string der_text(reinterpret_cast<char*>(der), static_cast<std::size_t>(n));
+  OPENSSL_free(der);
+  std::vector<std::string> samples = {pem_of(leaf_key.get()) + pem_of(root.get()), der_text,
+                                      std::string(as_chars(*jks)), std::string(as_chars(*p12))};
+  std::uint32_t seed = 12345;
+  auto next = [&] { return seed = seed * 1664525u + 1013904223u; };
+  for (const auto& sample : samples) {
+    for (int round = 0; round < 60; ++round) {
+      std::string damaged = sample;
+      if (round % 3 == 0) damaged.resize(next() % damaged.size());
+      for (int flips = 0; flips < 1 + round % 4 && !damaged.empty(); ++flips)
+        damaged[next() % damaged.size()] ^= static_cast<char>(1 + next() % 255);
+      auto loaded = parse_certificates(damaged, "damaged", "changeit");
+      if (!loaded.ok()) {
+        EXPECT_FALSE(loaded.error().message.empty());
+        continue;
+      }
+      for (auto& set : loaded->sets) {
+        if (set.chain.empty()) continue;
+        VerifyInput in;
+        in.chain = std::move(set.chain);
+        in.key = std::move(set.key);
+        in.anchors.push_back(copy(root));
+        in.hosts = {"kafka-1"};
+        EXPECT_FALSE(verify(in).empty());
+      }
+    }
+  }
+}
+
 TEST(VerifyParse, Purpose) {
   EXPECT_EQ(*parse_purpose("server"), Purpose::server);
   EXPECT_EQ(*parse_purpose("Client"), Purpose::client);
