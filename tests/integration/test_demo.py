@@ -1,0 +1,45 @@
+"""The README's first command (scripts/demo): a PKI made by `bulwark pki bootstrap`, a broker with mTLS
+listeners, the kcat command lines it prints work as printed, and Ctrl-C stops it cleanly."""
+import os
+import re
+import signal
+import subprocess
+import time
+
+from harness import SOURCE_DIR, free_port
+
+
+def test_demo_starts_an_mtls_broker_that_the_printed_kcat_lines_reach(tmp_path):
+    port = free_port()
+    env = dict(os.environ, BULWARK_DEMO_DIR=str(tmp_path / "demo"), BULWARK_DEMO_PORT=str(port))
+    out = open(tmp_path / "demo.out", "w+")
+    demo = subprocess.Popen([str(SOURCE_DIR / "scripts" / "demo")], stdout=out, stderr=subprocess.STDOUT, env=env,
+                            cwd=SOURCE_DIR)
+    try:
+        deadline = time.time() + 600
+        text = ""
+        while "started" not in text and time.time() < deadline and demo.poll() is None:
+            time.sleep(0.5)
+            text = (tmp_path / "demo.out").read_text()
+        assert "started" in text, text[-3000:]
+        commands = [line.strip() for line in text.splitlines() if line.strip().startswith(("kcat ", "echo hello"))]
+        assert len(commands) == 3, text
+        for command in commands[:2]:
+            result = subprocess.run(command, shell=True, capture_output=True, text=True, timeout=60)
+            assert result.returncode == 0, result.stderr
+        consumed = subprocess.run(commands[2], shell=True, capture_output=True, text=True, timeout=60)
+        assert consumed.returncode == 0 and consumed.stdout.strip() == "hello", consumed.stderr
+        # The listener refuses a client without a certificate: it really is mTLS.
+        conf = re.search(r"-F (\S+)", commands[0]).group(1)
+        ca_only = [l for l in open(conf).read().splitlines() if not l.startswith(("ssl.certificate", "ssl.key"))]
+        (tmp_path / "ca-only.conf").write_text("\n".join(ca_only) + "\n")
+        refused = subprocess.run(["kcat", "-b", f"127.0.0.1:{port}", "-F", str(tmp_path / "ca-only.conf"), "-L",
+                                  "-m", "5"], capture_output=True, text=True, timeout=60)
+        assert refused.returncode != 0
+        demo.send_signal(signal.SIGINT)
+        assert demo.wait(timeout=60) == 0
+        assert "stopped" in (tmp_path / "demo.out").read_text()
+    finally:
+        if demo.poll() is None:
+            demo.kill()
+        out.close()
