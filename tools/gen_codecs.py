@@ -847,91 +847,149 @@ class TestGen:
     def has_fields(self, m, v):
         return any(f.versions.contains(v) for f in m.root.fields)
 
-    def generate(self, msgs):
-        L = [MARKER, "// Round trip of every message at every version: fill with non-default values, encode,",
-             "// decode, compare; re-encoding gives the same bytes; every truncation fails to decode.",
-             '#include <gtest/gtest.h>', "", "#include <cstdlib>", "#include <fstream>", "#include <string>", "",
-             '#include "wire/generated/messages.h"', '#include "wire/protocol.h"', "",
-             "namespace bulwark::wire {", "namespace {", "",
-             "[[maybe_unused]] Uuid uuid_of(int k) {", "  Uuid u{};",
-             "  for (std::size_t i = 0; i < u.size(); ++i) u[i] = static_cast<std::uint8_t>(k + i);",
-             "  return u;", "}", ""]
-        for m in msgs:
-            for s in m.order + [m.root]:
-                L += self.fill_fn(m, s)
+    SUPPORT = [
+        "[[maybe_unused]] Uuid uuid_of(int k) {",
+        "  Uuid u{};",
+        "  for (std::size_t i = 0; i < u.size(); ++i) u[i] = static_cast<std::uint8_t>(k + i);",
+        "  return u;",
+        "}",
+        "",
+        "}  // namespace",
+        "",
+        "// What the shared checker needs from one message type, without instantiating gtest per type.",
+        "struct RoundTripOps {",
+        "  const char* name;",
+        "  std::int16_t api_key;  // -1 for the header schemas",
+        "  Bytes (*encode_filled)(std::int16_t v, bool flex, int seed);",
+        "  Bytes (*encode_default)(std::int16_t v);",
+        "  // Decodes bytes; true when all of them were consumed. Sets equal (to the filled message) and",
+        "  // reencoded.",
+        "  bool (*decode)(ByteView bytes, std::int16_t v, bool flex, int seed, bool* equal, Bytes* reencoded);",
+        "};",
+        "",
+        "// Shared checker, defined in wire_test_codecs_roundtrip_0.cpp.",
+        "void check_round_trip(const RoundTripOps& ops, std::int16_t v, bool flex, int seed, bool has_fields);",
+        "",
+        "namespace {",
+        "",
+        "template <class M, void (*Fill)(M&, std::int16_t, bool, int)>",
+        "RoundTripOps ops_for(const char* name) {",
+        "  RoundTripOps ops;",
+        "  ops.name = name;",
+        "  if constexpr (requires { M::api_key; }) {",
+        "    ops.api_key = M::api_key;",
+        "  } else {",
+        "    ops.api_key = -1;",
+        "  }",
+        "  ops.encode_filled = [](std::int16_t v, bool flex, int seed) {",
+        "    M m;",
+        "    Fill(m, v, flex, seed);",
+        "    ByteWriter w;",
+        "    m.encode(w, v);",
+        "    return w.take();",
+        "  };",
+        "  ops.encode_default = [](std::int16_t v) {",
+        "    ByteWriter w;",
+        "    M{}.encode(w, v);",
+        "    return w.take();",
+        "  };",
+        "  ops.decode = [](ByteView bytes, std::int16_t v, bool flex, int seed, bool* equal, Bytes* reencoded) {",
+        "    ByteReader r(bytes);",
+        "    M d;",
+        "    if (!d.decode(r, v)) return false;",
+        "    M m;",
+        "    Fill(m, v, flex, seed);",
+        "    *equal = d == m;",
+        "    ByteWriter w;",
+        "    d.encode(w, v);",
+        "    *reencoded = w.take();",
+        "    return r.at_end();",
+        "  };",
+        "  return ops;",
+        "}",
+        "",
+        "}  // namespace",
+        "",
+    ]
+
+    CHECKER = [
+        "// With BULWARK_FUZZ_SEEDS=<dir>, each request encoding is also written there as a framed request",
+        "// (header + body): seeds for the request decoder fuzzer (scripts/fuzz).",
+        "void write_seed(const RoundTripOps& ops, std::int16_t v, int seed, const Bytes& body) {",
+        "  const char* dir = std::getenv(\"BULWARK_FUZZ_SEEDS\");",
+        "  if (dir == nullptr || ops.api_key < 0) return;",
+        "  ByteWriter w;",
+        "  encode_request_header(w, RequestHeader{ops.api_key, v, 1, std::string(\"seed\")});",
+        "  w.write_bytes(body);",
+        "  std::ofstream out(std::string(dir) + \"/\" + ops.name + \"-v\" + std::to_string(v) + \"-\" + std::to_string(seed),",
+        "                    std::ios::binary);",
+        "  out.write(reinterpret_cast<const char*>(w.buffer().data()), static_cast<std::streamsize>(w.size()));",
+        "}",
+        "",
+        "void check_round_trip(const RoundTripOps& ops, std::int16_t v, bool flex, int seed, bool has_fields) {",
+        "  SCOPED_TRACE(testing::Message() << ops.name << \" version \" << v << \" seed \" << seed);",
+        "  const Bytes bytes = ops.encode_filled(v, flex, seed);",
+        "  if (std::string_view(ops.name).ends_with(\"Request\")) write_seed(ops, v, seed, bytes);",
+        "  if (has_fields && seed == 0) {",
+        "    EXPECT_NE(bytes, ops.encode_default(v)) << \"fill left every field at its default\";",
+        "  }",
+        "  bool equal = false;",
+        "  Bytes again;",
+        "  ASSERT_TRUE(ops.decode(bytes, v, flex, seed, &equal, &again)) << \"decode failed or left bytes\";",
+        "  EXPECT_TRUE(equal) << \"decoded message differs from the one encoded\";",
+        "  EXPECT_EQ(again, bytes);",
+        "  // A decode consumes exactly the encoding, so every strict prefix must be rejected.",
+        "  for (std::size_t cut = 0; cut < bytes.size(); ++cut) {",
+        "    bool eq = false;",
+        "    Bytes re;",
+        "    ASSERT_FALSE(ops.decode(ByteView(bytes.data(), cut), v, flex, seed, &eq, &re)) << \"prefix of \" << cut;",
+        "  }",
+        "}",
+        "",
+    ]
+
+    def generate(self, msgs, n_files=4):
+        """Returns a list of test files: the exhaustive round trip split to bound compile time and memory."""
+        per = (len(msgs) + n_files - 1) // n_files
+        out = []
+        for i in range(n_files):
+            part = msgs[i * per:(i + 1) * per]
+            L = [MARKER, "// Round trip of every message at every version: fill with non-default values, encode,",
+                 "// decode, compare; re-encoding gives the same bytes; every truncation fails to decode.",
+                 "// Part %d of %d." % (i + 1, n_files),
+                 "#include <gtest/gtest.h>", "", "#include <cstdlib>", "#include <fstream>", "#include <string>",
+                 "#include <string_view>", "",
+                 '#include "wire/generated/messages.h"', '#include "wire/protocol.h"', "",
+                 "namespace bulwark::wire {", "namespace {", ""]
+            L += self.SUPPORT
+            if i == 0:
+                L += self.CHECKER
+            L += ["namespace {", ""]
+            for m in part:
+                for s in m.order + [m.root]:
+                    L += self.fill_fn(m, s)
+                    L.append("")
+            L += ["}  // namespace", ""]
+            for m in part:
+                L.append("TEST(CodecRoundTrip, %s) {" % m.name)
+                has = [v for v in range(m.valid.lo, m.valid.hi + 1) if self.has_fields(m, v)]
+                fl = m.first_flexible()
+                flex = "false" if fl < 0 else "v >= %d" % fl
+                if len(has) == m.valid.hi - m.valid.lo + 1:
+                    hf = "true"
+                elif not has:
+                    hf = "false"
+                else:
+                    hf = "(" + " || ".join("v == %d" % v for v in has) + ")"
+                L.append("  const auto ops = ops_for<msg::%s, &%s>(%s);" % (m.name, self.fill_name(m, m.root), cpp_string(m.name)))
+                L.append("  for (std::int16_t v = %d; v <= %d; ++v) {" % (m.valid.lo, m.valid.hi))
+                L.append("    for (int seed = 0; seed < 2; ++seed) check_round_trip(ops, v, %s, seed, %s);" % (flex, hf))
+                L.append("  }")
+                L.append("}")
                 L.append("")
-        L += [
-            "// With BULWARK_FUZZ_SEEDS=<dir>, each request encoding is also written there as a framed request",
-            "// (header + body): seeds for the request decoder fuzzer (scripts/fuzz).",
-            "template <class M>",
-            "void write_seed(const char* name, std::int16_t v, int seed, const Bytes& body) {",
-            "  const char* dir = std::getenv(\"BULWARK_FUZZ_SEEDS\");",
-            "  if constexpr (requires { M::api_key; }) {",
-            "    if (dir == nullptr) return;",
-            "    ByteWriter w;",
-            "    encode_request_header(w, RequestHeader{M::api_key, v, 1, std::string(\"seed\")});",
-            "    w.write_bytes(body);",
-            "    std::ofstream out(std::string(dir) + \"/\" + name + \"-v\" + std::to_string(v) + \"-\" + std::to_string(seed),",
-            "                      std::ios::binary);",
-            "    out.write(reinterpret_cast<const char*>(w.buffer().data()), static_cast<std::streamsize>(w.size()));",
-            "  }",
-            "}",
-            "",
-            "template <class M>",
-            "void check_round_trip(const char* name, std::int16_t v, bool flex, int seed, bool has_fields,",
-            "                      void (*fill)(M&, std::int16_t, bool, int)) {",
-            "  SCOPED_TRACE(testing::Message() << \"version \" << v << \" seed \" << seed);",
-            "  M m;",
-            "  fill(m, v, flex, seed);",
-            "  ByteWriter w;",
-            "  m.encode(w, v);",
-            "  const Bytes bytes = w.take();",
-            "  write_seed<M>(name, v, seed, bytes);",
-            "  if (has_fields && seed == 0) {",
-            "    ByteWriter empty;",
-            "    M{}.encode(empty, v);",
-            "    EXPECT_NE(bytes, empty.take()) << \"fill left every field at its default\";",
-            "  }",
-            "  ByteReader r(bytes);",
-            "  M d;",
-            "  ASSERT_TRUE(d.decode(r, v));",
-            "  EXPECT_TRUE(r.at_end());",
-            "  EXPECT_TRUE(d == m);",
-            "  ByteWriter w2;",
-            "  d.encode(w2, v);",
-            "  EXPECT_EQ(w2.take(), bytes);",
-            "  // A decode consumes exactly the encoding, so every strict prefix must be rejected.",
-            "  for (std::size_t cut = 0; cut < bytes.size(); ++cut) {",
-            "    ByteReader tr(ByteView(bytes.data(), cut));",
-            "    M t;",
-            "    ASSERT_FALSE(t.decode(tr, v)) << \"prefix of \" << cut << \" bytes decoded\";",
-            "  }",
-            "}",
-            "",
-            "}  // namespace",
-            "",
-        ]
-        for m in msgs:
-            L.append("TEST(CodecRoundTrip, %s) {" % m.name)
-            has = [v for v in range(m.valid.lo, m.valid.hi + 1) if self.has_fields(m, v)]
-            L.append("  for (std::int16_t v = %d; v <= %d; ++v) {" % (m.valid.lo, m.valid.hi))
-            fl = m.first_flexible()
-            flex = "false" if fl < 0 else "v >= %d" % fl
-            if len(has) == m.valid.hi - m.valid.lo + 1:
-                hf = "true"
-            elif not has:
-                hf = "false"
-            else:
-                hf = "(" + " || ".join("v == %d" % v for v in has) + ")"
-            L.append("    for (int seed = 0; seed < 2; ++seed) {")
-            L.append("      check_round_trip<msg::%s>(%s, v, %s, seed, %s, &%s);"
-                     % (m.name, cpp_string(m.name), flex, hf, self.fill_name(m, m.root)))
-            L.append("    }")
-            L.append("  }")
-            L.append("}")
-            L.append("")
-        L.append("}  // namespace bulwark::wire")
-        return "\n".join(L) + "\n"
+            L.append("}  // namespace bulwark::wire")
+            out.append("\n".join(L) + "\n")
+        return out
 
 
 def generate(schemas, out_dir, test_out):
@@ -986,7 +1044,7 @@ def generate(schemas, out_dir, test_out):
     for i, ch in enumerate(chunks):
         files["codecs_%d.cpp" % i] = cpp_file([(b, ms) for b, _, ms in ch], [h for _, h, _ in ch])
 
-    test = TestGen().generate([m for _, _, r, s in apis for m in (r, s)] + headers)
+    tests = TestGen().generate([m for _, _, r, s in apis for m in (r, s)] + headers)
 
     os.makedirs(out_dir, exist_ok=True)
     written = set()
@@ -1003,8 +1061,20 @@ def generate(schemas, out_dir, test_out):
             if fh.readline().rstrip("\n") == MARKER:
                 os.remove(path)
     if test_out:
-        os.makedirs(os.path.dirname(os.path.abspath(test_out)), exist_ok=True)
-        write_if_changed(test_out, test)
+        # test_out is a path prefix: <prefix>_0.cpp ... (older single-file outputs are removed).
+        tdir = os.path.dirname(os.path.abspath(test_out))
+        base = os.path.basename(test_out)
+        os.makedirs(tdir, exist_ok=True)
+        names = set()
+        for i, text in enumerate(tests):
+            names.add("%s_%d.cpp" % (base, i))
+            write_if_changed(os.path.join(tdir, "%s_%d.cpp" % (base, i)), text)
+        for name in sorted(os.listdir(tdir)):
+            path = os.path.join(tdir, name)
+            if name.startswith(base) and name.endswith(".cpp") and name not in names and os.path.isfile(path):
+                with open(path, encoding="utf-8", errors="replace") as fh:
+                    if fh.readline().rstrip("\n") == MARKER:
+                        os.remove(path)
     return files
 
 
@@ -1022,8 +1092,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--schemas", default=os.path.join(REPO, "..", "shared", "kafka-protocol", "message"))
     ap.add_argument("--out", default=os.path.join(REPO, "src", "wire", "generated"))
-    ap.add_argument("--test-out", default=os.path.join(REPO, "tests", "unit", "wire_test_codecs_roundtrip.cpp"),
-                    help="round-trip test file to write ('' to skip)")
+    ap.add_argument("--test-out", default=os.path.join(REPO, "tests", "unit", "wire_test_codecs_roundtrip"),
+                    help="path prefix of the round-trip test files (<prefix>_N.cpp; '' to skip)")
     args = ap.parse_args()
     if not os.path.isdir(args.schemas):
         sys.exit("gen_codecs: schema directory %s not found" % args.schemas)
