@@ -157,14 +157,16 @@ Throughput run_echo(std::uint16_t port, const tls::ClientTlsContext* ctx, std::s
   frame[2] = static_cast<std::uint8_t>(size >> 8);
   frame[3] = static_cast<std::uint8_t>(size);
   // Batch small frames into one write so the client is not the bottleneck.
-  const std::size_t per_write = std::max<std::size_t>(1, 64 * 1024 / frame.size());
+  // At most ~2 MiB outstanding: this blocking client does not read while it writes, so more could fill
+  // both directions' socket buffers and deadlock against the server's backpressure.
+  const std::size_t window = std::max<std::size_t>(2, 2 * 1024 * 1024 / frame.size());
+  const std::size_t per_write = std::min(window, std::max<std::size_t>(1, 64 * 1024 / frame.size()));
   std::vector<std::uint8_t> batch;
   for (std::size_t i = 0; i < per_write; ++i) batch.insert(batch.end(), frame.begin(), frame.end());
   // Same pattern for both protocols (an SSL object cannot be read and written from two threads): keep
   // up to `window` requests outstanding, write them in large batches, read half the window back.
   const auto begin = Clock::now();
   std::vector<std::uint8_t> in(frame.size());
-  const std::size_t window = std::max<std::size_t>(2 * per_write, 64);
   std::size_t sent = 0, received = 0;
   while (received < count) {
     while (sent < count && sent - received < window) {
@@ -228,6 +230,7 @@ Memory memory_now() {
 }  // namespace
 
 int main(int argc, char** argv) {
+  std::setvbuf(stdout, nullptr, _IOLBF, 0);
   const int idle = argc > 1 ? std::atoi(argv[1]) : 2000;
   rlimit lim{};
   getrlimit(RLIMIT_NOFILE, &lim);

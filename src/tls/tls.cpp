@@ -203,6 +203,9 @@ Result<std::shared_ptr<SSL_CTX>> build_server_ctx(const TlsSettings& settings) {
   SSL_CTX_sess_set_cache_size(ctx.get(), 10000);
   SSL_CTX_set_timeout(ctx.get(), 3600);
   SSL_CTX_set_num_tickets(ctx.get(), 1);
+  // Read whole socket buffers at once instead of one record header at a time (half the syscalls);
+  // the event loop drains what OpenSSL buffered before it waits on epoll again.
+  SSL_CTX_set_read_ahead(ctx.get(), 1);
   return ctx;
 }
 
