@@ -343,7 +343,21 @@ int consume(const Options& o) {
 }
 
 // ---------------------------------------------------------------------------------------------- e2e
+// A producer's metadata request lets the broker auto-create the topic (a consumer's does not).
+void touch_topic(const Options& o) {
+  rd_kafka_conf_t* conf = base_conf(o);
+  char err[512];
+  rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err);
+  if (!rk) die(std::string("producer: ") + err);
+  rd_kafka_topic_t* rkt = rd_kafka_topic_new(rk, o.topic.c_str(), nullptr);
+  const rd_kafka_metadata_t* md = nullptr;
+  if (rd_kafka_metadata(rk, 0, rkt, &md, 10000) == RD_KAFKA_RESP_ERR_NO_ERROR) rd_kafka_metadata_destroy(md);
+  rd_kafka_topic_destroy(rkt);
+  rd_kafka_destroy(rk);
+}
+
 int e2e(const Options& o) {
+  touch_topic(o);
   Consumer c = start_consumer(o, true);
   // Give the consumer a moment to send its first fetch before the producer starts.
   std::this_thread::sleep_for(std::chrono::milliseconds(300));
@@ -353,24 +367,22 @@ int e2e(const Options& o) {
   lat_ts_ms.reserve(static_cast<size_t>(o.messages));
   long long received = 0;
   std::thread reader([&] {
-    std::vector<rd_kafka_message_t*> batch(1024);
+    // One message at a time: rd_kafka_consume_batch_queue() would wait to fill its batch.
     auto deadline = Clock::now() + std::chrono::duration<double>(o.timeout_s + static_cast<double>(o.messages) / o.rate);
     while (received < o.messages && Clock::now() < deadline) {
-      ssize_t got = rd_kafka_consume_batch_queue(c.q, 100, batch.data(), batch.size());
+      rd_kafka_message_t* m = rd_kafka_consume_queue(c.q, 100);
+      if (!m) continue;
       int64_t now = wall_us();
-      for (ssize_t i = 0; i < got; ++i) {
-        rd_kafka_message_t* m = batch[static_cast<size_t>(i)];
-        if (!m->err && m->len >= 8) {
-          int64_t sent = 0;
-          std::memcpy(&sent, m->payload, 8);
-          lat_us.push_back(static_cast<double>(now - sent));
-          rd_kafka_timestamp_type_t tt;
-          int64_t ts = rd_kafka_message_timestamp(m, &tt);
-          if (ts > 0) lat_ts_ms.push_back(static_cast<double>(now / 1000 - ts));
-          ++received;
-        }
-        rd_kafka_message_destroy(m);
+      if (!m->err && m->len >= 8) {
+        int64_t sent = 0;
+        std::memcpy(&sent, m->payload, 8);
+        lat_us.push_back(static_cast<double>(now - sent));
+        rd_kafka_timestamp_type_t tt;
+        int64_t ts = rd_kafka_message_timestamp(m, &tt);
+        if (ts > 0) lat_ts_ms.push_back(static_cast<double>(now / 1000 - ts));
+        ++received;
       }
+      rd_kafka_message_destroy(m);
     }
     stop = true;
   });
