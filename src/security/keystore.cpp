@@ -208,11 +208,16 @@ Result<KeyStore> load(const std::filesystem::path& path, std::optional<Format> f
                                               std::to_string(data.size()) + " bytes)");
   }
   const ByteView bytes = as_bytes(data);
+  const auto detected = detect_format(bytes);
   if (!format) {
-    format = detect_format(bytes);
+    format = detected;
     if (!format) {
       return make_error(ErrorKind::corrupt, "keystore " + name + " is not a JKS, PKCS12 or PEM keystore");
     }
+  } else if (detected && *format != Format::pem && *detected != Format::pem && *detected != *format) {
+    // Java (keystore.type.compat) loads a JKS file declared PKCS12 and vice versa; keytool 17 writes
+    // PKCS12 even into a file named *.jks unless told -storetype JKS, so users have both everywhere.
+    format = detected;
   }
   Result<KeyStore> store = make_error(ErrorKind::internal, "unreachable");
   const char* type = "";
