@@ -8,7 +8,7 @@ Builds nothing. Finds:
   BULWARK_BIN        the bulwark binary   (default: newest build*/src/cli/bulwark)
   BULWARK_LOADGEN    the load generator   (default: newest build*/bench/loadgen/bulwark_loadgen)
 Knobs (environment): BENCH_MESSAGES (200000), BENCH_SIZE (1024), BENCH_REPS (2, best rep is reported),
-  BENCH_E2E_RATE (2000 msg/s), BENCH_E2E_SECONDS (5), BENCH_CONNECTIONS (2000), BENCH_LISTENERS
+  BENCH_E2E_RATE (2000 msg/s), BENCH_E2E_SECONDS (4), BENCH_CONNECTIONS (2000), BENCH_LISTENERS
   (PLAINTEXT,SSL,MTLS), BENCH_KEEP=1 keeps the temp dir.
 
 The broker runs with log.flush.interval.messages at its default: no fsync per message (the page cache
@@ -49,7 +49,7 @@ MESSAGES = int(os.environ.get("BENCH_MESSAGES", "200000"))
 SIZE = int(os.environ.get("BENCH_SIZE", "1024"))
 REPS = int(os.environ.get("BENCH_REPS", "2"))
 E2E_RATE = int(os.environ.get("BENCH_E2E_RATE", "2000"))
-E2E_SECONDS = float(os.environ.get("BENCH_E2E_SECONDS", "5"))
+E2E_SECONDS = float(os.environ.get("BENCH_E2E_SECONDS", "4"))
 CONNECTIONS = int(os.environ.get("BENCH_CONNECTIONS", "2000"))
 LISTENERS = os.environ.get("BENCH_LISTENERS", "PLAINTEXT,SSL,MTLS").split(",")
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -91,9 +91,11 @@ def loadgen(mode, broker, listener, topic, *args, timeout=300):
         if listener == "MTLS":
             cmd += ["-X", f"ssl.certificate.location={cert}", "-X", f"ssl.key.location={key}"]
     pid = broker.proc.pid
+    ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu0, t0 = cpu_seconds(pid), time.time()
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
     cpu1, t1 = cpu_seconds(pid), time.time()
+    ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     lines = [ln for ln in result.stdout.splitlines() if ln.startswith("{")]
     if not lines:
         raise RuntimeError(f"loadgen {mode} on {listener} gave no JSON (exit {result.returncode}):\n"
@@ -101,6 +103,7 @@ def loadgen(mode, broker, listener, topic, *args, timeout=300):
     out = json.loads(lines[-1])
     out["exit"] = result.returncode
     out["broker_cpu_s"] = cpu1 - cpu0
+    out["client_cpu_s"] = (ru1.ru_utime + ru1.ru_stime) - (ru0.ru_utime + ru0.ru_stime)
     out["wall_s"] = t1 - t0
     if result.returncode != 0:
         say(f"  ! loadgen {mode} on {listener} exited {result.returncode}: {result.stderr.strip()[-500:]}")
@@ -269,7 +272,7 @@ def main():
         pid = broker.proc.pid
         say(f"broker pid {pid}, listeners {broker.ports}; log.flush.interval.messages left at default "
             f"(no fsync per message)")
-        create_topics(broker, [f"bench-{ln.lower()}" for ln in LISTENERS] + [f"e2e-{ln.lower()}" for ln in LISTENERS])
+        create_topics(broker, [f"bench-{ln.lower()}" for ln in LISTENERS] + [f"{v}-{ln.lower()}" for ln in LISTENERS for v in ("e2e", "e2e_nagle")])
         cipher, version = negotiated_cipher(broker)
         say(f"TLS: {version} {cipher[0]} (as negotiated with a Python/OpenSSL client; librdkafka uses the same "
             f"OpenSSL defaults)")
@@ -284,19 +287,24 @@ def main():
                             "--compression", "none")
                 results[ln]["produce"].append(p)
                 say(f"  rep {rep + 1} {ln:9s} produce {p['mb_per_s']:8.1f} MB/s  p50 {p['latency_us']['p50'] / 1000:7.1f} ms"
-                    f"  p99 {p['latency_us']['p99'] / 1000:7.1f} ms  broker cpu {p['broker_cpu_s']:.2f} s")
+                    f"  p99 {p['latency_us']['p99'] / 1000:7.1f} ms  broker cpu {p['broker_cpu_s']:.2f} s  client cpu {p['client_cpu_s']:.2f} s")
             for ln in LISTENERS:
                 topic = f"bench-{ln.lower()}"
                 c = loadgen("consume", broker, ln, topic, "--messages", MESSAGES)
                 results[ln]["consume"].append(c)
-                say(f"  rep {rep + 1} {ln:9s} consume {c['mb_per_s']:8.1f} MB/s  broker cpu {c['broker_cpu_s']:.2f} s")
+                say(f"  rep {rep + 1} {ln:9s} consume {c['mb_per_s']:8.1f} MB/s  broker cpu {c['broker_cpu_s']:.2f} s  client cpu {c['client_cpu_s']:.2f} s")
+        # End-to-end latency twice: librdkafka's defaults (Nagle on: over TLS a request leaves as several
+        # TLS records, and the later ones wait for the broker's delayed ACK of the first) and with
+        # socket.nagle.disable=true (what Kafka's Java clients do: TCP_NODELAY).
         for ln in LISTENERS:
             n = max(1, int(E2E_RATE * E2E_SECONDS))
-            e = loadgen("e2e", broker, ln, f"e2e-{ln.lower()}", "--messages", n, "--size", SIZE, "--rate", E2E_RATE,
-                        "--acks", "1", "--linger-ms", "0")
-            results[ln]["e2e"] = e
-            say(f"  {ln:9s} e2e at {E2E_RATE} msg/s: p50 {e['e2e_us']['p50'] / 1000:.2f} ms  "
-                f"p99 {e['e2e_us']['p99'] / 1000:.2f} ms  ({e['received']}/{e['messages']} received)")
+            for variant, extra in (("e2e", ["-X", "socket.nagle.disable=true"]), ("e2e_nagle", [])):
+                e = loadgen("e2e", broker, ln, f"{variant}-{ln.lower()}", "--messages", n, "--size", SIZE,
+                            "--rate", E2E_RATE, "--acks", "1", "--linger-ms", "0", *extra)
+                results[ln][variant] = e
+                say(f"  {ln:9s} e2e at {E2E_RATE} msg/s, Nagle {'off' if extra else 'on (default)'}: "
+                    f"p50 {e['e2e_us']['p50'] / 1000:.2f} ms  p99 {e['e2e_us']['p99'] / 1000:.2f} ms  "
+                    f"({e['received']}/{e['messages']} received)")
 
         # ---- idle TLS connections
         opened, before, after, secs, err, alive = idle_tls_memory(broker, CONNECTIONS)
@@ -339,12 +347,13 @@ def report(results):
         return
     say("\n== Broker benchmark (best of %d reps; broker CPU-s per GB of message values) ==" % REPS)
     say(f"{'listener':10s} {'prod MB/s':>9s} {'p50 ms':>7s} {'p99 ms':>7s} {'max ms':>7s} {'cpu s/GB':>8s} "
-        f"{'cons MB/s':>9s} {'cpu s/GB':>8s} {'e2e p50':>8s} {'e2e p99':>8s}")
+        f"{'cons MB/s':>9s} {'cpu s/GB':>8s} {'e2e p50':>8s} {'e2e p99':>8s} {'Nagle p50':>9s} {'Nagle p99':>9s}")
     summary = {}
     for ln in listeners:
         p = best(results[ln]["produce"])
         c = best(results[ln]["consume"]) if results[ln]["consume"] else None
         e = results[ln].get("e2e")
+        en = results[ln].get("e2e_nagle")
         p_gb = p["delivered"] * p["size"] / 1e9
         p_cpu = p["broker_cpu_s"] / p_gb if p_gb else None
         c_cpu = c["broker_cpu_s"] / (c["bytes"] / 1e9) if c and c["bytes"] else None
@@ -352,9 +361,17 @@ def report(results):
         say(f"{ln:10s} {p['mb_per_s']:9.1f} {p['latency_us']['p50'] / 1000:7.1f} {p['latency_us']['p99'] / 1000:7.1f} "
             f"{p['latency_us']['max'] / 1000:7.1f} {fmt(p_cpu, '8.2f')} {fmt(c and c['mb_per_s'], '9.1f')} "
             f"{fmt(c_cpu, '8.2f')} {fmt(e and e['e2e_us']['p50'] / 1000, '8.2f')} "
-            f"{fmt(e and e['e2e_us']['p99'] / 1000, '8.2f')}")
+            f"{fmt(e and e['e2e_us']['p99'] / 1000, '8.2f')} {fmt(en and en['e2e_us']['p50'] / 1000, '9.2f')} "
+            f"{fmt(en and en['e2e_us']['p99'] / 1000, '9.2f')}")
     say("  (produce latency: produce() to delivery report with the producer running flat out, so it includes "
-        "time queued in librdkafka; e2e in ms at the moderate rate)")
+        "time queued in librdkafka; e2e in ms at the moderate rate with TCP_NODELAY on the client, 'Nagle' with "
+        "librdkafka's default socket.nagle.disable=false)")
+    say("\nclient (bulwark_loadgen) CPU-s per GB, same runs: " + ", ".join(
+        f"{ln} produce {best(results[ln]['produce'])['client_cpu_s'] / (best(results[ln]['produce'])['delivered'] * SIZE / 1e9):.2f}"
+        + (f" consume {best(results[ln]['consume'])['client_cpu_s'] / (best(results[ln]['consume'])['bytes'] / 1e9):.2f}"
+           if results[ln]["consume"] and best(results[ln]["consume"])["bytes"] else "")
+        for ln in listeners))
+    say("  (client and broker share the same 2 cores: the client's TLS work slows the broker's numbers too)")
     base = summary.get("PLAINTEXT")
     if base:
         say("\n== TLS / PLAINTEXT ==")
