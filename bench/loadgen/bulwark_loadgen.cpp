@@ -314,7 +314,9 @@ int consume(const Options& o) {
   std::vector<rd_kafka_message_t*> batch(4096);
   auto deadline = t0 + std::chrono::duration<double>(o.timeout_s);
   while (n < o.messages && Clock::now() < deadline) {
-    ssize_t got = rd_kafka_consume_batch_queue(c.q, 200, batch.data(), batch.size());
+    // Ask for no more than is still wanted: the batch call waits until its batch is full or it times out.
+    const size_t want = static_cast<size_t>(std::min<long long>(o.messages - n, static_cast<long long>(batch.size())));
+    ssize_t got = rd_kafka_consume_batch_queue(c.q, 200, batch.data(), want);
     for (ssize_t i = 0; i < got; ++i) {
       rd_kafka_message_t* m = batch[static_cast<size_t>(i)];
       if (m->err) {
