@@ -8,6 +8,7 @@
 #include <map>
 #include <nlohmann/json.hpp>
 #include <set>
+#include <tuple>
 
 namespace bulwark::security {
 namespace {
@@ -210,8 +211,18 @@ Status Authorizer::add_acls(const std::vector<AclBinding>& bindings) {
   std::lock_guard lock(writer_mutex_);
   auto current = snapshot();
   std::vector<AclBinding> all = current->bindings;
+  // Set semantics, as Kafka: a binding already present is not added twice.
+  auto key = [](const AclBinding& b) {
+    return std::tie(b.resource_type, b.resource_name, b.pattern_type, b.principal, b.host, b.operation,
+                    b.permission);
+  };
+  auto less = [&](const AclBinding* a, const AclBinding* b) { return key(*a) < key(*b); };
+  std::set<const AclBinding*, decltype(less)> present(less);
+  for (const AclBinding& b : all) present.insert(&b);
+  std::vector<AclBinding> added;
   for (const AclBinding& b : bindings)
-    if (std::find(all.begin(), all.end(), b) == all.end()) all.push_back(b);
+    if (present.insert(&b).second) added.push_back(b);
+  all.insert(all.end(), added.begin(), added.end());
   if (all.size() != current->bindings.size()) snapshot_.store(std::make_shared<const Snapshot>(std::move(all)));
   return Status::success();
 }
