@@ -132,8 +132,10 @@ def kcat_produce(bootstrap, sec, topic, records, compression="none"):
 
 
 def kcat_consume(bootstrap, sec, topic, count, partition=0, timeout=60):
-    args = kcat_args(bootstrap, sec) + ["-C", "-t", topic, "-p", str(partition), "-o", "beginning", "-c", str(count),
-                                        "-e", "-J", "-X", "fetch.message.max.bytes=2000000"]
+    args = kcat_args(bootstrap, sec) + ["-C", "-t", topic, "-o", "beginning", "-c", str(count), "-e", "-J",
+                                        "-X", "fetch.message.max.bytes=2000000"]
+    if partition is not None:  # None: every partition
+        args += ["-p", str(partition)]
     result = subprocess.run(args, capture_output=True, timeout=timeout)
     assert result.returncode == 0, result.stderr.decode()
     out = []
