@@ -81,6 +81,19 @@ std::string printable(std::string_view s) {
   return out;
 }
 
+// SecurityUtils.resourceTypeName: the spelling Kafka's audit log uses.
+std::string_view resource_type_display_name(ResourceType type) {
+  switch (type) {
+    case ResourceType::topic: return "Topic";
+    case ResourceType::group: return "Group";
+    case ResourceType::cluster: return "Cluster";
+    case ResourceType::transactional_id: return "TransactionalId";
+    case ResourceType::delegation_token: return "DelegationToken";
+    case ResourceType::user: return "User";
+    default: return "Unknown";
+  }
+}
+
 }  // namespace
 
 std::string_view name_of(ResourceType v) { return lookup_name(kResourceTypes, static_cast<int>(v)); }
@@ -402,9 +415,11 @@ Result<std::vector<AclBinding>> decode_acls(std::string_view text) {
 
 std::string render_denial(const KafkaPrincipal& principal, std::string_view client_host, Operation operation,
                           ResourceType resource_type, std::string_view resource_name, PatternType pattern_type) {
-  return "authorization denied: principal=" + printable(principal.to_string()) + " host=" + printable(client_host) +
-         " operation=" + std::string(name_of(operation)) + " resource=" + std::string(name_of(resource_type)) +
-         ":" + std::string(name_of(pattern_type)) + ":" + printable(resource_name);
+  // Kafka's kafka.authorizer.logger wording, so existing log searches keep working.
+  return "Principal = " + printable(principal.to_string()) + " is Denied operation = " +
+         std::string(name_of(operation)) + " from host = " + printable(client_host) + " on resource = " +
+         std::string(resource_type_display_name(resource_type)) + ":" + std::string(name_of(pattern_type)) + ":" +
+         printable(resource_name);
 }
 
 }  // namespace bulwark::security

@@ -2,7 +2,8 @@
 //  1. a super user (super.users) is allowed everything;
 //  2. the ACLs that apply to a resource are the LITERAL ACLs on its exact name, the LITERAL ACLs on
 //     the wildcard name "*", and the PREFIXED ACLs whose name is a prefix of it;
-//  3. among those, the ones for the principal (or User:*) and the client host (or "*"):
+//  3. among those, the ones for the principal (or User:*, which matches a principal of any type, as
+//     Kafka's matchingPrincipals does) and the client host (or "*"):
 //     a DENY for the operation (or ALL) wins over everything; an ALLOW for the operation, for ALL,
 //     or for an operation implying it (READ/WRITE/DELETE/ALTER imply DESCRIBE, ALTER_CONFIGS implies
 //     DESCRIBE_CONFIGS) allows;
@@ -163,9 +164,9 @@ std::string encode_acls(const std::vector<AclBinding>& bindings);
 // kind corrupt that says which entry.
 Result<std::vector<AclBinding>> decode_acls(std::string_view text);
 
-// One log line for a denied request, e.g.
-// "authorization denied: principal=User:bob host=10.0.0.7 operation=WRITE resource=TOPIC:LITERAL:orders"
-// Only names; no credential ever reaches it.
+// One log line for a denied request, in the words of Kafka's authorizer audit log, e.g.
+// "Principal = User:bob is Denied operation = WRITE from host = 10.0.0.7 on resource = Topic:LITERAL:orders"
+// Only names; no credential ever reaches it. Control characters from clients become '?'.
 std::string render_denial(const KafkaPrincipal& principal, std::string_view client_host, Operation operation,
                           ResourceType resource_type, std::string_view resource_name,
                           PatternType pattern_type = PatternType::literal);

@@ -454,11 +454,12 @@ TEST(AclPersistence, CorruptInputIsAnError) {
 
 TEST(AuditLine, NamesTheRequestAndKeepsOneLine) {
   std::string line = render_denial(bob, "10.0.0.7", O::write, R::topic, "orders");
-  EXPECT_EQ(line, "authorization denied: principal=User:bob host=10.0.0.7 operation=WRITE resource=TOPIC:LITERAL:orders");
+  EXPECT_EQ(line,
+            "Principal = User:bob is Denied operation = WRITE from host = 10.0.0.7 on resource = Topic:LITERAL:orders");
   std::string hostile = render_denial(KafkaPrincipal{"User", "x\ny"}, "h", O::read, R::group, "g\r\n", PatternType::prefixed);
   EXPECT_EQ(hostile.find('\n'), std::string::npos);
   EXPECT_EQ(hostile.find('\r'), std::string::npos);
-  EXPECT_NE(hostile.find("GROUP:PREFIXED:g??"), std::string::npos) << hostile;
+  EXPECT_NE(hostile.find("Group:PREFIXED:g??"), std::string::npos) << hostile;
 }
 
 }  // namespace
