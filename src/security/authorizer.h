@@ -106,7 +106,10 @@ struct AclBindingFilter {
   bool matches(const AclBinding&) const;
 };
 
-// Why an ACL binding cannot be stored (Kafka's AclControlManager.validateNewAcl, plus host checks).
+// Why an ACL binding cannot be stored: Kafka's AclControlManager.validateNewAcl (resource type not
+// ANY, pattern LITERAL or PREFIXED, operation not ANY, permission ALLOW or DENY, non-empty resource
+// name, principal "Type:name"), and, stricter than Kafka, a non-empty principal name and a host that
+// is "*" or an IPv4/IPv6 address (Kafka compares hosts as strings, so any other value never matches).
 Status validate_acl_binding(const AclBinding&);
 
 struct AuthorizerConfig {
@@ -125,7 +128,8 @@ class Authorizer {
   Authorizer& operator=(const Authorizer&) = delete;
 
   // All or nothing: if any binding is invalid, none is added and the error names it. Adding a
-  // binding that already exists is not an error (the set keeps one copy).
+  // binding that already exists is not an error (the set keeps one copy). Kafka's CreateAcls answers
+  // per binding: call validate_acl_binding() on each, report the failures, add the rest.
   Status add_acls(const std::vector<AclBinding>& bindings);
   // Removes and returns every binding the filter matches.
   std::vector<AclBinding> remove(const AclBindingFilter& filter);

@@ -2,6 +2,9 @@
 // SslPrincipalMapperTest, with the expected values Kafka asserts.
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <thread>
+
 #include "security/principal.h"
 
 namespace bulwark::security {
@@ -202,6 +205,24 @@ TEST(PrincipalMapping, RulesSplittingFromKafka) {
     ASSERT_TRUE(rules.ok()) << c.rules << ": " << rules.error().message;
     EXPECT_EQ(rules->to_string(), c.expected) << "rules: '" << c.rules << "'";
   }
+}
+
+TEST(PrincipalMapping, ConcurrentApplyOnSharedRules) {
+  auto rules = PrincipalMappingRules::parse("RULE:^CN=([^,]+),OU=(.*?),.*$/$1@$2/L,DEFAULT");
+  ASSERT_TRUE(rules.ok());
+  std::atomic<int> wrong{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t)
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < 500; ++i) {
+        std::string user = "U" + std::to_string(t) + "x" + std::to_string(i);
+        auto name = rules->apply("CN=" + user + ",OU=Team,O=Bulwark");
+        std::string expected = "u" + std::to_string(t) + "x" + std::to_string(i) + "@team";
+        if (!name.ok() || *name != expected) ++wrong;
+      }
+    });
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(wrong.load(), 0);
 }
 
 TEST(PrincipalForTls, NoCertificateIsAnonymous) {
