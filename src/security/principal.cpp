@@ -160,7 +160,14 @@ Result<PrincipalMappingRules> PrincipalMappingRules::parse(std::string_view rule
       rule.to_lower = m[6].str() == "L";
       rule.to_upper = m[6].str() == "U";
       try {
-        rule.compiled = std::make_shared<const std::regex>(rule.pattern, std::regex::ECMAScript);
+        // Java's leading inline flag (?i) is common in mapping rules; ECMAScript has it only as a flag.
+        std::string_view source = rule.pattern;
+        auto flags = std::regex::ECMAScript;
+        if (source.starts_with("(?i)")) {
+          source.remove_prefix(4);
+          flags |= std::regex::icase;
+        }
+        rule.compiled = std::make_shared<const std::regex>(std::string(source), flags);
       } catch (const std::regex_error& e) {
         return make_error(ErrorKind::invalid_argument, "Invalid rule: " + piece + " (the pattern '" + rule.pattern +
                                                            "' is not a regular expression Bulwark supports: " +

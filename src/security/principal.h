@@ -2,10 +2,11 @@
 // Kafka's SslPrincipalMapper.
 //
 // Regular expressions: Kafka compiles rule patterns with java.util.regex; Bulwark uses std::regex in
-// ECMAScript mode. The common subset (groups, classes, lazy quantifiers .*?, anchors, \w \d \s,
-// alternation, backreferences) behaves the same. Not available here and rejected at parse time as
-// "Invalid rule": possessive quantifiers (a*+), lookbehind (?<=...), named groups (?<name>...),
-// inline flags (?i), \p{...} classes, \Q...\E quoting. Java's $ also matches before a final line
+// ECMAScript mode, and honours a leading Java inline flag "(?i)" as case-insensitive. The common
+// subset (groups, classes, lazy quantifiers .*?, anchors, \w \d \s, alternation, backreferences)
+// behaves the same. Not available here and rejected at parse time as "Invalid rule": possessive
+// quantifiers (a*+), lookbehind (?<=...), named groups (?<name>...), inline flags anywhere but the
+// very start, \p{...} classes, \Q...\E quoting. Java's $ also matches before a final line
 // terminator; ECMAScript's $ only at the very end (DNs do not end with a newline).
 // L/U flags change case of ASCII letters only (Kafka uses Locale.ENGLISH; non-ASCII letters are kept).
 //

@@ -61,6 +61,13 @@ TEST(PrincipalMapping, InvalidRuleMessageShowsUnmatchedPart) {
   EXPECT_EQ(parsed.error().message, "Invalid rule: `RULE:^CN=(.*?)$/$1/L/U`, unmatched substring: `/U`");
 }
 
+TEST(PrincipalMapping, InlineFlagInsidePatternIsRejectedAtParse) {
+  auto parsed = PrincipalMappingRules::parse("RULE:^CN=(?i)(.*)$/$1/");
+  ASSERT_FALSE(parsed.ok());
+  EXPECT_NE(parsed.error().message.find("not a regular expression Bulwark supports"), std::string::npos)
+      << parsed.error().message;
+}
+
 TEST(PrincipalMapping, PatternOutsideEcmaScriptIsRejectedAtParse) {
   // Java lookbehind: not available in std::regex ECMAScript; refused up front, never at match time.
   auto parsed = PrincipalMappingRules::parse("RULE:^(?<=CN=)(.*)$/$1/");
@@ -122,6 +129,8 @@ TEST(PrincipalMapping, KafkaDocumentationExamplesAndSeeds) {
       {"RULE:^CN=([^,]+)$/$12/", "CN=bob", "bob2"},
       // Escaped slash in the pattern.
       {R"(RULE:^CN=([^,]+),OU=a\/b$/$1/)", "CN=bob,OU=a/b", "bob"},
+      // A leading Java (?i) flag makes the match case-insensitive.
+      {"RULE:(?i)^cn=([^,]+),o=bulwark$/$1/", "CN=Zed,O=Bulwark", "Zed"},
       // DEFAULT alone and the empty string both keep the DN.
       {"DEFAULT", "CN=x,O=y", "CN=x,O=y"},
       {"", "CN=x,O=y", "CN=x,O=y"},
