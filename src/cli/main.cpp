@@ -36,6 +36,13 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   app.set_help_all_flag("--help-all", "Show help for every command");
   for (auto add : bulwark::cli::registered_commands()) add(app);
-  CLI11_PARSE(app, argc, argv);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::RuntimeError& e) {
+    return e.get_exit_code();  // a command's own exit code (see set_action)
+  } catch (const CLI::ParseError& e) {
+    // Help prints and exits 0; every usage error exits 2, as command-line tools conventionally do.
+    return app.exit(e) == 0 ? 0 : 2;
+  }
   return 0;
 }
