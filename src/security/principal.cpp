@@ -1,6 +1,7 @@
 #include "security/principal.h"
 
 #include <cctype>
+#include <optional>
 
 namespace bulwark::security {
 namespace {
@@ -109,6 +110,42 @@ Result<std::string> replace_all(const std::string& input, const PrincipalMapping
   return out;
 }
 
+// Java regex constructs that std::regex (ECMAScript) would accept with another meaning, so they
+// must be refused rather than silently mis-matched: possessive quantifiers (a*+, a++, a?+, a{2}+)
+// and escapes that ECMAScript reads as the plain letter (\Q \E \A \Z \z \G \h \H \R \X).
+std::optional<std::string> java_only_construct(std::string_view pattern) {
+  bool in_class = false;
+  char previous = 0;  // previous unescaped character outside a class, 0 after an escape
+  for (std::size_t i = 0; i < pattern.size(); ++i) {
+    char c = pattern[i];
+    if (c == '\\') {
+      if (i + 1 < pattern.size() && std::string_view("QEAZzGhHRX").find(pattern[i + 1]) != std::string_view::npos)
+        return "the Java escape \\" + std::string(1, pattern[i + 1]);
+      ++i;
+      previous = 0;
+      continue;
+    }
+    if (in_class) {
+      if (c == ']') in_class = false;
+      continue;
+    }
+    if (c == '[') {
+      in_class = true;
+      // A ']' right after '[' or '[^' is a literal member of the class.
+      if (i + 1 < pattern.size() && pattern[i + 1] == '^') ++i;
+      if (i + 1 < pattern.size() && pattern[i + 1] == ']') ++i;
+      previous = 0;
+      continue;
+    }
+    bool after_quantifier = previous == '*' || previous == '+' || previous == '}' ||
+                            (previous == '?' && i >= 2 && pattern[i - 2] != '(');
+    if (c == '+' && after_quantifier) return "a possessive quantifier (" + std::string(1, previous) + "+)";
+    // "+?" and "*?" are lazy (fine); a '+' after them is not a quantifier we need to track.
+    previous = (c == '?' && (previous == '*' || previous == '+' || previous == '}' || previous == '?')) ? '\x01' : c;
+  }
+  return std::nullopt;
+}
+
 void ascii_case(std::string& s, bool upper) {
   for (char& c : s) {
     if (c >= 'a' && c <= 'z' && upper) c = static_cast<char>(c - 'a' + 'A');
@@ -160,6 +197,9 @@ Result<PrincipalMappingRules> PrincipalMappingRules::parse(std::string_view rule
       rule.to_lower = m[6].str() == "L";
       rule.to_upper = m[6].str() == "U";
       try {
+        if (auto construct = java_only_construct(rule.pattern))
+          return make_error(ErrorKind::invalid_argument, "Invalid rule: " + piece + " (the pattern uses " +
+                                                             *construct + ", which Bulwark's regular expressions do not support)");
         // Java's leading inline flag (?i) is common in mapping rules; ECMAScript has it only as a flag.
         std::string_view source = rule.pattern;
         auto flags = std::regex::ECMAScript;

@@ -68,6 +68,21 @@ TEST(PrincipalMapping, InlineFlagInsidePatternIsRejectedAtParse) {
       << parsed.error().message;
 }
 
+TEST(PrincipalMapping, JavaOnlyConstructsThatEcmaScriptMisreadsAreRejected) {
+  for (const char* rules : {R"(RULE:^CN=(.*+)$/$1/)", R"(RULE:^CN=([a-z]++)$/$1/)", R"(RULE:^CN=(a?+)$/$1/)",
+                            R"(RULE:^CN=(a{2}+)$/$1/)", R"(RULE:^CN=\Qa.b\E$/x/)", R"(RULE:\ACN=(.*)\z/$1/)"}) {
+    auto parsed = PrincipalMappingRules::parse(rules);
+    ASSERT_FALSE(parsed.ok()) << rules << " was accepted";
+    EXPECT_NE(parsed.error().message.find("Invalid rule"), std::string::npos) << parsed.error().message;
+  }
+  // Look-alikes that are plain ECMAScript stay valid: lazy quantifiers, escaped '+', '+' in a class.
+  for (const char* rules : {R"(RULE:^CN=([a-z]+?),.*$/$1/)", R"(RULE:^CN=(a\++)$/$1/)", R"(RULE:^CN=([+]+)$/$1/)",
+                            R"(RULE:^CN=(?:x)+(.*)$/$1/)", R"(RULE:^CN=(.*?)+$/$1/)"}) {
+    auto parsed = PrincipalMappingRules::parse(rules);
+    EXPECT_TRUE(parsed.ok()) << rules << ": " << parsed.error().message;
+  }
+}
+
 TEST(PrincipalMapping, PatternOutsideEcmaScriptIsRejectedAtParse) {
   // Java lookbehind: not available in std::regex ECMAScript; refused up front, never at match time.
   auto parsed = PrincipalMappingRules::parse("RULE:^(?<=CN=)(.*)$/$1/");
