@@ -169,6 +169,7 @@ Result<std::unique_ptr<Broker>> Broker::create(config::BrokerConfig config) {
   auto producer_ids = ProducerIdAllocator::open(metadata_dir / "bulwark-producer-ids");
   if (!producer_ids.ok()) return producer_ids.error();
   state.producer_ids = std::move(*producer_ids);
+  BULWARK_TRY(open_group_coordinator(state));
 
   net::ServerOptions options;
   const int hardware = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));

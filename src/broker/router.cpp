@@ -17,6 +17,15 @@ constexpr ServedApi kServed[] = {
     {1, 4, 12, handle_fetch},             // Fetch: v13+ names topics by id only
     {2, 1, 6, handle_list_offsets},       // ListOffsets: v7 adds max-timestamp lookups
     {3, 0, 12, handle_metadata},          // Metadata
+    {8, 0, 8, handle_offset_commit},      // OffsetCommit: v9 is the new consumer protocol's member epoch
+    {9, 0, 8, handle_offset_fetch},       // OffsetFetch: v9 likewise
+    {10, 0, 4, handle_find_coordinator},  // FindCoordinator
+    {11, 0, 9, handle_join_group},        // JoinGroup
+    {12, 0, 4, handle_heartbeat},         // Heartbeat
+    {13, 0, 5, handle_leave_group},       // LeaveGroup
+    {14, 0, 5, handle_sync_group},        // SyncGroup
+    {15, 0, 5, handle_describe_groups},   // DescribeGroups
+    {16, 0, 4, handle_list_groups},       // ListGroups
     {18, 0, 3, handle_api_versions},      // ApiVersions
     {19, 0, 7, handle_create_topics},     // CreateTopics
     {20, 0, 6, handle_delete_topics},     // DeleteTopics
@@ -24,6 +33,8 @@ constexpr ServedApi kServed[] = {
     {22, 0, 4, handle_init_producer_id},  // InitProducerId
     {32, 0, 4, handle_describe_configs},  // DescribeConfigs
     {37, 0, 3, handle_create_partitions}, // CreatePartitions
+    {42, 0, 2, handle_delete_groups},     // DeleteGroups
+    {47, 0, 0, handle_offset_delete},     // OffsetDelete
     {60, 0, 1, handle_describe_cluster},  // DescribeCluster
 };
 

@@ -17,6 +17,7 @@
 #include "broker/errors.h"
 #include "broker/topics.h"
 #include "config/config.h"
+#include "groups/coordinator.h"
 #include "net/server.h"
 #include "storage/log.h"
 #include "wire/protocol.h"
@@ -61,6 +62,7 @@ struct BrokerState {
   std::unique_ptr<storage::LogManager> logs;
   std::unique_ptr<TopicRegistry> topics;
   std::unique_ptr<ProducerIdAllocator> producer_ids;
+  std::unique_ptr<groups::GroupCoordinator> groups;  // null until open_group_coordinator
   AppendNotifier notifier;
 
   std::int32_t node_id() const { return config.node_id; }
@@ -124,5 +126,18 @@ void handle_init_producer_id(BrokerState& state, Call& call);
 void handle_create_topics(BrokerState& state, Call& call);
 void handle_delete_topics(BrokerState& state, Call& call);
 void handle_create_partitions(BrokerState& state, Call& call);
+// Consumer groups (handlers_groups.cpp); open_group_coordinator replays __consumer_offsets-0 at start-up.
+Status open_group_coordinator(BrokerState& state);
+void handle_find_coordinator(BrokerState& state, Call& call);
+void handle_join_group(BrokerState& state, Call& call);
+void handle_sync_group(BrokerState& state, Call& call);
+void handle_heartbeat(BrokerState& state, Call& call);
+void handle_leave_group(BrokerState& state, Call& call);
+void handle_offset_commit(BrokerState& state, Call& call);
+void handle_offset_fetch(BrokerState& state, Call& call);
+void handle_list_groups(BrokerState& state, Call& call);
+void handle_describe_groups(BrokerState& state, Call& call);
+void handle_delete_groups(BrokerState& state, Call& call);
+void handle_offset_delete(BrokerState& state, Call& call);
 
 }  // namespace bulwark::broker

@@ -1,0 +1,443 @@
+// Consumer groups at the protocol edge: FindCoordinator, JoinGroup, SyncGroup, Heartbeat, LeaveGroup,
+// OffsetCommit, OffsetFetch, ListGroups, DescribeGroups, DeleteGroups and OffsetDelete. The group
+// logic lives in groups/coordinator.h; these handlers translate requests and Kafka error codes.
+// JoinGroup and SyncGroup may be answered later, from whichever thread completes the rebalance.
+#include <algorithm>
+#include <cctype>
+
+#include "base/log.h"
+#include "broker/state.h"
+#include "groups/coordinator.h"
+#include "groups/log_store.h"
+#include "wire/generated/delete_groups.h"
+#include "wire/generated/describe_groups.h"
+#include "wire/generated/find_coordinator.h"
+#include "wire/generated/heartbeat.h"
+#include "wire/generated/join_group.h"
+#include "wire/generated/leave_group.h"
+#include "wire/generated/list_groups.h"
+#include "wire/generated/offset_commit.h"
+#include "wire/generated/offset_delete.h"
+#include "wire/generated/offset_fetch.h"
+#include "wire/generated/sync_group.h"
+
+namespace bulwark::broker {
+
+const storage::TopicPartition kOffsetsPartition{"__consumer_offsets", 0};
+
+namespace {
+
+using groups::GroupError;
+
+// Kafka's numbers for the coordinator's outcomes (the group codes are not in errors.h's table).
+std::int16_t kafka_code(GroupError error) {
+  switch (error) {
+    case GroupError::none: return 0;
+    case GroupError::offset_metadata_too_large: return 12;
+    case GroupError::coordinator_not_available: return 15;
+    case GroupError::illegal_generation: return 22;
+    case GroupError::inconsistent_group_protocol: return 23;
+    case GroupError::invalid_group_id: return 24;
+    case GroupError::unknown_member_id: return 25;
+    case GroupError::invalid_session_timeout: return 26;
+    case GroupError::rebalance_in_progress: return 27;
+    case GroupError::non_empty_group: return 68;
+    case GroupError::group_id_not_found: return 69;
+    case GroupError::member_id_required: return 79;
+    case GroupError::group_max_size_reached: return 81;
+    case GroupError::fenced_instance_id: return 82;
+    case GroupError::group_subscribed_to_topic: return 86;
+    case GroupError::invalid_request: return code(KafkaError::invalid_request);
+    case GroupError::unknown_topic_or_partition: return code(KafkaError::unknown_topic_or_partition);
+  }
+  return code(KafkaError::unknown_server_error);
+}
+constexpr std::int16_t kCoordinatorNotAvailable = 15;
+
+std::string client_host(const Call& call) { return "/" + call.ctx.peer.remote_address; }
+
+bool partition_exists(const BrokerState& state, const std::string& topic, std::int32_t partition) {
+  auto info = state.topics->find(topic);
+  return info && partition >= 0 && partition < info->partitions;
+}
+
+}  // namespace
+
+Status open_group_coordinator(BrokerState& state) {
+  groups::GroupSettings settings;
+  const auto& cfg = state.config;
+  if (cfg.group_min_session_timeout_ms > 0) settings.min_session_timeout_ms = cfg.group_min_session_timeout_ms;
+  if (cfg.group_max_session_timeout_ms > 0) settings.max_session_timeout_ms = cfg.group_max_session_timeout_ms;
+  settings.initial_rebalance_delay_ms = std::max(0, cfg.group_initial_rebalance_delay_ms);
+  if (cfg.offsets_retention_minutes > 0) settings.offsets_retention_ms = std::int64_t{cfg.offsets_retention_minutes} * 60000;
+  // A short retention (tests) is checked often enough to matter.
+  settings.offsets_retention_check_interval_ms = std::min<std::int64_t>(600000, std::max<std::int64_t>(1000, settings.offsets_retention_ms / 4));
+
+  auto log_config = state.default_log_config();
+  log_config.retention_ms = -1;  // offsets are removed by tombstones, never by log retention
+  log_config.retention_bytes = -1;
+  log_config.max_message_bytes = INT32_MAX;
+  auto log = state.logs->get_or_create(kOffsetsPartition, log_config);
+  if (!log.ok()) return make_error(ErrorKind::io, "opening the consumer offsets log: " + log.error().message);
+  (*log)->set_config(log_config);
+  auto clock = [&state] { return state.now_ms(); };
+  auto coordinator = groups::GroupCoordinator::open(
+      settings, std::make_unique<groups::PartitionLogStore>(*log, clock), clock);
+  if (!coordinator.ok()) return coordinator.error();
+  state.groups = std::move(*coordinator);
+  state.groups->start_background_ticks(std::chrono::milliseconds(50));
+  return Status::success();
+}
+
+void handle_find_coordinator(BrokerState& state, Call& call) {
+  wire::msg::FindCoordinatorRequest request;
+  if (!decode_request(call, request)) return;
+  const auto version = call.header.api_version;
+  const auto endpoint = state.advertised_for(call.ctx.peer.listener);
+  auto answer = [&](const std::string& key, std::int8_t key_type) {
+    wire::msg::FindCoordinatorResponse::Coordinator c;
+    c.key = key;
+    c.node_id = -1;
+    c.port = -1;
+    if (key_type != 0) {
+      c.error_code = kCoordinatorNotAvailable;  // transactions are not served yet
+      c.error_message = "Bulwark has no transaction coordinator yet";
+    } else if (!state.groups) {
+      c.error_code = kCoordinatorNotAvailable;
+      c.error_message = "the group coordinator is not running";
+    } else {
+      c.node_id = state.node_id();
+      c.host = endpoint.host;
+      c.port = endpoint.port;
+      c.error_message = std::nullopt;
+    }
+    return c;
+  };
+  wire::msg::FindCoordinatorResponse response;
+  if (version >= 4) {
+    for (const auto& key : request.coordinator_keys) response.coordinators.push_back(answer(key, request.key_type));
+  } else {
+    auto c = answer(request.key, request.key_type);
+    response.error_code = c.error_code;
+    response.error_message = c.error_message;
+    response.node_id = c.node_id;
+    response.host = c.host;
+    response.port = c.port;
+  }
+  respond(call, response);
+}
+
+void handle_join_group(BrokerState& state, Call& call) {
+  wire::msg::JoinGroupRequest request;
+  if (!decode_request(call, request)) return;
+  const auto version = call.header.api_version;
+  auto reply = [header = call.header, responder = call.responder](const groups::JoinResult& result) mutable {
+    wire::msg::JoinGroupResponse response;
+    response.error_code = kafka_code(result.error);
+    response.generation_id = result.generation_id;
+    response.member_id = result.member_id;
+    response.leader = result.leader_id;
+    if (result.error == GroupError::none) response.protocol_type = result.protocol_type;
+    response.protocol_name = result.protocol_name;
+    if (header.api_version < 7 && !response.protocol_name) response.protocol_name = std::string();
+    response.skip_assignment = result.skip_assignment;
+    for (const auto& m : result.members) response.members.push_back({m.member_id, m.group_instance_id, m.metadata, {}});
+    responder.respond(encode_response_frame(header, [&](ByteWriter& w) { response.encode(w, header.api_version); }));
+  };
+  if (!state.groups) {
+    groups::JoinResult r;
+    r.error = GroupError::coordinator_not_available;
+    r.member_id = request.member_id;
+    reply(r);
+    return;
+  }
+  groups::JoinRequest join;
+  join.group_id = std::move(request.group_id);
+  join.member_id = std::move(request.member_id);
+  join.group_instance_id = std::move(request.group_instance_id);
+  join.protocol_type = std::move(request.protocol_type);
+  for (auto& p : request.protocols) join.protocols.push_back({std::move(p.name), std::move(p.metadata)});
+  join.session_timeout_ms = request.session_timeout_ms;
+  join.rebalance_timeout_ms = version >= 1 ? request.rebalance_timeout_ms : request.session_timeout_ms;
+  join.client_id = call.header.client_id.value_or("");
+  join.client_host = client_host(call);
+  join.require_known_member_id = version >= 4;
+  state.groups->join(std::move(join), std::move(reply));
+}
+
+void handle_sync_group(BrokerState& state, Call& call) {
+  wire::msg::SyncGroupRequest request;
+  if (!decode_request(call, request)) return;
+  auto reply = [header = call.header, responder = call.responder](const groups::SyncResult& result) mutable {
+    wire::msg::SyncGroupResponse response;
+    response.error_code = kafka_code(result.error);
+    response.protocol_type = result.protocol_type;
+    response.protocol_name = result.protocol_name;
+    response.assignment = result.assignment;
+    responder.respond(encode_response_frame(header, [&](ByteWriter& w) { response.encode(w, header.api_version); }));
+  };
+  if (!state.groups) {
+    groups::SyncResult r;
+    r.error = GroupError::coordinator_not_available;
+    reply(r);
+    return;
+  }
+  groups::SyncRequest sync;
+  sync.group_id = std::move(request.group_id);
+  sync.generation_id = request.generation_id;
+  sync.member_id = std::move(request.member_id);
+  sync.group_instance_id = std::move(request.group_instance_id);
+  sync.protocol_type = std::move(request.protocol_type);
+  sync.protocol_name = std::move(request.protocol_name);
+  for (auto& a : request.assignments) sync.assignments.emplace_back(std::move(a.member_id), std::move(a.assignment));
+  state.groups->sync(std::move(sync), std::move(reply));
+}
+
+void handle_heartbeat(BrokerState& state, Call& call) {
+  wire::msg::HeartbeatRequest request;
+  if (!decode_request(call, request)) return;
+  wire::msg::HeartbeatResponse response;
+  response.error_code = state.groups ? kafka_code(state.groups->heartbeat(request.group_id, request.generation_id,
+                                                                          request.member_id, request.group_instance_id))
+                                     : kCoordinatorNotAvailable;
+  respond(call, response);
+}
+
+void handle_leave_group(BrokerState& state, Call& call) {
+  wire::msg::LeaveGroupRequest request;
+  if (!decode_request(call, request)) return;
+  const auto version = call.header.api_version;
+  wire::msg::LeaveGroupResponse response;
+  if (!state.groups) {
+    response.error_code = kCoordinatorNotAvailable;
+    respond(call, response);
+    return;
+  }
+  std::vector<groups::MemberIdentity> members;
+  if (version < 3) {
+    members.push_back({request.member_id, std::nullopt});
+  } else {
+    for (const auto& m : request.members) members.push_back({m.member_id, m.group_instance_id});
+  }
+  auto result = state.groups->leave(request.group_id, members);
+  response.error_code = kafka_code(result.error);
+  if (version < 3) {
+    if (result.error == GroupError::none && !result.members.empty())
+      response.error_code = kafka_code(result.members.front().second);
+  } else {
+    for (const auto& [identity, error] : result.members)
+      response.members.push_back({identity.member_id, identity.group_instance_id, kafka_code(error), {}});
+  }
+  respond(call, response);
+}
+
+void handle_offset_commit(BrokerState& state, Call& call) {
+  wire::msg::OffsetCommitRequest request;
+  if (!decode_request(call, request)) return;
+  wire::msg::OffsetCommitResponse response;
+  groups::CommitRequest commit;
+  commit.group_id = request.group_id;
+  commit.generation_id = request.generation_id_or_member_epoch;
+  commit.member_id = request.member_id;
+  commit.group_instance_id = request.group_instance_id;
+  // Where each partition's answer comes from: an index into commit.offsets, or an error of its own.
+  struct Slot {
+    std::int32_t partition;
+    std::optional<std::size_t> index;
+    std::int16_t error;
+  };
+  std::vector<std::vector<Slot>> slots;
+  for (const auto& topic : request.topics) {
+    auto& topic_slots = slots.emplace_back();
+    for (const auto& p : topic.partitions) {
+      if (!partition_exists(state, topic.name, p.partition_index)) {
+        topic_slots.push_back({p.partition_index, std::nullopt, code(KafkaError::unknown_topic_or_partition)});
+        continue;
+      }
+      groups::PartitionOffset o;
+      o.topic = topic.name;
+      o.partition = p.partition_index;
+      o.offset = p.committed_offset;
+      o.leader_epoch = p.committed_leader_epoch;
+      o.metadata = p.committed_metadata.value_or("");
+      topic_slots.push_back({p.partition_index, commit.offsets.size(), 0});
+      commit.offsets.push_back(std::move(o));
+    }
+  }
+  std::vector<GroupError> errors(commit.offsets.size(), GroupError::coordinator_not_available);
+  if (state.groups && !commit.offsets.empty()) errors = state.groups->commit(commit);
+  for (std::size_t t = 0; t < request.topics.size(); ++t) {
+    wire::msg::OffsetCommitResponse::OffsetCommitResponseTopic topic_out;
+    topic_out.name = request.topics[t].name;
+    for (const auto& slot : slots[t])
+      topic_out.partitions.push_back({slot.partition, slot.index ? kafka_code(errors[*slot.index]) : slot.error, {}});
+    response.topics.push_back(std::move(topic_out));
+  }
+  respond(call, response);
+}
+
+namespace {
+
+template <class TopicOut, class PartitionOut>
+std::vector<TopicOut> group_by_topic(const std::vector<groups::PartitionOffset>& offsets) {
+  std::vector<TopicOut> out;
+  std::map<std::string, std::size_t> index;  // topic -> position in out, keeping first-seen order
+  for (const auto& o : offsets) {
+    auto [it, inserted] = index.emplace(o.topic, out.size());
+    if (inserted) {
+      out.emplace_back();
+      out.back().name = o.topic;
+    }
+    auto& topic = out[it->second];
+    PartitionOut p;
+    p.partition_index = o.partition;
+    p.committed_offset = o.offset;
+    p.committed_leader_epoch = o.leader_epoch;
+    p.metadata = o.metadata;
+    p.error_code = kafka_code(o.error);
+    topic.partitions.push_back(std::move(p));
+  }
+  return out;
+}
+
+}  // namespace
+
+void handle_offset_fetch(BrokerState& state, Call& call) {
+  wire::msg::OffsetFetchRequest request;
+  if (!decode_request(call, request)) return;
+  const auto version = call.header.api_version;
+  wire::msg::OffsetFetchResponse response;
+  using Resp = wire::msg::OffsetFetchResponse;
+  auto fetch = [&](const std::string& group_id, const std::optional<std::vector<groups::TopicPartitionKey>>& wanted,
+                   std::int16_t& error) {
+    groups::FetchOffsetsResult result;
+    if (!state.groups) {
+      error = kCoordinatorNotAvailable;
+      return result;
+    }
+    result = state.groups->fetch_offsets(group_id, wanted);
+    error = kafka_code(result.error);
+    return result;
+  };
+  if (version < 8) {
+    std::optional<std::vector<groups::TopicPartitionKey>> wanted;
+    if (request.topics) {
+      wanted.emplace();
+      for (const auto& t : *request.topics)
+        for (auto p : t.partition_indexes) wanted->push_back({t.name, p});
+    }
+    std::int16_t error = 0;
+    auto result = fetch(request.group_id, wanted, error);
+    response.error_code = error;
+    response.topics = group_by_topic<Resp::OffsetFetchResponseTopic, Resp::OffsetFetchResponsePartition>(result.offsets);
+    if (version < 2 && error != 0)  // no top-level error before v2: every partition carries it
+      for (auto& t : response.topics)
+        for (auto& p : t.partitions) p.error_code = error;
+  } else {
+    for (const auto& group : request.groups) {
+      std::optional<std::vector<groups::TopicPartitionKey>> wanted;
+      if (group.topics) {
+        wanted.emplace();
+        for (const auto& t : *group.topics)
+          for (auto p : t.partition_indexes) wanted->push_back({t.name, p});
+      }
+      Resp::OffsetFetchResponseGroup out;
+      out.group_id = group.group_id;
+      auto result = fetch(group.group_id, wanted, out.error_code);
+      out.topics = group_by_topic<Resp::OffsetFetchResponseTopics, Resp::OffsetFetchResponsePartitions>(result.offsets);
+      response.groups.push_back(std::move(out));
+    }
+  }
+  respond(call, response);
+}
+
+void handle_list_groups(BrokerState& state, Call& call) {
+  wire::msg::ListGroupsRequest request;
+  if (!decode_request(call, request)) return;
+  wire::msg::ListGroupsResponse response;
+  if (!state.groups) {
+    response.error_code = kCoordinatorNotAvailable;
+    respond(call, response);
+    return;
+  }
+  auto lower = [](std::string s) {
+    for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    return s;
+  };
+  std::vector<std::string> filter;
+  for (const auto& s : request.states_filter) filter.push_back(lower(s));
+  for (const auto& g : state.groups->list_groups()) {
+    const std::string state_name = groups::to_string(g.state);
+    if (!filter.empty() && std::find(filter.begin(), filter.end(), lower(state_name)) == filter.end()) continue;
+    response.groups.push_back({g.group_id, g.protocol_type, state_name, {}});
+  }
+  respond(call, response);
+}
+
+void handle_describe_groups(BrokerState& state, Call& call) {
+  wire::msg::DescribeGroupsRequest request;
+  if (!decode_request(call, request)) return;
+  wire::msg::DescribeGroupsResponse response;
+  for (const auto& group_id : request.groups) {
+    wire::msg::DescribeGroupsResponse::DescribedGroup out;
+    out.group_id = group_id;
+    if (!state.groups) {
+      out.error_code = kCoordinatorNotAvailable;
+      out.group_state = "Dead";
+    } else {
+      auto d = state.groups->describe(group_id);
+      out.group_state = groups::to_string(d.state);
+      out.protocol_type = d.protocol_type;
+      out.protocol_data = d.protocol_name;
+      for (auto& m : d.members)
+        out.members.push_back({m.member_id, m.group_instance_id, m.client_id, m.client_host, m.metadata, m.assignment, {}});
+    }
+    response.groups.push_back(std::move(out));
+  }
+  respond(call, response);
+}
+
+void handle_delete_groups(BrokerState& state, Call& call) {
+  wire::msg::DeleteGroupsRequest request;
+  if (!decode_request(call, request)) return;
+  wire::msg::DeleteGroupsResponse response;
+  for (const auto& group_id : request.groups_names) {
+    auto error = state.groups ? kafka_code(state.groups->delete_group(group_id)) : kCoordinatorNotAvailable;
+    response.results.push_back({group_id, error, {}});
+  }
+  respond(call, response);
+}
+
+void handle_offset_delete(BrokerState& state, Call& call) {
+  wire::msg::OffsetDeleteRequest request;
+  if (!decode_request(call, request)) return;
+  wire::msg::OffsetDeleteResponse response;
+  if (!state.groups) {
+    response.error_code = kCoordinatorNotAvailable;
+    respond(call, response);
+    return;
+  }
+  std::vector<groups::TopicPartitionKey> partitions;
+  for (const auto& t : request.topics)
+    for (const auto& p : t.partitions) partitions.push_back({t.name, p.partition_index});
+  std::vector<GroupError> errors;
+  auto group_error = state.groups->delete_offsets(request.group_id, partitions, errors);
+  response.error_code = kafka_code(group_error);
+  if (group_error == GroupError::none) {
+    std::size_t i = 0;
+    for (const auto& t : request.topics) {
+      wire::msg::OffsetDeleteResponse::OffsetDeleteResponseTopic topic_out;
+      topic_out.name = t.name;
+      for (const auto& p : t.partitions) {
+        auto error = partition_exists(state, t.name, p.partition_index) ? kafka_code(errors[i])
+                                                                         : code(KafkaError::unknown_topic_or_partition);
+        topic_out.partitions.push_back({p.partition_index, error});
+        ++i;
+      }
+      response.topics.push_back(std::move(topic_out));
+    }
+  }
+  respond(call, response);
+}
+
+}  // namespace bulwark::broker

@@ -1,0 +1,57 @@
+#include "groups/log_store.h"
+
+#include "wire/record_batch.h"
+
+namespace bulwark::groups {
+
+Status PartitionLogStore::append(const std::vector<StoredRecord>& records) {
+  if (records.empty()) return Status::success();
+  const auto now = clock_();
+  std::vector<wire::Record> batch_records;
+  batch_records.reserve(records.size());
+  for (const auto& r : records) {
+    wire::Record record;
+    record.timestamp = now;
+    record.key = r.key;
+    record.value = r.value;
+    batch_records.push_back(std::move(record));
+  }
+  auto batch = wire::encode_batch(batch_records, {});
+  if (!batch.ok()) return batch.error();
+  storage::AppendOptions options;
+  options.now_ms = now;
+  options.max_message_bytes = INT32_MAX;  // group metadata with many members may be large
+  auto appended = log_->append(*batch, options);
+  if (!appended.ok()) return static_cast<Error>(appended.error());
+  return Status::success();
+}
+
+Result<std::vector<StoredRecord>> PartitionLogStore::load() {
+  std::vector<StoredRecord> out;
+  auto offset = log_->log_start_offset();
+  const auto end = log_->log_end_offset();
+  while (offset < end) {
+    auto data = log_->read(offset, 1 << 20, end);
+    if (!data.ok()) return static_cast<Error>(data.error());
+    if (data->bytes.empty()) break;
+    auto split = wire::split_batches(data->bytes);
+    if (!split.ok()) return split.error();
+    if (split->batches.empty()) break;
+    for (auto batch : split->batches) {
+      auto header = wire::parse_batch_header(batch);
+      if (!header.ok()) return header.error();
+      auto records = wire::decode_records(batch);
+      if (!records.ok())
+        return make_error(ErrorKind::corrupt, log_->dir().string() + ": batch at offset " +
+                                                  std::to_string(header->base_offset) + ": " + records.error().message);
+      for (auto& record : *records) {
+        if (!record.key) continue;  // not ours; a group record always has a key
+        out.push_back(StoredRecord{std::move(*record.key), std::move(record.value)});
+      }
+      offset = header->last_offset() + 1;
+    }
+  }
+  return out;
+}
+
+}  // namespace bulwark::groups
