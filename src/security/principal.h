@@ -6,8 +6,8 @@
 // subset (groups, classes, lazy quantifiers .*?, anchors, \w \d \s, alternation, backreferences)
 // behaves the same. Not available here and rejected at parse time as "Invalid rule": possessive
 // quantifiers (a*+), lookbehind (?<=...), named groups (?<name>...), inline flags anywhere but the
-// very start, \p{...} classes, \Q...\E quoting. Java's $ also matches before a final line
-// terminator; ECMAScript's $ only at the very end (DNs do not end with a newline).
+// very start, \p{...} classes, \Q...\E quoting, \A \z \Z \G \h \R \X. Java's $ also matches
+// before a final line terminator; ECMAScript's $ only at the very end (DNs do not end with a newline).
 // L/U flags change case of ASCII letters only (Kafka uses Locale.ENGLISH; non-ASCII letters are kept).
 //
 // Thread safety: a parsed PrincipalMappingRules is immutable; apply() may be called concurrently.
