@@ -206,8 +206,10 @@ struct Authorizer::Snapshot {
   }
 
   const TypeIndex* index_for(ResourceType type) const {
-    auto i = static_cast<std::size_t>(type);
-    return i < by_type.size() ? &by_type[i] : nullptr;
+    // Only concrete resource types are ever authorized; ANY or an unknown code is denied, even when
+    // allow.everyone.if.no.acl.found is set.
+    if (type < ResourceType::topic || type > ResourceType::user) return nullptr;
+    return &by_type[static_cast<std::size_t>(type)];
   }
 };
 
@@ -269,7 +271,8 @@ Decision Authorizer::authorize(const KafkaPrincipal& principal, std::string_view
   if (is_super_user(principal)) return Decision::allowed;
   auto current = snapshot();
   const Snapshot::TypeIndex* index = current->index_for(resource_type);
-  if (index == nullptr) return Decision::denied;
+  if (index == nullptr || operation <= Operation::all || operation > Operation::describe_tokens)
+    return Decision::denied;
   const std::string principal_name = principal.to_string();
 
   bool found_acls = false;

@@ -199,6 +199,15 @@ TEST(Authorizer, AllowEveryoneOnlyWhereNoAclMatchesTheResource) {
                     });
   Authorizer strict({{}, false});
   EXPECT_EQ(strict.authorize(alice, "h", O::read, R::topic, "free"), kDeny);
+  // Requests that are not concrete (ANY type, ANY or ALL operation, unknown codes) are never
+  // allowed by the no-ACL default.
+  expect_all(authz, {
+                        {alice, "h", O::read, R::any, "free", kDeny},
+                        {alice, "h", O::any, R::topic, "free", kDeny},
+                        {alice, "h", O::all, R::topic, "free", kDeny},
+                        {alice, "h", O::read, static_cast<R>(9), "free", kDeny},
+                        {alice, "h", static_cast<O>(40), R::topic, "free", kDeny},
+                    });
 }
 
 TEST(Authorizer, PrefixOverlaps) {
