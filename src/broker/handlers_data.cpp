@@ -35,8 +35,7 @@ void handle_produce(BrokerState& state, Call& call) {
         fail(KafkaError::invalid_required_acks, "acks must be -1, 0 or 1");
       } else if (request.transactional_id) {
         fail(KafkaError::invalid_request, "transactions are not supported by Bulwark yet");
-      } else if (!topic || partition_data.index < 0 || partition_data.index >= topic->partitions ||
-                 !(log = state.partition(topic_data.name, partition_data.index))) {
+      } else if (!(log = state.hosted_partition(topic, partition_data.index))) {
         fail(KafkaError::unknown_topic_or_partition, "This server does not host this topic-partition.");
       } else if (!partition_data.records || partition_data.records->empty()) {
         fail(KafkaError::invalid_record, "the produce request carries no records");
@@ -133,8 +132,7 @@ class FetchOperation : public std::enable_shared_from_this<FetchOperation> {
         out.last_stable_offset = -1;
         out.log_start_offset = -1;
         std::shared_ptr<storage::PartitionLog> log;
-        if (!info || partition.partition < 0 || partition.partition >= info->partitions ||
-            !(log = state_.partition(topic.topic, partition.partition))) {
+        if (!(log = state_.hosted_partition(info, partition.partition))) {
           out.error_code = code(KafkaError::unknown_topic_or_partition);
           errors_ = true;
         } else {
@@ -200,8 +198,7 @@ void handle_list_offsets(BrokerState& state, Call& call) {
       out.timestamp = -1;
       out.offset = -1;
       std::shared_ptr<storage::PartitionLog> log;
-      if (!info || partition.partition_index < 0 || partition.partition_index >= info->partitions ||
-          !(log = state.partition(topic.name, partition.partition_index))) {
+      if (!(log = state.hosted_partition(info, partition.partition_index))) {
         out.error_code = code(KafkaError::unknown_topic_or_partition);
       } else if (partition.timestamp == kLatest) {
         out.offset = log->log_end_offset();
@@ -239,8 +236,7 @@ void handle_delete_records(BrokerState& state, Call& call) {
       out.partition_index = partition.partition_index;
       out.low_watermark = -1;
       std::shared_ptr<storage::PartitionLog> log;
-      if (!info || partition.partition_index < 0 || partition.partition_index >= info->partitions ||
-          !(log = state.partition(topic.name, partition.partition_index))) {
+      if (!(log = state.hosted_partition(info, partition.partition_index))) {
         out.error_code = code(KafkaError::unknown_topic_or_partition);
       } else {
         // -1 means "up to the high watermark", which on one node is the log end.

@@ -226,6 +226,12 @@ std::shared_ptr<storage::PartitionLog> BrokerState::partition(const std::string&
   return logs->get({topic, partition});
 }
 
+std::shared_ptr<storage::PartitionLog> BrokerState::hosted_partition(const std::optional<TopicInfo>& topic,
+                                                                     std::int32_t partition) const {
+  if (!topic || partition < 0 || partition >= topic->partitions) return nullptr;
+  return logs->get({topic->name, partition});
+}
+
 KafkaError to_kafka_error(storage::LogError error) {
   switch (error) {
     case storage::LogError::corrupt_message: return KafkaError::corrupt_message;

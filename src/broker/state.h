@@ -83,6 +83,10 @@ struct BrokerState {
                              std::map<std::string, std::string> configs, bool validate_only);
   KafkaError delete_topic(const std::string& name, std::string& message);
   std::shared_ptr<storage::PartitionLog> partition(const std::string& topic, std::int32_t partition) const;
+  // The log of a partition of `topic` that this broker hosts; null when the topic is unknown or the
+  // index out of range (UNKNOWN_TOPIC_OR_PARTITION for the caller).
+  std::shared_ptr<storage::PartitionLog> hosted_partition(const std::optional<TopicInfo>& topic,
+                                                          std::int32_t partition) const;
 };
 
 KafkaError to_kafka_error(storage::LogError error);
