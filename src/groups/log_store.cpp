@@ -11,6 +11,7 @@ Status PartitionLogStore::append(const std::vector<StoredRecord>& records) {
   batch_records.reserve(records.size());
   for (const auto& r : records) {
     wire::Record record;
+    record.offset = static_cast<std::int64_t>(batch_records.size());  // relative; the log assigns the base
     record.timestamp = now;
     record.key = r.key;
     record.value = r.value;

@@ -606,13 +606,15 @@ TEST(GroupLogStore, OffsetsSurviveReopeningThePartitionLog) {
       commit.offsets = {{"t", p % 6, p, -1, std::string(100, 'm'), GroupError::none}};
       ASSERT_EQ((*c)->commit(commit)[0], GroupError::none);
     }
+    commit.offsets = {{"u", 0, 1, -1, "", GroupError::none}, {"u", 1, 2, -1, "", GroupError::none}};  // one batch of two
+    ASSERT_EQ((*c)->commit(commit), (std::vector<GroupError>{GroupError::none, GroupError::none}));
   }
   auto log = storage::PartitionLog::open(dir / "__consumer_offsets-0", {});
   ASSERT_TRUE(log.ok());
   auto c = GroupCoordinator::open({}, std::make_unique<PartitionLogStore>(*log, clock), clock);
   ASSERT_TRUE(c.ok());
-  auto fetched = (*c)->fetch_offsets("g", std::nullopt);
-  ASSERT_EQ(fetched.offsets.size(), 6u);
+  auto fetched = (*c)->fetch_offsets("g", std::vector<TopicPartitionKey>{{"t", 0}, {"t", 1}, {"t", 2}, {"t", 3}, {"t", 4}, {"t", 5}});
+  ASSERT_EQ((*c)->fetch_offsets("g", std::nullopt).offsets.size(), 8u);
   for (const auto& o : fetched.offsets) {
     int last = -1;  // the last commit for this partition wins
     for (int p = 0; p < 200; ++p)
