@@ -577,10 +577,14 @@ class Connection : public Pollable {
   void flush_tls() {
     for (;;) {
       if (tls_stage_used_ == tls_stage_.size()) {
-        // Batch frames into large SSL_write calls: fewer, fuller TLS records.
-        Bytes().swap(tls_stage_);
+        // Batch frames into large SSL_write calls: fewer, fuller TLS records. The buffer is kept while
+        // more output is queued (no allocation churn under load) and released once the connection is idle.
         tls_stage_used_ = 0;
-        if (out_.empty()) return;
+        if (out_.empty()) {
+          Bytes().swap(tls_stage_);
+          return;
+        }
+        tls_stage_.clear();
         std::size_t want = 0;
         for (const auto& f : out_) {
           if (want > 0 && want + f.body.size() + 4 > kTlsStageBytes) break;

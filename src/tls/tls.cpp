@@ -206,6 +206,9 @@ Result<std::shared_ptr<SSL_CTX>> build_server_ctx(const TlsSettings& settings) {
   // Read whole socket buffers at once instead of one record header at a time (half the syscalls);
   // the event loop drains what OpenSSL buffered before it waits on epoll again.
   SSL_CTX_set_read_ahead(ctx.get(), 1);
+  // With read-ahead, one read() can bring in many small records (librdkafka sends two per produced
+  // message); RELEASE_BUFFERS still frees this buffer when the connection goes idle.
+  SSL_CTX_set_default_read_buffer_len(ctx.get(), 64 * 1024);
   return ctx;
 }
 
