@@ -59,6 +59,31 @@ async function main() {
     const offsets = await admin.fetchTopicOffsets(args.topic);
     await admin.disconnect();
     console.log(JSON.stringify({ ok: true, offsets }));
+  } else if (args.action === 'consume') {
+    // kafkajs consumes only as a group member: join args.group, read args.count records from the start.
+    const consumer = kafka.consumer({ groupId: args.group, sessionTimeout: 6000, heartbeatInterval: 500,
+                                      maxBytesPerPartition: 2 * 1024 * 1024 });
+    await consumer.connect();
+    await consumer.subscribe({ topic: args.topic, fromBeginning: true });
+    const records = [];
+    await new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`only ${records.length} of ${args.count} records`)), 60000);
+      consumer.run({
+        eachMessage: async ({ message }) => {
+          records.push({
+            key: encode(message.key),
+            value: encode(message.value),
+            headers: Object.fromEntries(Object.entries(message.headers || {}).map(([k, v]) => [k, encode(v)])),
+          });
+          if (records.length >= args.count) {
+            clearTimeout(timer);
+            resolve();
+          }
+        },
+      }).catch(reject);
+    });
+    await consumer.disconnect();
+    console.log(JSON.stringify({ ok: true, records }));
   } else {
     throw new Error('unknown action ' + args.action);
   }

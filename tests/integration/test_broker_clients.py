@@ -1,5 +1,6 @@
 """Real Kafka clients against a real `bulwark broker` over PLAINTEXT, SSL and mTLS, with every
 compression codec, headers, null keys and values, and records near message.max.bytes."""
+import base64
 import uuid
 
 import pytest
@@ -84,6 +85,19 @@ def test_kafkajs_produces_and_others_read_it(cluster, listener):
     assert normalize(got) == normalize(records)
     offsets = clients.kafkajs("offsets", cluster.bootstrap(listener), sec, topic=topic)["offsets"]
     assert offsets[0]["high"] == str(len(records)) and offsets[0]["low"] == "0"
+
+
+@pytest.mark.parametrize("listener", LISTENERS)
+def test_kafkajs_consumes_what_it_produced(cluster, listener):
+    topic = new_topic(cluster)
+    sec = clients.security(cluster.pki, listener)
+    records = sample_records("kafkajs-rt")
+    clients.kafkajs("produce", cluster.bootstrap(listener), sec, topic=topic, records=records)
+    out = clients.kafkajs("consume", cluster.bootstrap(listener), sec, topic=topic, count=len(records),
+                          group=f"g-{uuid.uuid4().hex[:8]}")
+    b64 = lambda v: None if v is None else base64.b64decode(v)
+    got = [(b64(r["key"]), b64(r["value"]), [(k, b64(v)) for k, v in r["headers"].items()]) for r in out["records"]]
+    assert normalize(got) == normalize(records)
 
 
 @pytest.mark.parametrize("listener", LISTENERS)
