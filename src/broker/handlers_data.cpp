@@ -71,6 +71,8 @@ void handle_produce(BrokerState& state, Call& call) {
 
 namespace {
 
+constexpr std::int32_t kMaxFetchWaitMs = 30'000;
+
 // One Fetch request from arrival to answer. Lives on its connection's event loop thread: the timer and
 // the append notifications both post there, so no locking is needed.
 class FetchOperation : public std::enable_shared_from_this<FetchOperation> {
@@ -97,7 +99,9 @@ class FetchOperation : public std::enable_shared_from_this<FetchOperation> {
       if (auto self = weak.lock()) self->loop_.post([self] { self->try_complete(false); });
     });
     auto self = shared_from_this();
-    timer_id_ = loop_.run_after(std::chrono::milliseconds(request_.max_wait_ms), [self] { self->try_complete(true); });
+    // Capped so that fetches parked by clients that went away cannot pile up for days.
+    const auto wait = std::chrono::milliseconds(std::min(request_.max_wait_ms, kMaxFetchWaitMs));
+    timer_id_ = loop_.run_after(wait, [self] { self->try_complete(true); });
   }
 
  private:
