@@ -152,6 +152,28 @@ bool same_protocols(const std::vector<Protocol>& a, const std::vector<Protocol>&
   return true;
 }
 
+const Protocol* find_protocol(const std::vector<Protocol>& protocols, const std::string& name) {
+  for (const auto& p : protocols)
+    if (p.name == name) return &p;
+  return nullptr;
+}
+
+// Whether two sets of protocols subscribe the same way under the selected protocol: the same topics for
+// the consumer protocol, the same bytes for any other.
+bool same_subscription(const std::vector<Protocol>& a, const std::vector<Protocol>& b, const std::string& selected,
+                       const std::string& protocol_type) {
+  const auto* pa = find_protocol(a, selected);
+  const auto* pb = find_protocol(b, selected);
+  if (!pa || !pb) return false;
+  if (pa->metadata == pb->metadata) return true;
+  if (protocol_type != "consumer") return false;
+  auto ta = subscribed_topics(pa->metadata), tb = subscribed_topics(pb->metadata);
+  if (ta.empty() || tb.empty()) return false;
+  std::sort(ta.begin(), ta.end());
+  std::sort(tb.begin(), tb.end());
+  return ta == tb;
+}
+
 std::string random_suffix() {
   static thread_local std::mt19937_64 rng{std::random_device{}()};
   std::uniform_int_distribution<std::uint64_t> dist;
@@ -352,9 +374,7 @@ void GroupCoordinator::join_unknown_member_locked(Group& group, JoinRequest& req
     if (it != group.static_members.end() && group.members.count(it->second)) {
       // A static member back with a new member id: the old id is fenced, the new one takes its place.
       const std::string old_id = it->second;
-      auto& old_member = group.members.at(old_id);
-      const bool unchanged = request.protocol_type == group.protocol_type &&
-                             same_protocols(old_member.protocols, request.protocols);
+      const auto old_protocols = group.members.at(old_id).protocols;
       replace_static_member_locked(group, old_id, new_id);
       auto& member = group.members.at(new_id);
       member.client_id = request.client_id;
@@ -362,7 +382,13 @@ void GroupCoordinator::join_unknown_member_locked(Group& group, JoinRequest& req
       member.session_timeout_ms = request.session_timeout_ms;
       member.rebalance_timeout_ms = request.rebalance_timeout_ms;
       member.last_heartbeat = now;
-      if (group.state == GroupState::stable && unchanged) {
+      member.protocols = request.protocols;
+      // As Kafka: no rebalance when the group would pick the same protocol and the member subscribes to
+      // the same topics (its metadata's user data, e.g. a sticky assignor's, may differ after a restart).
+      const bool unchanged = group.state == GroupState::stable && group.protocol_name &&
+                             group.select_protocol() == group.protocol_name &&
+                             same_subscription(old_protocols, member.protocols, *group.protocol_name, group.protocol_type);
+      if (unchanged) {
         store_group_locked(group);
         auto r = join_result_for_locked(group, member);
         r.skip_assignment = group.leader_id && *group.leader_id == new_id;

@@ -1,7 +1,7 @@
 """A consumer-group member run as its own process by test_groups.py, so a test can start, stop (SIGTERM:
 finish the record in hand, commit, leave the group) or kill (SIGKILL) it.
 
-usage: group_consumer.py <kafka-python|confluent> <bootstrap> <topic> <group> [session_timeout_ms]
+usage: group_consumer.py <kafka-python|confluent> <bootstrap> <topic> <group> [session_timeout_ms [instance_id]]
 
 Every record is committed (synchronously, offset + 1) before the next is read. One JSON line per event
 on stdout: {"ev": "read", "p", "o", "v"}, {"ev": "commit", "p", "o"} after a successful commit,
@@ -14,6 +14,7 @@ import time
 
 kind, bootstrap, topic, group = sys.argv[1:5]
 session_timeout_ms = int(sys.argv[5]) if len(sys.argv) > 5 else 4000
+instance_id = sys.argv[6] if len(sys.argv) > 6 else None  # group.instance.id (confluent only)
 stopping = False
 
 
@@ -55,7 +56,8 @@ def run_confluent():
     from confluent_kafka import Consumer, TopicPartition
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False,
                          "auto.offset.reset": "earliest", "session.timeout.ms": session_timeout_ms,
-                         "heartbeat.interval.ms": 300, "client.id": f"ck-{group}"})
+                         "heartbeat.interval.ms": 300, "client.id": f"ck-{group}",
+                         **({"group.instance.id": instance_id} if instance_id else {})})
     consumer.subscribe([topic])
     emit(ev="ready")
     while not stopping:

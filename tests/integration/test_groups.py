@@ -100,7 +100,7 @@ def wait_until(predicate, timeout, what):
 class Member:
     """One consumer process (group_consumer.py or kafkajs_group.js) and the events it printed."""
 
-    def __init__(self, kind, broker, topic, group, log_dir):
+    def __init__(self, kind, broker, topic, group, log_dir, instance_id=None, session_ms=SESSION_MS):
         self.kind = kind
         bootstrap = broker.bootstrap("PLAINTEXT")
         if kind.startswith("kafkajs"):
@@ -108,7 +108,9 @@ class Member:
                     "assigner": "roundrobin" if kind == "kafkajs-roundrobin" else "kafkajs"}
             cmd = ["node", str(HERE / "kafkajs_group.js"), json.dumps(args)]
         else:
-            cmd = [sys.executable, str(HERE / "group_consumer.py"), kind, bootstrap, topic, group, str(SESSION_MS)]
+            cmd = [sys.executable, str(HERE / "group_consumer.py"), kind, bootstrap, topic, group, str(session_ms)]
+            if instance_id:
+                cmd.append(instance_id)
         self.stderr = open(log_dir / f"{kind}-{uuid.uuid4().hex[:6]}.stderr", "w")
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=self.stderr, text=True, cwd=HERE)
         self.events = []
@@ -418,3 +420,170 @@ def test_group_errors_have_kafka_codes(broker):
     assert call(broker, DeleteGroupsRequest_v0(groups_names=[group])).results == [(group, 69)]
     assert committed(broker, group, topic)[0] == -1
     assert describe(broker, group)["state"] == "Dead"
+
+
+def test_static_member_restart_causes_no_rebalance(broker, tmp_path):
+    """A confluent-kafka member with group.instance.id crashes and comes back within its session: it takes
+    its old place (and partitions) without a rebalance, as KIP-345 promises."""
+    topic = new_topic(broker)
+    group = f"static-{uuid.uuid4().hex[:8]}"
+    members = []
+    try:
+        members = [Member("confluent", broker, topic, group, tmp_path, instance_id=name, session_ms=10000)
+                   for name in ("static-a", "static-b")]
+        wait_stable(broker, group, 2)
+        values = produce(broker, topic, "static", 12)
+        wait_all_read(members, values)
+        rebalances = broker.log_text().count(f"group {group}: rebalancing")
+
+        members[0].kill()
+        members.append(Member("confluent", broker, topic, group, tmp_path, instance_id="static-a", session_ms=10000))
+        values += produce(broker, topic, "back", 12)
+        wait_all_read(members, values, timeout=8)  # well within the 10 s session: no expiry involved
+        assert members[2].reads(), "the restarted static member got no partitions"
+        assert broker.log_text().count(f"group {group}: rebalancing") == rebalances
+        wait_stable(broker, group, 2)
+        members[1].stop()
+        members[2].stop()
+        check_exactly_once(members, values)
+    finally:
+        for m in members:
+            m.cleanup()
+
+
+@pytest.mark.skipif(not have("kcat"), reason="kcat is not installed")
+def test_librdkafka_admin_lists_and_describes_groups(broker, tmp_path):
+    from confluent_kafka.admin import AdminClient
+    topic = new_topic(broker)
+    group = f"admin-{uuid.uuid4().hex[:8]}"
+    member = Member("confluent", broker, topic, group, tmp_path)
+    try:
+        wait_stable(broker, group, 1)
+        admin = AdminClient({"bootstrap.servers": broker.bootstrap("PLAINTEXT")})
+        (listed,) = [g for g in admin.list_groups(timeout=10) if g.id == group]
+        assert (listed.state, listed.protocol_type, listed.protocol) == ("Stable", "consumer", "range")
+        assert len(listed.members) == 1 and listed.members[0].client_id == f"ck-{group}"
+        member.stop()
+        (listed,) = [g for g in admin.list_groups(timeout=10) if g.id == group]
+        assert listed.state == "Empty" and not listed.members
+    finally:
+        member.cleanup()
+
+
+# ---- flexible versions by hand: FindCoordinator v4 and OffsetFetch v8 (batched) --------------------
+
+def uvarint(n):
+    out = b""
+    while True:
+        byte = n & 0x7F
+        n >>= 7
+        if n:
+            out += bytes([byte | 0x80])
+        else:
+            return out + bytes([byte])
+
+
+def compact_string(s):
+    if s is None:
+        return uvarint(0)
+    b = s.encode()
+    return uvarint(len(b) + 1) + b
+
+
+def flexible_request(api_key, version, body, correlation_id=9):
+    payload = struct.pack(">hhi", api_key, version, correlation_id) + kafka_wire.string("bulwark-test") + b"\0" + body
+    return struct.pack(">i", len(payload)) + payload
+
+
+class FlexReader:
+    def __init__(self, data):
+        self.data, self.pos = data, 0
+
+    def take(self, fmt):
+        (value,) = struct.unpack_from(fmt, self.data, self.pos)
+        self.pos += struct.calcsize(fmt)
+        return value
+
+    def uvarint(self):
+        shift = value = 0
+        while True:
+            b = self.data[self.pos]
+            self.pos += 1
+            value |= (b & 0x7F) << shift
+            shift += 7
+            if not b & 0x80:
+                return value
+
+    def string(self):
+        n = self.uvarint()
+        if n == 0:
+            return None
+        s = self.data[self.pos:self.pos + n - 1].decode()
+        self.pos += n - 1
+        return s
+
+    def array(self, item):
+        return [item() for _ in range(self.uvarint() - 1)]
+
+    def tags(self):
+        assert self.uvarint() == 0
+
+
+def test_batched_find_coordinator_and_offset_fetch(broker):
+    from kafka.protocol.commit import OffsetCommitRequest_v2
+    topic = new_topic(broker)
+    groups = [f"batch-{uuid.uuid4().hex[:6]}" for _ in range(2)]
+    for i, group in enumerate(groups):
+        response = call(broker, OffsetCommitRequest_v2(consumer_group=group, consumer_group_generation_id=-1,
+                                                       consumer_id="", retention_time=-1,
+                                                       topics=[(topic, [(0, 10 + i, "m"), (1, 20 + i, "")])]))
+        assert response.topics[0][1] == [(0, 0), (1, 0)]
+
+    # FindCoordinator v4: one answer per key, all this broker on the SSL listener's advertised port.
+    body = struct.pack(">b", 0) + uvarint(3) + compact_string(groups[0]) + compact_string(groups[1]) + b"\0"
+    with socket.create_connection(("127.0.0.1", broker.ports["PLAINTEXT"]), timeout=30) as sock:
+        sock.sendall(flexible_request(10, 4, body))
+        r = FlexReader(kafka_wire.read_frame(sock))
+    assert r.take(">i") == 9
+    r.tags()
+    r.take(">i")  # throttle
+
+    def coordinator():
+        out = (r.string(), r.take(">i"), r.string(), r.take(">i"), r.take(">h"), r.string())
+        r.tags()
+        return out
+
+    assert r.array(coordinator) == [(g, 1, "127.0.0.1", broker.ports["PLAINTEXT"], 0, None) for g in groups]
+
+    # OffsetFetch v8: all offsets of the first group, two partitions (one never committed) of the second.
+    body = uvarint(3)
+    body += compact_string(groups[0]) + uvarint(0) + b"\0"
+    body += compact_string(groups[1]) + uvarint(2) + compact_string(topic) + uvarint(3) + struct.pack(">ii", 1, 5)
+    body += b"\0" + b"\0"
+    body += b"\0" + b"\0"  # require_stable false, tags
+    with socket.create_connection(("127.0.0.1", broker.ports["PLAINTEXT"]), timeout=30) as sock:
+        sock.sendall(flexible_request(9, 8, body))
+        r = FlexReader(kafka_wire.read_frame(sock))
+    r.take(">i")
+    r.tags()
+    r.take(">i")
+
+    def partition():
+        out = (r.take(">i"), r.take(">q"), r.take(">i"), r.string(), r.take(">h"))
+        r.tags()
+        return out
+
+    def topic_entry():
+        out = (r.string(), r.array(partition))
+        r.tags()
+        return out
+
+    def group_entry():
+        out = (r.string(), r.array(topic_entry), r.take(">h"))
+        r.tags()
+        return out
+
+    assert r.array(group_entry) == [
+        (groups[0], [(topic, [(0, 10, -1, "m", 0), (1, 20, -1, "", 0)])], 0),
+        (groups[1], [(topic, [(1, 21, -1, "", 0), (5, -1, -1, "", 0)])], 0),
+    ]

@@ -424,15 +424,22 @@ TEST_F(GroupsTest, StaticMemberRejoinsWithoutRebalance) {
   EXPECT_EQ(coordinator->describe("g").members.size(), 1u);
 }
 
-TEST_F(GroupsTest, StaticMemberWithChangedProtocolsRebalances) {
+TEST_F(GroupsTest, StaticMemberWithChangedSubscriptionRebalances) {
   settings.initial_rebalance_delay_ms = 0;
   open();
   auto ja = join(join_request("", {}, "i"));
   ASSERT_TRUE(ja->has_value());
   auto s = sync((*ja)->member_id, (*ja)->generation_id, {{(*ja)->member_id, bytes("A")}});
   ASSERT_TRUE(s->has_value());
+  // Other user data, same topics: no rebalance.
+  auto same_topics = subscription({"t"});
+  same_topics.back() = 0;  // user data length -1 becomes -256: different bytes, same topics
+  auto quiet = join(join_request("", {{"range", same_topics}}, "i"));
+  ASSERT_TRUE(quiet->has_value());
+  EXPECT_EQ((*quiet)->generation_id, (*ja)->generation_id);
+  // Another topic: a rebalance (the only member, so it completes at once).
   auto again = join(join_request("", {{"range", subscription({"t", "u"})}}, "i"));
-  ASSERT_TRUE(again->has_value());  // the only member: rebalance completes at once
+  ASSERT_TRUE(again->has_value());
   EXPECT_EQ((*again)->generation_id, (*ja)->generation_id + 1);
 }
 
