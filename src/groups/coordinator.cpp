@@ -743,7 +743,7 @@ GroupError GroupCoordinator::heartbeat(const std::string& group_id, std::int32_t
   return GroupError::none;
 }
 
-void GroupCoordinator::remove_member_locked(Group& group, const std::string& member_id, std::int64_t now,
+void GroupCoordinator::remove_member_locked(Group& group, std::string member_id, std::int64_t now,
                                             const char* reason) {
   auto it = group.members.find(member_id);
   if (it == group.members.end()) return;

@@ -256,7 +256,7 @@ class GroupCoordinator {
   void prepare_rebalance_locked(Group& group, std::int64_t now, const char* reason);
   void maybe_complete_join_locked(Group& group, std::int64_t now, bool deadline_passed);
   void complete_join_locked(Group& group, std::int64_t now);
-  void remove_member_locked(Group& group, const std::string& member_id, std::int64_t now, const char* reason);
+  void remove_member_locked(Group& group, std::string member_id, std::int64_t now, const char* reason);  // by value: callers pass references into maps it edits
   JoinResult join_result_for_locked(const Group& group, const Member& member) const;
   void store_group_locked(Group& group);
   void expire_offsets_locked(std::int64_t now);
