@@ -164,6 +164,8 @@ BrokerState::CreateOutcome BrokerState::create_topic(const std::string& name, st
                                                      std::map<std::string, std::string> configs,
                                                      bool validate_only) {
   if (auto why = invalid_topic_name_reason(name)) return {KafkaError::invalid_topic_exception, *why, std::nullopt};
+  if (name == "__consumer_offsets")  // the group coordinator's own log lives under this name
+    return {KafkaError::invalid_topic_exception, "the topic name __consumer_offsets is reserved for committed offsets", {}};
   if (partitions == -1) partitions = config.num_partitions;
   if (replication_factor == -1) replication_factor = static_cast<std::int16_t>(config.default_replication_factor);
   if (partitions <= 0) return {KafkaError::invalid_partitions, "Number of partitions must be larger than 0.", {}};

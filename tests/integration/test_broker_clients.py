@@ -151,3 +151,13 @@ def test_kafka_python_admin_creates_and_deletes_topics(cluster):
     meta = clients.kcat_metadata(cluster.bootstrap("PLAINTEXT"), None)
     assert name not in {t["topic"] for t in meta["topics"]}
     admin.close()
+
+
+def test_internal_offsets_topic_name_is_reserved(cluster):
+    from kafka.admin import KafkaAdminClient, NewTopic
+    from kafka.errors import InvalidTopicError
+    admin = KafkaAdminClient(bootstrap_servers=cluster.bootstrap("PLAINTEXT"))
+    with pytest.raises(InvalidTopicError):
+        admin.create_topics([NewTopic("__consumer_offsets", num_partitions=1, replication_factor=1)])
+    admin.close()
+    assert "__consumer_offsets" not in {t["topic"] for t in clients.kcat_metadata(cluster.bootstrap("PLAINTEXT"), None)["topics"]}
