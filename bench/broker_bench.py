@@ -278,7 +278,7 @@ def main():
             f"OpenSSL defaults)")
 
         for ln in LISTENERS:
-            results[ln] = {"produce": [], "consume": []}
+            results[ln] = {"produce": [], "consume": [], "consume_group": []}
         # Interleave listeners so that the machine's background load hits them alike.
         for rep in range(REPS):
             for ln in LISTENERS:
@@ -293,6 +293,11 @@ def main():
                 c = loadgen("consume", broker, ln, topic, "--messages", MESSAGES)
                 results[ln]["consume"].append(c)
                 say(f"  rep {rep + 1} {ln:9s} consume {c['mb_per_s']:8.1f} MB/s  broker cpu {c['broker_cpu_s']:.2f} s  client cpu {c['client_cpu_s']:.2f} s")
+                # The same read as a consumer-group member: FindCoordinator, JoinGroup, SyncGroup, then fetches.
+                g = loadgen("consume", broker, ln, topic, "--messages", MESSAGES, "--group", f"bench-{ln.lower()}-{rep}")
+                results[ln]["consume_group"].append(g)
+                say(f"  rep {rep + 1} {ln:9s} consume in a group {g['mb_per_s']:8.1f} MB/s  broker cpu {g['broker_cpu_s']:.2f} s"
+                    f"  (join to last record {g['seconds_with_start']:.2f} s)")
         # End-to-end latency twice: librdkafka's defaults (Nagle on: over TLS a request leaves as several
         # TLS records, and the later ones wait for the broker's delayed ACK of the first) and with
         # socket.nagle.disable=true (what Kafka's Java clients do: TCP_NODELAY).
@@ -396,6 +401,13 @@ def report(results):
             say(f"  stopped early: {idle['error']}")
     o = results.get("openssl")
     if o:
+        say("\n== Consume in a group (best of reps) ==")
+        group_base = best(results["PLAINTEXT"]["consume_group"]) if results.get("PLAINTEXT", {}).get("consume_group") else None
+        for ln in LISTENERS:
+            if results[ln]["consume_group"]:
+                g = best(results[ln]["consume_group"])
+                ratio = g["mb_per_s"] / group_base["mb_per_s"] if group_base and group_base["mb_per_s"] else None
+                say(f"{ln:10s} {g['mb_per_s']:8.1f} MB/s" + (f"  ({ratio:.2f} of PLAINTEXT)" if ratio and ln != "PLAINTEXT" else ""))
         say("\n== TLS consume vs one core's cipher speed ==")
         if o["mb_per_s_16k"]:
             tls = [ln for ln in ("MTLS", "SSL") if ln in summary and summary[ln]["consume"]]

@@ -47,6 +47,7 @@ struct Options {
   std::string batch_size;
   double rate = 0;
   double timeout_s = 120;
+  std::string group;  // consume as a member of this consumer group (subscribe) instead of by assignment
   std::vector<std::pair<std::string, std::string>> extra;
 };
 
@@ -59,7 +60,7 @@ void usage() {
   std::fprintf(stderr,
                "usage: bulwark_loadgen produce|consume|e2e --bootstrap HOST:PORT --topic T [--messages N]\n"
                "         [--size BYTES] [--acks A] [--compression C] [--linger-ms MS] [--batch-size BYTES]\n"
-               "         [--rate MSG_PER_S (0 = as fast as possible)] [--timeout S] [-X key=value ...]\n");
+               "         [--rate MSG_PER_S (0 = as fast as possible)] [--timeout S] [--group G] [-X key=value ...]\n");
   std::exit(2);
 }
 
@@ -84,6 +85,7 @@ Options parse(int argc, char** argv) {
     else if (a == "--batch-size") o.batch_size = next();
     else if (a == "--rate") o.rate = std::stod(next());
     else if (a == "--timeout") o.timeout_s = std::stod(next());
+    else if (a == "--group") o.group = next();
     else if (a == "-X") {
       std::string kv = next();
       auto eq = kv.find('=');
@@ -257,7 +259,30 @@ struct Consumer {
   rd_kafka_topic_t* rkt = nullptr;
   rd_kafka_queue_t* q = nullptr;
   std::vector<int32_t> partitions;
+  bool group = false;
 };
+
+// A group member: subscribes to the topic, gets partitions from the broker's group coordinator and
+// starts at the earliest offset (a new group has no commits).
+Consumer start_group_consumer(const Options& o) {
+  rd_kafka_conf_t* conf = base_conf(o);
+  set(conf, "group.id", o.group);
+  set(conf, "auto.offset.reset", "earliest");
+  set(conf, "enable.partition.eof", "false");
+  char err[512];
+  Consumer c;
+  c.group = true;
+  c.rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof err);
+  if (!c.rk) die(std::string("consumer: ") + err);
+  rd_kafka_poll_set_consumer(c.rk);
+  rd_kafka_topic_partition_list_t* topics = rd_kafka_topic_partition_list_new(1);
+  rd_kafka_topic_partition_list_add(topics, o.topic.c_str(), RD_KAFKA_PARTITION_UA);
+  rd_kafka_resp_err_t e = rd_kafka_subscribe(c.rk, topics);
+  rd_kafka_topic_partition_list_destroy(topics);
+  if (e) die(std::string("subscribe: ") + rd_kafka_err2str(e));
+  c.q = rd_kafka_queue_get_consumer(c.rk);
+  return c;
+}
 
 // Starts a legacy (group-less) consumer on every partition of the topic; at_end starts at each
 // partition's high watermark, otherwise at the beginning.
@@ -298,6 +323,12 @@ Consumer start_consumer(const Options& o, bool at_end) {
 }
 
 void stop_consumer(Consumer& c) {
+  if (c.group) {
+    rd_kafka_queue_destroy(c.q);
+    rd_kafka_consumer_close(c.rk);  // leaves the group cleanly
+    rd_kafka_destroy(c.rk);
+    return;
+  }
   for (int32_t p : c.partitions) rd_kafka_consume_stop(c.rkt, p);
   rd_kafka_queue_destroy(c.q);
   rd_kafka_topic_destroy(c.rkt);
@@ -305,7 +336,7 @@ void stop_consumer(Consumer& c) {
 }
 
 int consume(const Options& o) {
-  Consumer c = start_consumer(o, false);
+  Consumer c = o.group.empty() ? start_consumer(o, false) : start_group_consumer(o);
   auto t0 = Clock::now();
   Clock::time_point first{}, last{};
   long long n = 0, errors = 0;
@@ -336,7 +367,8 @@ int consume(const Options& o) {
   double seconds = n > 1 ? std::chrono::duration<double>(last - first).count() : 0;
   double total = std::chrono::duration<double>(Clock::now() - t0).count();
   stop_consumer(c);
-  std::printf("{\"mode\":\"consume\",\"messages\":%lld,\"wanted\":%lld,\"bytes\":%.0f,\"seconds\":%.3f,"
+  std::printf("{\"mode\":\"%s\",", o.group.empty() ? "consume" : "consume-group");
+  std::printf("\"messages\":%lld,\"wanted\":%lld,\"bytes\":%.0f,\"seconds\":%.3f,"
               "\"seconds_with_start\":%.3f,\"mb_per_s\":%.2f,\"msgs_per_s\":%.0f,\"errors\":%lld%s%s%s}\n",
               n, o.messages, bytes, seconds, total, seconds > 0 ? bytes / 1e6 / seconds : 0,
               seconds > 0 ? static_cast<double>(n) / seconds : 0, errors, first_error.empty() ? "" : ",\"error\":\"",
