@@ -73,6 +73,9 @@ struct ScramCredential {
 // a fresh random one. Errors: iterations out of [kMin, kMax], not a SCRAM mechanism.
 Result<ScramCredential> make_scram_credential(Mechanism mechanism, std::string_view password, int iterations,
                                               std::span<const std::uint8_t> salt = {});
+// SaltedPassword = Hi(password, salt, iterations) (RFC 5802); what AlterUserScramCredentials carries.
+Result<Bytes> scram_salted_password(Mechanism mechanism, std::string_view password,
+                                    std::span<const std::uint8_t> salt, int iterations);
 // The credential from a salted password computed elsewhere (AlterUserScramCredentials sends
 // salt + SaltedPassword, never the password).
 Result<ScramCredential> scram_credential_from_salted_password(Mechanism mechanism,
