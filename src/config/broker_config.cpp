@@ -1,5 +1,7 @@
 // BrokerConfig from Properties: per-key parsing and validation against the key table, then the
 // cross-key checks KafkaConfig.validateValues makes for KRaft (messages follow Kafka's where it has one).
+// A ZooKeeper-mode configuration (zookeeper.connect, no process.roles) is run as a one-node cluster:
+// Bulwark has no ZooKeeper client, and one node needs no shared metadata store.
 #include <netdb.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -477,6 +479,20 @@ std::vector<std::string> BrokerConfig::startup_report() const {
   for (const auto& p : properties.entries) {
     auto kc = classify(p.key);
     std::string where = properties.where(p) + ": ";
+    if (zookeeper_mode && p.key == "zookeeper.connect") {
+      out.push_back(where + "zookeeper.connect is ignored: Bulwark keeps cluster metadata in its own quorum (KRaft); "
+                            "this node runs as a one-node cluster with node.id=" + std::to_string(node_id));
+      continue;
+    }
+    if (zookeeper_mode && p.key.starts_with("zookeeper.")) {
+      out.push_back(where + p.key + " is ignored: Bulwark does not use ZooKeeper");
+      continue;
+    }
+    if (zookeeper_mode && (p.key == "controller.quorum.voters" || p.key == "controller.quorum.bootstrap.servers")) {
+      out.push_back(where + p.key + " is ignored: without process.roles this ZooKeeper-mode configuration runs as a "
+                                    "one-node cluster, its own only voter");
+      continue;
+    }
     if (!kc.spec) {
       std::string hint;
       if (p.key.starts_with(kListenerPrefix)) {
@@ -508,6 +524,22 @@ std::vector<std::string> BrokerConfig::startup_report() const {
         out.push_back(where + "authorizer.class.name " + cls +
                       " is not a Kafka authorizer Bulwark knows; Bulwark follows StandardAuthorizer's rules");
       }
+    }
+  }
+  if (zookeeper_mode) {
+    // The configuration was written for a ZooKeeper cluster of several brokers; this node is alone.
+    std::vector<std::string> beyond_one_node;
+    for (std::string_view key : {"offsets.topic.replication.factor", "transaction.state.log.replication.factor",
+                                 "transaction.state.log.min.isr"}) {
+      if (const auto* p = properties.find(key)) {
+        auto v = parse_integer(p->value, INT64_MIN, INT64_MAX);
+        if (v && *v > 1) beyond_one_node.push_back(std::string(key) + "=" + std::to_string(*v));
+      }
+    }
+    if (!beyond_one_node.empty()) {
+      out.push_back(properties.source + ": " + join(beyond_one_node, ", ") +
+                    " ask for more than one node; this ZooKeeper-mode configuration runs as a one-node cluster, "
+                    "whose internal logs (committed offsets) keep one copy");
     }
   }
   if (!properties.find("listener.security.protocol.map")) {
@@ -563,6 +595,10 @@ Result<BrokerConfig> build_broker_config(const Properties& properties) {
   for (const auto& role : r.list("process.roles")) {
     c.process_roles.push_back(role == "broker" ? ProcessRole::broker : ProcessRole::controller);
   }
+  // Kafka's rule: no process.roles means ZooKeeper mode. Bulwark keeps the metadata in its own quorum,
+  // so such a node is a combined broker and controller, the only voter (set below, once listeners are known).
+  c.zookeeper_mode = c.process_roles.empty() && !r.string("zookeeper.connect").empty();
+  if (c.zookeeper_mode) c.process_roles = {ProcessRole::broker, ProcessRole::controller};
   if (auto voters = parse_quorum_voters(r.string("controller.quorum.voters")); voters) {
     c.quorum_voters = std::move(*voters);
   } else {
@@ -578,7 +614,7 @@ Result<BrokerConfig> build_broker_config(const Properties& properties) {
     problems.add("listener.security.protocol.map", map.error().message);
   }
   // Kafka (KRaft, map not set explicitly, no SSL/SASL names in use): controller listeners map to PLAINTEXT.
-  if (!r.is_set("listener.security.protocol.map") && !c.process_roles.empty()) {
+  if (!r.is_set("listener.security.protocol.map") && !c.process_roles.empty() && !c.zookeeper_mode) {
     auto is_ssl_or_sasl = [](const std::string& n) { return n == "SSL" || n == "SASL_SSL" || n == "SASL_PLAINTEXT"; };
     bool secure_names = std::any_of(c.controller_listener_names.begin(), c.controller_listener_names.end(), is_ssl_or_sasl);
     for (const auto& entry : split_nonempty(r.string("listeners"), ',')) {
@@ -650,6 +686,16 @@ Result<BrokerConfig> build_broker_config(const Properties& properties) {
     c.inter_broker_security_protocol =
         parse_security_protocol(r.string("security.inter.broker.protocol")).value_or(SecurityProtocol::plaintext);
     c.inter_broker_listener_name = std::string(to_string(c.inter_broker_security_protocol));
+  }
+
+  // ZooKeeper mode: a quorum of this node alone, at the address other brokers would have used for it.
+  // A one-voter quorum never dials its voters, so the address is informational.
+  if (c.zookeeper_mode && c.node_id >= 0) {
+    const Endpoint* at = nullptr;
+    for (const auto& a : c.advertised_listeners)
+      if (a.listener == c.inter_broker_listener_name) at = &a;
+    if (!at && !c.advertised_listeners.empty()) at = &c.advertised_listeners.front();
+    c.quorum_voters = {QuorumVoter{c.node_id, at ? at->host : std::string("localhost"), at ? at->port : std::uint16_t{0}}};
   }
 
   c.authorizer_class_name = r.string("authorizer.class.name");
@@ -744,10 +790,28 @@ Status validate(const BrokerConfig& c) {
     return join(ids, ",");
   };
 
-  // KRaft identity.
-  if (c.process_roles.empty()) {
-    problems.add("process.roles", "is not set: Bulwark runs in KRaft mode only (broker, controller or "
-                                  "broker,controller)");
+  // Identity: a ZooKeeper-mode configuration run as one node, or a KRaft node.
+  if (c.zookeeper_mode) {
+    if (c.node_id < 0) {
+      const char* key = props.find("node.id") ? "node.id" : "broker.id";
+      const Property* set = props.find(key);
+      problems.add(key, std::string(set ? "is " + trim(set->value) : std::string("is not set")) +
+                            ": this ZooKeeper-mode configuration (zookeeper.connect without process.roles) needs "
+                            "broker.id as a number of 0 or more. Kafka would generate an id and keep it in "
+                            "meta.properties; Bulwark does not, so set one, e.g. broker.id=1");
+    }
+    if (!c.controller_listener_names.empty()) {
+      problems.add("controller.listener.names",
+                   "must be empty when not running in KRaft mode (zookeeper.connect is set and process.roles is "
+                   "not): " + join(c.controller_listener_names, ", ") +
+                       "; set process.roles to run this node in KRaft mode instead");
+    }
+  } else if (c.process_roles.empty()) {
+    problems.add("process.roles",
+                 "is not set: Bulwark runs in KRaft mode only; set process.roles (broker,controller for a single "
+                 "node) with node.id, controller.quorum.voters and controller.listener.names, or, for a "
+                 "ZooKeeper-mode configuration, zookeeper.connect with broker.id, which Bulwark runs as a one-node "
+                 "cluster");
   } else {
     if (c.node_id < 0) {
       problems.add("node.id", "is required when process.roles is set (KRaft mode), as a number of 0 or more");

@@ -156,6 +156,11 @@ struct BrokerConfig {
   Properties properties;  // everything as read, for security_for and the start-up report
 
   std::int32_t node_id = -1;  // node.id, or broker.id when only that is set
+  // A ZooKeeper-mode configuration (zookeeper.connect set, process.roles not): Bulwark runs it as a
+  // one-node cluster. process_roles is then broker+controller, quorum_voters holds only this node (at its
+  // inter-broker listener's address; a one-voter quorum never dials it), controller_listener_names stays
+  // empty, and check_storage() formats unformatted log directories itself, as ZooKeeper-mode Kafka does.
+  bool zookeeper_mode = false;
   std::vector<ProcessRole> process_roles;
   bool is_broker() const;
   bool is_controller() const;
@@ -227,8 +232,8 @@ struct BrokerConfig {
 
 // Typed config with per-key checks (type, range, allowed values). Does not run validate().
 Result<BrokerConfig> build_broker_config(const Properties& properties);
-// Cross-key checks: listeners and the protocol map, controller listeners and quorum voters, keystores
-// of TLS listeners, the inter-broker listener, log.dirs.
+// Cross-key checks: listeners and the protocol map, controller listeners and quorum voters (KRaft) or
+// broker.id (ZooKeeper mode), keystores of TLS listeners, the inter-broker listener, log.dirs.
 Status validate(const BrokerConfig& config);
 // load_properties + build_broker_config + validate.
 Result<BrokerConfig> load_broker_config(const std::filesystem::path& path);

@@ -6,6 +6,7 @@
 #include <system_error>
 
 #include "base/files.h"
+#include "base/log.h"
 
 namespace bulwark::config {
 namespace {
@@ -235,7 +236,37 @@ Result<FormatOutcome> format_storage(const BrokerConfig& config, std::string_vie
   return outcome;
 }
 
+namespace {
+
+// ZooKeeper-mode Kafka writes meta.properties on first start; a ZooKeeper-mode configuration run by
+// Bulwark does the same, as `bulwark storage format` would (version 1, node.id, directory.id), so the
+// directories stay valid if the configuration later moves to KRaft mode. New directories join the
+// cluster of those already formatted; with none, the cluster gets a random id. A directory that is
+// unreadable or belongs to another cluster or node stops this before anything is written.
+Status format_on_first_start(const BrokerConfig& config) {
+  std::string cluster_id;
+  bool unformatted = false;
+  for (const auto& dir : storage_directories(config)) {
+    auto st = inspect_directory(dir);
+    if (st.state == DirectoryState::missing || st.state == DirectoryState::not_formatted) unformatted = true;
+    if (st.state == DirectoryState::formatted && cluster_id.empty()) cluster_id = st.meta->cluster_id;
+  }
+  if (!unformatted) return Status::success();
+  if (cluster_id.empty()) cluster_id = random_uuid();
+  auto outcome = format_storage(config, cluster_id, /*ignore_formatted=*/true);
+  if (!outcome) return outcome.error();
+  for (const auto& dir : outcome->formatted) {
+    log::info("formatted {} for cluster {} (ZooKeeper-mode configuration: Kafka creates meta.properties on first "
+              "start)",
+              dir, cluster_id);
+  }
+  return Status::success();
+}
+
+}  // namespace
+
 Result<MetaProperties> check_storage(const BrokerConfig& config) {
+  if (config.zookeeper_mode) BULWARK_TRY(format_on_first_start(config));
   std::optional<MetaProperties> first;
   std::string first_dir;
   std::vector<std::string> seen_directory_ids;

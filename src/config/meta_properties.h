@@ -1,7 +1,8 @@
 // meta.properties, the file `kafka-storage.sh format` writes into every log directory (and
 // metadata.log.dir) of a KRaft node, and Kafka's UUIDs. The broker calls check_storage() at start-up:
 // like Kafka in KRaft mode, it refuses to run on a directory that was never formatted, or that belongs
-// to another cluster or node.
+// to another cluster or node. A ZooKeeper-mode configuration (BrokerConfig::zookeeper_mode) is the
+// exception: like ZooKeeper-mode Kafka, check_storage() then writes meta.properties on first start.
 #pragma once
 
 #include <array>
@@ -66,6 +67,10 @@ Result<FormatOutcome> format_storage(const BrokerConfig& config, std::string_vie
 
 // Start-up check: every directory formatted, same cluster.id, node.id equal to the config's.
 // Returns the cluster's meta properties (directory_id of the first directory).
+// With config.zookeeper_mode, missing or unformatted directories are formatted first (creating them),
+// exactly as format_storage would, for the cluster of the already formatted ones or a new random
+// cluster id; one info line per directory is logged. Kafka's own ZooKeeper-mode files (version=0) are
+// still refused: Bulwark writes and reads version=1 only.
 Result<MetaProperties> check_storage(const BrokerConfig& config);
 
 }  // namespace bulwark::config
