@@ -1,6 +1,8 @@
 #include "broker/broker.h"
 
 #include <algorithm>
+
+#include <fmt/ranges.h>
 #include <condition_variable>
 #include <thread>
 
@@ -82,6 +84,78 @@ Result<std::shared_ptr<tls::ServerTlsContext>> listener_tls(const config::Listen
   return context;
 }
 
+// The authorizer and its ACLs, principal mapping rules per TLS listener, SASL mechanisms and users per
+// SASL listener, and the SCRAM credential store.
+Status open_security(BrokerState& state, const std::filesystem::path& metadata_dir) {
+  const auto& cfg = state.config;
+  if (!cfg.authorizer_class_name.empty()) {
+    security::AuthorizerConfig authorizer;
+    authorizer.super_users = cfg.super_users;
+    authorizer.allow_everyone_if_no_acl_found = cfg.allow_everyone_if_no_acl_found;
+    auto acls = AclStore::open(metadata_dir / "bulwark-acls.json", std::move(authorizer));
+    if (!acls.ok()) return acls.error();
+    state.acls = std::move(*acls);
+    log::info("authorizer on: {} ACLs, super users [{}], allow.everyone.if.no.acl.found={}",
+              state.acls->authorizer().acl_count(), fmt::join(cfg.super_users, ", "),
+              cfg.allow_everyone_if_no_acl_found);
+  }
+  auto scram = ScramStore::open(metadata_dir / "bulwark-scram-credentials.json");
+  if (!scram.ok()) return scram.error();
+  state.scram = std::move(*scram);
+  if (auto delay = cfg.properties.get("connection.failed.authentication.delay.ms"))
+    state.failed_authentication_delay_ms = std::stoll(*delay);
+
+  for (const auto& listener : cfg.listeners) {
+    auto sec = cfg.security_for(listener.listener);
+    auto where = "listener " + listener.listener + ": ";
+    if (listener.protocol == config::SecurityProtocol::ssl) {
+      auto rules = security::PrincipalMappingRules::parse(sec.principal_mapping_rules);
+      if (!rules.ok())
+        return make_error(ErrorKind::invalid_argument, where + "ssl.principal.mapping.rules: " + rules.error().message);
+      state.mapping_rules.emplace(listener.listener, std::move(*rules));
+    }
+    if (!config::uses_sasl(listener.protocol)) continue;
+    ListenerSasl listener_sasl;
+    for (const auto& name : sec.sasl_enabled_mechanisms) {
+      auto mechanism = security::sasl::mechanism_from(name);
+      if (!mechanism.ok()) {
+        log::warn("{}SASL mechanism {} in sasl.enabled.mechanisms is not supported by Bulwark (it offers PLAIN, "
+                  "SCRAM-SHA-256 and SCRAM-SHA-512); it is not offered to clients", where, name);
+        continue;
+      }
+      listener_sasl.mechanisms.push_back(*mechanism);
+    }
+    if (listener_sasl.mechanisms.empty())
+      return make_error(ErrorKind::invalid_argument,
+                        where + "uses " + std::string(config::to_string(listener.protocol)) +
+                            " but sasl.enabled.mechanisms names no mechanism Bulwark supports (PLAIN, SCRAM-SHA-256, "
+                            "SCRAM-SHA-512; Kafka's default is GSSAPI)");
+    if (std::find(listener_sasl.mechanisms.begin(), listener_sasl.mechanisms.end(), security::sasl::Mechanism::plain) !=
+        listener_sasl.mechanisms.end()) {
+      std::string key = "listener.name." + listener.listener + ".plain.sasl.jaas.config";
+      std::transform(key.begin(), key.end(), key.begin(), [](unsigned char c) { return std::tolower(c); });
+      auto jaas = sec.sasl_jaas_configs.find("PLAIN");
+      if (jaas == sec.sasl_jaas_configs.end())
+        return make_error(ErrorKind::invalid_argument,
+                          where + "enables PLAIN but " + key + " is not set (PlainLoginModule required user_<name>=\"<password>\" ...;)");
+      auto parsed = security::sasl::parse_jaas_config(jaas->second.reveal());
+      if (!parsed.ok()) return make_error(ErrorKind::invalid_argument, key + ": " + parsed.error().message);
+      if (parsed->login_module != "org.apache.kafka.common.security.plain.PlainLoginModule")
+        return make_error(ErrorKind::invalid_argument,
+                          key + ": the login module must be org.apache.kafka.common.security.plain.PlainLoginModule");
+      listener_sasl.plain_users = security::sasl::plain_users(*parsed);
+      if (listener_sasl.plain_users.empty())
+        log::warn("{}{} defines no user_<name>=\"<password>\" entry: no PLAIN login can succeed", where, key);
+    }
+    std::vector<std::string> names;
+    for (auto m : listener_sasl.mechanisms) names.emplace_back(security::sasl::name_of(m));
+    log::info("{}SASL mechanisms {} ({} PLAIN users, {} SCRAM users)", where, fmt::join(names, ", "),
+              listener_sasl.plain_users.size(), state.scram->all().size());
+    state.sasl.emplace(listener.listener, std::move(listener_sasl));
+  }
+  return Status::success();
+}
+
 }  // namespace
 
 struct Broker::Impl {
@@ -138,13 +212,6 @@ Result<std::unique_ptr<Broker>> Broker::create(config::BrokerConfig config) {
     log::warn("controller.quorum.voters names {} voters; this Bulwark build runs a one-node quorum and serves as "
               "the only broker (the replicated cluster arrives later)",
               cfg.quorum_voters.size());
-  for (const auto& listener : cfg.listeners)
-    if (config::uses_sasl(listener.protocol))
-      return make_error(ErrorKind::unsupported, "listener " + listener.listener + " uses " +
-                                                    std::string(config::to_string(listener.protocol)) +
-                                                    ", which this Bulwark build does not support yet (SASL arrives "
-                                                    "with the security work); use SSL with client certificates");
-
   auto meta = config::check_storage(cfg);
   if (!meta.ok()) return meta.error();
   state.cluster_id = meta->cluster_id;
@@ -170,6 +237,7 @@ Result<std::unique_ptr<Broker>> Broker::create(config::BrokerConfig config) {
   if (!producer_ids.ok()) return producer_ids.error();
   state.producer_ids = std::move(*producer_ids);
   BULWARK_TRY(open_group_coordinator(state));
+  BULWARK_TRY(open_security(state, metadata_dir));
 
   net::ServerOptions options;
   const int hardware = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));

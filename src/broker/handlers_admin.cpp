@@ -7,10 +7,16 @@
 
 namespace bulwark::broker {
 
+using security::Operation;
+using security::ResourceType;
+
 void handle_create_topics(BrokerState& state, Call& call) {
   wire::msg::CreateTopicsRequest request;
   if (!decode_request(call, request)) return;
   wire::msg::CreateTopicsResponse response;
+  // Kafka: CREATE on the cluster allows every topic; otherwise CREATE on each topic.
+  const bool create_any = authorized(state, call, Operation::create, ResourceType::cluster,
+                                     security::kClusterResourceName, false);
   for (const auto& topic : request.topics) {
     wire::msg::CreateTopicsResponse::CreatableTopicResult out;
     out.name = topic.name;
@@ -19,7 +25,9 @@ void handle_create_topics(BrokerState& state, Call& call) {
     std::int32_t partitions = topic.num_partitions;
     std::int16_t replication = topic.replication_factor;
     BrokerState::CreateOutcome outcome;
-    if (!topic.assignments.empty()) {
+    if (!create_any && !authorized(state, call, Operation::create, ResourceType::topic, topic.name)) {
+      outcome = {KafkaError::topic_authorization_failed, "Authorization failed.", {}};
+    } else if (!topic.assignments.empty()) {
       // Manual assignment: every replica must be this node (the only one until the cluster arrives).
       bool ok = partitions == -1 && replication == -1;
       for (const auto& assignment : topic.assignments)
@@ -43,8 +51,12 @@ void handle_create_topics(BrokerState& state, Call& call) {
       out.num_partitions = outcome.topic->partitions;
       out.replication_factor = outcome.topic->replication_factor;
       out.configs = std::vector<wire::msg::CreateTopicsResponse::CreatableTopicConfigs>{};
-      for (const auto& [name, value] : outcome.topic->configs)
-        out.configs->push_back({name, value, false, /*DYNAMIC_TOPIC_CONFIG*/ 1, false, {}});
+      if (authorized(state, call, Operation::describe_configs, ResourceType::topic, topic.name, false)) {
+        for (const auto& [name, value] : outcome.topic->configs)
+          out.configs->push_back({name, value, false, /*DYNAMIC_TOPIC_CONFIG*/ 1, false, {}});
+      } else {
+        out.topic_config_error_code = code(KafkaError::topic_authorization_failed);
+      }
     }
     response.topics.push_back(std::move(out));
   }
@@ -67,6 +79,9 @@ void handle_delete_topics(BrokerState& state, Call& call) {
       out.error_message = "Topic deletion is disabled (delete.topic.enable=false).";
     } else if (!name) {
       out.error_code = code(KafkaError::unknown_topic_id);
+    } else if (!authorized(state, call, Operation::remove, ResourceType::topic, *name)) {
+      out.error_code = code(KafkaError::topic_authorization_failed);
+      out.error_message = "Topic authorization failed.";
     } else {
       std::string message;
       out.error_code = code(state.delete_topic(*name, message));
@@ -94,7 +109,9 @@ void handle_create_partitions(BrokerState& state, Call& call) {
       out.error_code = code(error);
       out.error_message = std::move(message);
     };
-    if (!info) {
+    if (!authorized(state, call, Operation::alter, ResourceType::topic, topic.name)) {
+      fail(KafkaError::topic_authorization_failed, "Topic authorization failed.");
+    } else if (!info) {
       fail(KafkaError::unknown_topic_or_partition, "The topic '" + topic.name + "' does not exist.");
     } else if (topic.count <= info->partitions) {
       fail(KafkaError::invalid_partitions, "Topic currently has " + std::to_string(info->partitions) +

@@ -1,6 +1,7 @@
 // Produce, Fetch (with long polling), ListOffsets, DeleteRecords and InitProducerId: the data path.
 #include <algorithm>
 #include <atomic>
+#include <set>
 
 #include "base/log.h"
 #include "broker/state.h"
@@ -12,6 +13,9 @@
 
 namespace bulwark::broker {
 
+using security::Operation;
+using security::ResourceType;
+
 void handle_produce(BrokerState& state, Call& call) {
   wire::msg::ProduceRequest request;
   if (!decode_request(call, request)) return;
@@ -22,6 +26,7 @@ void handle_produce(BrokerState& state, Call& call) {
     wire::msg::ProduceResponse::TopicProduceResponse topic_response;
     topic_response.name = topic_data.name;
     auto topic = state.topics->find(topic_data.name);
+    const bool may_write = authorized(state, call, Operation::write, ResourceType::topic, topic_data.name);
     for (const auto& partition_data : topic_data.partition_data) {
       wire::msg::ProduceResponse::PartitionProduceResponse out;
       out.index = partition_data.index;
@@ -35,6 +40,8 @@ void handle_produce(BrokerState& state, Call& call) {
         fail(KafkaError::invalid_required_acks, "acks must be -1, 0 or 1");
       } else if (request.transactional_id) {
         fail(KafkaError::invalid_request, "transactions are not supported by Bulwark yet");
+      } else if (!may_write) {
+        fail(KafkaError::topic_authorization_failed, "Topic authorization failed.");
       } else if (!(log = state.hosted_partition(topic, partition_data.index))) {
         fail(KafkaError::unknown_topic_or_partition, "This server does not host this topic-partition.");
       } else if (!partition_data.records || partition_data.records->empty()) {
@@ -77,12 +84,14 @@ constexpr std::int32_t kMaxFetchWaitMs = 30'000;
 // the append notifications both post there, so no locking is needed.
 class FetchOperation : public std::enable_shared_from_this<FetchOperation> {
  public:
-  FetchOperation(BrokerState& state, const Call& call, wire::msg::FetchRequest request)
+  FetchOperation(BrokerState& state, const Call& call, wire::msg::FetchRequest request,
+                 std::set<std::string> denied_topics)
       : state_(state),
         header_(call.header),
         responder_(call.responder),
         loop_(call.ctx.loop),
-        request_(std::move(request)) {}
+        request_(std::move(request)),
+        denied_topics_(std::move(denied_topics)) {}
 
   void start() {
     std::size_t bytes = 0;
@@ -129,6 +138,7 @@ class FetchOperation : public std::enable_shared_from_this<FetchOperation> {
       topic_out.topic = topic.topic;
       topic_out.topic_id = topic.topic_id;
       auto info = state_.topics->find(topic.topic);
+      const bool denied = denied_topics_.count(topic.topic) > 0;
       for (const auto& partition : topic.partitions) {
         wire::msg::FetchResponse::PartitionData out;
         out.partition_index = partition.partition;
@@ -136,7 +146,10 @@ class FetchOperation : public std::enable_shared_from_this<FetchOperation> {
         out.last_stable_offset = -1;
         out.log_start_offset = -1;
         std::shared_ptr<storage::PartitionLog> log;
-        if (!(log = state_.hosted_partition(info, partition.partition))) {
+        if (denied) {
+          out.error_code = code(KafkaError::topic_authorization_failed);
+          errors_ = true;
+        } else if (!(log = state_.hosted_partition(info, partition.partition))) {
           out.error_code = code(KafkaError::unknown_topic_or_partition);
           errors_ = true;
         } else {
@@ -171,6 +184,7 @@ class FetchOperation : public std::enable_shared_from_this<FetchOperation> {
   net::Responder responder_;
   net::EventLoop& loop_;
   wire::msg::FetchRequest request_;
+  const std::set<std::string> denied_topics_;  // no READ: TOPIC_AUTHORIZATION_FAILED
   bool done_ = false;
   bool errors_ = false;
   std::uint64_t watch_id_ = 0;
@@ -182,9 +196,16 @@ class FetchOperation : public std::enable_shared_from_this<FetchOperation> {
 void handle_fetch(BrokerState& state, Call& call) {
   wire::msg::FetchRequest request;
   if (!decode_request(call, request)) return;
+  // A follower's fetch (replica id set) needs CLUSTER_ACTION; a consumer's needs READ on each topic.
+  const bool replica = request.replica_id >= 0 || request.replica_state.replica_id >= 0;
+  const bool cluster_action = replica && authorized_cluster(state, call, Operation::cluster_action);
+  std::set<std::string> denied;
+  for (const auto& topic : request.topics)
+    if (replica ? !cluster_action : !authorized(state, call, Operation::read, ResourceType::topic, topic.topic))
+      denied.insert(topic.topic);
   // Fetch sessions (KIP-227) are not kept: session id 0 in the answer tells the client to send full
   // fetches, which every client supports.
-  std::make_shared<FetchOperation>(state, call, std::move(request))->start();
+  std::make_shared<FetchOperation>(state, call, std::move(request), std::move(denied))->start();
 }
 
 void handle_list_offsets(BrokerState& state, Call& call) {
@@ -196,13 +217,16 @@ void handle_list_offsets(BrokerState& state, Call& call) {
     wire::msg::ListOffsetsResponse::ListOffsetsTopicResponse topic_out;
     topic_out.name = topic.name;
     auto info = state.topics->find(topic.name);
+    const bool may_describe = authorized(state, call, Operation::describe, ResourceType::topic, topic.name);
     for (const auto& partition : topic.partitions) {
       wire::msg::ListOffsetsResponse::ListOffsetsPartitionResponse out;
       out.partition_index = partition.partition_index;
       out.timestamp = -1;
       out.offset = -1;
       std::shared_ptr<storage::PartitionLog> log;
-      if (!(log = state.hosted_partition(info, partition.partition_index))) {
+      if (!may_describe) {
+        out.error_code = code(KafkaError::topic_authorization_failed);
+      } else if (!(log = state.hosted_partition(info, partition.partition_index))) {
         out.error_code = code(KafkaError::unknown_topic_or_partition);
       } else if (partition.timestamp == kLatest) {
         out.offset = log->log_end_offset();
@@ -235,12 +259,15 @@ void handle_delete_records(BrokerState& state, Call& call) {
     wire::msg::DeleteRecordsResponse::DeleteRecordsTopicResult topic_out;
     topic_out.name = topic.name;
     auto info = state.topics->find(topic.name);
+    const bool may_delete = authorized(state, call, Operation::remove, ResourceType::topic, topic.name);
     for (const auto& partition : topic.partitions) {
       wire::msg::DeleteRecordsResponse::DeleteRecordsPartitionResult out;
       out.partition_index = partition.partition_index;
       out.low_watermark = -1;
       std::shared_ptr<storage::PartitionLog> log;
-      if (!(log = state.hosted_partition(info, partition.partition_index))) {
+      if (!may_delete) {
+        out.error_code = code(KafkaError::topic_authorization_failed);
+      } else if (!(log = state.hosted_partition(info, partition.partition_index))) {
         out.error_code = code(KafkaError::unknown_topic_or_partition);
       } else {
         // -1 means "up to the high watermark", which on one node is the log end.
@@ -266,7 +293,9 @@ void handle_init_producer_id(BrokerState& state, Call& call) {
   wire::msg::InitProducerIdResponse response;
   response.producer_id = -1;
   response.producer_epoch = -1;
-  if (request.transactional_id) {
+  if (!request.transactional_id && !authorized_idempotent_write(state, call)) {
+    response.error_code = code(KafkaError::cluster_authorization_failed);
+  } else if (request.transactional_id) {
     response.error_code = code(KafkaError::invalid_request);
     log::warn("InitProducerId with a transactional id from {}: transactions are not supported yet",
               call.ctx.peer.remote_address);

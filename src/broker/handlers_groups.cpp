@@ -4,6 +4,7 @@
 // JoinGroup and SyncGroup may be answered later, from whichever thread completes the rebalance.
 #include <algorithm>
 #include <cctype>
+#include <set>
 
 #include "base/log.h"
 #include "broker/state.h"
@@ -22,6 +23,9 @@
 #include "wire/generated/sync_group.h"
 
 namespace bulwark::broker {
+
+using security::Operation;
+using security::ResourceType;
 
 const storage::TopicPartition kOffsetsPartition{"__consumer_offsets", 0};
 
@@ -49,6 +53,8 @@ std::int16_t kafka_code(GroupError error) {
     case GroupError::group_subscribed_to_topic: return 86;
     case GroupError::invalid_request: return code(KafkaError::invalid_request);
     case GroupError::unknown_topic_or_partition: return code(KafkaError::unknown_topic_or_partition);
+    case GroupError::group_authorization_failed: return code(KafkaError::group_authorization_failed);
+    case GroupError::topic_authorization_failed: return code(KafkaError::topic_authorization_failed);
   }
   return code(KafkaError::unknown_server_error);
 }
@@ -89,6 +95,12 @@ Status open_group_coordinator(BrokerState& state) {
   return Status::success();
 }
 
+namespace {
+bool may_read_group(const BrokerState& state, Call& call, const std::string& group_id) {
+  return authorized(state, call, Operation::read, ResourceType::group, group_id);
+}
+}  // namespace
+
 void handle_find_coordinator(BrokerState& state, Call& call) {
   wire::msg::FindCoordinatorRequest request;
   if (!decode_request(call, request)) return;
@@ -99,7 +111,10 @@ void handle_find_coordinator(BrokerState& state, Call& call) {
     c.key = key;
     c.node_id = -1;
     c.port = -1;
-    if (key_type != 0) {
+    if (key_type == 0 && !authorized(state, call, Operation::describe, ResourceType::group, key)) {
+      c.error_code = code(KafkaError::group_authorization_failed);
+      c.error_message = "Group authorization failed.";
+    } else if (key_type != 0) {
       c.error_code = kCoordinatorNotAvailable;  // transactions are not served yet
       c.error_message = "Bulwark has no transaction coordinator yet";
     } else if (!state.groups) {
@@ -144,9 +159,9 @@ void handle_join_group(BrokerState& state, Call& call) {
     for (const auto& m : result.members) response.members.push_back({m.member_id, m.group_instance_id, m.metadata, {}});
     responder.respond(encode_response_frame(header, [&](ByteWriter& w) { response.encode(w, header.api_version); }));
   };
-  if (!state.groups) {
+  if (!state.groups || !may_read_group(state, call, request.group_id)) {
     groups::JoinResult r;
-    r.error = GroupError::coordinator_not_available;
+    r.error = state.groups ? GroupError::group_authorization_failed : GroupError::coordinator_not_available;
     r.member_id = request.member_id;
     reply(r);
     return;
@@ -176,9 +191,9 @@ void handle_sync_group(BrokerState& state, Call& call) {
     response.assignment = result.assignment;
     responder.respond(encode_response_frame(header, [&](ByteWriter& w) { response.encode(w, header.api_version); }));
   };
-  if (!state.groups) {
+  if (!state.groups || !may_read_group(state, call, request.group_id)) {
     groups::SyncResult r;
-    r.error = GroupError::coordinator_not_available;
+    r.error = state.groups ? GroupError::group_authorization_failed : GroupError::coordinator_not_available;
     reply(r);
     return;
   }
@@ -197,9 +212,13 @@ void handle_heartbeat(BrokerState& state, Call& call) {
   wire::msg::HeartbeatRequest request;
   if (!decode_request(call, request)) return;
   wire::msg::HeartbeatResponse response;
-  response.error_code = state.groups ? kafka_code(state.groups->heartbeat(request.group_id, request.generation_id,
-                                                                          request.member_id, request.group_instance_id))
-                                     : kCoordinatorNotAvailable;
+  if (!state.groups)
+    response.error_code = kCoordinatorNotAvailable;
+  else if (!may_read_group(state, call, request.group_id))
+    response.error_code = code(KafkaError::group_authorization_failed);
+  else
+    response.error_code = kafka_code(
+        state.groups->heartbeat(request.group_id, request.generation_id, request.member_id, request.group_instance_id));
   respond(call, response);
 }
 
@@ -208,8 +227,8 @@ void handle_leave_group(BrokerState& state, Call& call) {
   if (!decode_request(call, request)) return;
   const auto version = call.header.api_version;
   wire::msg::LeaveGroupResponse response;
-  if (!state.groups) {
-    response.error_code = kCoordinatorNotAvailable;
+  if (!state.groups || !may_read_group(state, call, request.group_id)) {
+    response.error_code = state.groups ? code(KafkaError::group_authorization_failed) : kCoordinatorNotAvailable;
     respond(call, response);
     return;
   }
@@ -247,9 +266,18 @@ void handle_offset_commit(BrokerState& state, Call& call) {
     std::int16_t error;
   };
   std::vector<std::vector<Slot>> slots;
+  const bool group_allowed = may_read_group(state, call, request.group_id);
   for (const auto& topic : request.topics) {
     auto& topic_slots = slots.emplace_back();
+    const bool topic_allowed =
+        group_allowed && authorized(state, call, Operation::read, ResourceType::topic, topic.name);
     for (const auto& p : topic.partitions) {
+      if (!group_allowed || !topic_allowed) {
+        topic_slots.push_back({p.partition_index, std::nullopt,
+                               code(group_allowed ? KafkaError::topic_authorization_failed
+                                                  : KafkaError::group_authorization_failed)});
+        continue;
+      }
       if (!partition_exists(state, topic.name, p.partition_index)) {
         topic_slots.push_back({p.partition_index, std::nullopt, code(KafkaError::unknown_topic_or_partition)});
         continue;
@@ -315,8 +343,22 @@ void handle_offset_fetch(BrokerState& state, Call& call) {
       error = kCoordinatorNotAvailable;
       return result;
     }
+    if (!authorized(state, call, Operation::describe, ResourceType::group, group_id)) {
+      error = code(KafkaError::group_authorization_failed);
+      return result;
+    }
     result = state.groups->fetch_offsets(group_id, wanted);
     error = kafka_code(result.error);
+    // Offsets of topics the principal may not describe: an error when asked for by name, left out
+    // when the client asked for all of them (Kafka's rule).
+    std::erase_if(result.offsets, [&](groups::PartitionOffset& o) {
+      if (authorized(state, call, Operation::describe, ResourceType::topic, o.topic, wanted.has_value())) return false;
+      if (!wanted) return true;
+      o.error = GroupError::topic_authorization_failed;
+      o.offset = -1;
+      o.metadata.clear();
+      return false;
+    });
     return result;
   };
   if (version < 8) {
@@ -366,7 +408,10 @@ void handle_list_groups(BrokerState& state, Call& call) {
   };
   std::vector<std::string> filter;
   for (const auto& s : request.states_filter) filter.push_back(lower(s));
+  // DESCRIBE on the cluster lists every group; otherwise only the groups the principal may describe.
+  const bool describe_all = authorized_cluster(state, call, Operation::describe);
   for (const auto& g : state.groups->list_groups()) {
+    if (!describe_all && !authorized(state, call, Operation::describe, ResourceType::group, g.group_id, false)) continue;
     const std::string state_name = groups::to_string(g.state);
     if (!filter.empty() && std::find(filter.begin(), filter.end(), lower(state_name)) == filter.end()) continue;
     response.groups.push_back({g.group_id, g.protocol_type, state_name, {}});
@@ -383,6 +428,9 @@ void handle_describe_groups(BrokerState& state, Call& call) {
     out.group_id = group_id;
     if (!state.groups) {
       out.error_code = kCoordinatorNotAvailable;
+      out.group_state = "Dead";
+    } else if (!authorized(state, call, Operation::describe, ResourceType::group, group_id)) {
+      out.error_code = code(KafkaError::group_authorization_failed);
       out.group_state = "Dead";
     } else {
       auto d = state.groups->describe(group_id);
@@ -402,7 +450,10 @@ void handle_delete_groups(BrokerState& state, Call& call) {
   if (!decode_request(call, request)) return;
   wire::msg::DeleteGroupsResponse response;
   for (const auto& group_id : request.groups_names) {
-    auto error = state.groups ? kafka_code(state.groups->delete_group(group_id)) : kCoordinatorNotAvailable;
+    auto error = !state.groups ? kCoordinatorNotAvailable
+                 : !authorized(state, call, Operation::remove, ResourceType::group, group_id)
+                     ? code(KafkaError::group_authorization_failed)
+                     : kafka_code(state.groups->delete_group(group_id));
     response.results.push_back({group_id, error, {}});
   }
   respond(call, response);
@@ -412,14 +463,20 @@ void handle_offset_delete(BrokerState& state, Call& call) {
   wire::msg::OffsetDeleteRequest request;
   if (!decode_request(call, request)) return;
   wire::msg::OffsetDeleteResponse response;
-  if (!state.groups) {
-    response.error_code = kCoordinatorNotAvailable;
+  if (!state.groups || !authorized(state, call, Operation::remove, ResourceType::group, request.group_id)) {
+    response.error_code = state.groups ? code(KafkaError::group_authorization_failed) : kCoordinatorNotAvailable;
     respond(call, response);
     return;
   }
+  std::set<std::string> denied_topics;  // no READ on the topic: TOPIC_AUTHORIZATION_FAILED, nothing deleted
   std::vector<groups::TopicPartitionKey> partitions;
-  for (const auto& t : request.topics)
+  for (const auto& t : request.topics) {
+    if (!authorized(state, call, Operation::read, ResourceType::topic, t.name)) {
+      denied_topics.insert(t.name);
+      continue;
+    }
     for (const auto& p : t.partitions) partitions.push_back({t.name, p.partition_index});
+  }
   std::vector<GroupError> errors;
   auto group_error = state.groups->delete_offsets(request.group_id, partitions, errors);
   response.error_code = kafka_code(group_error);
@@ -428,11 +485,13 @@ void handle_offset_delete(BrokerState& state, Call& call) {
     for (const auto& t : request.topics) {
       wire::msg::OffsetDeleteResponse::OffsetDeleteResponseTopic topic_out;
       topic_out.name = t.name;
+      const bool denied = denied_topics.count(t.name) > 0;
       for (const auto& p : t.partitions) {
-        auto error = partition_exists(state, t.name, p.partition_index) ? kafka_code(errors[i])
-                                                                         : code(KafkaError::unknown_topic_or_partition);
+        auto error = denied ? code(KafkaError::topic_authorization_failed)
+                     : partition_exists(state, t.name, p.partition_index) ? kafka_code(errors[i])
+                                                                          : code(KafkaError::unknown_topic_or_partition);
         topic_out.partitions.push_back({p.partition_index, error});
-        ++i;
+        if (!denied) ++i;
       }
       response.topics.push_back(std::move(topic_out));
     }

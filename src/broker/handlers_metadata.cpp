@@ -8,6 +8,9 @@
 #include "wire/generated/metadata.h"
 
 namespace bulwark::broker {
+
+using security::Operation;
+using security::ResourceType;
 namespace {
 
 wire::msg::MetadataResponse::MetadataResponseTopic describe_topic(const BrokerState& state, const TopicInfo& topic) {
@@ -49,7 +52,10 @@ void handle_metadata(BrokerState& state, Call& call) {
   // v0: an empty list means every topic; v1+: null means every topic and empty means none.
   const bool all_topics = !request.topics.has_value() || (version == 0 && request.topics->empty());
   if (all_topics) {
-    for (const auto& topic : state.topics->list()) response.topics.push_back(describe_topic(state, topic));
+    // Listing everything shows only the topics the principal may describe, without audit lines.
+    for (const auto& topic : state.topics->list())
+      if (authorized(state, call, Operation::describe, ResourceType::topic, topic.name, false))
+        response.topics.push_back(describe_topic(state, topic));
   } else {
     // Kafka 0.x-3 clients may always create topics through Metadata; v4+ say whether they want to.
     const bool may_create = state.config.auto_create_topics_enable && (version < 4 || request.allow_auto_topic_creation);
@@ -66,6 +72,13 @@ void handle_metadata(BrokerState& state, Call& call) {
           continue;
         }
       }
+      const std::string& name = wanted.name ? *wanted.name : topic->name;
+      if (!authorized(state, call, Operation::describe, ResourceType::topic, name)) {
+        auto denied = topic_error(name, KafkaError::topic_authorization_failed);
+        if (topic) denied.topic_id = topic->id;
+        response.topics.push_back(std::move(denied));
+        continue;
+      }
       if (!topic && wanted.name) {
         if (invalid_topic_name_reason(*wanted.name)) {
           response.topics.push_back(topic_error(wanted.name, KafkaError::invalid_topic_exception));
@@ -73,6 +86,11 @@ void handle_metadata(BrokerState& state, Call& call) {
         }
         if (!may_create) {
           response.topics.push_back(topic_error(wanted.name, KafkaError::unknown_topic_or_partition));
+          continue;
+        }
+        if (!authorized(state, call, Operation::create, ResourceType::cluster, security::kClusterResourceName, false) &&
+            !authorized(state, call, Operation::create, ResourceType::topic, *wanted.name)) {
+          response.topics.push_back(topic_error(wanted.name, KafkaError::topic_authorization_failed));
           continue;
         }
         auto created = state.create_topic(*wanted.name, -1, -1, {}, false);
@@ -160,7 +178,10 @@ void handle_describe_configs(BrokerState& state, Call& call) {
     result.resource_name = resource.resource_name;
     if (resource.resource_type == kResourceTopic) {
       auto topic = state.topics->find(resource.resource_name);
-      if (!topic) {
+      if (!authorized(state, call, Operation::describe_configs, ResourceType::topic, resource.resource_name)) {
+        result.error_code = code(KafkaError::topic_authorization_failed);
+        result.error_message = "Topic authorization failed.";
+      } else if (!topic) {
         result.error_code = code(KafkaError::unknown_topic_or_partition);
         result.error_message = "Topic " + resource.resource_name + " does not exist.";
       } else {
@@ -178,7 +199,10 @@ void handle_describe_configs(BrokerState& state, Call& call) {
         }
       }
     } else if (resource.resource_type == kResourceBroker) {
-      if (!resource.resource_name.empty() && resource.resource_name != std::to_string(state.node_id())) {
+      if (!authorized_cluster(state, call, Operation::describe_configs)) {
+        result.error_code = code(KafkaError::cluster_authorization_failed);
+        result.error_message = "Cluster authorization failed.";
+      } else if (!resource.resource_name.empty() && resource.resource_name != std::to_string(state.node_id())) {
         result.error_code = code(KafkaError::invalid_request);
         result.error_message = "Broker " + resource.resource_name + " is not this broker";
       } else {

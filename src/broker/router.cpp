@@ -26,15 +26,22 @@ constexpr ServedApi kServed[] = {
     {14, 0, 5, handle_sync_group},        // SyncGroup
     {15, 0, 5, handle_describe_groups},   // DescribeGroups
     {16, 0, 4, handle_list_groups},       // ListGroups
+    {17, 0, 1, handle_sasl_handshake},    // SaslHandshake: v0 = bare tokens follow, v1 = SaslAuthenticate
     {18, 0, 3, handle_api_versions},      // ApiVersions
     {19, 0, 7, handle_create_topics},     // CreateTopics
     {20, 0, 6, handle_delete_topics},     // DeleteTopics
     {21, 0, 2, handle_delete_records},    // DeleteRecords
     {22, 0, 4, handle_init_producer_id},  // InitProducerId
+    {29, 0, 3, handle_describe_acls},     // DescribeAcls
+    {30, 0, 3, handle_create_acls},       // CreateAcls
+    {31, 0, 3, handle_delete_acls},       // DeleteAcls
     {32, 0, 4, handle_describe_configs},  // DescribeConfigs
+    {36, 0, 2, handle_sasl_authenticate}, // SaslAuthenticate
     {37, 0, 3, handle_create_partitions}, // CreatePartitions
     {42, 0, 2, handle_delete_groups},     // DeleteGroups
     {47, 0, 0, handle_offset_delete},     // OffsetDelete
+    {50, 0, 0, handle_describe_user_scram_credentials},  // DescribeUserScramCredentials
+    {51, 0, 0, handle_alter_user_scram_credentials},     // AlterUserScramCredentials
     {60, 0, 1, handle_describe_cluster},  // DescribeCluster
 };
 
@@ -70,7 +77,29 @@ bool is_controller_listener(const BrokerState& state, const std::string& listene
 
 std::span<const ServedApi> served_apis() { return kServed; }
 
+// The requests a SASL connection may send before it has logged in (Kafka's SaslServerAuthenticator).
+static bool allowed_before_login(std::int16_t api_key) { return api_key == 18 || api_key == 17 || api_key == 36; }
+
 void Router::on_request(net::RequestContext& ctx, Bytes frame, net::Responder responder) {
+  if (!ctx.state) {
+    auto session = open_session(state_, ctx.peer);
+    if (!session.ok()) {
+      log::warn("closing connection {} from {}: authentication failed: {}", ctx.peer.connection_id,
+                ctx.peer.remote_address, session.error().message);
+      responder.close_connection();
+      return;
+    }
+    ctx.state = std::move(*session);
+  }
+  auto& session = static_cast<Session&>(*ctx.state);
+  if (session.sasl_stage == Session::SaslStage::failed) {
+    responder.close_connection();
+    return;
+  }
+  if (session.sasl_stage == Session::SaslStage::awaiting_raw_token) {
+    handle_raw_sasl_token(state_, ctx, std::move(frame), std::move(responder));
+    return;
+  }
   ByteReader reader(frame);
   auto header = wire::decode_request_header(reader);
   if (!header.ok()) {
@@ -86,6 +115,13 @@ void Router::on_request(net::RequestContext& ctx, Bytes frame, net::Responder re
   if (!served || (is_controller_listener(state_, ctx.peer.listener) && !api_versions)) {
     log::warn("closing connection {} from {}: API key {} is not served on listener {}", ctx.peer.connection_id,
               ctx.peer.remote_address, call.header.api_key, ctx.peer.listener);
+    call.responder.close_connection();
+    return;
+  }
+  if (!session.authenticated && !allowed_before_login(call.header.api_key)) {
+    log::warn("closing connection {} from {}: {} before SASL authentication completed (only ApiVersions, "
+              "SaslHandshake and SaslAuthenticate may come first)",
+              ctx.peer.connection_id, ctx.peer.remote_address, wire::find_api(call.header.api_key)->name);
     call.responder.close_connection();
     return;
   }

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "base/bytes.h"
+#include "broker/access.h"
 #include "broker/errors.h"
 #include "broker/topics.h"
 #include "config/config.h"
@@ -64,6 +65,12 @@ struct BrokerState {
   std::unique_ptr<ProducerIdAllocator> producer_ids;
   std::unique_ptr<groups::GroupCoordinator> groups;  // null until open_group_coordinator
   AppendNotifier notifier;
+  // Security: null acls = no authorizer configured (everything allowed, ACL APIs answer SECURITY_DISABLED).
+  std::unique_ptr<AclStore> acls;
+  std::map<std::string, security::PrincipalMappingRules> mapping_rules;  // per SSL listener
+  std::map<std::string, ListenerSasl> sasl;                              // per SASL listener
+  std::unique_ptr<ScramStore> scram;
+  std::int64_t failed_authentication_delay_ms = 100;  // connection.failed.authentication.delay.ms
 
   std::int32_t node_id() const { return config.node_id; }
   // The advertised endpoint clients of `listener` should use (the first advertised one otherwise).
@@ -143,5 +150,15 @@ void handle_list_groups(BrokerState& state, Call& call);
 void handle_describe_groups(BrokerState& state, Call& call);
 void handle_delete_groups(BrokerState& state, Call& call);
 void handle_offset_delete(BrokerState& state, Call& call);
+// Security (handlers_security.cpp): ACLs, SASL logins and SCRAM credentials.
+void handle_create_acls(BrokerState& state, Call& call);
+void handle_describe_acls(BrokerState& state, Call& call);
+void handle_delete_acls(BrokerState& state, Call& call);
+void handle_sasl_handshake(BrokerState& state, Call& call);
+void handle_sasl_authenticate(BrokerState& state, Call& call);
+// A bare SASL token after SaslHandshake v0 (no request header; answered with a bare token).
+void handle_raw_sasl_token(BrokerState& state, net::RequestContext& ctx, Bytes frame, net::Responder responder);
+void handle_describe_user_scram_credentials(BrokerState& state, Call& call);
+void handle_alter_user_scram_credentials(BrokerState& state, Call& call);
 
 }  // namespace bulwark::broker

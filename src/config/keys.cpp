@@ -64,6 +64,7 @@ std::vector<KeySpec> make_specs() {
       {"max.connections.per.ip.overrides", string, "", N},
       {"max.connection.creation.rate", int32, "2147483647", N, true, 0},
       {"connections.max.reauth.ms", int64, "0", N, true},
+      {"connection.failed.authentication.delay.ms", int32, "100", S, false, 0},
 
       // --- TLS (also as listener.name.<l>.ssl.*)
       {"ssl.keystore.type", string, "JKS", S, true, kNoMin, kLongMax, {"JKS", "PKCS12", "PEM"}, true},
@@ -82,7 +83,7 @@ std::vector<KeySpec> make_specs() {
       {"ssl.protocol", string, "TLSv1.3", S, true, kNoMin, kLongMax, {"TLS", "TLSv1.2", "TLSv1.3"}},
       {"ssl.cipher.suites", list, "", S, true},
       {"ssl.endpoint.identification.algorithm", string, "https", S, true, kNoMin, kLongMax, {"", "https"}, true},
-      {"ssl.principal.mapping.rules", string, "DEFAULT", N, true},
+      {"ssl.principal.mapping.rules", string, "DEFAULT", S, true},
       {"ssl.keymanager.algorithm", string, "SunX509", N, true},
       {"ssl.trustmanager.algorithm", string, "PKIX", N, true},
       {"ssl.secure.random.implementation", string, null, N, true},
@@ -93,22 +94,22 @@ std::vector<KeySpec> make_specs() {
       {"principal.builder.class", class_name, null, N, true},
 
       // --- SASL (listener.name.<l>.<mechanism>.sasl.jaas.config for the JAAS config)
-      {"sasl.enabled.mechanisms", list, "GSSAPI", N, true, kNoMin, kLongMax,
+      {"sasl.enabled.mechanisms", list, "GSSAPI", S, true, kNoMin, kLongMax,
        {"GSSAPI", "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER"}},
       {"sasl.mechanism.inter.broker.protocol", string, "GSSAPI", N, false, kNoMin, kLongMax,
        {"GSSAPI", "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER"}},
       {"sasl.mechanism.controller.protocol", string, "GSSAPI", N, false, kNoMin, kLongMax,
        {"GSSAPI", "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER"}},
-      {"sasl.jaas.config", password, null, N, true},
+      {"sasl.jaas.config", password, null, S, true},
       {"sasl.server.callback.handler.class", class_name, null, N, true},
       {"sasl.login.callback.handler.class", class_name, null, N, true},
       {"sasl.login.class", class_name, null, N, true},
       {"sasl.kerberos.service.name", string, null, N, true},
 
       // --- authorization (StandardAuthorizer's keys)
-      {"authorizer.class.name", class_name, "", N},
-      {"super.users", string, null, N},
-      {"allow.everyone.if.no.acl.found", boolean, "false", N},
+      {"authorizer.class.name", class_name, "", S},
+      {"super.users", string, null, S},
+      {"allow.everyone.if.no.acl.found", boolean, "false", S},
 
       // --- log storage
       {"log.dirs", string, null, S},

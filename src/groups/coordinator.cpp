@@ -26,6 +26,8 @@ const char* to_string(GroupError error) {
     case GroupError::offset_metadata_too_large: return "offset metadata too large";
     case GroupError::invalid_request: return "invalid request";
     case GroupError::unknown_topic_or_partition: return "unknown topic or partition";
+    case GroupError::group_authorization_failed: return "group authorization failed";
+    case GroupError::topic_authorization_failed: return "topic authorization failed";
   }
   return "unknown";
 }

@@ -55,6 +55,8 @@ enum class GroupError {
   offset_metadata_too_large,
   invalid_request,             // e.g. member metadata above the cap
   unknown_topic_or_partition,  // set by the broker, never by the coordinator
+  group_authorization_failed,  // likewise
+  topic_authorization_failed,  // likewise
 };
 const char* to_string(GroupError error);
 
