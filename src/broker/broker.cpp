@@ -290,6 +290,13 @@ void Broker::stop() {
   log::info("broker {} stopped", impl_->state.node_id());
 }
 
+Status add_scram_credentials(const config::BrokerConfig& config, const std::vector<security::sasl::ScramSpec>& specs) {
+  std::filesystem::path metadata_dir = config.metadata_log_dir ? *config.metadata_log_dir : config.log_dirs.front();
+  auto store = ScramStore::open(metadata_dir / "bulwark-scram-credentials.json");
+  if (!store.ok()) return store.error();
+  return (*store)->apply({}, specs);
+}
+
 std::uint16_t Broker::port(const std::string& listener) const { return impl_->server->bound_port(listener); }
 
 }  // namespace bulwark::broker

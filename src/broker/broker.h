@@ -11,6 +11,7 @@
 
 #include "base/result.h"
 #include "config/config.h"
+#include "security/sasl.h"
 
 namespace bulwark::broker {
 
@@ -32,5 +33,9 @@ class Broker {
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };
+
+// Stores SCRAM credentials where the node's broker reads them (kafka-storage.sh format --add-scram):
+// the first users of a SASL/SCRAM cluster, before any client can log in to add more.
+Status add_scram_credentials(const config::BrokerConfig& config, const std::vector<security::sasl::ScramSpec>& specs);
 
 }  // namespace bulwark::broker

@@ -1,7 +1,9 @@
 // bulwark storage random-uuid | format | info, as kafka-storage.sh has them (KRaft only).
 #include <cstdio>
 #include <string>
+#include <vector>
 
+#include "broker/broker.h"
 #include "cli/command.h"
 #include "config/config.h"
 #include "config/meta_properties.h"
@@ -17,11 +19,21 @@ int random_uuid_action() {
   return 0;
 }
 
-int format_action(const std::string& cluster_id, const std::string& config_path, bool ignore_formatted) {
+int format_action(const std::string& cluster_id, const std::string& config_path, bool ignore_formatted,
+                  const std::vector<std::string>& add_scram) {
   auto config = load_broker_config(config_path);
   if (!config) {
     print_error("cannot format: the configuration is not valid:\n" + config.error().message);
     return 1;
+  }
+  std::vector<bulwark::security::sasl::ScramSpec> scram;
+  for (const auto& text : add_scram) {
+    auto spec = bulwark::security::sasl::parse_add_scram(text);
+    if (!spec) {
+      print_error("cannot format: --add-scram: " + spec.error().message);
+      return 2;
+    }
+    scram.push_back(std::move(*spec));
   }
   auto outcome = format_storage(*config, cluster_id, ignore_formatted);
   if (!outcome) {
@@ -36,6 +48,15 @@ int format_action(const std::string& cluster_id, const std::string& config_path,
     std::printf("Formatted %s (cluster.id=%s, node.id=%d)\n", dir.c_str(), cluster_id.c_str(), config->node_id);
   }
   if (outcome->formatted.empty()) std::printf("All of the log directories are already formatted.\n");
+  if (!scram.empty()) {
+    if (auto stored = bulwark::broker::add_scram_credentials(*config, scram); !stored) {
+      print_error("cannot store the SCRAM credentials: " + stored.error().message);
+      return 1;
+    }
+    for (const auto& spec : scram)
+      std::printf("Added the %s credential of user %s\n", std::string(bulwark::security::sasl::name_of(spec.mechanism)).c_str(),
+                  spec.username.c_str());
+  }
   return 0;
 }
 
@@ -87,6 +108,7 @@ void add_storage_commands(CLI::App& app) {
     std::string cluster_id;
     std::string config;
     bool ignore_formatted = false;
+    std::vector<std::string> add_scram;
   };
   auto format_options = std::make_shared<FormatOptions>();
   auto* format = group->add_subcommand("format", "Write meta.properties into each of log.dirs and metadata.log.dir");
@@ -95,8 +117,12 @@ void add_storage_commands(CLI::App& app) {
   format->add_option("-c,--config", format_options->config, "The node's server.properties")->required();
   format->add_flag("-g,--ignore-formatted", format_options->ignore_formatted,
                    "Skip directories already formatted for this cluster instead of failing");
+  format->add_option("-S,--add-scram", format_options->add_scram,
+                     "A SCRAM credential to start with, as kafka-storage.sh takes it: "
+                     "'SCRAM-SHA-256=[name=alice,password=alice-secret]' (repeatable)");
   bulwark::cli::set_action(format, [format_options] {
-    return format_action(format_options->cluster_id, format_options->config, format_options->ignore_formatted);
+    return format_action(format_options->cluster_id, format_options->config, format_options->ignore_formatted,
+                         format_options->add_scram);
   });
 
   auto info_config = std::make_shared<std::string>();
