@@ -92,6 +92,19 @@ struct ClientSettings {
 Result<ClientSettings> apply_client_properties(const config::Properties& properties, ClientSettings base = {});
 Result<ClientSettings> load_client_properties(const std::filesystem::path& path, ClientSettings base = {});
 
+// The connection flags `bulwark acl` and `bulwark scram` share (kafka-acls.sh's --bootstrap-server and
+// --command-config, plus PEM shortcuts): --ca alone means SSL (SASL_SSL when the properties ask for
+// SASL) with the broker's host name checked; --cert/--key add a client certificate (mutual TLS).
+// The flag's bootstrap list wins over bootstrap.servers in the file.
+struct ConnectionFlags {
+  std::string bootstrap_server;  // may be empty when the properties file has bootstrap.servers
+  std::filesystem::path ca;
+  std::filesystem::path cert;
+  std::filesystem::path key;
+  std::filesystem::path command_config;
+};
+Result<ClientSettings> settings_from_flags(const ConnectionFlags& flags);
+
 // Checks the settings hang together (SASL login for SASL protocols, TLS material only with TLS, ...).
 Status validate_settings(const ClientSettings& settings);
 

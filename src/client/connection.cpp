@@ -119,7 +119,16 @@ struct AdminConnection::Socket {
     failure.sys_errno = saved_errno;
     failure.verify_result = SSL_get_verify_result(ssl.get());
     failure.notes = &notes;
+    const int reason = failure.error_code != 0 ? ERR_GET_REASON(failure.error_code) : 0;
+    if (reason == SSL_R_UNEXPECTED_EOF_WHILE_READING && notes.verify_error == X509_V_OK) {
+      ERR_clear_error();
+      return "the broker closed the connection in the middle of the TLS handshake (is this a PLAINTEXT or "
+             "SASL_PLAINTEXT listener? Then drop --ca and the ssl.* settings)";
+    }
     std::string text = tls::explain_handshake_failure(failure);
+    // explain_handshake_failure starts some sentences with "the TLS handshake failed:"; we say that already.
+    constexpr std::string_view kPrefix = "the TLS handshake failed: ";
+    if (std::string_view(text).starts_with(kPrefix)) text.erase(0, kPrefix.size());
     std::string detail = verify_detail(notes.verify_error != X509_V_OK ? notes.verify_error : failure.verify_result);
     if (detail.empty() && failure.error_code != 0) {
       const char* reason = ERR_reason_error_string(failure.error_code);
@@ -363,7 +372,14 @@ Result<std::unique_ptr<AdminConnection>> AdminConnection::connect(const ClientSe
       if (!fd) return fd.error();
       connection->socket_->fd = *fd;
       if (context) BULWARK_TRY(connection->socket_->handshake(*context, server.host, settings.tls.verify_hostname));
-      BULWARK_TRY(connection->negotiate_versions());
+      if (auto negotiated = connection->negotiate_versions(); !negotiated.ok()) {
+        Error error = negotiated.error();
+        // A plaintext client on a TLS port sees the broker hang up (or answer TLS bytes).
+        if (!context && (error.kind == ErrorKind::io || error.kind == ErrorKind::corrupt)) {
+          error.message += " (is this a TLS listener? Then give --ca or security.protocol=SSL with ssl.* settings)";
+        }
+        return error;
+      }
       if (settings.sasl) BULWARK_TRY(connection->authenticate(*settings.sasl));
       return Status::success();
     };

@@ -278,6 +278,41 @@ Result<ClientSettings> load_client_properties(const std::filesystem::path& path,
   return apply_client_properties(*properties, std::move(base));
 }
 
+Result<ClientSettings> settings_from_flags(const ConnectionFlags& flags) {
+  ClientSettings settings;
+  if (!flags.bootstrap_server.empty()) {
+    auto servers = parse_bootstrap_servers(flags.bootstrap_server);
+    if (!servers) return invalid("--bootstrap-server: " + servers.error().message);
+    settings.bootstrap_servers = std::move(*servers);
+  }
+  if (!flags.command_config.empty()) {
+    auto loaded = load_client_properties(flags.command_config, std::move(settings));
+    if (!loaded) return loaded.error();
+    settings = std::move(*loaded);
+  }
+  const bool pem_flags = !flags.ca.empty() || !flags.cert.empty() || !flags.key.empty();
+  if (pem_flags) {
+    const auto& t = settings.tls;
+    if (!t.truststore_location.empty() || !t.truststore_certificates.empty() || !t.keystore_location.empty() ||
+        !t.keystore_key.empty()) {
+      return invalid("give TLS material either as --ca/--cert/--key or as ssl.* keys in --command-config, not both");
+    }
+    if (flags.ca.empty()) return invalid("--cert and --key need --ca: the CA certificate that signed the broker's");
+    if (flags.cert.empty() != flags.key.empty()) {
+      return invalid("--cert and --key go together: the client certificate and its private key");
+    }
+    settings.tls.ca_file = flags.ca;
+    settings.tls.cert_file = flags.cert;
+    settings.tls.key_file = flags.key;
+    if (settings.protocol == config::SecurityProtocol::plaintext) settings.protocol = config::SecurityProtocol::ssl;
+    if (settings.protocol == config::SecurityProtocol::sasl_plaintext) {
+      settings.protocol = config::SecurityProtocol::sasl_ssl;
+    }
+  }
+  BULWARK_TRY(validate_settings(settings));
+  return settings;
+}
+
 Status validate_settings(const ClientSettings& settings) {
   if (settings.bootstrap_servers.empty()) {
     return invalid("no bootstrap server: give --bootstrap-server host:port or bootstrap.servers");
