@@ -318,3 +318,90 @@ def test_scram_refusals(env, tmp_path):
     empty.write_text("\n")
     assert scram(broker, "set", "--user", "bob", "--mechanism", "SCRAM-SHA-256", "--password-file", empty,
                  flags=admin, check=2).stderr.endswith("is empty\n")
+
+
+def test_grants_take_effect_for_a_real_client(env):
+    """A librdkafka producer with client-1's certificate is refused until `acl add --producer` grants it."""
+    confluent_kafka = pytest.importorskip("confluent_kafka")
+    _, pki, broker = env
+    cert, key, ca = pki.pem(USER)
+    topic = "granted-orders"
+
+    def produce():
+        producer = confluent_kafka.Producer({
+            "bootstrap.servers": broker.bootstrap("MTLS"), "security.protocol": "ssl", "ssl.ca.location": str(ca),
+            "ssl.certificate.location": str(cert), "ssl.key.location": str(key), "message.timeout.ms": 5000,
+            "acks": "all"})
+        errors = []
+        producer.produce(topic, value=b"v", on_delivery=lambda err, msg: errors.append(err))
+        producer.flush(15)
+        return errors
+
+    refused = produce()
+    assert refused and refused[0] is not None and refused[0].code() == \
+        confluent_kafka.KafkaError.TOPIC_AUTHORIZATION_FAILED, refused
+    acl(broker, "add", "--allow-principal", "User:client-1", "--producer", "--topic", topic,
+        flags=pem_flags(pki, ADMIN), check=0)
+    assert produce() == [None]
+    acl(broker, "remove", "--allow-principal", "User:client-1", "--producer", "--topic", topic,
+        flags=pem_flags(pki, ADMIN), check=0)
+
+
+def test_interoperates_with_kafka_python_admin(env):
+    """ACLs written by `bulwark acl` are read back by kafka-python's admin client and vice versa, so the
+    wire encoding is checked against an independent implementation."""
+    admin_mod = pytest.importorskip("kafka.admin")
+    _, pki, broker = env
+    cert, key, ca = pki.pem(ADMIN)
+    client = admin_mod.KafkaAdminClient(
+        bootstrap_servers=broker.bootstrap("MTLS"), security_protocol="SSL", ssl_cafile=str(ca),
+        ssl_certfile=str(cert), ssl_keyfile=str(key), ssl_check_hostname=True)
+    try:
+        acl(broker, "add", "--allow-principal", "User:carol", "--operation", "Write", "--topic", "audit",
+            "--resource-pattern-type", "prefixed", flags=pem_flags(pki, ADMIN), check=0)
+        found, error = client.describe_acls(admin_mod.ACLFilter(
+            principal="User:carol", host="*", operation=admin_mod.ACLOperation.ANY,
+            permission_type=admin_mod.ACLPermissionType.ANY,
+            resource_pattern=admin_mod.ResourcePatternFilter(admin_mod.ResourceType.ANY, None,
+                                                             admin_mod.ACLResourcePatternType.ANY)))
+        assert [(a.operation, a.resource_pattern.resource_type, a.resource_pattern.resource_name,
+                 a.resource_pattern.pattern_type) for a in found] == [
+            (admin_mod.ACLOperation.WRITE, admin_mod.ResourceType.TOPIC, "audit",
+             admin_mod.ACLResourcePatternType.PREFIXED)], (found, error)
+
+        created = client.create_acls([admin_mod.ACL(
+            principal="User:dave", host="10.1.2.3", operation=admin_mod.ACLOperation.DESCRIBE_CONFIGS,
+            permission_type=admin_mod.ACLPermissionType.DENY,
+            resource_pattern=admin_mod.ResourcePattern(admin_mod.ResourceType.GROUP, "reports"))])
+        assert not created["failed"], created
+        listing = acl(broker, "list", "--principal", "User:dave", flags=pem_flags(pki, ADMIN), check=0).stdout
+        assert pattern("GROUP", "reports") in listing
+        assert entry("User:dave", "DESCRIBE_CONFIGS", "DENY", "10.1.2.3") in listing
+    finally:
+        client.close()
+        acl(broker, "remove", "--topic", "audit", "--resource-pattern-type", "prefixed", flags=pem_flags(pki, ADMIN))
+        acl(broker, "remove", "--group", "reports", flags=pem_flags(pki, ADMIN))
+
+
+def test_host_name_is_checked_unless_the_command_config_turns_it_off(env, tmp_path):
+    """--ca checks the broker certificate's SAN against the host dialled; Kafka's
+    ssl.endpoint.identification.algorithm= (empty) turns only that check off."""
+    root, pki, _ = env
+    run(BIN, "pki", "issue", "broker", "elsewhere", "--dns", "kafka.invalid", "--dir", pki.dir)
+    out = root / "export" / "elsewhere"
+    run(BIN, "pki", "export", "elsewhere", "--format", "pkcs12", "--password", PASSWORD, "--dir", pki.dir, "--out", out)
+    broker = Broker(tmp_path, pki, extra={"ssl.keystore.location": str(out / "elsewhere.keystore.p12")})
+    broker.start()
+    try:
+        cert, key, ca = pki.pem(ADMIN)
+        checked = acl(broker, "list", "--ca", ca, flags=[], listener="SSL", check=1)
+        assert "does not name the host that was dialled" in checked.stderr, checked.stderr
+        assert "hostname mismatch" in checked.stderr or "IP address mismatch" in checked.stderr, checked.stderr
+        unchecked = write_props(tmp_path / "no-host-check.properties", {
+            "security.protocol": "SSL", "ssl.truststore.type": "PEM", "ssl.truststore.location": ca,
+            "ssl.endpoint.identification.algorithm": ""})
+        result = acl(broker, "list", "--command-config", unchecked, flags=[], listener="SSL")
+        # The chain verified and the request reached the broker, which has no authorizer.
+        assert result.returncode == 1 and "SECURITY_DISABLED" in result.stderr, result.stderr
+    finally:
+        broker.stop()
