@@ -25,16 +25,19 @@ def env(tmp_path_factory):
         "ssl.principal.mapping.rules": "RULE:^CN=([^,]+).*$/$1/,DEFAULT",
     })
     # One more listener, SASL_PLAINTEXT, for the SCRAM and PLAIN logins (harness.Broker has none).
+    # Two more listeners, SASL_PLAINTEXT and SASL_SSL, for the SCRAM and PLAIN logins (harness.Broker has none).
     broker.ports["SASL"] = free_port()
+    broker.ports["SASLTLS"] = free_port()
     p = broker.props
     p["listeners"] = ",".join(f"{name}://127.0.0.1:{port}" for name, port in broker.ports.items())
     p["advertised.listeners"] = ",".join(
-        f"{n}://127.0.0.1:{broker.ports[n]}" for n in ("PLAINTEXT", "SSL", "MTLS", "SASL"))
-    p["listener.security.protocol.map"] += ",SASL:SASL_PLAINTEXT"
-    p["listener.name.sasl.sasl.enabled.mechanisms"] = "PLAIN,SCRAM-SHA-256,SCRAM-SHA-512"
-    p["listener.name.sasl.plain.sasl.jaas.config"] = (
-        "org.apache.kafka.common.security.plain.PlainLoginModule required "
-        f'user_admin="{PLAIN_ADMIN_PASSWORD}";')
+        f"{n}://127.0.0.1:{broker.ports[n]}" for n in ("PLAINTEXT", "SSL", "MTLS", "SASL", "SASLTLS"))
+    p["listener.security.protocol.map"] += ",SASL:SASL_PLAINTEXT,SASLTLS:SASL_SSL"
+    for listener in ("sasl", "sasltls"):
+        p[f"listener.name.{listener}.sasl.enabled.mechanisms"] = "PLAIN,SCRAM-SHA-256,SCRAM-SHA-512"
+        p[f"listener.name.{listener}.plain.sasl.jaas.config"] = (
+            "org.apache.kafka.common.security.plain.PlainLoginModule required "
+            f'user_admin="{PLAIN_ADMIN_PASSWORD}";')
     broker.start()
     yield root, pki, broker
     broker.stop()
@@ -285,6 +288,21 @@ def test_scram_set_list_login_and_delete(env, tmp_path):
     listed = acl(broker, "list", "--command-config", config, flags=[], listener="SASL", check=0)
     assert entry("User:alice", "DESCRIBE") in listed.stdout
     acl(broker, "remove", "--cluster", "--command-config", plain, flags=[], listener="SASL", check=0)
+
+    # SASL_SSL: the same logins inside TLS, the CA given as --ca.
+    _, _, ca = pki.pem(ADMIN)
+    tls_plain = sasl_config(tmp_path / "plain-tls.properties", "PLAIN", "admin", PLAIN_ADMIN_PASSWORD)
+    tls_plain.write_text(tls_plain.read_text().replace("SASL_PLAINTEXT", "SASL_SSL"))
+    acl(broker, "add", "--allow-principal", "User:alice", "--operation", "Read", "--topic", "tls-only",
+        "--ca", ca, "--command-config", tls_plain, flags=[], listener="SASLTLS", check=0)
+    tls_alice = sasl_config(tmp_path / "alice-tls.properties", "SCRAM-SHA-512", "alice", ALICE_PASSWORD)
+    tls_alice.write_text(tls_alice.read_text().replace("SASL_PLAINTEXT", "SASL_SSL") +
+                         f"ssl.truststore.type=PEM\nssl.truststore.location={ca}\n")
+    refused = acl(broker, "add", "--allow-principal", "User:alice", "--operation", "All", "--cluster",
+                  "--command-config", tls_alice, flags=[], listener="SASLTLS", check=1)
+    assert "the broker says User:alice may not alter ACLs (CLUSTER_AUTHORIZATION_FAILED)" in refused.stderr
+    acl(broker, "remove", "--topic", "tls-only", "--ca", ca, "--command-config", tls_plain, flags=[],
+        listener="SASLTLS", check=0)
 
     # Delete one mechanism, then the other; alice can no longer log in.
     scram(broker, "delete", "--user", "alice", "--mechanism", "SCRAM-SHA-512", flags=admin, check=0)
