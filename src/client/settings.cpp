@@ -255,6 +255,11 @@ Result<ClientSettings> apply_client_properties(const config::Properties& propert
                                          "(use PlainLoginModule)",
                                          where));
         }
+        if (!mechanism && plain_module) {
+          settings.notes.push_back(fmt::format("{}: sasl.mechanism is not set; using PLAIN, the login module's "
+                                               "mechanism (Kafka's default would be GSSAPI)",
+                                               where));
+        }
         login.username = user->second;
         login.password = config::Password(password->second);
         settings.sasl = std::move(login);

@@ -1,6 +1,9 @@
 // Client settings from Kafka client properties files and flags; request framing; version choice.
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
+#include "base/files.h"
 #include "client/client.h"
 
 namespace bulwark::client {
@@ -177,6 +180,45 @@ TEST(ClientProperties, UnknownKeysAreIgnoredWithANote) {
   ASSERT_EQ(s->notes.size(), 2u);
   EXPECT_NE(s->notes[0].find("admin.properties:1: retries: not needed"), std::string::npos) << s->notes[0];
   EXPECT_NE(s->notes[1].find("admin.properties:2: linger.ms: unknown key, ignored"), std::string::npos) << s->notes[1];
+}
+
+TEST(ClientProperties, PlainLoginWithoutMechanismIsPlainWithANote) {
+  auto s = from_text(
+      "security.protocol=SASL_PLAINTEXT\n"
+      "sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required username=a password=b;\n");
+  ASSERT_TRUE(s.ok()) << s.error().message;
+  EXPECT_EQ(s->sasl->mechanism, security::sasl::Mechanism::plain);
+  ASSERT_EQ(s->notes.size(), 1u);
+  EXPECT_NE(s->notes[0].find("admin.properties:2: sasl.jaas.config: sasl.mechanism is not set; using PLAIN"),
+            std::string::npos)
+      << s->notes[0];
+}
+
+TEST(ClientTlsMaterial, ErrorsNameTheFile) {
+  const auto dir = std::filesystem::temp_directory_path() / ("client_test_" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  TlsMaterial missing;
+  missing.ca_file = dir / "no-such-ca.pem";
+  auto r = load_tls_material(missing);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error().message.find("no-such-ca.pem"), std::string::npos) << r.error().message;
+
+  TlsMaterial garbage;
+  garbage.ca_file = dir / "garbage.pem";
+  ASSERT_TRUE(write_file_atomic(garbage.ca_file, std::string_view("not a certificate\n"), 0644, Overwrite::allow).ok());
+  r = load_tls_material(garbage);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error().message.find("garbage.pem"), std::string::npos) << r.error().message;
+
+  TlsMaterial store;
+  store.truststore_location = dir / "missing.p12";
+  store.truststore_type = keystore::Format::pkcs12;
+  store.truststore_password = config::Password("secret-pw");
+  r = load_tls_material(store);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error().message.find("missing.p12"), std::string::npos) << r.error().message;
+  EXPECT_EQ(r.error().message.find("secret-pw"), std::string::npos);
+  std::filesystem::remove_all(dir);
 }
 
 TEST(ClientSettingsValidation, ExplainsMissingPieces) {
