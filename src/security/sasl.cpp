@@ -116,7 +116,7 @@ std::string encode_scram_credentials(const ScramCredentials& credentials) {
           {"iterations", credential.iterations},
       };
     }
-    users[user] = std::move(entry);
+    if (!entry.empty()) users[user] = std::move(entry);
   }
   json document = {{"version", 1}, {"users", std::move(users)}};
   // Names that are not valid UTF-8 cannot appear in JSON; replacing (rather than throwing) keeps this
@@ -209,6 +209,8 @@ Result<ScramSpec> parse_add_scram(std::string_view text) {
   if (!config.starts_with('[')) return invalid("--add-scram: expected the configuration to start with [");
   if (!config.ends_with(']') || config.size() < 2) return invalid("--add-scram: expected the configuration to end with ]");
   config = config.substr(1, config.size() - 2);
+  // Java's split(",") drops trailing empty pieces, so Kafka accepts "[name=a,password=b,]".
+  while (config.ends_with(',')) config.remove_suffix(1);
 
   std::map<std::string, std::string> components;
   std::size_t position = 0;

@@ -142,7 +142,9 @@ Result<JaasConfig> parse_jaas_config(std::string_view text) {
     auto equals = tokenizer.next();
     if (!equals.ok()) return equals.error();
     if (equals->kind != Token::symbol || equals->text != "=")
-      return jaas_error("expected '=' after option '" + key->text + "' at position " + std::to_string(equals->position));
+      // The word before is not named: a misplaced word may well be a password.
+      return jaas_error("expected '=' after the option name ending before position " +
+                        std::to_string(equals->position));
     auto value = tokenizer.next();
     if (!value.ok()) return value.error();
     if (value->kind != Token::word && value->kind != Token::quoted)

@@ -472,7 +472,9 @@ Result<Bytes> ScramServer::step(std::span<const std::uint8_t> client_message) {
   const std::size_t header_length = gs2_header_length(client_first);
   if (as_text(*binding_bytes) != client_first.substr(0, header_length))
     return invalid("SCRAM channel binding does not match the client-first message's gs2 header");
-  if (*nonce != nonce_) return invalid("SCRAM nonce in the client-final message does not match the server's");
+  // Kafka's ScramSaslServer checks endsWith, not equality: librdkafka (up to 2.x) sends its own nonce
+  // followed by the whole combined nonce, and Kafka accepts that.
+  if (!nonce->ends_with(nonce_)) return invalid("SCRAM nonce in the client-final message does not match the server's");
   const std::size_t size = digest_size(mechanism_);
   if (proof->size() != size) return unauthenticated(std::string(internal::kInvalidCredentials));
 

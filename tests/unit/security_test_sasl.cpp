@@ -1,6 +1,8 @@
 // SASL mechanics: PLAIN tokens, JAAS strings, SCRAM-SHA-256/512 on both sides (RFC 7677's vector,
 // round trips, tampering, malformed input), the durable credential document and --add-scram.
 #include <gtest/gtest.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
 
 #include <map>
 #include <optional>
@@ -144,6 +146,7 @@ TEST(SaslJaas, ErrorsNeverShowValues) {
       "M mandatory password=\"" + secret + "\";",                     // bad flag
       "M required password=\"" + secret + "\" password=\"" + secret + "\";",  // duplicate key
       "M required password;",
+      "M required password=\"x\" " + secret + ";",  // a stray word may be a password too
       "M required password=;",
       "M required password=\"" + secret + "\" /* open comment",
       "M",
@@ -213,6 +216,87 @@ TEST(Scram, Rfc7677Sha256TestVector) {
   EXPECT_TRUE(client.verify_server_final(*server_final).ok());
   // A step after completion is refused.
   EXPECT_FALSE(server.step(*client_final).ok());
+}
+
+// No RFC vector exists for SHA-512: these messages come from kafka-python 2.0.2's own ScramClient
+// (kafka/scram.py) with its nonce fixed, so the server is checked against a real client's bytes.
+TEST(Scram, Sha512VectorFromKafkaPython) {
+  const std::string client_nonce = "fyko+d2lbbFgONRv9qkxdawL";
+  const std::string server_first_text =
+      "r=fyko+d2lbbFgONRv9qkxdawL3rfcNHYJY1ZVvWVs7j,s=a2Fma2EtcHl0aG9uLXNhbHQtMDEyMzQ1Njc4OQ==,i=8192";
+  const std::string client_final_text =
+      "c=biws,r=fyko+d2lbbFgONRv9qkxdawL3rfcNHYJY1ZVvWVs7j,"
+      "p=0sYsN1ue34maR/09Bh+cTZtji4O32nbmkvMZJDlEu4Y8VcmnHAmBQaiywverGN/BF9+FxYotFlzUjGKrgyDIgg==";
+  const std::string server_final_text =
+      "v=p+A1W4Gk0oyN9waSg2fh7MbP8a+O8qTJhITWcT5z5OdbYgOzohIVK0j/yy9S/TzUxAdy/P8Pax2uALVjqewbAQ==";
+  Store store;
+  store.users["alice"] =
+      *make_scram_credential(Mechanism::scram_sha_512, "alice-secret", 8192, bytes_of("kafka-python-salt-0123456789"));
+
+  ScramServer server(Mechanism::scram_sha_512, store.lookup());
+  Result<Bytes> server_first = Error{};
+  {
+    internal::ScopedNonceForTesting nonce("3rfcNHYJY1ZVvWVs7j");
+    server_first = server.step(bytes_of("n,,n=alice,r=" + client_nonce));
+  }
+  ASSERT_TRUE(server_first.ok()) << server_first.error().message;
+  EXPECT_EQ(text_of(*server_first), server_first_text);
+  auto server_final = server.step(bytes_of(client_final_text));
+  ASSERT_TRUE(server_final.ok()) << server_final.error().message;
+  EXPECT_EQ(text_of(*server_final), server_final_text);
+
+  // Our client produces the same bytes as kafka-python's.
+  ScramClient client(Mechanism::scram_sha_512, "alice", "alice-secret");
+  {
+    internal::ScopedNonceForTesting nonce(client_nonce);
+    EXPECT_EQ(text_of(client.first_message()), "n,,n=alice,r=" + client_nonce);
+  }
+  auto client_final = client.final_message(bytes_of(server_first_text));
+  ASSERT_TRUE(client_final.ok()) << client_final.error().message;
+  EXPECT_EQ(text_of(*client_final), client_final_text);
+  EXPECT_TRUE(client.verify_server_final(bytes_of(server_final_text)).ok());
+}
+
+// A client written here from RFC 5802 with OpenSSL directly (not through the library), sending the
+// "n,a=<user>," header that ScramClient never sends.
+TEST(Scram, AuthorizationIdHeaderWithHandRolledClient) {
+  for (Mechanism m : {Mechanism::scram_sha_256, Mechanism::scram_sha_512}) {
+    const EVP_MD* md = m == Mechanism::scram_sha_256 ? EVP_sha256() : EVP_sha512();
+    auto mac = [md](const Bytes& key, std::string_view data) {
+      Bytes out(EVP_MAX_MD_SIZE);
+      unsigned int n = 0;
+      HMAC(md, key.data(), static_cast<int>(key.size()), reinterpret_cast<const unsigned char*>(data.data()),
+           data.size(), out.data(), &n);
+      out.resize(n);
+      return out;
+    };
+    Store store;
+    store.users["bob=1"] = *make_scram_credential(m, "bob-pw", 4096);
+    ScramServer server(m, store.lookup());
+    const std::string header = "n,a=bob=3D1,";
+    const std::string bare = "n=bob=3D1,r=handrolled";
+    auto server_first = server.step(bytes_of(header + bare));
+    ASSERT_TRUE(server_first.ok()) << server_first.error().message;
+    const std::string sf = text_of(*server_first);
+    const std::string nonce = sf.substr(2, sf.find(",s=") - 2);
+    const auto salt = *internal::base64_decode(sf.substr(sf.find(",s=") + 3, sf.find(",i=") - sf.find(",s=") - 3));
+    Bytes salted(static_cast<std::size_t>(EVP_MD_get_size(md)));
+    ASSERT_EQ(PKCS5_PBKDF2_HMAC("bob-pw", 6, salt.data(), static_cast<int>(salt.size()), 4096, md,
+                                static_cast<int>(salted.size()), salted.data()),
+              1);
+    const std::string without_proof = "c=" + internal::base64_encode(bytes_of(header)) + ",r=" + nonce;
+    const std::string auth_message = bare + "," + sf + "," + without_proof;
+    Bytes client_key = mac(salted, "Client Key");
+    Bytes stored_key(static_cast<std::size_t>(EVP_MD_get_size(md)));
+    unsigned int n = 0;
+    EVP_Digest(client_key.data(), client_key.size(), stored_key.data(), &n, md, nullptr);
+    Bytes proof = mac(stored_key, auth_message);
+    for (std::size_t i = 0; i < proof.size(); ++i) proof[i] ^= client_key[i];
+    auto server_final = server.step(bytes_of(without_proof + ",p=" + internal::base64_encode(proof)));
+    ASSERT_TRUE(server_final.ok()) << server_final.error().message;
+    EXPECT_EQ(text_of(*server_final), "v=" + internal::base64_encode(mac(mac(salted, "Server Key"), auth_message)));
+    EXPECT_EQ(server.username(), "bob=1");
+  }
 }
 
 // One full login; returns the server's error (or nullopt on success).
@@ -625,6 +709,9 @@ TEST(ScramAddScram, KafkaExamples) {
   ASSERT_TRUE(with_salt.ok()) << with_salt.error().message;
   EXPECT_EQ(with_salt->credential,
             *make_scram_credential(Mechanism::scram_sha_512, "my pass", 4096, bytes_of("1lv4pdnw4fwq7notcxm0yy1k7q")));
+
+  // Java's split drops trailing empty pieces, so a trailing comma is accepted as Kafka does.
+  EXPECT_TRUE(parse_add_scram("SCRAM-SHA-256=[name=alice,password=alice-secret,]").ok());
 
   // Quoted values may hold commas (and '=' and ']').
   auto quoted = parse_add_scram("SCRAM-SHA-256=[name=carol,password=\"a,b=c]\",iterations=4096]");
