@@ -451,7 +451,10 @@ ListenerSecurity BrokerConfig::security_for(std::string_view listener_name) cons
   s.truststore_location = str("ssl.truststore.location");
   s.truststore_password = pw("ssl.truststore.password");
   s.truststore_certificates = pw("ssl.truststore.certificates");
-  std::string auth = str("ssl.client.auth");
+  // KIP-684: on a SASL_SSL listener only listener.name.<l>.ssl.client.auth asks for client certificates;
+  // the broker-wide ssl.client.auth is ignored there (clients authenticate with SASL).
+  std::string auth = s.protocol == SecurityProtocol::sasl_ssl ? trim(properties.get(prefix + "ssl.client.auth").value_or("none"))
+                                                               : str("ssl.client.auth");
   s.client_auth = auth == "required" ? ClientAuth::required : auth == "requested" ? ClientAuth::requested : ClientAuth::none;
   s.enabled_protocols = split(raw("ssl.enabled.protocols").value_or(""), ',');
   s.ssl_protocol = str("ssl.protocol");
@@ -555,6 +558,14 @@ std::vector<std::string> BrokerConfig::startup_report() const {
     if (l.protocol == SecurityProtocol::plaintext || l.protocol == SecurityProtocol::sasl_plaintext) {
       out.push_back(properties.source + ": listener " + l.listener + " uses " + std::string(to_string(l.protocol)) +
                     ": its traffic is not encrypted");
+    }
+    if (l.protocol == SecurityProtocol::sasl_ssl && security_for(l.listener).client_auth == ClientAuth::none) {
+      if (const auto* global = properties.find("ssl.client.auth"); global && trim(global->value) != "none") {
+        out.push_back(properties.where(*global) + ": ssl.client.auth=" + trim(global->value) +
+                      " does not apply to the SASL_SSL listener " + l.listener +
+                      " (as in Kafka, KIP-684): its clients log in with SASL; set listener.name." + lower(l.listener) +
+                      ".ssl.client.auth to require certificates there too");
+      }
     }
     if (uses_tls(l.protocol)) {
       auto sec = security_for(l.listener);

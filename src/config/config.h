@@ -137,6 +137,7 @@ struct ListenerSecurity {
   std::string truststore_location;
   Password truststore_password;
   Password truststore_certificates;  // PEM certificates in the config itself
+  // On SASL_SSL listeners only listener.name.<l>.ssl.client.auth counts (KIP-684), not ssl.client.auth.
   ClientAuth client_auth = ClientAuth::none;
   std::vector<std::string> enabled_protocols;  // TLSv1.2, TLSv1.3
   std::string ssl_protocol;                    // ssl.protocol

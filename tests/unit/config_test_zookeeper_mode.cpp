@@ -170,6 +170,22 @@ TEST(ZooKeeperMode, StartupReportExplainsZooKeeperKeysWithoutSecrets) {
   }
 }
 
+// KIP-684: the broker-wide ssl.client.auth does not reach SASL_SSL listeners; the prefixed key does.
+TEST(ZooKeeperMode, SaslSslListenerIgnoresBrokerWideClientAuth) {
+  auto c = load_ok(kSeed);
+  EXPECT_EQ(c.security_for("SSL").client_auth, ClientAuth::required);
+  EXPECT_EQ(c.security_for("SASL_SSL").client_auth, ClientAuth::none);
+  EXPECT_TRUE(has_line(c.startup_report(), "kafka-1.properties:5: ssl.client.auth=required does not apply to the "
+                                           "SASL_SSL listener SASL_SSL (as in Kafka, KIP-684)"));
+
+  auto prefixed = load_ok(kSeed + "listener.name.sasl_ssl.ssl.client.auth=required\n");
+  EXPECT_EQ(prefixed.security_for("SASL_SSL").client_auth, ClientAuth::required);
+  EXPECT_FALSE(has_line(prefixed.startup_report(), "does not apply to the SASL_SSL listener"));
+  auto requested = load_ok(with(kSeed, "ssl.client.auth", "none") + "listener.name.sasl_ssl.ssl.client.auth=requested\n");
+  EXPECT_EQ(requested.security_for("SASL_SSL").client_auth, ClientAuth::requested);
+  EXPECT_EQ(requested.security_for("SSL").client_auth, ClientAuth::none);
+}
+
 TEST(ZooKeeperMode, NodeIdAndBrokerIdRules) {
   EXPECT_CONTAINS(load_error(without(kSeed, "broker.id")),
                   "kafka-1.properties: broker.id: is not set: this ZooKeeper-mode configuration (zookeeper.connect "
