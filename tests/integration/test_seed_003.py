@@ -274,3 +274,21 @@ def test_ssl_listener_requires_a_client_certificate(broker):
                       api_version_auto_timeout_ms=10000, **kw).close()
     assert "the client sent no certificate but ssl.client.auth=required" in broker.log_text()
     assert broker.alive()
+
+
+def test_restart_keeps_the_cluster_it_formatted(broker):
+    topic = f"seed003-restart-{uuid.uuid4().hex[:8]}"
+    producer_conf = _confluent_sasl("producer", "pw4producer", broker.ca)
+    _confluent_produce(broker.sasl_bootstrap(), producer_conf, topic, [b"before-restart"])
+    meta_before = (broker.log_dir / "meta.properties").read_text()
+    broker.stop()
+    broker.start()
+    log = broker.log_text()
+    # Formatted once, on the first start only; both starts name the same cluster.
+    assert len(re.findall(r"formatted \S+ for cluster", log)) == 1, log
+    started = re.findall(r"broker 1 of cluster (\S+) started", log)
+    assert len(started) == 2 and started[0] == started[1], log
+    assert (broker.log_dir / "meta.properties").read_text() == meta_before
+    got = _confluent_consume(broker.sasl_bootstrap(), _confluent_sasl("consumer", "pw4consumer", broker.ca), topic,
+                             f"g-{topic}", 1)
+    assert got == [b"before-restart"]
