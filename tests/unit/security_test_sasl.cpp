@@ -4,6 +4,10 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
+#include <atomic>
+#include <cstdio>
+#include <thread>
+#include <vector>
 #include <map>
 #include <optional>
 #include <string>
@@ -257,19 +261,90 @@ TEST(Scram, Sha512VectorFromKafkaPython) {
   EXPECT_TRUE(client.verify_server_final(bytes_of(server_final_text)).ok());
 }
 
-// A client written here from RFC 5802 with OpenSSL directly (not through the library), sending the
-// "n,a=<user>," header that ScramClient never sends.
+// Run a shell command, return its stdout (nullopt if it failed).
+std::optional<std::string> run(const std::string& command) {
+  FILE* pipe = popen(command.c_str(), "r");
+  if (pipe == nullptr) return std::nullopt;
+  std::string out;
+  char buffer[512];
+  while (std::size_t n = fread(buffer, 1, sizeof buffer, pipe)) out.append(buffer, n);
+  if (pclose(pipe) != 0) return std::nullopt;
+  return out;
+}
+
+// Live interop with a real client: kafka-python's ScramClient answers our server's random
+// server-first (fresh salt and server nonce each run); the server must accept its proof and send the
+// signature kafka-python expects.
+TEST(Scram, LiveKafkaPythonClientAgainstOurServer) {
+  if (!run("/usr/bin/python3 -c 'import kafka.scram' 2>/dev/null"))
+    GTEST_SKIP() << "kafka-python (python3-kafka) is not installed";
+  for (Mechanism m : {Mechanism::scram_sha_256, Mechanism::scram_sha_512}) {
+    Store store;
+    store.users["alice"] = *make_scram_credential(m, "p@ss word", 4096);
+    ScramServer server(m, store.lookup());
+    const std::string client_nonce = "kp" + internal::random_nonce();
+    auto server_first = server.step(bytes_of("n,,n=alice,r=" + client_nonce));
+    ASSERT_TRUE(server_first.ok()) << server_first.error().message;
+    const std::string script =
+        "import sys, base64\n"
+        "from kafka.scram import ScramClient\n"
+        "c = ScramClient('alice', 'p@ss word', sys.argv[1])\n"
+        "c.nonce = sys.argv[2]\n"
+        "c.first_message()\n"
+        "c.process_server_first_message(sys.argv[3])\n"
+        "print(c.final_message())\n"
+        "print('v=' + base64.b64encode(c.server_signature).decode())\n";
+    auto output = run("/usr/bin/python3 -c \"" + script + "\" '" + std::string(name_of(m)) + "' '" + client_nonce +
+                      "' '" + text_of(*server_first) + "'");
+    ASSERT_TRUE(output.has_value());
+    const std::string client_final = output->substr(0, output->find('\n'));
+    const std::string expected_server_final = output->substr(client_final.size() + 1, output->rfind('\n') - client_final.size() - 1);
+    auto server_final = server.step(bytes_of(client_final));
+    ASSERT_TRUE(server_final.ok()) << server_final.error().message << " for " << client_final;
+    EXPECT_EQ(text_of(*server_final), expected_server_final);
+    EXPECT_EQ(server.username(), "alice");
+  }
+}
+
+// A SCRAM client written here from RFC 5802 with OpenSSL directly (not through the library), so
+// the server can be fed what ScramClient never sends: an "n,a=<user>," header, or librdkafka's
+// client-final nonce. Returns the client-final message and the server-final it expects.
+struct HandRolledFinal {
+  std::string client_final;
+  std::string expected_server_final;
+};
+HandRolledFinal hand_rolled_final(Mechanism m, const std::string& password, const std::string& header,
+                                  const std::string& bare, const std::string& server_first,
+                                  const std::string& nonce_to_send) {
+  const EVP_MD* md = m == Mechanism::scram_sha_256 ? EVP_sha256() : EVP_sha512();
+  auto mac = [md](const Bytes& key, std::string_view data) {
+    Bytes out(EVP_MAX_MD_SIZE);
+    unsigned int n = 0;
+    HMAC(md, key.data(), static_cast<int>(key.size()), reinterpret_cast<const unsigned char*>(data.data()),
+         data.size(), out.data(), &n);
+    out.resize(n);
+    return out;
+  };
+  const auto s_at = server_first.find(",s="), i_at = server_first.find(",i=");
+  const Bytes salt = internal::base64_decode(server_first.substr(s_at + 3, i_at - s_at - 3)).value_or(Bytes{});
+  const int iterations = std::stoi(server_first.substr(i_at + 3));
+  Bytes salted(static_cast<std::size_t>(EVP_MD_get_size(md)));
+  PKCS5_PBKDF2_HMAC(password.data(), static_cast<int>(password.size()), salt.data(), static_cast<int>(salt.size()),
+                    iterations, md, static_cast<int>(salted.size()), salted.data());
+  const std::string without_proof = "c=" + internal::base64_encode(bytes_of(header)) + ",r=" + nonce_to_send;
+  const std::string auth_message = bare + "," + server_first + "," + without_proof;
+  Bytes client_key = mac(salted, "Client Key");
+  Bytes stored_key(static_cast<std::size_t>(EVP_MD_get_size(md)));
+  unsigned int n = 0;
+  EVP_Digest(client_key.data(), client_key.size(), stored_key.data(), &n, md, nullptr);
+  Bytes proof = mac(stored_key, auth_message);
+  for (std::size_t i = 0; i < proof.size(); ++i) proof[i] ^= client_key[i];
+  return {without_proof + ",p=" + internal::base64_encode(proof),
+          "v=" + internal::base64_encode(mac(mac(salted, "Server Key"), auth_message))};
+}
+
 TEST(Scram, AuthorizationIdHeaderWithHandRolledClient) {
   for (Mechanism m : {Mechanism::scram_sha_256, Mechanism::scram_sha_512}) {
-    const EVP_MD* md = m == Mechanism::scram_sha_256 ? EVP_sha256() : EVP_sha512();
-    auto mac = [md](const Bytes& key, std::string_view data) {
-      Bytes out(EVP_MAX_MD_SIZE);
-      unsigned int n = 0;
-      HMAC(md, key.data(), static_cast<int>(key.size()), reinterpret_cast<const unsigned char*>(data.data()),
-           data.size(), out.data(), &n);
-      out.resize(n);
-      return out;
-    };
     Store store;
     store.users["bob=1"] = *make_scram_credential(m, "bob-pw", 4096);
     ScramServer server(m, store.lookup());
@@ -279,24 +354,31 @@ TEST(Scram, AuthorizationIdHeaderWithHandRolledClient) {
     ASSERT_TRUE(server_first.ok()) << server_first.error().message;
     const std::string sf = text_of(*server_first);
     const std::string nonce = sf.substr(2, sf.find(",s=") - 2);
-    const auto salt = *internal::base64_decode(sf.substr(sf.find(",s=") + 3, sf.find(",i=") - sf.find(",s=") - 3));
-    Bytes salted(static_cast<std::size_t>(EVP_MD_get_size(md)));
-    ASSERT_EQ(PKCS5_PBKDF2_HMAC("bob-pw", 6, salt.data(), static_cast<int>(salt.size()), 4096, md,
-                                static_cast<int>(salted.size()), salted.data()),
-              1);
-    const std::string without_proof = "c=" + internal::base64_encode(bytes_of(header)) + ",r=" + nonce;
-    const std::string auth_message = bare + "," + sf + "," + without_proof;
-    Bytes client_key = mac(salted, "Client Key");
-    Bytes stored_key(static_cast<std::size_t>(EVP_MD_get_size(md)));
-    unsigned int n = 0;
-    EVP_Digest(client_key.data(), client_key.size(), stored_key.data(), &n, md, nullptr);
-    Bytes proof = mac(stored_key, auth_message);
-    for (std::size_t i = 0; i < proof.size(); ++i) proof[i] ^= client_key[i];
-    auto server_final = server.step(bytes_of(without_proof + ",p=" + internal::base64_encode(proof)));
+    auto final_message = hand_rolled_final(m, "bob-pw", header, bare, sf, nonce);
+    auto server_final = server.step(bytes_of(final_message.client_final));
     ASSERT_TRUE(server_final.ok()) << server_final.error().message;
-    EXPECT_EQ(text_of(*server_final), "v=" + internal::base64_encode(mac(mac(salted, "Server Key"), auth_message)));
+    EXPECT_EQ(text_of(*server_final), final_message.expected_server_final);
     EXPECT_EQ(server.username(), "bob=1");
   }
+}
+
+// librdkafka (rdkafka_sasl_scram.c) sends "r=" + its own nonce + the whole combined nonce in the
+// client-final; Kafka's ScramSaslServer accepts any nonce that ends with the combined one.
+TEST(Scram, LibrdkafkaClientFinalNonceIsAccepted) {
+  Store store;
+  store.users["alice"] = *make_scram_credential(Mechanism::scram_sha_256, "alice-secret", 4096);
+  ScramServer server(Mechanism::scram_sha_256, store.lookup());
+  const std::string client_nonce = "rdkafkaNonce0123";
+  const std::string bare = "n=alice,r=" + client_nonce;
+  auto server_first = server.step(bytes_of("n,," + bare));
+  ASSERT_TRUE(server_first.ok());
+  const std::string sf = text_of(*server_first);
+  const std::string combined = sf.substr(2, sf.find(",s=") - 2);
+  auto final_message = hand_rolled_final(Mechanism::scram_sha_256, "alice-secret", "n,,", bare, sf,
+                                         client_nonce + combined);
+  auto server_final = server.step(bytes_of(final_message.client_final));
+  ASSERT_TRUE(server_final.ok()) << server_final.error().message;
+  EXPECT_EQ(text_of(*server_final), final_message.expected_server_final);
 }
 
 // One full login; returns the server's error (or nullopt on success).
@@ -450,10 +532,13 @@ TEST(Scram, TamperedFinalMessagesFail) {
   };
   {
     Exchange e;
-    std::string tampered = replace(text_of(e.client_final), ",r=", ",r=X");
+    // The nonce's last character changed: it no longer ends with the server's nonce.
+    std::string tampered = text_of(e.client_final);
+    const auto nonce_end = tampered.find(",p=") - 1;
+    tampered[nonce_end] = tampered[nonce_end] == 'Q' ? 'R' : 'Q';
     auto result = e.server.step(bytes_of(tampered));
     ASSERT_FALSE(result.ok());
-    EXPECT_NE(result.error().message.find("nonce"), std::string::npos);
+    EXPECT_NE(result.error().message.find("nonce"), std::string::npos) << result.error().message;
     EXPECT_FALSE(e.server.complete());
     EXPECT_FALSE(e.server.step(e.client_final).ok());  // a failed exchange stays failed
   }
@@ -614,6 +699,26 @@ TEST(Scram, CredentialDerivation) {
   EXPECT_FALSE(make_scram_credential(Mechanism::plain, "pw", 4096).ok());
   EXPECT_FALSE(scram_credential_from_salted_password(Mechanism::scram_sha_256, *salted, salt, 4096).ok());
   EXPECT_FALSE(scram_salted_password(Mechanism::scram_sha_256, "pw", Bytes{}, 4096).ok());
+}
+
+// The broker runs logins on several threads at once against one store; each exchange has its own
+// ScramServer, and the shared pieces (decoy secret, nonce source) must not interfere.
+TEST(Scram, ConcurrentLogins) {
+  Store store;
+  store.users["alice"] = *make_scram_credential(Mechanism::scram_sha_256, "alice-secret", 4096);
+  std::atomic<int> ok{0}, refused{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t)
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < 10; ++i) {
+        const bool known = (i + t) % 2 == 0;
+        auto error = login(Mechanism::scram_sha_256, store, known ? "alice" : "nobody" + std::to_string(t), "alice-secret");
+        (error ? refused : ok)++;
+      }
+    });
+  for (auto& thread : threads) thread.join();
+  EXPECT_EQ(ok.load(), 20);
+  EXPECT_EQ(refused.load(), 20);
 }
 
 // ---- durable credentials --------------------------------------------------------------------------
