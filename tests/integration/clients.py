@@ -1,5 +1,7 @@
 """Produce and consume with the real clients (kcat, kafka-python, confluent-kafka, kafkajs), each
-configured for PLAINTEXT, SSL (server authentication) or MTLS (client certificate too).
+configured for PLAINTEXT, SSL (server authentication), MTLS (client certificate too) or SASL.
+`sec` is None (PLAINTEXT) or a dict: ca (TLS), cert + key (client certificate), and
+sasl = dict(mechanism, username, password) for SASL_SSL (with ca) or SASL_PLAINTEXT (without).
 A record is (key, value, headers) with bytes or None; headers a list of (str, bytes)."""
 import base64
 import json
@@ -19,10 +21,23 @@ def security(pki, listener, client="admin-1"):
     return {"ca": str(ca), "cert": str(cert), "key": str(key)}
 
 
+def sasl_security(mechanism, username, password, ca=None):
+    sec = {"sasl": {"mechanism": mechanism, "username": username, "password": password}}
+    if ca:
+        sec["ca"] = str(ca)
+    return sec
+
+
 def librdkafka_conf(sec):
     if sec is None:
         return {"security.protocol": "plaintext"}
-    conf = {"security.protocol": "ssl", "ssl.ca.location": sec["ca"]}
+    conf = {"security.protocol": "ssl"}
+    if "sasl" in sec:
+        conf = {"security.protocol": "sasl_ssl" if "ca" in sec else "sasl_plaintext",
+                "sasl.mechanisms": sec["sasl"]["mechanism"], "sasl.username": sec["sasl"]["username"],
+                "sasl.password": sec["sasl"]["password"]}
+    if "ca" in sec:
+        conf["ssl.ca.location"] = sec["ca"]
     if "cert" in sec:
         conf["ssl.certificate.location"] = sec["cert"]
         conf["ssl.key.location"] = sec["key"]
@@ -70,6 +85,13 @@ def confluent_consume(bootstrap, sec, topic, count, partition=0, timeout=60):
 def kafka_python_kwargs(sec):
     if sec is None:
         return {"security_protocol": "PLAINTEXT"}
+    if "sasl" in sec:
+        kw = {"security_protocol": "SASL_SSL" if "ca" in sec else "SASL_PLAINTEXT",
+              "sasl_mechanism": sec["sasl"]["mechanism"], "sasl_plain_username": sec["sasl"]["username"],
+              "sasl_plain_password": sec["sasl"]["password"]}
+        if "ca" in sec:
+            kw.update({"ssl_cafile": sec["ca"], "ssl_check_hostname": True})
+        return kw
     kw = {"security_protocol": "SSL", "ssl_cafile": sec["ca"], "ssl_check_hostname": True}
     if "cert" in sec:
         kw["ssl_certfile"] = sec["cert"]
@@ -161,7 +183,9 @@ def kafkajs(action, bootstrap, sec, **kw):
     if "records" in kw:
         kw["records"] = [{"key": b64(k), "value": b64(v), "headers": {hk: b64(hv) for hk, hv in (h or [])}}
                          for k, v, h in kw["records"]]
-    payload = {"action": action, "brokers": [bootstrap], "ssl": sec, **kw}
+    sasl = (sec or {}).get("sasl")
+    ssl = {k: v for k, v in sec.items() if k != "sasl"} if sec else None
+    payload = {"action": action, "brokers": [bootstrap], "ssl": ssl or None, "sasl": sasl, **kw}
     result = subprocess.run(["node", str(HERE / "kafkajs_client.js"), json.dumps(payload)], capture_output=True,
                             timeout=120, cwd=HERE)
     out = json.loads(result.stdout.decode().strip().splitlines()[-1]) if result.stdout.strip() else {"ok": False}

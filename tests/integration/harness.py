@@ -74,11 +74,17 @@ class Pki:
 class Broker:
     """One `bulwark broker` process with PLAINTEXT, SSL (no client auth) and MTLS listeners."""
 
-    def __init__(self, root: Path, pki: Pki, extra=None, node_id=1):
+    # PLAIN users of the SASL listeners (sasl=True).
+    PLAIN_USERS = {"alice": "alice-secret", "bob": "bob-secret"}
+
+    def __init__(self, root: Path, pki: Pki, extra=None, node_id=1, sasl=False):
         self.root = root
         self.pki = pki
         self.node_id = node_id
         self.ports = {"PLAINTEXT": free_port(), "SSL": free_port(), "MTLS": free_port(), "CONTROLLER": free_port()}
+        if sasl:
+            self.ports.update({"SASL_SSL": free_port(), "SASL_PLAINTEXT": free_port()})
+        self.client_listeners = [n for n in self.ports if n != "CONTROLLER"]
         self.log_dir = root / "logs"
         self.config = root / "server.properties"
         self.proc = None
@@ -90,8 +96,9 @@ class Broker:
             "controller.quorum.voters": f"{node_id}@127.0.0.1:{self.ports['CONTROLLER']}",
             "controller.listener.names": "CONTROLLER",
             "listeners": ",".join(f"{name}://127.0.0.1:{port}" for name, port in self.ports.items()),
-            "advertised.listeners": ",".join(f"{n}://127.0.0.1:{self.ports[n]}" for n in ("PLAINTEXT", "SSL", "MTLS")),
-            "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,SSL:SSL,MTLS:SSL,CONTROLLER:SSL",
+            "advertised.listeners": ",".join(f"{n}://127.0.0.1:{self.ports[n]}" for n in self.client_listeners),
+            "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,SSL:SSL,MTLS:SSL,CONTROLLER:SSL" +
+                                              (",SASL_SSL:SASL_SSL,SASL_PLAINTEXT:SASL_PLAINTEXT" if sasl else ""),
             "inter.broker.listener.name": "MTLS",
             "ssl.keystore.type": "PKCS12",
             "ssl.keystore.location": str(keystore),
@@ -106,21 +113,30 @@ class Broker:
             "auto.create.topics.enable": "true",
             "log.flush.interval.messages": "1",
         }
+        if sasl:
+            users = " ".join(f'user_{u}="{p}"' for u, p in self.PLAIN_USERS.items())
+            for listener in ("sasl_ssl", "sasl_plaintext"):
+                props[f"listener.name.{listener}.sasl.enabled.mechanisms"] = "PLAIN,SCRAM-SHA-256,SCRAM-SHA-512"
+                props[f"listener.name.{listener}.plain.sasl.jaas.config"] = (
+                    f"org.apache.kafka.common.security.plain.PlainLoginModule required {users};")
         props.update(extra or {})
         self.props = props
 
     def write_config(self):
         self.config.write_text("".join(f"{k}={v}\n" for k, v in self.props.items()))
 
-    def start(self, format_storage=True):
+    def start(self, format_storage=True, add_scram=()):
+        """add_scram: kafka-storage.sh-style credentials stored at format time, e.g.
+        "SCRAM-SHA-256=[name=carol,password=carol-secret]"."""
         self.write_config()
         if format_storage and not (self.log_dir / "meta.properties").exists():
             cluster_id = run(BIN, "storage", "random-uuid").stdout.strip()
-            run(BIN, "storage", "format", "-t", cluster_id, "-c", self.config)
+            scram_args = [arg for spec in add_scram for arg in ("--add-scram", spec)]
+            run(BIN, "storage", "format", "-t", cluster_id, "-c", self.config, *scram_args)
         self._log = open(self.log_file, "ab")
         self.proc = subprocess.Popen([BIN, "broker", "-c", str(self.config)], stdout=self._log,
                                      stderr=subprocess.STDOUT)
-        for name in ("PLAINTEXT", "SSL", "MTLS"):
+        for name in self.client_listeners:
             wait_for_port(self.ports[name], proc=self.proc)
         return self
 

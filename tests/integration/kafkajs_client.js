@@ -1,5 +1,6 @@
 // kafkajs driven by the integration tests: node kafkajs_client.js '<json>' where json is
-// {"action": "produce"|"consume"|"metadata", "brokers": [...], "ssl": null|{"ca","cert","key"}, "topic",
+// {"action": "produce"|"consume"|"metadata", "brokers": [...], "ssl": null|{"ca","cert","key"},
+//  "sasl": null|{"mechanism","username","password"}, "topic",
 //  "records": [{"key","value","headers"}] (values base64, null allowed), "compression", "count", "group"}.
 // Prints one JSON line with the result.
 const fs = require('fs');
@@ -22,6 +23,7 @@ async function main() {
     clientId: 'bulwark-test-kafkajs',
     brokers: args.brokers,
     ssl: sslOptions(args.ssl),
+    sasl: args.sasl ? { ...args.sasl, mechanism: args.sasl.mechanism.toLowerCase() } : undefined,
     logLevel: logLevel.ERROR,
     retry: { retries: 3 },
   });
