@@ -1,5 +1,8 @@
 #include "broker/access.h"
 
+#include <chrono>
+#include <unordered_map>
+
 #include "base/files.h"
 #include "base/log.h"
 #include "broker/state.h"
@@ -32,6 +35,28 @@ Result<std::unique_ptr<Session>> open_session(const BrokerState& state, const ne
 
 Session& session_of(Call& call) { return static_cast<Session&>(*call.ctx.state); }
 
+namespace {
+
+// Clients retry denied requests every ~100 ms; one audit line per principal, host, operation and
+// resource per second says the same without flooding the log.
+void audit_denial(std::string line) {
+  static std::mutex mu;
+  static std::unordered_map<std::string, std::chrono::steady_clock::time_point> last_logged;
+  const auto now = std::chrono::steady_clock::now();
+  {
+    std::lock_guard lock(mu);
+    if (last_logged.size() > 10000) last_logged.clear();
+    auto [it, inserted] = last_logged.try_emplace(line, now);
+    if (!inserted) {
+      if (now - it->second < std::chrono::seconds(1)) return;
+      it->second = now;
+    }
+  }
+  log::info("[audit] {}", line);
+}
+
+}  // namespace
+
 bool authorized(const BrokerState& state, Call& call, security::Operation operation,
                 security::ResourceType resource_type, std::string_view resource_name, bool audit) {
   if (!state.acls) return true;
@@ -40,7 +65,7 @@ bool authorized(const BrokerState& state, Call& call, security::Operation operat
   if (state.acls->authorizer().authorize(principal, host, operation, resource_type, resource_name) ==
       security::Decision::allowed)
     return true;
-  if (audit) log::info("[audit] {}", security::render_denial(principal, host, operation, resource_type, resource_name));
+  if (audit) audit_denial(security::render_denial(principal, host, operation, resource_type, resource_name));
   return false;
 }
 
@@ -53,8 +78,8 @@ bool authorized_idempotent_write(const BrokerState& state, Call& call) {
   const auto& principal = session_of(call).principal;
   const auto& host = call.ctx.peer.remote_address;
   if (state.acls->authorizer().authorize_idempotent_write(principal, host) == security::Decision::allowed) return true;
-  log::info("[audit] {}", security::render_denial(principal, host, security::Operation::idempotent_write,
-                                                   security::ResourceType::cluster, security::kClusterResourceName));
+  audit_denial(security::render_denial(principal, host, security::Operation::idempotent_write,
+                                       security::ResourceType::cluster, security::kClusterResourceName));
   return false;
 }
 

@@ -244,7 +244,7 @@ TokenOutcome process_token(BrokerState& state, const net::PeerInfo& peer, Sessio
     const auto* listener = listener_sasl(state, peer.listener);
     auto credentials = sasl::parse_plain_token(token);
     if (!credentials.ok()) {
-      out.reply = make_error(ErrorKind::unauthenticated, "Authentication failed: " + credentials.error().message);
+      out.reply = make_error(ErrorKind::unauthenticated, credentials.error().message);  // already "Authentication failed: ..."
       return out;
     }
     auto user = listener ? listener->plain_users.find(credentials->username) : decltype(listener->plain_users.end()){};
