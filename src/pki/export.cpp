@@ -330,6 +330,10 @@ Result<Outcome> bootstrap(const BootstrapOptions& options) {
     props += "ssl.endpoint.identification.algorithm=https\n";
     props += "ssl.enabled.protocols=TLSv1.3,TLSv1.2\n";
     props += "ssl.principal.mapping.rules=RULE:^CN=([^,]+).*$/$1/,DEFAULT\n";
+    // Authorization on by default: only the brokers and the first client (the admin) may do anything
+    // until ACLs say otherwise.
+    props += "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer\n";
+    props += "allow.everyone.if.no.acl.found=false\n";
     if (!super_users.empty()) props += "super.users=" + super_users + "\n";
     auto path = absolute_root / broker.name / (broker.name + ".server.properties");
     plan.write(path, props, kPrivateFileMode, options.force);

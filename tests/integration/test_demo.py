@@ -23,7 +23,7 @@ def test_demo_starts_an_mtls_broker_that_the_printed_kcat_lines_reach(tmp_path):
             text = (tmp_path / "demo.out").read_text()
         assert "started" in text, text[-3000:]
         commands = [line.strip() for line in text.splitlines() if line.strip().startswith(("kcat ", "echo hello"))]
-        assert len(commands) == 3, text
+        assert len(commands) == 4, text
         for command in commands[:2]:
             result = subprocess.run(command, shell=True, capture_output=True, text=True, timeout=60)
             assert result.returncode == 0, result.stderr
@@ -36,6 +36,16 @@ def test_demo_starts_an_mtls_broker_that_the_printed_kcat_lines_reach(tmp_path):
         refused = subprocess.run(["kcat", "-b", f"127.0.0.1:{port}", "-F", str(tmp_path / "ca-only.conf"), "-L",
                                   "-m", "5"], capture_output=True, text=True, timeout=60)
         assert refused.returncode != 0
+        # client-1 is not a super user: refused until the printed `bulwark acl add` line grants it.
+        client_conf = re.search(r"-F (\S+client-1\.librdkafka\.conf)", text).group(1)
+        consume = ["kcat", "-b", f"127.0.0.1:{port}", "-F", client_conf, "-C", "-t", "demo", "-e", "-o", "beginning"]
+        denied = subprocess.run(consume, capture_output=True, text=True, timeout=60)
+        assert "authorization failed" in denied.stderr.lower(), denied.stderr
+        grant = next(line.strip() for line in text.splitlines() if " acl add " in line)
+        granted = subprocess.run(grant, shell=True, capture_output=True, text=True, timeout=60)
+        assert granted.returncode == 0, granted.stderr
+        consumed = subprocess.run(consume, capture_output=True, text=True, timeout=60)
+        assert consumed.stdout.strip() == "hello", consumed.stderr
         demo.send_signal(signal.SIGINT)
         assert demo.wait(timeout=60) == 0
         assert "stopped" in (tmp_path / "demo.out").read_text()

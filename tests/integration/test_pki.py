@@ -372,6 +372,8 @@ def test_bootstrap_makes_everything(tmp_path, fmt):
         assert props["ssl.enabled.protocols"] == "TLSv1.3,TLSv1.2"
         assert props["ssl.principal.mapping.rules"] == "RULE:^CN=([^,]+).*$/$1/,DEFAULT"
         assert props["super.users"] == "User:kafka-1;User:kafka-2;User:admin-1"
+        assert props["authorizer.class.name"] == "org.apache.kafka.metadata.authorizer.StandardAuthorizer"
+        assert props["allow.everyone.if.no.acl.found"] == "false"
         assert props["ssl.keystore.type"] == fmt.upper()
         assert props["ssl.keystore.location"].endswith(f"{broker}.keystore.{ext}")
         if fmt != "pem":

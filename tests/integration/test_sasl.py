@@ -180,28 +180,88 @@ def test_unknown_mechanism_lists_the_enabled_ones(cluster):
     sock.close()
 
 
-def test_plain_v0_bare_tokens_and_failure_delay(cluster):
-    broker, pki = cluster
-    # A good login the way kafka-python does it: SaslHandshake v0, then a bare token, answered by an empty one.
-    sock = raw_connect(broker, pki)
-    assert sasl_handshake(sock, "PLAIN", 0) == (0, MECHANISMS)
-    token = b"\0alice\0" + Broker.PLAIN_USERS["alice"].encode()
-    sock.sendall(struct.pack(">i", len(token)) + token)
-    assert kafka_wire.read_frame(sock) == b""
-    sock.close()
-    # A wrong password: the connection closes, later each time for repeated failures from this host.
-    delays = []
-    for _ in range(3):
+def test_plain_v0_bare_tokens_and_failure_delay(tmp_path):
+    # A broker of its own: the failed-login delay doubles per recent failure from the same host.
+    pki = Pki(tmp_path)
+    broker = Broker(tmp_path, pki, sasl=True, extra={"connection.failed.authentication.delay.ms": "50"})
+    broker.start()
+    try:
+        # A good login the way kafka-python does it: SaslHandshake v0, then a bare token, answered by an empty one.
         sock = raw_connect(broker, pki)
-        assert sasl_handshake(sock, "PLAIN", 0)[0] == 0
-        token = b"\0alice\0not-her-password"
-        started = time.time()
+        assert sasl_handshake(sock, "PLAIN", 0) == (0, MECHANISMS)
+        token = b"\0alice\0" + Broker.PLAIN_USERS["alice"].encode()
         sock.sendall(struct.pack(">i", len(token)) + token)
-        assert kafka_wire.closed_by_peer(sock, timeout=15)
-        delays.append(time.time() - started)
-    assert delays[0] >= 0.015  # connection.failed.authentication.delay.ms = 20 here
-    assert delays[2] > delays[0]  # doubled for each recent failure from the same host
+        assert kafka_wire.read_frame(sock) == b""
+        sock.close()
+        # A wrong password: the connection closes after the delay, which grows with repeated failures.
+        delays = []
+        for _ in range(3):
+            sock = raw_connect(broker, pki)
+            assert sasl_handshake(sock, "PLAIN", 0)[0] == 0
+            token = b"\0alice\0not-her-password"
+            started = time.time()
+            sock.sendall(struct.pack(">i", len(token)) + token)
+            assert kafka_wire.closed_by_peer(sock, timeout=15)
+            delays.append(time.time() - started)
+        assert delays[0] >= 0.045
+        assert delays[2] >= 0.19  # 50 ms doubled twice
+        assert broker.alive()
+    finally:
+        broker.stop()
+
+
+def sasl_authenticate(sock, token, correlation_id, version=1):
+    sock.sendall(kafka_wire.request(36, version, correlation_id, struct.pack(">i", len(token)) + token))
+    payload = kafka_wire.read_frame(sock)
+    (cid, error) = struct.unpack(">ih", payload[:6])
+    assert cid == correlation_id
+    return error
+
+
+def test_bad_sasl_input_is_refused_and_the_broker_keeps_serving(cluster):
+    broker, pki = cluster
+    # SaslAuthenticate before any handshake: ILLEGAL_SASL_STATE.
+    sock = raw_connect(broker, pki)
+    assert sasl_authenticate(sock, b"\0alice\0x", 2) == 34
+    sock.close()
+    # Malformed SCRAM and PLAIN tokens: SASL_AUTHENTICATION_FAILED, then the connection is done.
+    for mechanism, token in (("SCRAM-SHA-256", b"garbage without structure"), ("SCRAM-SHA-512", b"n,,n=,r="),
+                             ("PLAIN", b"no-nul-separators"), ("PLAIN", b"\0\0\0\0")):
+        sock = raw_connect(broker, pki)
+        assert sasl_handshake(sock, mechanism, 1)[0] == 0
+        assert sasl_authenticate(sock, token, 3) == 58
+        sock.sendall(kafka_wire.request(18, 0, 4, b""))  # nothing more is served on this connection
+        assert kafka_wire.closed_by_peer(sock)
+    # Random bytes as a bare v0 token.
+    sock = raw_connect(broker, pki)
+    assert sasl_handshake(sock, "SCRAM-SHA-256", 0)[0] == 0
+    junk = os.urandom(3000)
+    sock.sendall(struct.pack(">i", len(junk)) + junk)
+    assert kafka_wire.closed_by_peer(sock)
     assert broker.alive()
+    clients.kafka_python_produce(broker.bootstrap("SASL_SSL"), sasl_sec(pki, "PLAIN", "alice", "alice-secret"),
+                                 f"after-junk-{uuid.uuid4().hex[:6]}", [(None, b"still serving", [])])
+
+
+def test_kip_684_client_certificates_on_sasl_ssl(tmp_path):
+    """listener.name.sasl_ssl.ssl.client.auth=required: a certificate is required too, the principal is SASL's."""
+    pki = Pki(tmp_path)
+    broker = Broker(tmp_path, pki, sasl=True, extra={"listener.name.sasl_ssl.ssl.client.auth": "required"})
+    broker.start()
+    try:
+        topic = f"kip684-{uuid.uuid4().hex[:6]}"
+        clients.kafkajs("create", broker.bootstrap("MTLS"), clients.security(pki, "MTLS"), topic=topic)
+        sasl_only = sasl_sec(pki, "PLAIN", "alice", Broker.PLAIN_USERS["alice"])
+        result = subprocess.run(clients.kcat_args(broker.bootstrap("SASL_SSL"), sasl_only) + ["-L", "-m", "5"],
+                                capture_output=True, timeout=60)
+        assert result.returncode != 0
+        with_cert = dict(sasl_only, cert=str(pki.pem("client-1")[0]), key=str(pki.pem("client-1")[1]))
+        clients.confluent_produce(broker.bootstrap("SASL_SSL"), with_cert, topic, [(None, b"cert and password", [])])
+        log = broker.log_text()
+        assert "authenticated as User:alice with PLAIN" in log
+        assert "certificate" in log  # the refused handshake is explained
+    finally:
+        broker.stop()
 
 
 def test_scram_credentials_are_stored_without_passwords(cluster):
