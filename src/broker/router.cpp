@@ -79,6 +79,8 @@ std::span<const ServedApi> served_apis() { return kServed; }
 
 // The requests a SASL connection may send before it has logged in (Kafka's SaslServerAuthenticator).
 static bool allowed_before_login(std::int16_t api_key) { return api_key == 18 || api_key == 17 || api_key == 36; }
+// Kafka's sasl.server.max.receive.size: the largest frame a connection may send before it logged in.
+constexpr std::size_t kMaxFrameBeforeLogin = 524288;
 
 void Router::on_request(net::RequestContext& ctx, Bytes frame, net::Responder responder) {
   if (!ctx.state) {
@@ -93,6 +95,12 @@ void Router::on_request(net::RequestContext& ctx, Bytes frame, net::Responder re
   }
   auto& session = static_cast<Session&>(*ctx.state);
   if (session.sasl_stage == Session::SaslStage::failed) {
+    responder.close_connection();
+    return;
+  }
+  if (!session.authenticated && frame.size() > kMaxFrameBeforeLogin) {
+    log::warn("closing connection {} from {}: a {}-byte frame before SASL authentication (the limit is {})",
+              ctx.peer.connection_id, ctx.peer.remote_address, frame.size(), kMaxFrameBeforeLogin);
     responder.close_connection();
     return;
   }

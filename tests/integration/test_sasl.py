@@ -232,6 +232,12 @@ def test_bad_sasl_input_is_refused_and_the_broker_keeps_serving(cluster):
         assert sasl_authenticate(sock, token, 3) == 58
         sock.sendall(kafka_wire.request(18, 0, 4, b""))  # nothing more is served on this connection
         assert kafka_wire.closed_by_peer(sock)
+    # A frame larger than Kafka's sasl.server.max.receive.size (512 KiB) before the login.
+    sock = raw_connect(broker, pki)
+    assert sasl_handshake(sock, "PLAIN", 0)[0] == 0
+    big = b"\0" * (600 * 1024)
+    sock.sendall(struct.pack(">i", len(big)) + big)
+    assert kafka_wire.closed_by_peer(sock)
     # Random bytes as a bare v0 token.
     sock = raw_connect(broker, pki)
     assert sasl_handshake(sock, "SCRAM-SHA-256", 0)[0] == 0
