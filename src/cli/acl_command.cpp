@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "cli/admin_flags.h"
 #include "cli/command.h"
 #include "client/acl.h"
 #include "client/client.h"
@@ -17,8 +18,8 @@ namespace {
 
 using namespace bulwark;
 
-constexpr int kBrokerError = 1;
-constexpr int kUsageError = 2;
+using cli::kBrokerError;
+using cli::kUsageError;
 
 int fail(const Error& error) {
   std::fprintf(stderr, "error: %s\n", error.message.c_str());
@@ -27,21 +28,11 @@ int fail(const Error& error) {
 }
 
 struct AclFlags {
-  std::string bootstrap, ca, cert, key, command_config;
+  client::ConnectionFlags connection;
   client::AclSelectors selectors;
   std::string pattern_type;
   CLI::Option* pattern_option = nullptr;
 };
-
-void add_connection_flags(CLI::App* cmd, AclFlags& f) {
-  cmd->add_option("--bootstrap-server", f.bootstrap, "Broker(s) to talk to: host:port[,host:port...]")->required();
-  cmd->add_option("--ca", f.ca, "PEM file of the CA that signed the broker certificate (means SSL; the broker's "
-                                "host name is checked)");
-  cmd->add_option("--cert", f.cert, "PEM client certificate (with chain) for mutual TLS; needs --ca and --key");
-  cmd->add_option("--key", f.key, "PEM private key of --cert");
-  cmd->add_option("--command-config", f.command_config,
-                  "Kafka client properties file (security.protocol, ssl.*, sasl.*), as kafka-acls.sh takes it");
-}
 
 void add_resource_flags(CLI::App* cmd, AclFlags& f, const char* pattern_help) {
   auto& s = f.selectors;
@@ -68,20 +59,6 @@ void add_principal_flags(CLI::App* cmd, AclFlags& f) {
                                           "(needs --group)");
 }
 
-// Connects with the shared flags; notes about ignored properties go to stderr.
-Result<std::unique_ptr<client::AdminConnection>> connect(const AclFlags& f, int& exit_code) {
-  client::ConnectionFlags flags{f.bootstrap, f.ca, f.cert, f.key, f.command_config};
-  auto settings = client::settings_from_flags(flags);
-  if (!settings) {
-    exit_code = kUsageError;
-    return settings.error();
-  }
-  for (const auto& note : settings->notes) std::fprintf(stderr, "note: %s\n", note.c_str());
-  auto connection = client::AdminConnection::connect(*settings);
-  if (!connection) exit_code = kBrokerError;
-  return connection;
-}
-
 client::AclSelectors selectors_of(const AclFlags& f) {
   client::AclSelectors s = f.selectors;
   if (f.pattern_option->count() > 0) s.pattern_type = f.pattern_type;
@@ -92,7 +69,7 @@ int run_add(const AclFlags& f) {
   auto bindings = client::acl_bindings_to_add(selectors_of(f));
   if (!bindings) return fail(bindings.error());
   int code = 0;
-  auto connection = connect(f, code);
+  auto connection = cli::connect_admin(f.connection, code);
   if (!connection) {
     std::fprintf(stderr, "error: %s\n", connection.error().message.c_str());
     return code;
@@ -134,7 +111,7 @@ int run_list(const AclFlags& f) {
   auto filters = client::acl_filters_to_list(selectors_of(f));
   if (!filters) return fail(filters.error());
   int code = 0;
-  auto connection = connect(f, code);
+  auto connection = cli::connect_admin(f.connection, code);
   if (!connection) {
     std::fprintf(stderr, "error: %s\n", connection.error().message.c_str());
     return code;
@@ -162,7 +139,7 @@ int run_remove(const AclFlags& f) {
   auto filters = client::acl_filters_to_remove(selectors_of(f));
   if (!filters) return fail(filters.error());
   int code = 0;
-  auto connection = connect(f, code);
+  auto connection = cli::connect_admin(f.connection, code);
   if (!connection) {
     std::fprintf(stderr, "error: %s\n", connection.error().message.c_str());
     return code;
@@ -203,7 +180,7 @@ void add_acl_commands(CLI::App& app) {
   {
     auto* cmd = group->add_subcommand("add", "Add ACLs (CreateAcls)");
     auto flags = std::make_shared<AclFlags>();
-    add_connection_flags(cmd, *flags);
+    cli::add_admin_connection_flags(cmd, flags->connection, "kafka-acls.sh");
     add_resource_flags(cmd, *flags, "literal (default) or prefixed");
     add_principal_flags(cmd, *flags);
     cli::set_action(cmd, [flags] { return run_add(*flags); });
@@ -211,7 +188,7 @@ void add_acl_commands(CLI::App& app) {
   {
     auto* cmd = group->add_subcommand("list", "List ACLs (DescribeAcls), all or for the given resources/principals");
     auto flags = std::make_shared<AclFlags>();
-    add_connection_flags(cmd, *flags);
+    cli::add_admin_connection_flags(cmd, flags->connection, "kafka-acls.sh");
     add_resource_flags(cmd, *flags, "any (default), match, literal or prefixed");
     cmd->add_option("--principal", flags->selectors.principals, "Only ACLs of this principal, Type:name (repeatable)");
     cli::set_action(cmd, [flags] { return run_list(*flags); });
@@ -219,7 +196,7 @@ void add_acl_commands(CLI::App& app) {
   {
     auto* cmd = group->add_subcommand("remove", "Remove ACLs (DeleteAcls); what is not given matches anything");
     auto flags = std::make_shared<AclFlags>();
-    add_connection_flags(cmd, *flags);
+    cli::add_admin_connection_flags(cmd, flags->connection, "kafka-acls.sh");
     add_resource_flags(cmd, *flags, "literal (default), prefixed, any or match");
     add_principal_flags(cmd, *flags);
     cli::set_action(cmd, [flags] { return run_remove(*flags); });

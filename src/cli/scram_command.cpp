@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "base/files.h"
+#include "cli/admin_flags.h"
 #include "cli/command.h"
 #include "client/client.h"
 #include "client/scram.h"
@@ -20,39 +21,16 @@ namespace {
 using namespace bulwark;
 namespace sasl = security::sasl;
 
-constexpr int kBrokerError = 1;
-constexpr int kUsageError = 2;
+using cli::kBrokerError;
+using cli::kUsageError;
 
 struct ScramFlags {
-  std::string bootstrap, ca, cert, key, command_config;
+  client::ConnectionFlags connection;
   std::vector<std::string> users;
   std::string mechanism;
   int iterations = sasl::kMinScramIterations;
   std::string password_file;
 };
-
-void add_connection_flags(CLI::App* cmd, ScramFlags& f) {
-  cmd->add_option("--bootstrap-server", f.bootstrap, "Broker(s) to talk to: host:port[,host:port...]")->required();
-  cmd->add_option("--ca", f.ca, "PEM file of the CA that signed the broker certificate (means SSL; the broker's "
-                                "host name is checked)");
-  cmd->add_option("--cert", f.cert, "PEM client certificate (with chain) for mutual TLS; needs --ca and --key");
-  cmd->add_option("--key", f.key, "PEM private key of --cert");
-  cmd->add_option("--command-config", f.command_config,
-                  "Kafka client properties file (security.protocol, ssl.*, sasl.*), as kafka-configs.sh takes it");
-}
-
-Result<std::unique_ptr<client::AdminConnection>> connect(const ScramFlags& f, int& exit_code) {
-  client::ConnectionFlags flags{f.bootstrap, f.ca, f.cert, f.key, f.command_config};
-  auto settings = client::settings_from_flags(flags);
-  if (!settings) {
-    exit_code = kUsageError;
-    return settings.error();
-  }
-  for (const auto& note : settings->notes) std::fprintf(stderr, "note: %s\n", note.c_str());
-  auto connection = client::AdminConnection::connect(*settings);
-  if (!connection) exit_code = kBrokerError;
-  return connection;
-}
 
 Result<sasl::Mechanism> scram_mechanism(const std::string& name) {
   auto m = sasl::mechanism_from(name);
@@ -117,7 +95,7 @@ int run_set(const ScramFlags& f) {
   client::ScramUpsert upsert{f.users.front(), *mechanism, f.iterations, *password};
   if (auto check = client::make_upsertion(upsert); !check) return usage_error(check.error());
   int code = 0;
-  auto connection = connect(f, code);
+  auto connection = cli::connect_admin(f.connection, code);
   if (!connection) {
     std::fprintf(stderr, "error: %s\n", connection.error().message.c_str());
     return code;
@@ -132,7 +110,7 @@ int run_delete(const ScramFlags& f) {
   auto mechanism = scram_mechanism(f.mechanism);
   if (!mechanism) return usage_error(mechanism.error());
   int code = 0;
-  auto connection = connect(f, code);
+  auto connection = cli::connect_admin(f.connection, code);
   if (!connection) {
     std::fprintf(stderr, "error: %s\n", connection.error().message.c_str());
     return code;
@@ -144,7 +122,7 @@ int run_delete(const ScramFlags& f) {
 
 int run_list(const ScramFlags& f) {
   int code = 0;
-  auto connection = connect(f, code);
+  auto connection = cli::connect_admin(f.connection, code);
   if (!connection) {
     std::fprintf(stderr, "error: %s\n", connection.error().message.c_str());
     return code;
@@ -177,7 +155,7 @@ void add_scram_commands(CLI::App& app) {
   {
     auto* cmd = group->add_subcommand("set", "Create or replace a user's SCRAM credential (AlterUserScramCredentials)");
     auto flags = std::make_shared<ScramFlags>();
-    add_connection_flags(cmd, *flags);
+    cli::add_admin_connection_flags(cmd, flags->connection, "kafka-configs.sh");
     cmd->add_option("--user", flags->users, "User name")->required()->expected(1);
     cmd->add_option("--mechanism", flags->mechanism, "SCRAM-SHA-256 or SCRAM-SHA-512")->required();
     cmd->add_option("--iterations", flags->iterations, "PBKDF2 iterations (4096..16384)")->capture_default_str();
@@ -188,7 +166,7 @@ void add_scram_commands(CLI::App& app) {
   {
     auto* cmd = group->add_subcommand("delete", "Delete a user's SCRAM credential for one mechanism");
     auto flags = std::make_shared<ScramFlags>();
-    add_connection_flags(cmd, *flags);
+    cli::add_admin_connection_flags(cmd, flags->connection, "kafka-configs.sh");
     cmd->add_option("--user", flags->users, "User name")->required()->expected(1);
     cmd->add_option("--mechanism", flags->mechanism, "SCRAM-SHA-256 or SCRAM-SHA-512")->required();
     cli::set_action(cmd, [flags] { return run_delete(*flags); });
@@ -196,7 +174,7 @@ void add_scram_commands(CLI::App& app) {
   {
     auto* cmd = group->add_subcommand("list", "List users with SCRAM credentials: mechanism and iterations, never secrets");
     auto flags = std::make_shared<ScramFlags>();
-    add_connection_flags(cmd, *flags);
+    cli::add_admin_connection_flags(cmd, flags->connection, "kafka-configs.sh");
     cmd->add_option("--user", flags->users, "Only these users (repeatable; default all)");
     cli::set_action(cmd, [flags] { return run_list(*flags); });
   }
