@@ -389,9 +389,10 @@ void handle_describe_user_scram_credentials(BrokerState& state, Call& call) {
     std::map<std::string, int> seen;
     for (const auto& u : *request.users) ++seen[u.name];
     for (const auto& u : *request.users) {
-      if (seen[u.name] > 1) {
-        if (seen[u.name] < 0) continue;  // reported once
-        seen[u.name] = -1;
+      auto& count = seen[u.name];
+      if (count < 0) continue;  // a duplicate, already reported
+      if (count > 1) {
+        count = -1;
         response.results.push_back({u.name, kDuplicateResource,
                                     "Cannot describe SCRAM credentials for the same user twice in a single request: " + u.name,
                                     {}, {}});
