@@ -138,11 +138,27 @@ class Client {
     return ::poll(&p, 1, static_cast<int>(wait.count())) == 0;
   }
 
+  // Non-blocking use from ONE thread (an SSL object must never be read and written concurrently):
+  // > 0 bytes moved, 0 would block, < 0 the connection failed.
+  void set_nonblocking() { ::fcntl(fd_, F_SETFL, ::fcntl(fd_, F_GETFL) | O_NONBLOCK); }
+  long write_some(const char* data, std::size_t n) { return io_result(ssl_ ? SSL_write(ssl_.get(), data, static_cast<int>(n)) : ::send(fd_, data, n, MSG_NOSIGNAL)); }
+  long read_some(char* out, std::size_t n) { return io_result(ssl_ ? SSL_read(ssl_.get(), out, static_cast<int>(n)) : ::recv(fd_, out, n, 0)); }
+
   int fd() const { return fd_; }
   SSL* ssl() const { return ssl_.get(); }
   std::string handshake_error;
 
  private:
+  long io_result(long r) {
+    if (r > 0) return r;
+    if (ssl_) {
+      const int err = SSL_get_error(ssl_.get(), static_cast<int>(r));
+      ERR_clear_error();
+      return err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE ? 0 : -1;
+    }
+    return r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) ? 0 : -1;
+  }
+
   int fd_ = -1;
   std::shared_ptr<tls::ClientTlsContext> ctx_;
   SslPtr ssl_;
@@ -337,9 +353,10 @@ TEST_P(NetTest, LargeFramesBothWays) {
   auto c = connect();
   std::string big(3 * 1024 * 1024 + 7, 'x');
   for (std::size_t i = 0; i < big.size(); i += 997) big[i] = static_cast<char>('a' + i % 26);
-  std::thread sender([&] { EXPECT_TRUE(c->send_frame("echo:" + big)); });
+  // Sent whole before reading: the server answers only once the frame is complete, and one SSL object
+  // must not be written and read from two threads at once.
+  ASSERT_TRUE(c->send_frame("echo:" + big));
   auto answer = c->read_frame();
-  sender.join();
   std::reverse(big.begin(), big.end());
   ASSERT_TRUE(answer.has_value());
   EXPECT_TRUE(*answer == big);
@@ -396,26 +413,58 @@ TEST_P(NetTest, BackpressureStopsReadingAtMaxInFlight) {
   options.max_in_flight_per_connection = 4;
   start(options);
   auto c = connect();
-  // A writer that sends far more than socket buffers hold; it must block because the server stops reading.
+  // One client thread writes and reads without blocking (an SSL object must not be used from two
+  // threads at once). It sends far more than socket buffers hold; the writes must stall because the
+  // server stops reading at max_in_flight.
+  c->set_nonblocking();
   const std::string one = Client::frame("hold:" + std::string(1000, 'p'));
-  std::atomic<std::size_t> sent{0};
-  std::atomic<bool> writer_done{false};
   const std::size_t total = 20000;  // ~20 MB
-  std::thread writer([&] {
-    timeval tv{60, 0};
-    setsockopt(c->fd(), SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-    for (std::size_t i = 0; i < total; ++i) {
-      if (!c->send_raw(one)) break;
-      sent = i + 1;
+  std::size_t sent = 0, offset = 0, answers = 0;
+  std::string inbox;
+  bool failed = false;
+  // One step of writing; true when it moved bytes. A retried SSL_write gets the same buffer, as OpenSSL asks.
+  auto write_step = [&] {
+    if (sent == total) return false;
+    const long n = c->write_some(one.data() + offset, one.size() - offset);
+    if (n < 0) failed = true;
+    if (n <= 0) return false;
+    offset += static_cast<std::size_t>(n);
+    if (offset == one.size()) {
+      offset = 0;
+      ++sent;
     }
-    writer_done = true;
-  });
+    return true;
+  };
+  auto read_step = [&] {
+    char buffer[65536];
+    const long n = c->read_some(buffer, sizeof buffer);
+    if (n < 0) failed = true;
+    if (n <= 0) return false;
+    inbox.append(buffer, static_cast<std::size_t>(n));
+    while (inbox.size() >= 4) {
+      const auto* h = reinterpret_cast<const unsigned char*>(inbox.data());
+      const std::size_t len = static_cast<std::size_t>(h[0]) << 24 | h[1] << 16 | h[2] << 8 | h[3];
+      if (inbox.size() < 4 + len) break;
+      inbox.erase(0, 4 + len);
+      ++answers;
+    }
+    return true;
+  };
+  // Phase 1: write until nothing moves for 500 ms.
+  auto last_progress = std::chrono::steady_clock::now();
+  while (!failed && sent < total && std::chrono::steady_clock::now() - last_progress < 500ms) {
+    if (write_step()) {
+      last_progress = std::chrono::steady_clock::now();
+    } else {
+      pollfd p{c->fd(), POLLOUT, 0};
+      ::poll(&p, 1, 10);
+    }
+  }
+  ASSERT_FALSE(failed);
   ASSERT_TRUE(handler_.wait_requests(4));
-  std::this_thread::sleep_for(500ms);
   EXPECT_EQ(handler_.requests(), 4) << "the server must stop reading at max_in_flight";
-  EXPECT_FALSE(writer_done.load()) << "the client should be blocked by TCP flow control, sent " << sent.load();
-  EXPECT_LT(sent.load(), total / 2);
-  // Answer everything from now on: the writer finishes and every answer arrives, in order.
+  EXPECT_LT(sent, total / 2) << "the client should be held back by TCP flow control";
+  // Phase 2: answer everything from now on; every request arrives and every answer comes back, in order.
   handler_.answer_held_later_ = false;
   std::atomic<bool> stop_answering{false};
   std::thread answerer([&] {
@@ -424,15 +473,18 @@ TEST_P(NetTest, BackpressureStopsReadingAtMaxInFlight) {
       std::this_thread::sleep_for(1ms);
     }
   });
-  std::size_t answers = 0;
-  while (answers < total) {
-    auto f = c->read_frame();
-    if (!f) break;
-    ++answers;
+  const auto deadline = std::chrono::steady_clock::now() + 120s;
+  while (!failed && answers < total && std::chrono::steady_clock::now() < deadline) {
+    const bool moved = write_step() | read_step();
+    if (!moved) {
+      pollfd p{c->fd(), static_cast<short>(POLLIN | (sent < total ? POLLOUT : 0)), 0};
+      ::poll(&p, 1, 10);
+    }
   }
   stop_answering = true;
   answerer.join();
-  writer.join();
+  EXPECT_FALSE(failed);
+  EXPECT_EQ(sent, total);
   EXPECT_EQ(answers, total);
   EXPECT_EQ(handler_.requests(), static_cast<int>(total));
 }
