@@ -98,6 +98,9 @@ Status open_security(BrokerState& state, const std::filesystem::path& metadata_d
     log::info("authorizer on: {} ACLs, super users [{}], allow.everyone.if.no.acl.found={}",
               state.acls->authorizer().acl_count(), fmt::join(cfg.super_users, ", "),
               cfg.allow_everyone_if_no_acl_found);
+  } else {
+    log::warn("authorizer.class.name is not set: no ACL is checked, every client that connects may do everything "
+              "(set it to org.apache.kafka.metadata.authorizer.StandardAuthorizer, with super.users)");
   }
   auto scram = ScramStore::open(metadata_dir / "bulwark-scram-credentials.json");
   if (!scram.ok()) return scram.error();

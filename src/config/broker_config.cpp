@@ -514,11 +514,7 @@ std::vector<std::string> BrokerConfig::startup_report() const {
       continue;
     }
     if (kc.spec->status == KeyStatus::not_enforced) {
-      std::string consequence;
-      if (p.key == "authorizer.class.name" && !trim(p.value).empty()) {
-        consequence = ": no ACL is checked, every client that connects may do everything";
-      }
-      out.push_back(where + p.key + " is accepted but not enforced yet by Bulwark" + consequence);
+      out.push_back(where + p.key + " is accepted but not enforced yet by Bulwark");
     }
     if (p.key == "authorizer.class.name") {
       std::string cls = trim(p.value);
