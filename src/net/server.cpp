@@ -43,9 +43,28 @@ namespace {
 
 constexpr std::size_t kScratchBytes = 64 * 1024;
 constexpr std::size_t kTlsStageBytes = 256 * 1024;
+// TLS records are gathered in a buffering BIO and handed to the kernel in writes this large: one
+// send per ~16 records instead of one write() per 16 KiB record.
+constexpr int kTlsWriteBufferBytes = 256 * 1024;
 constexpr int kMaxIov = 64;
 // Past this much unwritten output a connection stops reading requests until the client reads.
 constexpr std::size_t kMaxBufferedOutput = 4 * 1024 * 1024;
+
+// Puts a buffering BIO in front of the socket for writes (reads stay on the socket BIO). OpenSSL
+// flushes it itself at the end of each handshake flight and after alerts; flush_tls flushes after
+// application data.
+bool buffer_tls_writes(SSL* ssl) {
+  BIO* socket_bio = SSL_get_wbio(ssl);
+  BIO* buffer = BIO_new(BIO_f_buffer());
+  if (socket_bio == nullptr || buffer == nullptr || BIO_set_write_buffer_size(buffer, kTlsWriteBufferBytes) != 1 ||
+      BIO_up_ref(socket_bio) != 1) {
+    BIO_free(buffer);
+    return false;
+  }
+  BIO_push(buffer, socket_bio);
+  SSL_set0_wbio(ssl, buffer);
+  return true;
+}
 
 // At most `per_second` lines a second per limiter; the rest are counted and reported once.
 class RateLimitedLog {
@@ -457,9 +476,9 @@ class Connection : public Pollable {
   // Closes once a half-closed or closing connection has nothing more to write.
   void finish_if_done() {
     if (closed_) return;
-    if (closing_ && out_.empty() && tls_stage_.empty()) {
+    if (closing_ && out_.empty() && tls_stage_.empty() && !tls_output_buffered()) {
       close();
-    } else if (eof_ && slots_.empty() && out_.empty() && tls_stage_.empty()) {
+    } else if (eof_ && slots_.empty() && out_.empty() && tls_stage_.empty() && !tls_output_buffered()) {
       close();
     }
   }
@@ -574,7 +593,22 @@ class Connection : public Pollable {
     }
   }
 
+  // Records the buffering write BIO holds but the socket has not taken yet.
+  bool tls_output_buffered() const { return ssl_ && BIO_wpending(SSL_get_wbio(ssl_.get())) > 0; }
+
   void flush_tls() {
+    write_tls_records();
+    if (closed_ || !tls_output_buffered()) return;
+    ERR_clear_error();
+    if (BIO_flush(SSL_get_wbio(ssl_.get())) <= 0 && !BIO_should_retry(SSL_get_wbio(ssl_.get()))) {
+      log::debug("listener {}: TLS write to {}:{} failed: {}", where(), peer_.remote_address, peer_.remote_port,
+                 openssl_errors());
+      close();
+    }
+  }
+
+  // Encrypts queued frames into the write BIO (which passes them to the socket as it fills).
+  void write_tls_records() {
     for (;;) {
       if (tls_stage_used_ == tls_stage_.size()) {
         // Batch frames into large SSL_write calls: fewer, fuller TLS records. The buffer is kept while
@@ -626,7 +660,7 @@ class Connection : public Pollable {
 
   void update_interest() {
     std::uint32_t want = 0;
-    const bool pending_out = !out_.empty() || tls_stage_used_ < tls_stage_.size();
+    const bool pending_out = !out_.empty() || tls_stage_used_ < tls_stage_.size() || tls_output_buffered();
     if (pending_out || read_wants_write_) want |= EPOLLOUT;
     if ((!paused_ && !eof_ && !closing_) || write_wants_read_) want |= EPOLLIN;
     set_interest(want);
@@ -972,7 +1006,7 @@ void detail::ServerImpl::accept_on(ListenerState& listener) {
     if (uses_tls(listener.spec.protocol)) {
       ssl.reset(SSL_new(listener.spec.tls->current().get()));
       client_auth = listener.spec.tls->client_auth();
-      if (!ssl || SSL_set_fd(ssl.get(), fd) != 1) {
+      if (!ssl || SSL_set_fd(ssl.get(), fd) != 1 || !buffer_tls_writes(ssl.get())) {
         log::warn("listener {}: cannot create a TLS session: {}", listener.spec.name, openssl_errors());
         ::close(fd);
         connections.fetch_sub(1);
