@@ -1,6 +1,7 @@
 #include "broker/access.h"
 
 #include <chrono>
+#include <vector>
 #include <unordered_map>
 
 #include "base/files.h"
@@ -81,6 +82,29 @@ bool authorized_idempotent_write(const BrokerState& state, Call& call) {
   audit_denial(security::render_denial(principal, host, security::Operation::idempotent_write,
                                        security::ResourceType::cluster, security::kClusterResourceName));
   return false;
+}
+
+std::int32_t authorized_operations(const BrokerState& state, Call& call, security::ResourceType resource_type,
+                                   std::string_view resource_name) {
+  using O = security::Operation;
+  using R = security::ResourceType;
+  std::vector<O> supported;
+  switch (resource_type) {
+    case R::topic:
+      supported = {O::read, O::write, O::create, O::remove, O::alter, O::describe, O::describe_configs, O::alter_configs};
+      break;
+    case R::group: supported = {O::read, O::describe, O::remove}; break;
+    case R::cluster:
+      supported = {O::create, O::cluster_action, O::describe_configs, O::alter_configs, O::idempotent_write, O::alter,
+                   O::describe};
+      break;
+    case R::transactional_id: supported = {O::describe, O::write}; break;
+    default: break;
+  }
+  std::int32_t bits = 0;
+  for (O op : supported)
+    if (authorized(state, call, op, resource_type, resource_name, /*audit=*/false)) bits |= 1 << static_cast<int>(op);
+  return bits;
 }
 
 // ---------------------------------------------------------------------------------------------------

@@ -51,6 +51,10 @@ bool authorized(const BrokerState& state, Call& call, security::Operation operat
                 security::ResourceType resource_type, std::string_view resource_name, bool audit = true);
 bool authorized_cluster(const BrokerState& state, Call& call, security::Operation operation);
 bool authorized_idempotent_write(const BrokerState& state, Call& call);
+// Kafka's "authorized operations" bit field (bit = operation code) over the operations the resource
+// type supports (AclEntry.supportedOperations), for Metadata, DescribeGroups and DescribeCluster.
+std::int32_t authorized_operations(const BrokerState& state, Call& call, security::ResourceType resource_type,
+                                   std::string_view resource_name);
 
 // The ACL store: the authorizer plus its durable file (bulwark-acls.json in the metadata directory).
 class AclStore {

@@ -439,6 +439,8 @@ void handle_describe_groups(BrokerState& state, Call& call) {
       out.protocol_data = d.protocol_name;
       for (auto& m : d.members)
         out.members.push_back({m.member_id, m.group_instance_id, m.client_id, m.client_host, m.metadata, m.assignment, {}});
+      if (request.include_authorized_operations)
+        out.authorized_operations = authorized_operations(state, call, ResourceType::group, group_id);
     }
     response.groups.push_back(std::move(out));
   }

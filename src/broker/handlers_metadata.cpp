@@ -107,6 +107,14 @@ void handle_metadata(BrokerState& state, Call& call) {
       if (topic) response.topics.push_back(describe_topic(state, *topic));
     }
   }
+  if (version >= 8) {
+    if (request.include_topic_authorized_operations)
+      for (auto& t : response.topics)
+        if (t.error_code == 0 && t.name) t.topic_authorized_operations = authorized_operations(state, call, ResourceType::topic, *t.name);
+    if (version <= 10 && request.include_cluster_authorized_operations)
+      response.cluster_authorized_operations =
+          authorized_operations(state, call, ResourceType::cluster, security::kClusterResourceName);
+  }
   respond(call, response);
 }
 
@@ -118,6 +126,9 @@ void handle_describe_cluster(BrokerState& state, Call& call) {
   response.controller_id = state.node_id();
   auto endpoint = state.advertised_for(call.ctx.peer.listener);
   response.brokers.push_back({state.node_id(), endpoint.host, endpoint.port, std::nullopt, {}});
+  if (request.include_cluster_authorized_operations)
+    response.cluster_authorized_operations =
+        authorized_operations(state, call, ResourceType::cluster, security::kClusterResourceName);
   respond(call, response);
 }
 
