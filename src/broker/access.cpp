@@ -27,7 +27,6 @@ Result<std::unique_ptr<Session>> open_session(const BrokerState& state, const ne
     case net::SecurityProtocol::sasl_plaintext:
     case net::SecurityProtocol::sasl_ssl:
       // KIP-684: a client certificate on SASL_SSL is verified by TLS, but the principal comes from SASL.
-      session->authenticated = false;
       session->sasl_stage = Session::SaslStage::awaiting_handshake;
       break;
   }

@@ -24,8 +24,6 @@ struct Call;
 
 struct Session final : net::ConnectionState {
   security::KafkaPrincipal principal = security::kAnonymousPrincipal;
-  // False on SASL listeners until a login succeeds; then only ApiVersions and SASL requests are served.
-  bool authenticated = true;
   enum class SaslStage {
     awaiting_handshake,
     awaiting_raw_token,     // SaslHandshake v0: the next frames are bare SASL tokens (kafka-python)
@@ -33,7 +31,9 @@ struct Session final : net::ConnectionState {
     done,
     failed,  // a login failed: every later frame closes the connection (one attempt per connection)
   };
-  SaslStage sasl_stage = SaslStage::done;
+  SaslStage sasl_stage = SaslStage::done;  // done from the start on listeners without SASL
+  // Until a SASL login succeeds only ApiVersions and SASL requests are served.
+  bool authenticated() const { return sasl_stage == SaslStage::done; }
   std::optional<security::sasl::Mechanism> mechanism;
   std::unique_ptr<security::sasl::ScramServer> scram;
 };

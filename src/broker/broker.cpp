@@ -105,8 +105,6 @@ Status open_security(BrokerState& state, const std::filesystem::path& metadata_d
   auto scram = ScramStore::open(metadata_dir / "bulwark-scram-credentials.json");
   if (!scram.ok()) return scram.error();
   state.scram = std::move(*scram);
-  if (auto delay = cfg.properties.get("connection.failed.authentication.delay.ms"))
-    state.failed_authentication_delay_ms = std::stoll(*delay);
 
   for (const auto& listener : cfg.listeners) {
     auto sec = cfg.security_for(listener.listener);

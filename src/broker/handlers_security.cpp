@@ -247,12 +247,14 @@ TokenOutcome process_token(BrokerState& state, const net::PeerInfo& peer, Sessio
       out.reply = make_error(ErrorKind::unauthenticated, credentials.error().message);  // already "Authentication failed: ..."
       return out;
     }
-    auto user = listener ? listener->plain_users.find(credentials->username) : decltype(listener->plain_users.end()){};
-    const bool known = listener && user != listener->plain_users.end();
-    const std::string& expected = known ? user->second : credentials->password;
+    const std::string* expected = nullptr;
+    if (listener)
+      if (auto user = listener->plain_users.find(credentials->username); user != listener->plain_users.end())
+        expected = &user->second;
     // Compare even for unknown users, so timing does not tell which users exist.
-    const bool match = sasl::constant_time_equal(as_bytes(credentials->password), as_bytes(expected));
-    if (!known || !match) {
+    const bool match =
+        sasl::constant_time_equal(as_bytes(credentials->password), as_bytes(expected ? *expected : credentials->password));
+    if (!expected || !match) {
       out.reply = make_error(ErrorKind::unauthenticated, "Authentication failed: Invalid username or password");
       return out;
     }
@@ -269,7 +271,6 @@ TokenOutcome process_token(BrokerState& state, const net::PeerInfo& peer, Sessio
 }
 
 void finish_login(const net::PeerInfo& peer, Session& session) {
-  session.authenticated = true;
   session.sasl_stage = Session::SaslStage::done;
   session.scram.reset();
   log::info("connection {} from {} on {} authenticated as {} with {}", peer.connection_id, peer.remote_address,
@@ -336,7 +337,7 @@ void handle_sasl_authenticate(BrokerState& state, Call& call) {
     response.error_code = code(KafkaError::sasl_authentication_failed);
     response.error_message = outcome.reply.error().message;
     auto frame = encode_response_frame(call.header, [&](ByteWriter& w) { response.encode(w, call.header.api_version); });
-    auto delay = login_throttle.failure_delay(call.ctx.peer.remote_address, state.failed_authentication_delay_ms);
+    auto delay = login_throttle.failure_delay(call.ctx.peer.remote_address, state.config.connection_failed_authentication_delay_ms);
     call.ctx.loop.run_after(delay, [responder = call.responder, frame = std::move(frame)]() mutable {
       responder.respond(std::move(frame));
     });
@@ -354,7 +355,7 @@ void handle_raw_sasl_token(BrokerState& state, net::RequestContext& ctx, Bytes f
     // Kafka answers a failed v0 login by closing the connection (after the failure delay).
     log_failed_login(ctx.peer, session, outcome.reply.error());
     session.sasl_stage = Session::SaslStage::failed;
-    auto delay = login_throttle.failure_delay(ctx.peer.remote_address, state.failed_authentication_delay_ms);
+    auto delay = login_throttle.failure_delay(ctx.peer.remote_address, state.config.connection_failed_authentication_delay_ms);
     ctx.loop.run_after(delay, [responder]() mutable { responder.close_connection(); });
     return;
   }
@@ -430,16 +431,22 @@ void handle_alter_user_scram_credentials(BrokerState& state, Call& call) {
   auto all = state.scram->all();
   std::vector<std::pair<std::string, sasl::Mechanism>> deletions;
   std::vector<sasl::ScramSpec> upsertions;
+  // The checks deletions and upsertions share; nullopt after recording the user's error.
   auto check_common = [&](const std::string& user, std::int8_t wire_mechanism) -> std::optional<sasl::Mechanism> {
     note_user(user);
-    if (!allowed) return fail(user, code(KafkaError::cluster_authorization_failed), "Cluster authorization failed."), std::nullopt;
-    if (user.empty()) return fail(user, kUnacceptableCredential, "Username must not be empty"), std::nullopt;
     auto mechanism = sasl::scram_mechanism_from_wire(wire_mechanism);
-    if (!mechanism.ok())
-      return fail(user, code(KafkaError::unsupported_sasl_mechanism), "Unknown SCRAM mechanism"), std::nullopt;
-    if (touched[{user, wire_mechanism}] > 1)
-      return fail(user, kDuplicateResource, "A user credential cannot be altered twice in the same request"), std::nullopt;
-    return *mechanism;
+    if (!allowed) {
+      fail(user, code(KafkaError::cluster_authorization_failed), "Cluster authorization failed.");
+    } else if (user.empty()) {
+      fail(user, kUnacceptableCredential, "Username must not be empty");
+    } else if (!mechanism.ok()) {
+      fail(user, code(KafkaError::unsupported_sasl_mechanism), "Unknown SCRAM mechanism");
+    } else if (touched[{user, wire_mechanism}] > 1) {
+      fail(user, kDuplicateResource, "A user credential cannot be altered twice in the same request");
+    } else {
+      return *mechanism;
+    }
+    return std::nullopt;
   };
   for (const auto& d : request.deletions) {
     auto mechanism = check_common(d.name, d.mechanism);

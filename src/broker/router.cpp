@@ -98,7 +98,7 @@ void Router::on_request(net::RequestContext& ctx, Bytes frame, net::Responder re
     responder.close_connection();
     return;
   }
-  if (!session.authenticated && frame.size() > kMaxFrameBeforeLogin) {
+  if (!session.authenticated() && frame.size() > kMaxFrameBeforeLogin) {
     log::warn("closing connection {} from {}: a {}-byte frame before SASL authentication (the limit is {})",
               ctx.peer.connection_id, ctx.peer.remote_address, frame.size(), kMaxFrameBeforeLogin);
     responder.close_connection();
@@ -126,7 +126,7 @@ void Router::on_request(net::RequestContext& ctx, Bytes frame, net::Responder re
     call.responder.close_connection();
     return;
   }
-  if (!session.authenticated && !allowed_before_login(call.header.api_key)) {
+  if (!session.authenticated() && !allowed_before_login(call.header.api_key)) {
     log::warn("closing connection {} from {}: {} before SASL authentication completed (only ApiVersions, "
               "SaslHandshake and SaslAuthenticate may come first)",
               ctx.peer.connection_id, ctx.peer.remote_address, wire::find_api(call.header.api_key)->name);

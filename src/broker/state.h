@@ -70,7 +70,6 @@ struct BrokerState {
   std::map<std::string, security::PrincipalMappingRules> mapping_rules;  // per SSL listener
   std::map<std::string, ListenerSasl> sasl;                              // per SASL listener
   std::unique_ptr<ScramStore> scram;
-  std::int64_t failed_authentication_delay_ms = 100;  // connection.failed.authentication.delay.ms
 
   std::int32_t node_id() const { return config.node_id; }
   // The advertised endpoint clients of `listener` should use (the first advertised one otherwise).

@@ -765,6 +765,7 @@ Result<BrokerConfig> build_broker_config(const Properties& properties) {
   c.max_connections = r.int32("max.connections");
   c.max_connections_per_ip = r.int32("max.connections.per.ip");
   c.connections_max_idle_ms = r.integer("connections.max.idle.ms", 600000);
+  c.connection_failed_authentication_delay_ms = r.int32("connection.failed.authentication.delay.ms");
 
   c.offsets_topic_replication_factor = r.int16("offsets.topic.replication.factor");
   c.offsets_topic_num_partitions = r.int32("offsets.topic.num.partitions");

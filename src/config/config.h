@@ -211,6 +211,7 @@ struct BrokerConfig {
   std::int32_t max_connections = 0;
   std::int32_t max_connections_per_ip = 0;
   std::int64_t connections_max_idle_ms = 0;
+  std::int32_t connection_failed_authentication_delay_ms = 100;
 
   std::int16_t offsets_topic_replication_factor = 3;
   std::int32_t offsets_topic_num_partitions = 50;
