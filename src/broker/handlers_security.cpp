@@ -31,13 +31,6 @@ constexpr std::int16_t kDuplicateResource = 92;
 constexpr std::int16_t kUnacceptableCredential = 93;
 constexpr const char* kNoAuthorizer = "No Authorizer is configured on the broker (authorizer.class.name is not set)";
 
-// Wire codes to the security enums; nullopt for codes outside Kafka's range (including 0 = UNKNOWN).
-template <class Enum>
-std::optional<Enum> from_code(std::int8_t code, std::int8_t highest) {
-  if (code < 1 || code > highest) return std::nullopt;
-  return static_cast<Enum>(code);
-}
-
 struct DecodedFilter {
   AclBindingFilter filter;
   std::string error;  // non-empty: the filter is invalid
@@ -47,10 +40,10 @@ DecodedFilter decode_filter(std::int8_t resource_type, const std::optional<std::
                             const std::optional<std::string>& principal, const std::optional<std::string>& host,
                             std::int8_t operation, std::int8_t permission) {
   DecodedFilter out;
-  auto type = from_code<ResourceType>(resource_type, 7);
-  auto pattern = from_code<PatternType>(pattern_type, 4);
-  auto op = from_code<Operation>(operation, 14);
-  auto perm = from_code<Permission>(permission, 3);
+  auto type = security::resource_type_from_code(resource_type);
+  auto pattern = security::pattern_type_from_code(pattern_type);
+  auto op = security::operation_from_code(operation);
+  auto perm = security::permission_from_code(permission);
   if (!type || !pattern || !op || !perm) {
     out.error = "Invalid ACL filter: unknown resource type, pattern type, operation or permission code";
     return out;
@@ -95,10 +88,10 @@ void handle_create_acls(BrokerState& state, Call& call) {
     const auto& c = request.creations[i];
     auto& result = response.results[i];
     result.error_message = std::nullopt;
-    auto type = from_code<ResourceType>(c.resource_type, 7);
-    auto pattern = from_code<PatternType>(c.resource_pattern_type, 4);
-    auto op = from_code<Operation>(c.operation, 14);
-    auto perm = from_code<Permission>(c.permission_type, 3);
+    auto type = security::resource_type_from_code(c.resource_type);
+    auto pattern = security::pattern_type_from_code(c.resource_pattern_type);
+    auto op = security::operation_from_code(c.operation);
+    auto perm = security::permission_from_code(c.permission_type);
     Status valid_binding = Status::success();
     AclBinding binding;
     if (!type || !pattern || !op || !perm) {

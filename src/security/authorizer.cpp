@@ -107,6 +107,19 @@ Result<PatternType> pattern_type_from(std::string_view s) {
   return lookup_code<PatternType>(kPatternTypes, s, "pattern type");
 }
 Result<Operation> operation_from(std::string_view s) { return lookup_code<Operation>(kOperations, s, "operation"); }
+namespace {
+template <class Enum, std::size_t N>
+std::optional<Enum> from_code(const NamedCode (&table)[N], std::int8_t code) {
+  if (!known_code(table, code)) return std::nullopt;
+  return static_cast<Enum>(code);
+}
+}  // namespace
+
+std::optional<ResourceType> resource_type_from_code(std::int8_t code) { return from_code<ResourceType>(kResourceTypes, code); }
+std::optional<PatternType> pattern_type_from_code(std::int8_t code) { return from_code<PatternType>(kPatternTypes, code); }
+std::optional<Operation> operation_from_code(std::int8_t code) { return from_code<Operation>(kOperations, code); }
+std::optional<Permission> permission_from_code(std::int8_t code) { return from_code<Permission>(kPermissions, code); }
+
 Result<Permission> permission_from(std::string_view s) {
   return lookup_code<Permission>(kPermissions, s, "permission type");
 }

@@ -71,6 +71,11 @@ Result<ResourceType> resource_type_from(std::string_view);
 Result<PatternType> pattern_type_from(std::string_view);
 Result<Operation> operation_from(std::string_view);
 Result<Permission> permission_from(std::string_view);
+// From the int8 wire code; nullopt for a code Kafka does not define (0 = UNKNOWN included).
+std::optional<ResourceType> resource_type_from_code(std::int8_t code);
+std::optional<PatternType> pattern_type_from_code(std::int8_t code);
+std::optional<Operation> operation_from_code(std::int8_t code);
+std::optional<Permission> permission_from_code(std::int8_t code);
 
 inline constexpr std::string_view kWildcardResource = "*";
 inline constexpr std::string_view kWildcardPrincipal = "User:*";

@@ -473,3 +473,18 @@ TEST(AuditLine, NamesTheRequestAndKeepsOneLine) {
 
 }  // namespace
 }  // namespace bulwark::security
+
+TEST(AuthorizerNames, WireCodesOnlyForCodesKafkaDefines) {
+  EXPECT_EQ(resource_type_from_code(2), ResourceType::topic);
+  EXPECT_EQ(pattern_type_from_code(4), PatternType::prefixed);
+  EXPECT_EQ(operation_from_code(14), Operation::describe_tokens);
+  EXPECT_EQ(permission_from_code(3), Permission::allow);
+  for (std::int8_t unknown : {std::int8_t{0}, std::int8_t{-1}, std::int8_t{99}}) {
+    EXPECT_FALSE(resource_type_from_code(unknown).has_value()) << int(unknown);
+    EXPECT_FALSE(pattern_type_from_code(unknown).has_value()) << int(unknown);
+    EXPECT_FALSE(operation_from_code(unknown).has_value()) << int(unknown);
+    EXPECT_FALSE(permission_from_code(unknown).has_value()) << int(unknown);
+  }
+  EXPECT_FALSE(resource_type_from_code(8).has_value());
+  EXPECT_FALSE(operation_from_code(15).has_value());
+}
