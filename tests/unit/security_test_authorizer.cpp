@@ -471,9 +471,6 @@ TEST(AuditLine, NamesTheRequestAndKeepsOneLine) {
   EXPECT_NE(hostile.find("Group:PREFIXED:g??"), std::string::npos) << hostile;
 }
 
-}  // namespace
-}  // namespace bulwark::security
-
 TEST(AuthorizerNames, WireCodesOnlyForCodesKafkaDefines) {
   EXPECT_EQ(resource_type_from_code(2), ResourceType::topic);
   EXPECT_EQ(pattern_type_from_code(4), PatternType::prefixed);
@@ -488,3 +485,6 @@ TEST(AuthorizerNames, WireCodesOnlyForCodesKafkaDefines) {
   EXPECT_FALSE(resource_type_from_code(8).has_value());
   EXPECT_FALSE(operation_from_code(15).has_value());
 }
+
+}  // namespace
+}  // namespace bulwark::security
