@@ -2,11 +2,14 @@
 """Generates Bulwark's Kafka message codecs from Apache Kafka's JSON message schemas.
 
 Usage: python3 tools/gen_codecs.py [--schemas DIR] [--out DIR] [--test-out FILE]
+                                  [--metadata-schemas DIR] [--records-out DIR] [--records-test-out FILE]
 
 For every request/response schema (and RequestHeader/ResponseHeader) it writes C++ structs in namespace
 bulwark::wire::msg with decode/encode per version, one header per API (src/wire/generated/<api>.h), the
 codec bodies split over a few .cpp files (compile time on small machines), an API table, and a
-round-trip unit test. Output is deterministic; standard library only.
+round-trip unit test. From the KIP-631 metadata record schemas (and the three Raft control record schemas
+among the messages) it writes the same kind of structs in namespace bulwark::cluster::rec
+(src/cluster/generated) and their round-trip test. Output is deterministic; standard library only.
 """
 
 import argparse
@@ -663,22 +666,29 @@ def load(schemas):
     return msgs
 
 
-def header_file(msgs, guard_comment):
+WIRE_NS = "bulwark::wire::msg"
+# Structs generated outside wire::msg name wire's codec helpers through these declarations.
+WIRE_ALIASES = ["using wire::RawTaggedField;", "using wire::TaggedFields;", "using wire::Uuid;",
+                "namespace codec = wire::codec;", ""]
+
+
+def header_file(msgs, guard_comment, ns=WIRE_NS, prelude=()):
     L = [MARKER, "// " + guard_comment, "#pragma once", "", "#include <cstdint>", "#include <optional>",
          "#include <string>", "#include <vector>", "", '#include "wire/generated/codec_support.h"', "",
-         "namespace bulwark::wire::msg {", ""]
+         "namespace %s {" % ns, ""]
+    L += list(prelude)
     for m in msgs:
         L += struct_decl(m, m.root, "")
         L.append("")
-    L.append("}  // namespace bulwark::wire::msg")
+    L.append("}  // namespace %s" % ns)
     return "\n".join(L) + "\n"
 
 
-def cpp_file(groups, headers):
+def cpp_file(groups, headers, ns=WIRE_NS, include_dir="wire/generated"):
     L = [MARKER, "// Codecs for: " + ", ".join(g[0] for g in groups) + "."]
     for h in headers:
-        L.append('#include "wire/generated/%s"' % h)
-    L += ["", "namespace bulwark::wire::msg {", ""]
+        L.append('#include "%s/%s"' % (include_dir, h))
+    L += ["", "namespace %s {" % ns, ""]
     for _, msgs in groups:
         for m in msgs:
             for s in m.order + [m.root]:
@@ -687,7 +697,7 @@ def cpp_file(groups, headers):
                 L.append("")
                 L += e.encode_fn()
                 L.append("")
-    L.append("}  // namespace bulwark::wire::msg")
+    L.append("}  // namespace %s" % ns)
     return "\n".join(L) + "\n"
 
 
@@ -763,8 +773,9 @@ def api_table(apis):
 
 
 class TestGen:
-    def __init__(self):
+    def __init__(self, ns_prefix="msg::"):
         self.k = 0
+        self.ns_prefix = ns_prefix  # how the test's namespace names the generated structs
 
     def next(self):
         self.k += 1
@@ -796,7 +807,7 @@ class TestGen:
         return "fill_" + m.root.name + ("" if s is m.root else "_" + s.name)
 
     def fill_fn(self, m, s):
-        qual = "msg::" + m.root.name + ("" if s is m.root else "::" + s.name)
+        qual = self.ns_prefix + m.root.name + ("" if s is m.root else "::" + s.name)
         L = ["void %s([[maybe_unused]] %s& m, [[maybe_unused]] std::int16_t v, [[maybe_unused]] bool flex, "
              "[[maybe_unused]] int seed) {" % (self.fill_name(m, s), qual)]
         for f in s.fields:
@@ -1078,6 +1089,185 @@ def generate(schemas, out_dir, test_out):
     return files
 
 
+# ---------------------------------------------------------------------------------------------------
+# KIP-631 metadata records and the Raft control records (src/cluster/generated, namespace
+# bulwark::cluster::rec). Same structs and codecs as the messages; what differs is the framing
+# (cluster/records.cpp) and that records have a schema "type" of "metadata" or "data".
+
+REC_NS = "bulwark::cluster::rec"
+REC_INCLUDE_DIR = "cluster/generated"
+CONTROL_SCHEMAS = ("LeaderChangeMessage", "SnapshotHeaderRecord", "SnapshotFooterRecord")
+
+
+def load_records(metadata_dir, message_dir):
+    """Metadata records in apiKey order, and the control records (from the message schemas)."""
+    records = []
+    for fn in sorted(os.listdir(metadata_dir)):
+        if not fn.endswith(".json"):
+            continue
+        with open(os.path.join(metadata_dir, fn), encoding="utf-8") as fh:
+            spec = json.loads(strip_comments(fh.read()))
+        if spec["type"] == "metadata":
+            records.append(Message(spec, fn))
+    records.sort(key=lambda m: m.api_key)
+    keys = [m.api_key for m in records]
+    if len(set(keys)) != len(keys):
+        raise ValueError("two metadata records share an apiKey")
+    control = []
+    for name in CONTROL_SCHEMAS:
+        with open(os.path.join(message_dir, name + ".json"), encoding="utf-8") as fh:
+            spec = json.loads(strip_comments(fh.read()))
+        if spec["type"] != "data":
+            raise ValueError("%s: expected a data schema" % name)
+        control.append(Message(spec, name + ".json"))
+    return records, control
+
+
+def record_list(records):
+    L = [MARKER, "// Every KIP-631 metadata record: X(apiKey, Name) in key order, and the variant of all of them.",
+         "#pragma once", "", "#include <variant>", "", '#include "%s/metadata_records.h"' % REC_INCLUDE_DIR, "",
+         "#define BULWARK_CLUSTER_FOR_EACH_RECORD(X) \\"]
+    for i, m in enumerate(records):
+        L.append("  X(%d, %s)%s" % (m.api_key, m.name, " \\" if i + 1 < len(records) else ""))
+    L += ["", "namespace %s {" % REC_NS, "", "using RecordVariant = std::variant<"]
+    for i, m in enumerate(records):
+        L.append("    %s%s" % (m.name, "," if i + 1 < len(records) else ">;"))
+    L += ["", "}  // namespace %s" % REC_NS]
+    return "\n".join(L) + "\n"
+
+
+RECORD_TEST_SUPPORT = [
+    "// With BULWARK_FUZZ_SEEDS=<dir>, every encoding is also written there: seeds for the",
+    "// fuzz_metadata_records target (a control record seed is its key followed by its value).",
+    "void write_seed(const std::string& name, const Bytes& bytes) {",
+    "  const char* dir = std::getenv(\"BULWARK_FUZZ_SEEDS\");",
+    "  if (dir == nullptr) return;",
+    "  std::ofstream out(std::string(dir) + \"/\" + name, std::ios::binary);",
+    "  out.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));",
+    "}",
+    "",
+    "// Fill with non-default values, frame, decode, compare; re-encoding gives the same bytes; every",
+    "// truncation fails to decode.",
+    "template <class M, void (*Fill)(M&, std::int16_t, bool, int)>",
+    "void check_record(std::int16_t v, int seed, bool has_fields) {",
+    "  SCOPED_TRACE(testing::Message() << M::api_key << \" version \" << v << \" seed \" << seed);",
+    "  M m;",
+    "  Fill(m, v, true, seed);",
+    "  const AnyRecord any{m, v};",
+    "  const Bytes bytes = encode_record(any);",
+    "  write_seed(std::string(any.name()) + \"-v\" + std::to_string(v) + \"-\" + std::to_string(seed), bytes);",
+    "  if (has_fields && seed == 0) {",
+    "    EXPECT_NE(bytes, encode_record(AnyRecord{M{}, v})) << \"fill left every field at its default\";",
+    "  }",
+    "  auto decoded = decode_record(bytes);",
+    "  ASSERT_TRUE(decoded.ok()) << decoded.error().message;",
+    "  EXPECT_EQ(decoded->version, v);",
+    "  ASSERT_TRUE(std::holds_alternative<M>(decoded->record));",
+    "  EXPECT_TRUE(std::get<M>(decoded->record) == m) << \"decoded record differs from the one encoded\";",
+    "  EXPECT_EQ(encode_record(*decoded), bytes);",
+    "  for (std::size_t cut = 0; cut < bytes.size(); ++cut) {",
+    "    ASSERT_FALSE(decode_record(ByteView(bytes.data(), cut)).ok()) << \"prefix of \" << cut;",
+    "  }",
+    "}",
+    "",
+    "// Control records have no frame: the struct alone, as in a control batch's record value.",
+    "template <class M, void (*Fill)(M&, std::int16_t, bool, int)>",
+    "void check_control(std::int16_t v, int seed) {",
+    "  SCOPED_TRACE(testing::Message() << \"control version \" << v << \" seed \" << seed);",
+    "  M m;",
+    "  Fill(m, v, true, seed);",
+    "  ByteWriter w;",
+    "  m.encode(w, v);",
+    "  const Bytes bytes = w.take();",
+    "  Bytes seed_bytes = encode_control_key(control_record_type(ControlRecord(m)));",
+    "  seed_bytes.insert(seed_bytes.end(), bytes.begin(), bytes.end());",
+    "  write_seed(\"control-\" + std::to_string(static_cast<int>(control_record_type(ControlRecord(m)))) + \"-\" +",
+    "             std::to_string(seed), seed_bytes);",
+    "  ByteReader r(bytes);",
+    "  M d;",
+    "  ASSERT_TRUE(d.decode(r, v));",
+    "  EXPECT_TRUE(r.at_end());",
+    "  EXPECT_TRUE(d == m);",
+    "  for (std::size_t cut = 0; cut < bytes.size(); ++cut) {",
+    "    ByteReader pr(ByteView(bytes.data(), cut));",
+    "    M p;",
+    "    ASSERT_FALSE(p.decode(pr, v) && pr.at_end()) << \"prefix of \" << cut;",
+    "  }",
+    "}",
+    "",
+]
+
+
+def record_tests(records, control):
+    gen = TestGen(ns_prefix="rec::")
+    L = [MARKER, "// Round trip of every metadata record at every version through the record framing, and of",
+         "// the Raft control records through their codecs.",
+         "#include <gtest/gtest.h>", "", "#include <cstdlib>", "#include <fstream>", "#include <string>",
+         "#include <variant>", "", '#include "cluster/records.h"', "",
+         "namespace bulwark::cluster {", "namespace {", "",
+         "using wire::RawTaggedField;", "",
+         "[[maybe_unused]] Uuid uuid_of(int k) {",
+         "  Uuid u{};",
+         "  for (std::size_t i = 0; i < u.size(); ++i) u[i] = static_cast<std::uint8_t>(k + i);",
+         "  return u;",
+         "}", ""]
+    L += RECORD_TEST_SUPPORT
+    for m in records + control:
+        for s in m.order + [m.root]:
+            L += gen.fill_fn(m, s)
+            L.append("")
+    for m in records + control:
+        has = [v for v in range(m.valid.lo, m.valid.hi + 1) if gen.has_fields(m, v)]
+        hf = "true" if len(has) == m.valid.hi - m.valid.lo + 1 else (
+            "false" if not has else "(" + " || ".join("v == %d" % v for v in has) + ")")
+        fill = "&%s" % gen.fill_name(m, m.root)
+        L.append("TEST(RecordRoundTrip, %s) {" % m.name)
+        L.append("  for (std::int16_t v = %d; v <= %d; ++v) {" % (m.valid.lo, m.valid.hi))
+        if m.api_key is not None:
+            L.append("    for (int seed = 0; seed < 2; ++seed) check_record<rec::%s, %s>(v, seed, %s);" % (m.name, fill, hf))
+        else:
+            L.append("    for (int seed = 0; seed < 2; ++seed) check_control<rec::%s, %s>(v, seed);" % (m.name, fill))
+        L.append("  }")
+        L.append("}")
+        L.append("")
+    L += ["}  // namespace", "}  // namespace bulwark::cluster"]
+    return "\n".join(L) + "\n"
+
+
+def generate_records(metadata_dir, message_dir, out_dir, test_out):
+    records, control = load_records(metadata_dir, message_dir)
+    files = {
+        "metadata_records.h": header_file(records, "KIP-631 metadata records (the values in __cluster_metadata).",
+                                          ns=REC_NS, prelude=WIRE_ALIASES),
+        "control_records.h": header_file(control, "Raft control records: leader change, snapshot header and footer.",
+                                         ns=REC_NS, prelude=WIRE_ALIASES),
+        "record_list.h": record_list(records),
+        "metadata_records.cpp": cpp_file([(m.name, [m]) for m in records], ["metadata_records.h"], ns=REC_NS,
+                                         include_dir=REC_INCLUDE_DIR),
+        "control_records.cpp": cpp_file([(m.name, [m]) for m in control], ["control_records.h"], ns=REC_NS,
+                                        include_dir=REC_INCLUDE_DIR),
+    }
+    write_generated_dir(out_dir, files)
+    if test_out:
+        os.makedirs(os.path.dirname(os.path.abspath(test_out)), exist_ok=True)
+        write_if_changed(test_out, record_tests(records, control))
+    return files
+
+
+def write_generated_dir(out_dir, files):
+    """Writes files into out_dir and removes generated files there that this run did not write."""
+    os.makedirs(out_dir, exist_ok=True)
+    for name in sorted(files):
+        write_if_changed(os.path.join(out_dir, name), files[name])
+    for name in sorted(os.listdir(out_dir)):
+        path = os.path.join(out_dir, name)
+        if name in files or not os.path.isfile(path):
+            continue
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            if fh.readline().rstrip("\n") == MARKER:
+                os.remove(path)
+
+
 def write_if_changed(path, text):
     # Unchanged files keep their timestamps, so regenerating does not force a rebuild.
     if os.path.exists(path):
@@ -1094,11 +1284,22 @@ def main():
     ap.add_argument("--out", default=os.path.join(REPO, "src", "wire", "generated"))
     ap.add_argument("--test-out", default=os.path.join(REPO, "tests", "unit", "wire_test_codecs_roundtrip"),
                     help="path prefix of the round-trip test files (<prefix>_N.cpp; '' to skip)")
+    ap.add_argument("--metadata-schemas", default=os.path.join(REPO, "..", "shared", "kafka-protocol", "metadata"),
+                    help="the KIP-631 metadata record schemas ('' to skip the records)")
+    ap.add_argument("--records-out", default=os.path.join(REPO, "src", "cluster", "generated"))
+    ap.add_argument("--records-test-out",
+                    default=os.path.join(REPO, "tests", "unit", "cluster_test_records_roundtrip.cpp"),
+                    help="the records' round-trip test file ('' to skip)")
     args = ap.parse_args()
     if not os.path.isdir(args.schemas):
         sys.exit("gen_codecs: schema directory %s not found" % args.schemas)
     files = generate(args.schemas, args.out, args.test_out)
     print("gen_codecs: %d files in %s" % (len(files), args.out))
+    if args.metadata_schemas:
+        if not os.path.isdir(args.metadata_schemas):
+            sys.exit("gen_codecs: metadata schema directory %s not found" % args.metadata_schemas)
+        records = generate_records(args.metadata_schemas, args.schemas, args.records_out, args.records_test_out)
+        print("gen_codecs: %d files in %s" % (len(records), args.records_out))
 
 
 if __name__ == "__main__":
