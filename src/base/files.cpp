@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 #include <fstream>
@@ -36,8 +37,10 @@ Status write_file_atomic(const std::filesystem::path& path, std::string_view con
   if (overwrite == Overwrite::refuse && std::filesystem::exists(path, ec)) {
     return make_error(ErrorKind::already_exists, path.string() + " already exists (use --force to replace it)");
   }
+  // A name of its own per call, so two threads writing the same file never share a temp file.
+  static std::atomic<std::uint64_t> counter{0};
   auto temp = path;
-  temp += ".tmp-" + std::to_string(::getpid());
+  temp += ".tmp-" + std::to_string(::getpid()) + "-" + std::to_string(counter++);
   int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
   if (fd < 0) return os_error("cannot create", temp);
   ::fchmod(fd, mode);  // the umask may have narrowed it; never widen beyond what was asked
@@ -53,8 +56,16 @@ Status write_file_atomic(const std::filesystem::path& path, std::string_view con
     }
     written += static_cast<std::size_t>(n);
   }
-  if (::fsync(fd) != 0 || ::close(fd) != 0) {
-    auto err = os_error("cannot flush", temp);
+  // 1. the contents reach the disk, 2. the rename replaces the old file atomically, 3. the directory
+  // entry itself is made durable: a crash at any point leaves the old file or the new one, whole.
+  if (::fsync(fd) != 0) {
+    auto err = os_error("cannot fsync", temp);
+    ::close(fd);
+    ::unlink(temp.c_str());
+    return err;
+  }
+  if (::close(fd) != 0) {
+    auto err = os_error("cannot close", temp);
     ::unlink(temp.c_str());
     return err;
   }
@@ -63,6 +74,18 @@ Status write_file_atomic(const std::filesystem::path& path, std::string_view con
     ::unlink(temp.c_str());
     return err;
   }
+  return sync_parent_directory(path);
+}
+
+Status sync_parent_directory(const std::filesystem::path& path) {
+  auto dir = path.parent_path();
+  if (dir.empty()) dir = ".";
+  int dir_fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dir_fd < 0) return os_error("cannot open directory", dir);
+  const int rc = ::fsync(dir_fd);
+  auto err = rc != 0 ? os_error("cannot fsync directory", dir) : Error{};
+  ::close(dir_fd);
+  if (rc != 0) return err;
   return Status::success();
 }
 

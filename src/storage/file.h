@@ -1,4 +1,4 @@
-// The storage layer's only door to the operating system: a file descriptor with positioned reads and
+// A file descriptor of the storage layer, every call going through an Env: positioned reads and
 // writes, truncation and fdatasync, every failure an Error naming the file. Private to storage/.
 #pragma once
 
@@ -7,6 +7,7 @@
 
 #include "base/bytes.h"
 #include "base/result.h"
+#include "storage/env.h"
 
 namespace bulwark::storage {
 
@@ -21,7 +22,7 @@ class File {
   File(const File&) = delete;
   File& operator=(const File&) = delete;
 
-  static Result<File> open(const std::filesystem::path& path, Mode mode);
+  static Result<File> open(Env* env, const std::filesystem::path& path, Mode mode);
 
   bool is_open() const { return fd_ >= 0; }
   const std::filesystem::path& path() const { return path_; }
@@ -32,15 +33,24 @@ class File {
   Status datasync();
   Result<std::uint64_t> size() const;
   void close();
+  // errno of the last failed write_all, truncate or datasync (callers hold the writer's lock).
+  int last_error() const { return last_error_; }
 
  private:
+  Env* env_ = nullptr;
   int fd_ = -1;
+  int last_error_ = 0;
   std::filesystem::path path_;
 };
 
 // fsync of a directory, so a created, renamed or removed entry survives power loss.
-Status sync_directory(const std::filesystem::path& dir);
+Status sync_directory(Env* env, const std::filesystem::path& dir);
 // unlink that treats a missing file as success.
-Status remove_file(const std::filesystem::path& path);
+Status remove_file(Env* env, const std::filesystem::path& path);
+Status rename_file(Env* env, const std::filesystem::path& from, const std::filesystem::path& to);
+// mkdir -p with kDataDirMode for what it creates.
+Status make_data_directories(Env* env, const std::filesystem::path& path);
+// Writes a small file crash-safely: temp file, write, fdatasync, rename, fsync of the directory.
+Status write_file_durably(Env* env, const std::filesystem::path& path, ByteView contents);
 
 }  // namespace bulwark::storage

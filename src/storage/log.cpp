@@ -6,6 +6,8 @@
 
 #include "base/files.h"
 #include "base/log.h"
+#include "storage/env.h"
+#include "storage/file.h"
 #include "storage/segment.h"
 #include "wire/record_batch.h"
 
@@ -13,7 +15,9 @@ namespace bulwark::storage {
 namespace {
 
 constexpr const char* kLogStartCheckpoint = "log-start-offset";
-constexpr std::size_t kProducerBatchesKept = 5;  // as Kafka's ProducerStateEntry.NUM_BATCHES_TO_RETAIN
+constexpr std::size_t kProducerBatchesKept = 5;
+constexpr std::size_t kStandaloneOpenFiles = 64;     // sealed-segment files a PartitionLog opened alone keeps
+constexpr std::int64_t kRejectReportIntervalMs = 10'000;  // as Kafka's ProducerStateEntry.NUM_BATCHES_TO_RETAIN
 
 std::int64_t wall_clock_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
@@ -124,22 +128,94 @@ LogFailure::operator Error() const {
   return make_error(kind, message);
 }
 
-PartitionLog::PartitionLog(std::filesystem::path dir, LogConfig config) : dir_(std::move(dir)), config_(config) {}
+LogDirContext::LogDirContext(std::filesystem::path root, Env* env, std::shared_ptr<FileCache> cache)
+    : root_(std::move(root)), env_(env ? env : Env::posix()), files_(std::move(cache)) {}
+
+std::shared_ptr<LogDirContext> LogDirContext::standalone(const std::filesystem::path& root, Env* env) {
+  return std::make_shared<LogDirContext>(root, env, std::make_shared<FileCache>(kStandaloneOpenFiles));
+}
+
+std::string LogDirContext::offline_reason() const {
+  std::lock_guard lock(mu_);
+  return offline_reason_;
+}
+
+void LogDirContext::mark_offline(const std::string& reason) {
+  {
+    std::lock_guard lock(mu_);
+    if (offline_.load()) return;
+    offline_reason_ = reason;
+    offline_.store(true);
+  }
+  log::error("log dir {} is offline: {}. Its partitions answer KAFKA_STORAGE_ERROR until the broker restarts "
+             "(data not fdatasync'ed before the failure may be gone; recovery checks what is left)",
+             root_.string(), reason);
+}
+
+void LogDirContext::report_refused(const std::string& message) {
+  const std::int64_t now = wall_clock_ms();
+  std::int64_t count = 0;
+  {
+    std::lock_guard lock(mu_);
+    ++rejected_since_report_;
+    if (last_report_ms_ >= 0 && now - last_report_ms_ < kRejectReportIntervalMs) return;
+    count = rejected_since_report_;
+    rejected_since_report_ = 0;
+    last_report_ms_ = now;
+  }
+  log::warn("log dir {}: {} request(s) refused since the last report of this kind; latest: {}", root_.string(), count,
+            message);
+}
+
+PartitionLog::PartitionLog(std::filesystem::path dir, LogConfig config, std::shared_ptr<LogDirContext> context)
+    : dir_(std::move(dir)), context_(std::move(context)), config_(config) {}
 
 PartitionLog::~PartitionLog() { close(); }
 
-LogResult<std::shared_ptr<PartitionLog>> PartitionLog::open(const std::filesystem::path& dir, const LogConfig& config) {
+LogResult<std::shared_ptr<PartitionLog>> PartitionLog::open(const std::filesystem::path& dir, const LogConfig& config,
+                                                            const OpenOptions& options) {
   if (config.segment_bytes <= 0 || config.segment_bytes > INT32_MAX) {
     return LogFailure(LogError::invalid_argument, "log.segment.bytes must be in 1.." + std::to_string(INT32_MAX));
   }
-  BULWARK_TRY(make_directories(dir));
-  std::shared_ptr<PartitionLog> log(new PartitionLog(dir, config));
+  auto context = options.context ? options.context : LogDirContext::standalone(dir.parent_path());
+  if (context->offline()) return LogFailure(LogError::io, "log dir " + context->root().string() + " is offline");
+  BULWARK_TRY(make_data_directories(context->env(), dir));
+  std::shared_ptr<PartitionLog> log(new PartitionLog(dir, config, context));
   std::lock_guard lock(log->mu_);
-  BULWARK_TRY(log->recover_locked());
+  BULWARK_TRY(log->recover_locked(options.verify_crc_from));
   return log;
 }
 
-LogStatus PartitionLog::recover_locked() {
+LogFailure PartitionLog::offline_failure() const {
+  if (closed_) return LogFailure(LogError::io, dir_.string() + " is closed");
+  return LogFailure(LogError::io, "log dir " + context_->root().string() + " is offline (" +
+                                      context_->offline_reason() + ")");
+}
+
+LogFailure PartitionLog::sync_failed(const Error& error) {
+  // Never retried: after a failed fdatasync the unsynced tail cannot be trusted (fsyncgate).
+  context_->mark_offline(error.message);
+  return LogFailure(LogError::io, error.message);
+}
+
+LogFailure PartitionLog::write_failed(Segment& segment, File& file, std::uint64_t start, const Error& error) {
+  const int cause = file.last_error();
+  // Leave no partial batch behind; when even that fails the file's tail is unknown.
+  if (auto cut = file.truncate(start); !cut.ok()) {
+    context_->mark_offline(error.message + "; then " + cut.error().message);
+    return LogFailure(LogError::io, error.message);
+  }
+  segment.size = start;
+  if (is_out_of_space(cause)) {
+    context_->report_refused(error.message);
+    return LogFailure(LogError::io, error.message);
+  }
+  context_->mark_offline(error.message);
+  return LogFailure(LogError::io, error.message);
+}
+
+LogStatus PartitionLog::recover_locked(std::int64_t verify_crc_from) {
+  Env* env = context_->env();
   std::vector<std::int64_t> bases;
   std::error_code ec;
   for (const auto& entry : std::filesystem::directory_iterator(dir_, ec)) {
@@ -166,31 +242,32 @@ LogStatus PartitionLog::recover_locked() {
   producers_.clear();
   segments_.clear();
   std::int64_t next = 0;
+  std::uint64_t damaged = 0;
   for (std::size_t i = 0; i < bases.size(); ++i) {
-    auto seg = Segment::open(dir_, bases[i]);
+    auto seg = Segment::open(env, context_->files(), dir_, bases[i]);
     if (!seg.ok()) return LogFailure(seg.error());
     const bool last = i + 1 == bases.size();
-    auto recovery = (*seg)->recover(/*verify_crc=*/last, /*sealed=*/!last, next, config_.index_interval_bytes,
+    if (last) BULWARK_TRY((*seg)->activate());
+    // A segment holds offsets below the next one's base: check it when that reaches the recovery point.
+    const bool verify = last || bases[i + 1] > verify_crc_from;
+    auto recovery = (*seg)->recover(verify, /*sealed=*/!last, next, config_.index_interval_bytes,
                                     [this](const wire::BatchHeader& h) { remember_producer_batch(producers_, h); });
     if (!recovery.ok()) return LogFailure(recovery.error());
+    damaged += recovery->quarantined_bytes;
     next = std::max(next, (*seg)->next_offset);
     segments_.push_back(*seg);
-    if (!last && recovery->truncated_bytes > 0) {
-      // A hole in an older segment: everything after it would leave a gap in the offsets.
-      for (std::size_t j = i + 1; j < bases.size(); ++j) {
-        log::warn("{}: removing segment {} after the damaged segment {}", dir_.string(), bases[j], bases[i]);
-        auto later = Segment::open(dir_, bases[j]);
-        if (later.ok()) BULWARK_TRY((*later)->remove_files());
-      }
-      break;
-    }
+  }
+  if (damaged > 0) {
+    log::error("{}: recovery cut {} damaged bytes out of the log (kept in *.damaged-* files); every intact batch "
+               "was kept",
+               dir_.string(), damaged);
   }
   if (segments_.empty()) {
-    auto seg = Segment::create(dir_, std::max<std::int64_t>(checkpoint, 0));
+    auto seg = Segment::create(env, context_->files(), dir_, std::max<std::int64_t>(checkpoint, 0));
     if (!seg.ok()) return LogFailure(seg.error());
     (*seg)->created_ms = wall_clock_ms();
     segments_.push_back(*seg);
-    BULWARK_TRY(sync_directory(dir_));
+    BULWARK_TRY(sync_directory(env, dir_));
   }
   auto& active = segments_.back();
   if (active->rolling_timestamp < 0) active->created_ms = active->last_modified_ms;
@@ -201,6 +278,7 @@ LogStatus PartitionLog::recover_locked() {
               log_start_offset_, log_end_offset_);
     log_start_offset_ = log_end_offset_;
   }
+  recovery_point_ = std::clamp(verify_crc_from, log_start_offset_, log_end_offset_);
   closed_ = false;
   return LogDone{};
 }
@@ -238,7 +316,11 @@ LogResult<AppendResult> PartitionLog::append(ByteView records, const AppendOptio
   Bytes data(records.begin(), records.end());
 
   std::lock_guard lock(mu_);
-  if (closed_) return LogFailure(LogError::io, dir_.string() + " is closed");
+  if (closed_ || context_->offline()) {
+    auto failure = offline_failure();
+    context_->report_refused(failure.message);
+    return failure;
+  }
 
   // Offsets first (as they will be), then the producer checks against a staged copy of the table, so a
   // rejected append leaves no trace.
@@ -306,26 +388,40 @@ LogResult<AppendResult> PartitionLog::append(ByteView records, const AppendOptio
     pos += h.total_size();
   }
 
+  auto file = active->log_file();
+  if (!file.ok()) return sync_failed(file.error());
   const std::uint64_t start = active->size;
-  if (auto written = active->log.write_all(start, data); !written.ok()) {
-    (void)active->log.truncate(start);  // best effort: leave no partial batch behind
-    return LogFailure(written.error());
+  if (auto written = (*file)->write_all(start, data); !written.ok()) {
+    return write_failed(*active, **file, start, written.error());
   }
+  // The flush policy's fdatasync comes before anything is remembered: when it fails, neither the
+  // offsets nor the producer table know of this batch, and the dir goes offline.
   std::int32_t record_count = 0;
+  for (const auto& h : headers) record_count += h.record_count;
+  if (unflushed_messages_ + record_count >= config_.flush_interval_messages) {
+    if (auto synced = (*file)->datasync(); !synced.ok()) {
+      (void)(*file)->truncate(start);  // best effort; the dir is offline and recovery decides
+      return sync_failed(synced.error());
+    }
+  }
   pos = start;
   for (const auto& h : headers) {
     active->track(h, pos, config_.index_interval_bytes);
     pos += h.total_size();
-    record_count += h.record_count;
   }
   if (auto idx = active->write_index_tail(); !idx.ok()) {
     // The index is rebuilt from the log at the next open; the data itself is written.
-    log::warn("{}", idx.error().message);
+    context_->report_refused("index: " + idx.error().message);
   }
   log_end_offset_ = last_offset + 1;
   for (auto& [id, state] : staged) producers_[id] = std::move(state);
-  unflushed_messages_ += record_count;
-  if (unflushed_messages_ >= config_.flush_interval_messages) BULWARK_TRY(flush_locked(options.now_ms));
+  if (unflushed_messages_ + record_count >= config_.flush_interval_messages) {
+    unflushed_messages_ = 0;
+    last_flush_ms_ = options.now_ms;
+    recovery_point_ = log_end_offset_;
+  } else {
+    unflushed_messages_ += record_count;
+  }
 
   AppendResult result;
   result.base_offset = first_offset;
@@ -337,28 +433,39 @@ LogResult<AppendResult> PartitionLog::append(ByteView records, const AppendOptio
 }
 
 LogStatus PartitionLog::roll_locked(std::int64_t now_ms, std::int64_t new_base) {
-  auto& active = segments_.back();
+  auto active = segments_.back();
   if (active->size == 0 && active->base_offset == new_base) return LogDone{};
-  if (active->size > 0) {
-    BULWARK_TRY(active->seal());
-  } else {
+  Env* env = context_->env();
+  // The new segment first: when it cannot be created (no space), the active one stays as it was.
+  auto seg = Segment::create(env, context_->files(), dir_, new_base);
+  if (!seg.ok()) {
+    for (const char* suffix : {".log", ".index", ".timeindex"}) {
+      (void)remove_file(env, dir_ / segment_file_name(new_base, suffix));
+    }
+    context_->report_refused(seg.error().message);
+    return LogFailure(seg.error());
+  }
+  if (active->size == 0) {
     BULWARK_TRY(active->remove_files());
     segments_.pop_back();
+  } else {
+    if (auto sealed = active->seal(); !sealed.ok()) return sync_failed(sealed.error());
+    recovery_point_ = std::max(recovery_point_, active->next_offset);
   }
-  auto seg = Segment::create(dir_, new_base);
-  if (!seg.ok()) return LogFailure(seg.error());
   (*seg)->created_ms = now_ms;
   segments_.push_back(*seg);
-  BULWARK_TRY(sync_directory(dir_));
+  if (auto synced = sync_directory(env, dir_); !synced.ok()) return sync_failed(synced.error());
   unflushed_messages_ = 0;  // seal() synced everything written so far
   return LogDone{};
 }
 
 LogStatus PartitionLog::flush_locked(std::int64_t now_ms) {
   if (closed_ || segments_.empty()) return LogDone{};
-  BULWARK_TRY(segments_.back()->sync_log());
+  if (context_->offline()) return offline_failure();
+  if (auto synced = segments_.back()->sync_log(); !synced.ok()) return sync_failed(synced.error());
   unflushed_messages_ = 0;
   last_flush_ms_ = now_ms;
+  recovery_point_ = log_end_offset_;
   return LogDone{};
 }
 
@@ -369,6 +476,8 @@ LogStatus PartitionLog::flush() {
 
 LogStatus PartitionLog::maybe_flush(std::int64_t now_ms) {
   std::lock_guard lock(mu_);
+  // An offline dir was reported when it went offline; the periodic task does not repeat it.
+  if (closed_ || context_->offline()) return LogDone{};
   if (config_.flush_interval_ms < 0 || unflushed_messages_ == 0) return LogDone{};
   if (now_ms - last_flush_ms_ < config_.flush_interval_ms) return LogDone{};
   return flush_locked(now_ms);
@@ -379,10 +488,12 @@ LogResult<FetchData> PartitionLog::read(std::int64_t fetch_offset, std::size_t m
   for (int attempt = 0;; ++attempt) {
     FetchData out;
     std::shared_ptr<Segment> seg;
+    std::shared_ptr<File> file;
     std::uint64_t start = 0, end = 0, first_size = 0, generation = 0;
+    bool check_crc = false;
     {
       std::lock_guard lock(mu_);
-      if (closed_) return LogFailure(LogError::io, dir_.string() + " is closed");
+      if (closed_ || context_->offline()) return offline_failure();
       out.log_start_offset = log_start_offset_;
       out.log_end_offset = log_end_offset_;
       if (fetch_offset < log_start_offset_ || fetch_offset > log_end_offset_) {
@@ -416,11 +527,15 @@ LogResult<FetchData> PartitionLog::read(std::int64_t fetch_offset, std::size_t m
         if (stop->has_value()) end = (*stop)->position;
       }
       generation = truncations_;
+      check_crc = !seg->crc_verified;
+      auto opened = seg->log_file();
+      if (!opened.ok()) return LogFailure(opened.error());
+      file = *opened;
     }
     // Copy outside the lock: [start, end) is committed and the segment's descriptor lives while we hold it.
     const std::uint64_t length = std::min<std::uint64_t>(end - start, std::max<std::uint64_t>(max_bytes, first_size));
     out.bytes.resize(length);
-    if (auto read = seg->log.read_exact(start, out.bytes.data(), length); !read.ok()) {
+    if (auto read = file->read_exact(start, out.bytes.data(), length); !read.ok()) {
       std::lock_guard lock(mu_);
       if (truncations_ != generation && attempt < 3) continue;
       return LogFailure(read.error());
@@ -429,7 +544,9 @@ LogResult<FetchData> PartitionLog::read(std::int64_t fetch_offset, std::size_t m
       std::lock_guard lock(mu_);
       if (truncations_ != generation && attempt < 3) continue;
     }
-    // Whole batches only: cut a batch that max_bytes split.
+    // Whole batches only: cut a batch that max_bytes split. In a segment this process has not checked
+    // (sealed before a clean start) each batch's CRC is checked: a damaged batch is never served; the
+    // batches before it are, and a damaged first batch is an error.
     std::size_t keep = 0;
     while (out.bytes.size() - keep >= wire::kBatchLogOverhead) {
       wire::BatchHeader h;
@@ -437,6 +554,14 @@ LogResult<FetchData> PartitionLog::read(std::int64_t fetch_offset, std::size_t m
       r.read_i32(h.batch_length);
       const std::size_t total = static_cast<std::size_t>(h.batch_length) + wire::kBatchLogOverhead;
       if (h.batch_length <= 0 || keep + total > out.bytes.size()) break;
+      if (check_crc && !wire::batch_crc_ok(ByteView(out.bytes).subspan(keep, total))) {
+        if (keep > 0) break;
+        const std::string problem = seg->log_path.string() + ": CRC mismatch in the batch at byte " +
+                                    std::to_string(start) + " (holding offset " + std::to_string(fetch_offset) +
+                                    "); not served";
+        context_->report_refused("read: " + problem);
+        return LogFailure(LogError::corrupt_message, problem);
+      }
       keep += total;
     }
     out.bytes.resize(keep);
@@ -446,7 +571,7 @@ LogResult<FetchData> PartitionLog::read(std::int64_t fetch_offset, std::size_t m
 
 LogResult<std::optional<TimestampOffset>> PartitionLog::offset_for_timestamp(std::int64_t timestamp) {
   std::lock_guard lock(mu_);
-  if (closed_) return LogFailure(LogError::io, dir_.string() + " is closed");
+  if (closed_ || context_->offline()) return offline_failure();
   for (const auto& seg : segments_) {
     if (seg->max_timestamp < timestamp || seg->next_offset <= log_start_offset_) continue;
     auto located = seg->find_batch_by_time(timestamp);
@@ -458,7 +583,9 @@ LogResult<std::optional<TimestampOffset>> PartitionLog::offset_for_timestamp(std
     if (!lb.header.log_append_time()) {
       // The exact record: the first one inside the batch with timestamp >= the target.
       Bytes batch(lb.header.total_size());
-      BULWARK_TRY(seg->log.read_exact(lb.position, batch.data(), batch.size()));
+      auto file = seg->log_file();
+      if (!file.ok()) return LogFailure(file.error());
+      BULWARK_TRY((*file)->read_exact(lb.position, batch.data(), batch.size()));
       auto records = wire::decode_records(batch);
       if (records.ok()) {
         for (const auto& r : *records) {
@@ -475,9 +602,9 @@ LogResult<std::optional<TimestampOffset>> PartitionLog::offset_for_timestamp(std
 }
 
 LogStatus PartitionLog::write_log_start_checkpoint_locked() {
-  BULWARK_TRY(write_file_atomic(dir_ / kLogStartCheckpoint, std::to_string(log_start_offset_) + "\n",
-                                kPublicFileMode, Overwrite::allow));
-  BULWARK_TRY(sync_directory(dir_));
+  const std::string text = std::to_string(log_start_offset_) + "\n";
+  // A failure leaves the previous checkpoint in place (the rename is atomic): the data is not at stake.
+  BULWARK_TRY(write_file_durably(context_->env(), dir_ / kLogStartCheckpoint, as_bytes(text)));
   return LogDone{};
 }
 
@@ -490,13 +617,15 @@ LogStatus PartitionLog::delete_segments_below_locked(std::size_t count) {
     BULWARK_TRY(seg->remove_files());
   }
   log_start_offset_ = std::max(log_start_offset_, segments_.front()->base_offset);
-  if (count > 0) BULWARK_TRY(sync_directory(dir_));
+  if (count > 0) {
+    if (auto synced = sync_directory(context_->env(), dir_); !synced.ok()) return sync_failed(synced.error());
+  }
   return LogDone{};
 }
 
 LogResult<std::int64_t> PartitionLog::delete_records_before(std::int64_t offset) {
   std::lock_guard lock(mu_);
-  if (closed_) return LogFailure(LogError::io, dir_.string() + " is closed");
+  if (closed_ || context_->offline()) return offline_failure();
   if (offset > log_end_offset_ || offset < 0) {
     return LogFailure(LogError::offset_out_of_range, "cannot delete records before " + std::to_string(offset) +
                                                          ": log end offset is " + std::to_string(log_end_offset_));
@@ -518,7 +647,7 @@ LogResult<std::int64_t> PartitionLog::delete_records_before(std::int64_t offset)
 
 LogResult<std::size_t> PartitionLog::enforce_retention(std::int64_t now_ms) {
   std::lock_guard lock(mu_);
-  if (closed_) return LogFailure(LogError::io, dir_.string() + " is closed");
+  if (closed_ || context_->offline()) return std::size_t{0};  // nothing is deleted from an offline dir
   const std::size_t candidates = segments_.size() - 1;
   std::size_t by_time = 0;
   if (config_.retention_ms >= 0) {
@@ -546,7 +675,7 @@ LogResult<std::size_t> PartitionLog::enforce_retention(std::int64_t now_ms) {
 
 LogStatus PartitionLog::truncate_to(std::int64_t offset) {
   std::lock_guard lock(mu_);
-  if (closed_) return LogFailure(LogError::io, dir_.string() + " is closed");
+  if (closed_ || context_->offline()) return offline_failure();
   if (offset >= log_end_offset_) return LogDone{};
   ++truncations_;
   if (offset <= log_start_offset_ || offset <= segments_.front()->base_offset) {
@@ -555,8 +684,8 @@ LogStatus PartitionLog::truncate_to(std::int64_t offset) {
       BULWARK_TRY(segments_.back()->remove_files());
       segments_.pop_back();
     }
-    auto seg = Segment::create(dir_, offset);
-    if (!seg.ok()) return LogFailure(seg.error());
+    auto seg = Segment::create(context_->env(), context_->files(), dir_, offset);
+    if (!seg.ok()) return sync_failed(seg.error());
     (*seg)->created_ms = wall_clock_ms();
     segments_.push_back(*seg);
     log_start_offset_ = offset;
@@ -567,12 +696,13 @@ LogStatus PartitionLog::truncate_to(std::int64_t offset) {
       segments_.pop_back();
     }
     auto& seg = segments_.back();
+    if (auto activated = seg->activate(); !activated.ok()) return sync_failed(activated.error());
     auto located = seg->find_batch(offset);
     if (!located.ok()) return LogFailure(located.error());
     if (located->has_value()) BULWARK_TRY(seg->truncate_at((*located)->position, config_.index_interval_bytes));
-    BULWARK_TRY(seg->log.datasync());
+    if (auto synced = seg->sync_log(); !synced.ok()) return sync_failed(synced.error());
   }
-  BULWARK_TRY(sync_directory(dir_));
+  if (auto synced = sync_directory(context_->env(), dir_); !synced.ok()) return sync_failed(synced.error());
   log_end_offset_ = std::max(segments_.back()->next_offset, segments_.back()->base_offset);
   if (log_start_offset_ > log_end_offset_) log_start_offset_ = log_end_offset_;
   unflushed_messages_ = 0;
@@ -594,6 +724,11 @@ LogStatus PartitionLog::rebuild_producer_state_locked() {
 std::int64_t PartitionLog::log_start_offset() const {
   std::lock_guard lock(mu_);
   return log_start_offset_;
+}
+
+std::int64_t PartitionLog::recovery_point() const {
+  std::lock_guard lock(mu_);
+  return recovery_point_;
 }
 
 std::int64_t PartitionLog::log_end_offset() const {
@@ -642,11 +777,16 @@ void PartitionLog::set_config(const LogConfig& config) {
 void PartitionLog::close() {
   std::lock_guard lock(mu_);
   if (closed_) return;
-  if (unflushed_messages_ > 0 && !segments_.empty()) {
-    if (auto synced = segments_.back()->sync_log(); !synced.ok()) log::warn("{}", synced.error().message);
+  if (unflushed_messages_ > 0 && !segments_.empty() && !context_->offline()) {
+    if (auto synced = segments_.back()->sync_log(); !synced.ok()) {
+      (void)sync_failed(synced.error());
+    } else {
+      recovery_point_ = log_end_offset_;
+    }
   }
   for (const auto& seg : segments_) {
     if (auto idx = seg->write_index_tail(); !idx.ok()) log::warn("{}", idx.error().message);
+    seg->release_cached_file();
   }
   segments_.clear();
   closed_ = true;

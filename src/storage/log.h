@@ -6,9 +6,20 @@
 //                                   one entry per index.interval.bytes, keyed by a batch's last offset
 //   00000000000000000000.timeindex  time index: (timestamp i64, relative offset u32) BE, increasing
 //   log-start-offset                checkpoint written by delete_records_before (survives restart)
-// On open every segment's batch headers are scanned (the last segment also with CRC-32C), the log is
-// truncated at the first torn or corrupt batch, the indexes are rebuilt in memory (and rewritten on disk
-// when they differ) and the idempotent-producer table is rebuilt from the batch headers.
+// On open every segment's batch headers are scanned, and CRC-32C-checked in the last segment and in
+// every segment holding offsets at or above the recovery point (all of them after an unclean shutdown
+// with no checkpoint). Damage is cut out of its segment into a quarantine file (<base>.log.damaged-<pos>)
+// and the intact batches after it, in that segment and the later ones, are kept; only a torn tail of
+// the last segment is truncated. The indexes are rebuilt in memory (and rewritten on disk when they
+// differ) and the idempotent-producer table is rebuilt from the batch headers. Every batch served by
+// read() is CRC-checked first: a damaged batch is never served as data (docs/storage.md).
+//
+// Faults: a failed fdatasync (or a failed write other than "no space") takes the whole log dir offline,
+// as Kafka's LogDirFailureChannel does: the write is not acknowledged, nothing of it enters the
+// producer table, and every partition of that dir answers LogError::io (KAFKA_STORAGE_ERROR) until the
+// broker restarts and recovery decides what survived. A write refused for lack of space (ENOSPC,
+// EDQUOT) is cut back off the file and fails alone; the dir stays online and writes resume when space
+// returns. See docs/storage.md.
 //
 // Thread safety: PartitionLog is internally synchronized; every public method may be called from any
 // thread. Appends, truncation and deletion are serialized by one mutex; read() locates the bytes under
@@ -20,6 +31,7 @@
 // message in plain words naming the file. LogFailure converts to base Error, so BULWARK_TRY works.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <deque>
 #include <filesystem>
@@ -46,7 +58,7 @@ enum class LogError {
   invalid_argument,        // caller error (bad offsets in a replicated append, bad config, bad name)
   not_found,               // no such partition
   already_exists,
-  io,                      // KAFKA_STORAGE_ERROR: the operating system said no
+  io,                      // KAFKA_STORAGE_ERROR: the operating system said no, or the log dir is offline
 };
 
 const char* to_string(LogError error);
@@ -147,13 +159,54 @@ struct ProducerState {
   std::int64_t last_timestamp = -1;
 };
 
+class Env;
+class File;
+class FileCache;
 class Segment;
+
+// What the partitions of one log dir share: the Env, the cache of open sealed-segment files, and the
+// dir's health. Internally synchronized.
+class LogDirContext {
+ public:
+  LogDirContext(std::filesystem::path root, Env* env, std::shared_ptr<FileCache> cache);
+  static std::shared_ptr<LogDirContext> standalone(const std::filesystem::path& root, Env* env = nullptr);
+
+  const std::filesystem::path& root() const { return root_; }
+  Env* env() const { return env_; }
+  const std::shared_ptr<FileCache>& files() const { return files_; }
+
+  bool offline() const { return offline_.load(); }
+  std::string offline_reason() const;
+  // The first call logs an error naming the dir and the cause; the dir stays offline for the process.
+  void mark_offline(const std::string& reason);
+  // A request refused for a storage reason (no space, the dir offline, a damaged batch): logged at most
+  // once per 10 s with a count, so a full disk under load does not flood the log.
+  void report_refused(const std::string& message);
+
+ private:
+  const std::filesystem::path root_;
+  Env* const env_;
+  const std::shared_ptr<FileCache> files_;
+  std::atomic<bool> offline_{false};
+  mutable std::mutex mu_;
+  std::string offline_reason_;
+  std::int64_t rejected_since_report_ = 0;
+  std::int64_t last_report_ms_ = -1;
+};
+
+struct OpenOptions {
+  std::shared_ptr<LogDirContext> context;  // null: a context of its own on the POSIX Env
+  // Segments holding offsets at or above this are CRC-checked at open (the recovery point); the last
+  // segment always is. 0: every segment.
+  std::int64_t verify_crc_from = 0;
+};
 
 class PartitionLog {
  public:
   // Opens (creating when missing) the partition directory and recovers it. The log start offset is the
   // checkpointed one, or the first segment's base offset, or 0 for a new log.
-  static LogResult<std::shared_ptr<PartitionLog>> open(const std::filesystem::path& dir, const LogConfig& config);
+  static LogResult<std::shared_ptr<PartitionLog>> open(const std::filesystem::path& dir, const LogConfig& config,
+                                                       const OpenOptions& options = {});
   ~PartitionLog();
   PartitionLog(const PartitionLog&) = delete;
   PartitionLog& operator=(const PartitionLog&) = delete;
@@ -189,6 +242,8 @@ class PartitionLog {
 
   std::int64_t log_start_offset() const;
   std::int64_t log_end_offset() const;
+  // Every offset below this is on disk (fdatasync'ed): Kafka's recovery point.
+  std::int64_t recovery_point() const;
   std::int64_t size_bytes() const;
   std::size_t segment_count() const;
   std::vector<std::int64_t> segment_base_offsets() const;
@@ -201,8 +256,12 @@ class PartitionLog {
   void close();
 
  private:
-  PartitionLog(std::filesystem::path dir, LogConfig config);
-  LogStatus recover_locked();
+  PartitionLog(std::filesystem::path dir, LogConfig config, std::shared_ptr<LogDirContext> context);
+  LogStatus recover_locked(std::int64_t verify_crc_from);
+  LogFailure offline_failure() const;
+  LogFailure sync_failed(const Error& error);  // takes the log dir offline
+  // A failed write of len bytes at start: cut back; out of space fails alone, anything else is fatal.
+  LogFailure write_failed(Segment& segment, File& file, std::uint64_t start, const Error& error);
   LogStatus roll_locked(std::int64_t now_ms, std::int64_t new_base);
   LogStatus delete_segments_below_locked(std::size_t count);
   LogStatus write_log_start_checkpoint_locked();
@@ -210,6 +269,7 @@ class PartitionLog {
   LogStatus flush_locked(std::int64_t now_ms);
 
   const std::filesystem::path dir_;
+  const std::shared_ptr<LogDirContext> context_;
   mutable std::mutex mu_;
   LogConfig config_;
   std::vector<std::shared_ptr<Segment>> segments_;  // ascending base offset; last = active
@@ -217,6 +277,7 @@ class PartitionLog {
   std::int64_t log_end_offset_ = 0;
   std::int64_t unflushed_messages_ = 0;
   std::int64_t last_flush_ms_ = 0;
+  std::int64_t recovery_point_ = 0;
   std::uint64_t truncations_ = 0;  // bumped on truncate_to so reads outside the lock can retry
   bool closed_ = false;
   std::map<std::int64_t, ProducerState> producers_;
@@ -232,13 +293,43 @@ struct TopicPartition {
 std::optional<TopicPartition> parse_partition_dir_name(const std::string& name);
 std::string partition_dir_name(const TopicPartition& tp);
 
+// An exclusive flock on <dir>/.lock, held for the life of the object (Kafka's per-log-dir lock): a
+// second process on the same dir fails to take it and refuses to start.
+class DirectoryLock {
+ public:
+  // Creates the directory (0750) when missing. The error names the dir: in use by another process,
+  // read-only, not writable...
+  static Result<DirectoryLock> acquire(const std::filesystem::path& dir);
+  DirectoryLock() = default;
+  ~DirectoryLock();
+  DirectoryLock(DirectoryLock&& other) noexcept : fd_(other.fd_) { other.fd_ = -1; }
+  DirectoryLock& operator=(DirectoryLock&& other) noexcept;
+  DirectoryLock(const DirectoryLock&) = delete;
+  DirectoryLock& operator=(const DirectoryLock&) = delete;
+
+ private:
+  int fd_ = -1;
+};
+
+struct LogManagerOptions {
+  Env* env = nullptr;  // null: POSIX
+  // Open log files of sealed segments kept across all partitions; 0: derived from RLIMIT_NOFILE.
+  std::size_t max_open_segment_files = 0;
+};
+
 class LogManager {
  public:
-  // Opens every <topic>-<partition> directory under each log dir (creating the log dirs) and removes
-  // leftovers of deletions (<topic>-<partition>.<uuid>-delete). __cluster_metadata-0 is left alone
-  // (the raft layer owns it). Two managers must not share a log dir (no lock file is taken).
+  // Locks each log dir (<dir>/.lock), opens every <topic>-<partition> directory under it (creating the
+  // log dirs) and removes leftovers of deletions (<topic>-<partition>.<uuid>-delete). __cluster_metadata-0
+  // is left alone (the raft layer owns it). Without a clean-shutdown marker (.kafka_cleanshutdown) the
+  // segments above each partition's recovery point (recovery-point-offset-checkpoint) are CRC-checked.
+  // Raises the soft RLIMIT_NOFILE to the hard limit and warns when that is below the expected need.
   static LogResult<std::unique_ptr<LogManager>> open(std::vector<std::filesystem::path> log_dirs,
-                                                     const LogConfig& default_config);
+                                                     const LogConfig& default_config,
+                                                     const LogManagerOptions& options = {});
+  ~LogManager();
+  LogManager(const LogManager&) = delete;
+  LogManager& operator=(const LogManager&) = delete;
 
   std::shared_ptr<PartitionLog> get(const TopicPartition& tp) const;
   // Returns the existing log, or creates one in the log dir holding the fewest partitions.
@@ -248,16 +339,35 @@ class LogManager {
   std::vector<TopicPartition> list() const;
 
   // Periodic work for the broker's scheduler: flush by time and retention on every partition.
+  // Also writes the recovery-point checkpoints (at most once a minute, as Kafka).
   LogStatus maybe_flush_all(std::int64_t now_ms);
   LogStatus enforce_retention_all(std::int64_t now_ms);
+
+  // Log dirs taken offline by a storage failure since start.
+  std::vector<std::filesystem::path> offline_dirs() const;
+  std::size_t max_open_segment_files() const;
+
+  // Flushes and closes every partition, writes the recovery points and, in each dir still online, the
+  // clean-shutdown marker. Called by the destructor; later calls do nothing.
+  void close();
 
  private:
   LogManager(std::vector<std::filesystem::path> log_dirs, LogConfig config)
       : log_dirs_(std::move(log_dirs)), default_config_(config) {}
+  std::shared_ptr<LogDirContext> context_for(const std::filesystem::path& root) const;
+  LogStatus write_recovery_points();
   std::vector<std::filesystem::path> log_dirs_;
   LogConfig default_config_;
+  std::vector<DirectoryLock> locks_;
+  std::map<std::filesystem::path, std::shared_ptr<LogDirContext>> contexts_;
   mutable std::mutex mu_;
   std::map<TopicPartition, std::shared_ptr<PartitionLog>> logs_;
+  std::mutex checkpoint_mu_;
+  std::map<std::filesystem::path, std::string> last_checkpoint_;  // what each dir's file holds now
+  std::int64_t last_checkpoint_ms_ = -1;
+  std::uint64_t budget_limit_ = 0, budget_reserve_ = 0;  // descriptors: RLIMIT_NOFILE, kept for connections
+  bool warned_descriptors_ = false;
+  bool closed_ = false;
 };
 
 }  // namespace bulwark::storage
