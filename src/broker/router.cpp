@@ -79,8 +79,11 @@ std::span<const ServedApi> served_apis() { return kServed; }
 
 // The requests a SASL connection may send before it has logged in (Kafka's SaslServerAuthenticator).
 static bool allowed_before_login(std::int16_t api_key) { return api_key == 18 || api_key == 17 || api_key == 36; }
-// Kafka's sasl.server.max.receive.size: the largest frame a connection may send before it logged in.
-constexpr std::size_t kMaxFrameBeforeLogin = 524288;
+// Before login net caps frames at sasl.server.max.receive.size, checked at each frame's size header
+// (ServerOptions::max_frame_bytes_before_login); once logged in, socket.request.max.bytes applies.
+static void lift_frame_limit_after_login(net::RequestContext& ctx, const Session& session) {
+  if (session.authenticated()) ctx.frame_limit = SIZE_MAX;
+}
 
 void Router::on_request(net::RequestContext& ctx, Bytes frame, net::Responder responder) {
   if (!ctx.state) {
@@ -98,14 +101,9 @@ void Router::on_request(net::RequestContext& ctx, Bytes frame, net::Responder re
     responder.close_connection();
     return;
   }
-  if (!session.authenticated() && frame.size() > kMaxFrameBeforeLogin) {
-    log::warn("closing connection {} from {}: a {}-byte frame before SASL authentication (the limit is {})",
-              ctx.peer.connection_id, ctx.peer.remote_address, frame.size(), kMaxFrameBeforeLogin);
-    responder.close_connection();
-    return;
-  }
   if (session.sasl_stage == Session::SaslStage::awaiting_raw_token) {
     handle_raw_sasl_token(state_, ctx, std::move(frame), std::move(responder));
+    lift_frame_limit_after_login(ctx, session);
     return;
   }
   ByteReader reader(frame);
@@ -141,6 +139,7 @@ void Router::on_request(net::RequestContext& ctx, Bytes frame, net::Responder re
     return;
   }
   served->handler(state_, call);
+  lift_frame_limit_after_login(ctx, session);
 }
 
 }  // namespace bulwark::broker

@@ -11,7 +11,6 @@ namespace {
 constexpr auto S = KeyStatus::supported;
 constexpr auto N = KeyStatus::not_enforced;
 constexpr std::optional<std::string_view> null = std::nullopt;
-constexpr std::int64_t kIntMax = 2147483647;
 constexpr std::int64_t kLongMax = INT64_MAX;
 constexpr std::int64_t kNoMin = INT64_MIN;
 
@@ -58,10 +57,15 @@ std::vector<KeySpec> make_specs() {
       {"num.network.threads", int32, "3", S, false, 1},
       {"num.io.threads", int32, "8", S, false, 1},
       {"queued.max.requests", int32, "500", S, false, 1},
+      {"queued.max.request.bytes", int64, "-1", S, false, -1},
       {"connections.max.idle.ms", int64, "600000", S},
-      {"max.connections", int32, "2147483647", N, true, 0},
-      {"max.connections.per.ip", int32, "2147483647", N, false, 0},
-      {"max.connections.per.ip.overrides", string, "", N},
+      // Bulwark's own key (Kafka has none): a request whose first byte arrived, or a TLS handshake, must
+      // arrive in full within this time or the connection closes (slow-loris guard). Clients give up on a
+      // request after their request.timeout.ms (30 s) anyway.
+      {"bulwark.request.receive.timeout.ms", int64, "30000", S, false, 1},
+      {"max.connections", int32, "2147483647", S, true, 0},
+      {"max.connections.per.ip", int32, "2147483647", S, false, 0},
+      {"max.connections.per.ip.overrides", string, "", S},
       {"max.connection.creation.rate", int32, "2147483647", N, true, 0},
       {"connections.max.reauth.ms", int64, "0", N, true},
       {"connection.failed.authentication.delay.ms", int32, "100", S, false, 0},
@@ -101,6 +105,7 @@ std::vector<KeySpec> make_specs() {
       {"sasl.mechanism.controller.protocol", string, "GSSAPI", N, false, kNoMin, kLongMax,
        {"GSSAPI", "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER"}},
       {"sasl.jaas.config", password, null, S, true},
+      {"sasl.server.max.receive.size", int32, "524288", S, false, 1},
       {"sasl.server.callback.handler.class", class_name, null, N, true},
       {"sasl.login.callback.handler.class", class_name, null, N, true},
       {"sasl.login.class", class_name, null, N, true},

@@ -154,8 +154,11 @@ struct detail::LoopImpl {
 
   void run();
   void complete(std::uint64_t connection_id, std::uint64_t sequence, int kind, Bytes data);
+  std::vector<std::uint64_t> memory_waiters;  // connections waiting for queued request bytes to drain
+
   void close_all();
-  void idle_scan();
+  void limits_scan();
+  void resume_memory_waiters();
 };
 
 struct detail::ServerImpl {
@@ -163,7 +166,11 @@ struct detail::ServerImpl {
   RequestHandler* handler = nullptr;
   std::vector<std::unique_ptr<EventLoop>> loops;
   std::vector<std::unique_ptr<ListenerState>> listeners;
-  std::atomic<std::size_t> connections{0};
+  std::unique_ptr<ConnectionLimits> limits;  // made by start()
+  std::unique_ptr<LimitReporter> reporter;
+  // Bytes of requests read (in full or in part) but not yet answered, over every connection; only
+  // counted when queued.max.request.bytes is set.
+  std::atomic<std::int64_t> queued_request_bytes{0};
   std::atomic<std::uint64_t> next_connection_id{1};
   std::size_t next_loop = 0;
   bool started = false;
@@ -172,6 +179,23 @@ struct detail::ServerImpl {
   std::mutex stop_mutex;
 
   void accept_on(ListenerState& listener);
+  void refuse(const ListenerState& listener, const PeerInfo& peer, const std::string& address, Refusal why);
+  bool counts_queued_bytes() const { return options.max_queued_request_bytes >= 0; }
+  bool over_queued_limit() const {
+    return counts_queued_bytes() && queued_request_bytes.load() > options.max_queued_request_bytes;
+  }
+  void unqueue(std::size_t bytes) {
+    const auto n = static_cast<std::int64_t>(bytes);
+    const std::int64_t before = queued_request_bytes.fetch_sub(n);
+    const std::int64_t limit = options.max_queued_request_bytes;
+    if (before > limit && before - n <= limit) {
+      // Back under the limit: every loop resumes the connections it stopped.
+      for (auto& loop : loops) {
+        detail::LoopImpl* impl = &loop->impl();
+        loop->post([impl] { impl->resume_memory_waiters(); });
+      }
+    }
+  }
 };
 
 struct ListenerState : Pollable {
@@ -180,6 +204,7 @@ struct ListenerState : Pollable {
   ListenerSpec spec;
   int fd = -1;
   std::uint16_t port = 0;
+  std::size_t limit_index = 0;  // in ServerImpl::limits
   bool paused = false;
   ~ListenerState() override {
     if (fd >= 0) ::close(fd);
@@ -190,9 +215,13 @@ struct ListenerState : Pollable {
 // One client connection, owned by its loop and touched only on the loop's thread.
 class Connection : public Pollable {
  public:
-  Connection(detail::LoopImpl& loop, int fd, PeerInfo peer, SslPtr ssl, tls::ClientAuth client_auth)
-      : loop_(loop), fd_(fd), peer_(std::move(peer)), ssl_(std::move(ssl)), client_auth_(client_auth) {
+  // `limit_index` and `address_key` are what ServerImpl::limits counted this connection under.
+  Connection(detail::LoopImpl& loop, int fd, PeerInfo peer, SslPtr ssl, tls::ClientAuth client_auth,
+             std::size_t limit_index, std::string address_key, std::size_t frame_limit)
+      : loop_(loop), fd_(fd), peer_(std::move(peer)), ssl_(std::move(ssl)), client_auth_(client_auth),
+        limit_index_(limit_index), address_key_(std::move(address_key)), frame_limit_(frame_limit) {
     last_activity_ = Clock::now();
+    created_ = last_activity_;
     if (ssl_) {
       notes_ = std::make_unique<tls::HandshakeNotes>();
       tls::attach_notes(ssl_.get(), notes_.get());
@@ -200,7 +229,7 @@ class Connection : public Pollable {
   }
   ~Connection() override {
     if (fd_ >= 0) ::close(fd_);
-    loop_.server->connections.fetch_sub(1);
+    loop_.server->limits->release(limit_index_, address_key_);
   }
 
   Status register_fd() {
@@ -242,6 +271,7 @@ class Connection : public Pollable {
     Slot& slot = slots_[sequence - first_seq_];
     if (slot.done) return;  // a second answer to the same request is ignored
     slot.done = true;
+    unqueue(std::exchange(slot.request_bytes, 0));
     slot.kind = kind;
     slot.data = std::move(data);
     // Release every answered request at the front, in order.
@@ -274,6 +304,7 @@ class Connection : public Pollable {
   void close(bool notify = true) {
     if (closed_) return;
     closed_ = true;
+    unqueue(queued_held_);
     epoll_ctl(loop_.epoll_fd, EPOLL_CTL_DEL, fd_, nullptr);
     if (ssl_ && handshake_done_) {
       SSL_shutdown(ssl_.get());  // best effort close_notify; the socket is nonblocking
@@ -289,14 +320,34 @@ class Connection : public Pollable {
     }
   }
 
+  // Connections the server stopped reading are neither idle nor late: the wait is the server's.
   bool idle_for(Clock::time_point now, std::chrono::milliseconds limit) const {
-    return slots_.empty() && out_.empty() && now - last_activity_ >= limit;
+    return !paused_ && slots_.empty() && out_.empty() && now - last_activity_ >= limit;
+  }
+  // A TLS handshake, or a request whose first byte arrived, that is not complete within `limit`.
+  bool receive_overdue(Clock::time_point now, std::chrono::milliseconds limit) const {
+    if (paused_) return false;
+    if (ssl_ && !handshake_done_) return now - created_ >= limit;
+    return frame_open() && now - frame_started_ >= limit;
+  }
+  std::string receive_state() const {
+    if (ssl_ && !handshake_done_) return "TLS handshake not finished";
+    return fmt::format("{} of {} request bytes", in_body_ ? body_.size() : 0,
+                       in_body_ ? std::to_string(body_size_) : "(size unknown)");
+  }
+  // queued.max.request.bytes allows new requests again.
+  void memory_available() {
+    waiting_for_memory_ = false;
+    if (closed_) return;
+    maybe_resume();
+    if (!closed_) update_interest();
   }
   const PeerInfo& peer() const { return peer_; }
 
  private:
   struct Slot {
     bool done = false;
+    std::size_t request_bytes = 0;  // counted in ServerImpl::queued_request_bytes until answered
     Responder::Kind kind = Responder::Kind::none;
     Bytes data;
   };
@@ -381,8 +432,39 @@ class Connection : public Pollable {
            out_bytes_ + (tls_stage_.size() - tls_stage_used_) >= kMaxBufferedOutput;
   }
 
+  bool frame_open() const { return header_got_ > 0 || in_body_; }
+
+  // Whether a new request may not start yet: too many in flight, or queued.max.request.bytes exceeded
+  // (then the loop resumes this connection once the queued bytes drain).
+  bool must_wait_before_next_frame() {
+    if (paused_for_in_flight()) return true;
+    if (!loop_.server->over_queued_limit()) return false;
+    if (!waiting_for_memory_) {
+      waiting_for_memory_ = true;
+      loop_.memory_waiters.push_back(peer_.connection_id);
+      report(LimitKind::queued_request_bytes,
+             fmt::format("listener {}, {}:{}: {} bytes queued, queued.max.request.bytes={}", where(),
+                         peer_.remote_address, peer_.remote_port, loop_.server->queued_request_bytes.load(),
+                         loop_.server->options.max_queued_request_bytes));
+    }
+    return true;
+  }
+
+  void report(LimitKind kind, std::string detail) { loop_.server->reporter->hit(kind, std::move(detail)); }
+
+  void queue(std::size_t bytes) {
+    if (!loop_.server->counts_queued_bytes()) return;
+    queued_held_ += bytes;
+    loop_.server->queued_request_bytes.fetch_add(static_cast<std::int64_t>(bytes));
+  }
+  void unqueue(std::size_t bytes) {
+    if (bytes == 0 || !loop_.server->counts_queued_bytes()) return;
+    queued_held_ -= bytes;
+    loop_.server->unqueue(bytes);
+  }
+
   void maybe_resume() {
-    if (closed_ || closing_ || eof_ || !paused_ || paused_for_in_flight()) return;
+    if (closed_ || closing_ || eof_ || !paused_ || must_wait_before_next_frame()) return;
     paused_ = false;
     read_some();
   }
@@ -401,7 +483,7 @@ class Connection : public Pollable {
       stash_used_ = 0;
     }
     for (int round = 0; round < 16; ++round) {
-      if (paused_for_in_flight()) {
+      if (!frame_open() && must_wait_before_next_frame()) {
         paused_ = true;
         return;
       }
@@ -483,51 +565,70 @@ class Connection : public Pollable {
     }
   }
 
-  // Consumes framed requests from data; returns how much was used (less when in-flight is full).
+  // Consumes framed requests from data; returns how much was used (less when a new request must wait).
   std::size_t feed(ByteView data) {
-    const auto& options = loop_.server->options;
     std::size_t pos = 0;
     while (pos < data.size() && !closed_ && !closing_) {
       if (!in_body_) {
-        if (paused_for_in_flight()) break;
+        if (header_got_ == 0) {
+          if (must_wait_before_next_frame()) break;
+          frame_started_ = Clock::now();
+        }
         while (header_got_ < 4 && pos < data.size()) header_[header_got_++] = data[pos++];
         if (header_got_ < 4) break;
-        const std::int32_t size = static_cast<std::int32_t>(static_cast<std::uint32_t>(header_[0]) << 24 |
-                                                            static_cast<std::uint32_t>(header_[1]) << 16 |
-                                                            static_cast<std::uint32_t>(header_[2]) << 8 | header_[3]);
-        if (size <= 0 || static_cast<std::size_t>(size) > options.max_frame_bytes) {
-          loop_.server->conn_log.info(
-              "listener {}: closing {}:{}: invalid request size {} (must be 1..{}, socket.request.max.bytes){}",
-              where(), peer_.remote_address, peer_.remote_port, size, options.max_frame_bytes,
-              header_[0] == 'G' || header_[0] == 'P' || header_[0] == 'H' ? " - is this an HTTP client?"
-              : header_[0] == 0x16                                         ? " - is this a TLS client on a plaintext port?"
-                                                                           : "");
-          close();
-          return pos;
-        }
-        body_size_ = static_cast<std::size_t>(size);
-        // Grow with what arrives rather than trusting a large size up front.
-        body_.reserve(std::min<std::size_t>(body_size_, 1 << 20));
-        in_body_ = true;
+        if (!start_body()) return pos;
       }
-      const std::size_t take = std::min(body_size_ - body_.size(), data.size() - pos);
-      body_.insert(body_.end(), data.begin() + static_cast<std::ptrdiff_t>(pos),
-                   data.begin() + static_cast<std::ptrdiff_t>(pos + take));
-      pos += take;
+      pos += append_body(data.subspan(pos));
       if (body_.size() < body_size_) break;
       in_body_ = false;
       header_got_ = 0;
-      dispatch(std::move(body_));
-      body_ = Bytes();
+      dispatch(std::exchange(body_, Bytes()));
     }
     return pos;
+  }
+
+  // Checks the size in the 4-byte header against this connection's limit before anything is buffered;
+  // closes the connection (false) when it is out of range.
+  bool start_body() {
+    const auto& options = loop_.server->options;
+    const std::int32_t size = static_cast<std::int32_t>(static_cast<std::uint32_t>(header_[0]) << 24 |
+                                                        static_cast<std::uint32_t>(header_[1]) << 16 |
+                                                        static_cast<std::uint32_t>(header_[2]) << 8 | header_[3]);
+    const std::size_t limit = std::min(frame_limit_, options.max_frame_bytes);
+    if (size > 0 && static_cast<std::size_t>(size) <= limit) {
+      body_size_ = static_cast<std::size_t>(size);
+      in_body_ = true;
+      return true;
+    }
+    const bool before_login = size > 0 && static_cast<std::size_t>(size) <= options.max_frame_bytes;
+    const char* hint = header_[0] == 'G' || header_[0] == 'P' || header_[0] == 'H' ? " - is this an HTTP client?"
+                       : header_[0] == 0x16 ? " - is this a TLS client on a plaintext port?"
+                                            : "";
+    report(before_login ? LimitKind::frame_too_large_before_login : LimitKind::frame_too_large,
+           fmt::format("listener {}, {}:{}: request size {}, limit {}{}", where(), peer_.remote_address,
+                       peer_.remote_port, size, limit, hint));
+    close();
+    return false;
+  }
+
+  // Appends what belongs to the current request. The buffer grows with the bytes that arrive (doubling,
+  // never past the announced size): announcing a large size pins no memory by itself.
+  std::size_t append_body(ByteView data) {
+    const std::size_t take = std::min(body_size_ - body_.size(), data.size());
+    if (body_.size() + take > body_.capacity()) {
+      body_.reserve(std::min(body_size_, std::max(body_.size() + take, body_.capacity() * 2)));
+    }
+    body_.insert(body_.end(), data.begin(), data.begin() + static_cast<std::ptrdiff_t>(take));
+    queue(take);
+    return take;
   }
 
   void dispatch(Bytes frame) {
     const std::uint64_t seq = first_seq_ + slots_.size();
     slots_.emplace_back();
+    if (loop_.server->counts_queued_bytes()) slots_.back().request_bytes = frame.size();  // counted in append_body
     Responder responder(loop_.shared, peer_.connection_id, seq);
-    RequestContext ctx{peer_, state_, *loop_.self};
+    RequestContext ctx{peer_, state_, *loop_.self, frame_limit_};
     loop_.server->handler->on_request(ctx, std::move(frame), std::move(responder));
   }
 
@@ -681,7 +782,14 @@ class Connection : public Pollable {
   SslPtr ssl_;
   tls::ClientAuth client_auth_;
   std::unique_ptr<tls::HandshakeNotes> notes_;
+  std::size_t limit_index_;
+  std::string address_key_;
+  std::size_t frame_limit_;  // see RequestContext::frame_limit
+  Clock::time_point created_;
   Clock::time_point last_activity_;
+  Clock::time_point frame_started_;  // first byte of the request being read
+  std::size_t queued_held_ = 0;      // this connection's share of ServerImpl::queued_request_bytes
+  bool waiting_for_memory_ = false;  // listed in LoopImpl::memory_waiters
   std::uint32_t events_ = 0;
   bool closed_ = false, closing_ = false, eof_ = false, paused_ = false, dirty_ = false;
   bool handshake_done_ = false, peeked_ = false, read_wants_write_ = false, write_wants_read_ = false;
@@ -781,17 +889,33 @@ void detail::LoopImpl::close_all() {
   graveyard.clear();
 }
 
-void detail::LoopImpl::idle_scan() {
-  const auto limit = server->options.idle_timeout;
+void detail::LoopImpl::limits_scan() {
+  const auto& options = server->options;
   const auto now = Clock::now();
-  std::vector<Connection*> idle;
+  std::vector<std::pair<Connection*, LimitKind>> doomed;
   for (auto& [id, conn] : connections) {
-    if (conn->idle_for(now, limit)) idle.push_back(conn.get());
+    if (conn->receive_overdue(now, options.request_receive_timeout)) {
+      doomed.emplace_back(conn.get(), LimitKind::request_deadline);
+    } else if (conn->idle_for(now, options.idle_timeout)) {
+      doomed.emplace_back(conn.get(), LimitKind::idle);
+    }
   }
-  for (Connection* conn : idle) {
-    log::debug("listener {}: closing {}:{} after {} ms idle", conn->peer().listener, conn->peer().remote_address,
-               conn->peer().remote_port, limit.count());
+  for (auto [conn, kind] : doomed) {
+    const auto& peer = conn->peer();
+    const auto limit = kind == LimitKind::idle ? options.idle_timeout : options.request_receive_timeout;
+    server->reporter->hit(kind, fmt::format("listener {}, {}:{}: {} ms{}", peer.listener, peer.remote_address,
+                                            peer.remote_port, limit.count(),
+                                            kind == LimitKind::idle ? "" : ", " + conn->receive_state()));
     conn->close();
+  }
+  resume_memory_waiters();  // also here, in case a wake-up was missed
+  if (this == &server->loops.front()->impl()) server->reporter->flush(now);
+}
+
+void detail::LoopImpl::resume_memory_waiters() {
+  if (memory_waiters.empty() || server->over_queued_limit()) return;
+  for (std::uint64_t id : std::exchange(memory_waiters, {})) {
+    if (auto it = connections.find(id); it != connections.end()) it->second->memory_available();
   }
 }
 
@@ -799,9 +923,9 @@ void detail::LoopImpl::run() {
   shared->thread_id.store(std::this_thread::get_id());
   epoll_event events[256];
   std::vector<std::function<void()>> tasks;
-  const auto idle = server->options.idle_timeout;
-  const auto scan_every =
-      std::clamp(idle / 4, std::chrono::milliseconds(10), std::chrono::milliseconds(1000));
+  const auto shortest = std::min(server->options.idle_timeout, server->options.request_receive_timeout);
+  const auto scan_every = std::clamp(std::min(shortest / 4, server->options.limit_log_interval),
+                                     std::chrono::milliseconds(10), std::chrono::milliseconds(1000));
   auto next_scan = Clock::now() + scan_every;
   while (running) {
     int timeout_ms = static_cast<int>(scan_every.count());
@@ -845,7 +969,7 @@ void detail::LoopImpl::run() {
       fn();
     }
     if (Clock::now() >= next_scan) {
-      idle_scan();
+      limits_scan();
       next_scan = Clock::now() + scan_every;
     }
     // Flush completed responses, batching everything completed in this iteration per connection.
@@ -868,6 +992,9 @@ Server::Server(ServerOptions options, RequestHandler& handler) : impl_(std::make
   impl_->options = options;
   if (impl_->options.threads < 1) impl_->options.threads = 1;
   if (impl_->options.max_in_flight_per_connection < 1) impl_->options.max_in_flight_per_connection = 1;
+  impl_->options.request_receive_timeout = std::max(impl_->options.request_receive_timeout, std::chrono::milliseconds(1));
+  impl_->options.idle_timeout = std::max(impl_->options.idle_timeout, std::chrono::milliseconds(1));
+  impl_->reporter = std::make_unique<LimitReporter>(impl_->options.limit_log_interval);
   impl_->handler = &handler;
 }
 
@@ -925,6 +1052,15 @@ Status Server::add_listener(ListenerSpec spec) {
 
 Status Server::start() {
   if (impl_->started) return make_error(ErrorKind::invalid_argument, "the server is already started");
+  ConnectionLimitSettings limit_settings{impl_->options.max_connections, impl_->options.max_connections_per_ip,
+                                         impl_->options.max_connections_per_ip_overrides};
+  auto limits = ConnectionLimits::create(std::move(limit_settings));
+  if (!limits.ok()) return limits.error();
+  impl_->limits = std::move(*limits);
+  for (auto& listener : impl_->listeners) {
+    listener->limit_index =
+        impl_->limits->add_listener(listener->spec.max_connections, listener->spec.counts_toward_broker_limit);
+  }
   // Writes to a peer that went away must be an error value, not a process-killing signal (OpenSSL's
   // socket BIO uses write(), which cannot pass MSG_NOSIGNAL).
   ::signal(SIGPIPE, SIG_IGN);
@@ -989,18 +1125,19 @@ void detail::ServerImpl::accept_on(ListenerState& listener) {
     }
     PeerInfo peer;
     format_address(addr, peer.remote_address, peer.remote_port);
-    if (connections.load() >= options.max_connections) {
-      conn_log.info("listener {}: refusing {}:{}: already {} connections (max_connections)", listener.spec.name,
-                    peer.remote_address, peer.remote_port, options.max_connections);
-      ::close(fd);
+    std::string address_key = ConnectionLimits::canonical_address(peer.remote_address);
+    if (Refusal refusal = limits->try_acquire(listener.limit_index, address_key); refusal != Refusal::none) {
+      refuse(listener, peer, address_key, refusal);
+      ::close(fd);  // as Kafka does: the new connection is closed, the listener keeps accepting
       continue;
     }
-    connections.fetch_add(1);
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     peer.connection_id = next_connection_id.fetch_add(1);
     peer.listener = listener.spec.name;
     peer.protocol = listener.spec.protocol;
+    const bool sasl = peer.protocol == SecurityProtocol::sasl_plaintext || peer.protocol == SecurityProtocol::sasl_ssl;
+    const std::size_t frame_limit = sasl ? options.max_frame_bytes_before_login : SIZE_MAX;
     SslPtr ssl;
     tls::ClientAuth client_auth = tls::ClientAuth::none;
     if (uses_tls(listener.spec.protocol)) {
@@ -1009,14 +1146,15 @@ void detail::ServerImpl::accept_on(ListenerState& listener) {
       if (!ssl || SSL_set_fd(ssl.get(), fd) != 1 || !buffer_tls_writes(ssl.get())) {
         log::warn("listener {}: cannot create a TLS session: {}", listener.spec.name, openssl_errors());
         ::close(fd);
-        connections.fetch_sub(1);
+        limits->release(listener.limit_index, address_key);
         continue;
       }
       SSL_set_accept_state(ssl.get());
     }
     detail::LoopImpl* target = &loops[next_loop++ % loops.size()]->impl();
     auto conn = std::make_shared<std::unique_ptr<Connection>>(
-        std::make_unique<Connection>(*target, fd, std::move(peer), std::move(ssl), client_auth));
+        std::make_unique<Connection>(*target, fd, std::move(peer), std::move(ssl), client_auth, listener.limit_index,
+                                     std::move(address_key), frame_limit));
     auto adopt = [target, conn] {
       Connection* c = conn->get();
       if (Status s = c->register_fd(); !s.ok()) {
@@ -1030,6 +1168,25 @@ void detail::ServerImpl::accept_on(ListenerState& listener) {
     } else {
       target->self->post(adopt);  // if the loop has stopped, the task is dropped and the socket closed
     }
+  }
+}
+
+void detail::ServerImpl::refuse(const ListenerState& listener, const PeerInfo& peer, const std::string& address,
+                                 Refusal why) {
+  const std::string who = fmt::format("listener {}, {}:{}", listener.spec.name, peer.remote_address, peer.remote_port);
+  switch (why) {
+    case Refusal::broker_limit:
+      reporter->hit(LimitKind::broker_connections, fmt::format("{}: max.connections={}", who, limits->broker_limit()));
+      break;
+    case Refusal::listener_limit:
+      reporter->hit(LimitKind::listener_connections,
+                    fmt::format("{}: listener limit {}", who, limits->listener_limit(listener.limit_index)));
+      break;
+    case Refusal::per_ip_limit:
+      reporter->hit(LimitKind::per_ip_connections,
+                    fmt::format("{}: {} connections allowed from {}", who, limits->limit_for_address(address), address));
+      break;
+    case Refusal::none: break;
   }
 }
 
@@ -1055,6 +1212,8 @@ std::uint16_t Server::bound_port(const std::string& listener) const {
   return 0;
 }
 
-std::size_t Server::connection_count() const { return impl_->connections.load(); }
+std::size_t Server::connection_count() const { return impl_->limits ? impl_->limits->total() : 0; }
+
+std::uint64_t Server::limit_hits(LimitKind kind) const { return impl_->reporter->hits(kind); }
 
 }  // namespace bulwark::net

@@ -17,11 +17,13 @@
 #include <memory>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "base/bytes.h"
 #include "base/openssl.h"
 #include "base/result.h"
+#include "net/limits.h"
 #include "tls/tls.h"
 
 namespace bulwark::net {
@@ -36,6 +38,9 @@ struct ListenerSpec {
   std::uint16_t port = 0;  // 0 = any free port (see Server::bound_port)
   SecurityProtocol protocol = SecurityProtocol::plaintext;
   std::shared_ptr<tls::ServerTlsContext> tls;  // null for plaintext
+  std::size_t max_connections = SIZE_MAX;        // listener.name.<l>.max.connections
+  // Kafka exempts the inter-broker (and controller) listener from the broker-wide max.connections.
+  bool counts_toward_broker_limit = true;
 };
 
 struct PeerInfo {
@@ -82,6 +87,10 @@ struct RequestContext {
   const PeerInfo& peer;
   std::unique_ptr<ConnectionState>& state;
   EventLoop& loop;
+  // The largest frame this connection may send from the next one on, checked when its 4-byte size
+  // arrives. It starts at ServerOptions::max_frame_bytes_before_login on SASL listeners; the handler
+  // raises it (e.g. to SIZE_MAX) once the client has logged in. socket.request.max.bytes always applies.
+  std::size_t& frame_limit;
 };
 
 class RequestHandler {
@@ -94,9 +103,22 @@ class RequestHandler {
 struct ServerOptions {
   int threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   std::size_t max_frame_bytes = 100 * 1024 * 1024;  // socket.request.max.bytes
+  // sasl.server.max.receive.size: frames on SASL listeners before login (see RequestContext::frame_limit).
+  std::size_t max_frame_bytes_before_login = 524288;
   std::size_t max_in_flight_per_connection = 100;
-  std::size_t max_connections = 10000;
+  std::size_t max_connections = 10000;         // max.connections, over listeners that count toward it
+  std::size_t max_connections_per_ip = SIZE_MAX;  // max.connections.per.ip
+  // max.connections.per.ip.overrides: host (IP address or name, resolved at start()) -> limit.
+  std::vector<std::pair<std::string, std::size_t>> max_connections_per_ip_overrides;
   std::chrono::milliseconds idle_timeout{600000};  // connections.max.idle.ms
+  // bulwark.request.receive.timeout.ms: a request whose first byte arrived must arrive in full within
+  // this time, and a TLS handshake must finish within it (slow-loris guard; Kafka has no such key).
+  std::chrono::milliseconds request_receive_timeout{30000};
+  // queued.max.request.bytes: connections stop starting new requests while the bytes of requests read
+  // but not yet answered exceed this; -1 = unlimited.
+  std::int64_t max_queued_request_bytes = -1;
+  // Limits that were hit are logged at most once per this interval each, with their count.
+  std::chrono::milliseconds limit_log_interval{5000};
 };
 
 using TimerId = std::uint64_t;
@@ -136,6 +158,8 @@ class Server {
   void stop();
   std::uint16_t bound_port(const std::string& listener) const;  // for port 0
   std::size_t connection_count() const;
+  // How often `kind` of limit was hit since start() (see net/limits.h).
+  std::uint64_t limit_hits(LimitKind kind) const;
 
  private:
   std::unique_ptr<detail::ServerImpl> impl_;

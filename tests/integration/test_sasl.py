@@ -236,7 +236,10 @@ def test_bad_sasl_input_is_refused_and_the_broker_keeps_serving(cluster):
     sock = raw_connect(broker, pki)
     assert sasl_handshake(sock, "PLAIN", 0)[0] == 0
     big = b"\0" * (600 * 1024)
-    sock.sendall(struct.pack(">i", len(big)) + big)
+    try:
+        sock.sendall(struct.pack(">i", len(big)) + big)
+    except OSError:
+        pass  # closed at the 4-byte size already, before the rest was sent (as Kafka does)
     assert kafka_wire.closed_by_peer(sock)
     # Random bytes as a bare v0 token.
     sock = raw_connect(broker, pki)
