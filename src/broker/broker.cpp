@@ -157,6 +157,11 @@ Status open_security(BrokerState& state, const std::filesystem::path& metadata_d
   return Status::success();
 }
 
+bool is_controller_listener_name(const config::BrokerConfig& cfg, const std::string& listener) {
+  const auto& names = cfg.controller_listener_names;
+  return std::find(names.begin(), names.end(), listener) != names.end();
+}
+
 }  // namespace
 
 struct Broker::Impl {
@@ -168,6 +173,7 @@ struct Broker::Impl {
   std::condition_variable maintenance_cv;
   bool stopping = false;
   bool started = false;
+  storage::DirectoryLock metadata_dir_lock;  // when the metadata dir is not one of the log dirs
 
   void run_maintenance() {
     const auto flush_every = std::max<std::int64_t>(
@@ -223,17 +229,21 @@ Result<std::unique_ptr<Broker>> Broker::create(config::BrokerConfig config) {
   state.logs = std::move(*logs);
 
   std::filesystem::path metadata_dir = cfg.metadata_log_dir ? *cfg.metadata_log_dir : cfg.log_dirs.front();
+  // One process per dir, as Kafka's .lock: the log dirs are locked by the log manager; a separate
+  // metadata dir is locked here (locking a dir twice from one process would fail).
+  auto same_dir = [](const std::filesystem::path& a, const std::filesystem::path& b) {
+    std::error_code ec;
+    return std::filesystem::weakly_canonical(a, ec) == std::filesystem::weakly_canonical(b, ec);
+  };
+  if (std::none_of(cfg.log_dirs.begin(), cfg.log_dirs.end(), [&](const auto& d) { return same_dir(d, metadata_dir); })) {
+    auto lock = storage::DirectoryLock::acquire(metadata_dir);
+    if (!lock.ok()) return lock.error();
+    broker->impl_->metadata_dir_lock = std::move(*lock);
+  }
   auto topics = TopicRegistry::open(metadata_dir / "bulwark-topics.json");
   if (!topics.ok()) return topics.error();
   state.topics = std::move(*topics);
-  for (const auto& topic : state.topics->list()) {
-    auto log_config = state.log_config_for(topic);
-    for (std::int32_t p = 0; p < topic.partitions; ++p) {
-      auto log = state.logs->get_or_create({topic.name, p}, log_config);
-      if (!log.ok()) return static_cast<Error>(log.error());
-      (*log)->set_config(log_config);
-    }
-  }
+  BULWARK_TRY(state.open_topic_logs());
   auto producer_ids = ProducerIdAllocator::open(metadata_dir / "bulwark-producer-ids");
   if (!producer_ids.ok()) return producer_ids.error();
   state.producer_ids = std::move(*producer_ids);
@@ -246,6 +256,12 @@ Result<std::unique_ptr<Broker>> Broker::create(config::BrokerConfig config) {
   if (cfg.socket_request_max_bytes > 0) options.max_frame_bytes = static_cast<std::size_t>(cfg.socket_request_max_bytes);
   if (cfg.max_connections > 0) options.max_connections = static_cast<std::size_t>(cfg.max_connections);
   if (cfg.connections_max_idle_ms > 0) options.idle_timeout = std::chrono::milliseconds(cfg.connections_max_idle_ms);
+  options.max_connections_per_ip = static_cast<std::size_t>(std::max(cfg.max_connections_per_ip, 0));
+  for (const auto& [host, limit] : cfg.max_connections_per_ip_overrides)
+    options.max_connections_per_ip_overrides.emplace_back(host, static_cast<std::size_t>(std::max(limit, 0)));
+  options.max_frame_bytes_before_login = static_cast<std::size_t>(std::max(cfg.sasl_server_max_receive_size, 1));
+  options.request_receive_timeout = std::chrono::milliseconds(std::max<std::int64_t>(cfg.request_receive_timeout_ms, 1));
+  options.max_queued_request_bytes = cfg.queued_max_request_bytes;
   if (cfg.queued_max_requests > 0)
     options.max_in_flight_per_connection = std::min<std::size_t>(cfg.queued_max_requests, 1000);
 
@@ -257,6 +273,11 @@ Result<std::unique_ptr<Broker>> Broker::create(config::BrokerConfig config) {
     spec.host = listener.host;
     spec.port = listener.port;
     spec.protocol = to_net(listener.protocol);
+    if (auto limit = cfg.listener_max_connections.find(listener.listener); limit != cfg.listener_max_connections.end())
+      spec.max_connections = static_cast<std::size_t>(std::max(limit->second, 0));
+    // As in Kafka, max.connections never locks out the inter-broker (or controller) listener.
+    spec.counts_toward_broker_limit =
+        listener.listener != cfg.inter_broker_listener_name && !is_controller_listener_name(cfg, listener.listener);
     if (config::uses_tls(listener.protocol)) {
       auto context = listener_tls(cfg.security_for(listener.listener));
       if (!context.ok()) return context.error();
@@ -288,6 +309,7 @@ void Broker::stop() {
   for (const auto& tp : impl_->state.logs->list())
     if (auto log = impl_->state.logs->get(tp))
       if (auto flushed = log->flush(); !flushed.ok()) log::error("flushing {}: {}", log->dir().string(), flushed.error().message);
+  impl_->state.logs->close();  // writes the recovery points and the clean-shutdown marker
   log::info("broker {} stopped", impl_->state.node_id());
 }
 

@@ -113,6 +113,8 @@ void handle_create_partitions(BrokerState& state, Call& call) {
       fail(KafkaError::topic_authorization_failed, "Topic authorization failed.");
     } else if (!info) {
       fail(KafkaError::unknown_topic_or_partition, "The topic '" + topic.name + "' does not exist.");
+    } else if (auto offline = state.offline_topics.reason(topic.name)) {
+      fail(KafkaError::invalid_config, *offline);
     } else if (topic.count <= info->partitions) {
       fail(KafkaError::invalid_partitions, "Topic currently has " + std::to_string(info->partitions) +
                                                " partitions, which is higher than or equal to the requested " +

@@ -43,7 +43,8 @@ void handle_produce(BrokerState& state, Call& call) {
       } else if (!may_write) {
         fail(KafkaError::topic_authorization_failed, "Topic authorization failed.");
       } else if (!(log = state.hosted_partition(topic, partition_data.index))) {
-        fail(KafkaError::unknown_topic_or_partition, "This server does not host this topic-partition.");
+        auto missing = state.lookup_error(topic);
+        fail(missing.error, std::move(missing.message));
       } else if (!partition_data.records || partition_data.records->empty()) {
         fail(KafkaError::invalid_record, "the produce request carries no records");
       } else {
@@ -60,8 +61,11 @@ void handle_produce(BrokerState& state, Call& call) {
           out.log_start_offset = appended->log_start_offset;
           if (!appended->duplicate) state.notifier.notify({topic_data.name, partition_data.index});
         } else {
-          log::warn("produce to {}-{} from {} rejected: {}", topic_data.name, partition_data.index,
-                    call.ctx.peer.remote_address, appended.error().message);
+          // Storage errors are logged by storage, once per interval with a count (a full disk under
+          // load would otherwise write one line per request).
+          if (appended.code() != storage::LogError::io)
+            log::warn("produce to {}-{} from {} rejected: {}", topic_data.name, partition_data.index,
+                      call.ctx.peer.remote_address, appended.error().message);
           fail(to_kafka_error(appended.code()), appended.error().message);
         }
       }
@@ -150,7 +154,7 @@ class FetchOperation : public std::enable_shared_from_this<FetchOperation> {
           out.error_code = code(KafkaError::topic_authorization_failed);
           errors_ = true;
         } else if (!(log = state_.hosted_partition(info, partition.partition))) {
-          out.error_code = code(KafkaError::unknown_topic_or_partition);
+          out.error_code = code(state_.lookup_error(info).error);
           errors_ = true;
         } else {
           const auto end = log->log_end_offset();
@@ -227,7 +231,7 @@ void handle_list_offsets(BrokerState& state, Call& call) {
       if (!may_describe) {
         out.error_code = code(KafkaError::topic_authorization_failed);
       } else if (!(log = state.hosted_partition(info, partition.partition_index))) {
-        out.error_code = code(KafkaError::unknown_topic_or_partition);
+        out.error_code = code(state.lookup_error(info).error);
       } else if (partition.timestamp == kLatest) {
         out.offset = log->log_end_offset();
       } else if (partition.timestamp == kEarliest) {
@@ -268,7 +272,7 @@ void handle_delete_records(BrokerState& state, Call& call) {
       if (!may_delete) {
         out.error_code = code(KafkaError::topic_authorization_failed);
       } else if (!(log = state.hosted_partition(info, partition.partition_index))) {
-        out.error_code = code(KafkaError::unknown_topic_or_partition);
+        out.error_code = code(state.lookup_error(info).error);
       } else {
         // -1 means "up to the high watermark", which on one node is the log end.
         auto target = partition.offset == -1 ? log->log_end_offset() : partition.offset;

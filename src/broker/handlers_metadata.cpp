@@ -17,6 +17,7 @@ wire::msg::MetadataResponse::MetadataResponseTopic describe_topic(const BrokerSt
   wire::msg::MetadataResponse::MetadataResponseTopic out;
   out.name = topic.name;
   out.topic_id = topic.id;
+  const bool offline = state.offline_topics.reason(topic.name).has_value();
   for (std::int32_t p = 0; p < topic.partitions; ++p) {
     wire::msg::MetadataResponse::MetadataResponsePartition partition;
     partition.partition_index = p;
@@ -24,6 +25,12 @@ wire::msg::MetadataResponse::MetadataResponseTopic describe_topic(const BrokerSt
     partition.leader_epoch = 0;
     partition.replica_nodes = {state.node_id()};
     partition.isr_nodes = {state.node_id()};
+    if (offline) {  // as Kafka shows a partition whose only replica is offline
+      partition.error_code = code(KafkaError::leader_not_available);
+      partition.leader_id = -1;
+      partition.isr_nodes.clear();
+      partition.offline_replicas = {state.node_id()};
+    }
     out.partitions.push_back(std::move(partition));
   }
   return out;

@@ -61,7 +61,7 @@ Result<std::int64_t> ProducerIdAllocator::next() {
   if (next_ >= reserved_until_) {
     // Reserve the next block on disk first, so a crash never hands out an id twice.
     auto until = next_ + kProducerIdBlock;
-    BULWARK_TRY(write_file_atomic(file_, std::to_string(until) + "\n", kPublicFileMode, Overwrite::allow));
+    BULWARK_TRY(write_file_atomic(file_, std::to_string(until) + "\n", kDataFileMode, Overwrite::allow));
     reserved_until_ = until;
   }
   return next_++;
@@ -117,47 +117,6 @@ std::int64_t BrokerState::now_ms() const {
       .count();
 }
 
-namespace {
-
-// Topic configs Bulwark accepts at creation, with the check each value must pass.
-bool valid_topic_config(const std::string& key, const std::string& value, std::string& why) {
-  static const std::vector<std::string> numeric = {"segment.bytes", "segment.ms",        "retention.ms",
-                                                   "retention.bytes", "flush.messages", "flush.ms",
-                                                   "max.message.bytes", "min.insync.replicas"};
-  for (const auto& k : numeric) {
-    if (key != k) continue;
-    try {
-      std::size_t used = 0;
-      auto v = std::stoll(value, &used);
-      if (used != value.size()) throw std::invalid_argument("trailing");
-      if (v < -1) throw std::out_of_range("negative");
-    } catch (...) {
-      why = "Invalid value " + value + " for configuration " + key + ": not a number >= -1";
-      return false;
-    }
-    return true;
-  }
-  if (key == "message.timestamp.type") {
-    if (value == "CreateTime" || value == "LogAppendTime") return true;
-    why = "Invalid value " + value + " for configuration message.timestamp.type: must be CreateTime or LogAppendTime";
-    return false;
-  }
-  if (key == "cleanup.policy") {
-    if (value == "delete") return true;
-    why = "cleanup.policy=" + value + " is not supported by Bulwark yet (only delete)";
-    return false;
-  }
-  if (key == "compression.type") {
-    static const std::vector<std::string> types = {"producer", "uncompressed", "gzip", "snappy", "lz4", "zstd"};
-    if (std::find(types.begin(), types.end(), value) != types.end()) return true;
-    why = "Invalid value " + value + " for configuration compression.type";
-    return false;
-  }
-  why = "Unknown topic config name: " + key;
-  return false;
-}
-
-}  // namespace
 
 BrokerState::CreateOutcome BrokerState::create_topic(const std::string& name, std::int32_t partitions,
                                                      std::int16_t replication_factor,
@@ -179,10 +138,7 @@ BrokerState::CreateOutcome BrokerState::create_topic(const std::string& name, st
                 " time(s): The target replication factor of " + std::to_string(replication_factor) +
                 " cannot be reached because only 1 broker(s) are registered.",
             {}};
-  for (const auto& [key, value] : configs) {
-    std::string why;
-    if (!valid_topic_config(key, value, why)) return {KafkaError::invalid_config, why, {}};
-  }
+  if (auto why = invalid_topic_configs_reason(configs)) return {KafkaError::invalid_config, *why, {}};
   if (topics->find(name)) return {KafkaError::topic_already_exists, "Topic '" + name + "' already exists.", {}};
   if (validate_only) {
     TopicInfo info{name, TopicId{}, partitions, replication_factor, configs};
@@ -198,7 +154,11 @@ BrokerState::CreateOutcome BrokerState::create_topic(const std::string& name, st
   for (std::int32_t p = 0; p < partitions; ++p) {
     auto log = logs->get_or_create({name, p}, log_config);
     if (!log.ok()) {
-      log::error("cannot create the log of {}-{}: {}", name, p, log.error().message);
+      log::error("cannot create the log of {}-{}: {}; the topic is not created", name, p, log.error().message);
+      // An answer of failure must leave no topic behind: unregister it and drop the logs made so far.
+      if (auto removed = topics->remove(name); !removed.ok())
+        log::error("cannot unregister the half-created topic {}: {}", name, removed.error().message);
+      for (std::int32_t made = 0; made < p; ++made) (void)logs->remove({name, made});
       return {KafkaError::kafka_storage_error, log.error().message, {}};
     }
   }
@@ -220,6 +180,7 @@ KafkaError BrokerState::delete_topic(const std::string& name, std::string& messa
     if (auto removed = logs->remove({name, p}); !removed.ok() && removed.code() != storage::LogError::not_found)
       log::warn("deleting the log of {}-{}: {}", name, p, removed.error().message);
   }
+  offline_topics.clear(name);
   log::info("deleted topic {}", name);
   return KafkaError::none;
 }
@@ -230,8 +191,66 @@ std::shared_ptr<storage::PartitionLog> BrokerState::partition(const std::string&
 
 std::shared_ptr<storage::PartitionLog> BrokerState::hosted_partition(const std::optional<TopicInfo>& topic,
                                                                      std::int32_t partition) const {
-  if (!topic || partition < 0 || partition >= topic->partitions) return nullptr;
+  if (!topic || partition < 0 || partition >= topic->partitions || offline_topics.reason(topic->name)) return nullptr;
   return logs->get({topic->name, partition});
+}
+
+BrokerState::LookupError BrokerState::lookup_error(const std::optional<TopicInfo>& topic) const {
+  if (topic)
+    if (auto why = offline_topics.reason(topic->name)) return {KafkaError::kafka_storage_error, *why};
+  return {KafkaError::unknown_topic_or_partition, "This server does not host this topic-partition."};
+}
+
+Status BrokerState::open_topic_logs() {
+  for (const auto& topic : topics->list()) {
+    if (auto why = invalid_topic_configs_reason(topic.configs)) {
+      std::string reason = "topic " + topic.name + " is offline: its stored config is invalid (" + *why + ")";
+      log::error("{}; every other topic serves. Delete the topic or correct its configs, then restart.", reason);
+      offline_topics.mark(topic.name, std::move(reason));
+      continue;
+    }
+    auto log_config = log_config_for(topic);
+    for (std::int32_t p = 0; p < topic.partitions; ++p) {
+      auto log = logs->get_or_create({topic.name, p}, log_config);
+      if (!log.ok()) return static_cast<Error>(log.error());
+      (*log)->set_config(log_config);
+    }
+  }
+  for (const auto& tp : logs->list()) {
+    if (!offline_topics.reason(tp.topic)) continue;
+    // The log manager opened it with the broker defaults: keep retention from deleting what the
+    // topic's own (unreadable) settings may have meant to keep.
+    if (auto log = logs->get(tp)) {
+      auto frozen = default_log_config();
+      frozen.retention_ms = -1;
+      frozen.retention_bytes = -1;
+      log->set_config(frozen);
+    }
+  }
+  return Status::success();
+}
+
+void OfflineTopics::mark(const std::string& topic, std::string reason) {
+  std::lock_guard lock(mu_);
+  reasons_[topic] = std::move(reason);
+}
+
+void OfflineTopics::clear(const std::string& topic) {
+  std::lock_guard lock(mu_);
+  reasons_.erase(topic);
+}
+
+std::optional<std::string> OfflineTopics::reason(const std::string& topic) const {
+  std::lock_guard lock(mu_);
+  auto it = reasons_.find(topic);
+  if (it == reasons_.end()) return std::nullopt;
+  return it->second;
+}
+
+std::optional<std::string> invalid_topic_configs_reason(const std::map<std::string, std::string>& configs) {
+  for (const auto& [key, value] : configs)
+    if (auto why = config::topic_config_error(key, value)) return why;
+  return std::nullopt;
 }
 
 KafkaError to_kafka_error(storage::LogError error) {

@@ -57,6 +57,22 @@ class ProducerIdAllocator {
   std::int64_t reserved_until_ = 0;
 };
 
+// Topics kept offline because what is stored for them cannot be served (an invalid stored config): they
+// answer KAFKA_STORAGE_ERROR and no log work runs on them, while every other topic serves.
+class OfflineTopics {
+ public:
+  void mark(const std::string& topic, std::string reason);
+  void clear(const std::string& topic);
+  std::optional<std::string> reason(const std::string& topic) const;
+
+ private:
+  mutable std::mutex mu_;
+  std::map<std::string, std::string> reasons_;
+};
+
+// Why a set of topic configs cannot be stored (the first bad key, in Kafka's words); nullopt = valid.
+std::optional<std::string> invalid_topic_configs_reason(const std::map<std::string, std::string>& configs);
+
 struct BrokerState {
   config::BrokerConfig config;
   std::string cluster_id;
@@ -70,6 +86,7 @@ struct BrokerState {
   std::map<std::string, security::PrincipalMappingRules> mapping_rules;  // per SSL listener
   std::map<std::string, ListenerSasl> sasl;                              // per SASL listener
   std::unique_ptr<ScramStore> scram;
+  OfflineTopics offline_topics;
 
   std::int32_t node_id() const { return config.node_id; }
   // The advertised endpoint clients of `listener` should use (the first advertised one otherwise).
@@ -89,10 +106,18 @@ struct BrokerState {
                              std::map<std::string, std::string> configs, bool validate_only);
   KafkaError delete_topic(const std::string& name, std::string& message);
   std::shared_ptr<storage::PartitionLog> partition(const std::string& topic, std::int32_t partition) const;
-  // The log of a partition of `topic` that this broker hosts; null when the topic is unknown or the
-  // index out of range (UNKNOWN_TOPIC_OR_PARTITION for the caller).
+  // The log of a partition of `topic` that this broker hosts; null when the topic is unknown, offline
+  // or the index out of range. `lookup_error` says which, with Kafka's code.
   std::shared_ptr<storage::PartitionLog> hosted_partition(const std::optional<TopicInfo>& topic,
                                                           std::int32_t partition) const;
+  struct LookupError {
+    KafkaError error;
+    std::string message;
+  };
+  LookupError lookup_error(const std::optional<TopicInfo>& topic) const;
+  // Opens the logs of every registered topic at start-up; a topic whose stored configs are invalid is
+  // reported and kept offline instead of stopping the broker.
+  Status open_topic_logs();
 };
 
 KafkaError to_kafka_error(storage::LogError error);

@@ -110,9 +110,9 @@ bool allowed(const KeySpec& spec, std::string_view v) {
   return false;
 }
 
-// Checks one raw value against its spec; the message names neither file nor key (the caller adds them).
-// Secret values are never repeated in messages.
-std::optional<std::string> check_value(const KeySpec& spec, std::string_view raw) {
+}  // namespace
+
+std::optional<std::string> check_key_value(const KeySpec& spec, std::string_view raw) {
   const bool secret = spec.type == KeyType::password;
   std::string shown = secret ? std::string("[hidden]") : trim(raw);
   switch (spec.type) {
@@ -152,6 +152,8 @@ std::optional<std::string> check_value(const KeySpec& spec, std::string_view raw
   }
   return std::nullopt;
 }
+
+namespace {
 
 // What a property key is.
 struct KeyClass {
@@ -575,6 +577,23 @@ std::vector<std::string> BrokerConfig::startup_report() const {
   return out;
 }
 
+// max.connections.per.ip.overrides: "host:count,host:count" (Kafka's format; an IPv6 host keeps its
+// colons, the count follows the last one).
+static Result<std::vector<std::pair<std::string, std::int32_t>>> parse_connection_overrides(std::string_view text) {
+  std::vector<std::pair<std::string, std::int32_t>> out;
+  for (const auto& entry : split_nonempty(std::string(text), ',')) {
+    const auto colon = entry.rfind(':');
+    std::string host = colon == std::string::npos ? "" : trim(entry.substr(0, colon));
+    if (host.size() > 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+    const auto count = colon == std::string::npos ? std::nullopt : parse_integer(trim(entry.substr(colon + 1)), 0, INT32_MAX);
+    if (host.empty() || !count)
+      return make_error(ErrorKind::invalid_argument,
+                        "'" + trim(entry) + "' is not host:count (a host or IP address, then a count of at least 0)");
+    out.emplace_back(host, static_cast<std::int32_t>(*count));
+  }
+  return out;
+}
+
 // ---------------------------------------------------------------------------------------------------
 Result<BrokerConfig> build_broker_config(const Properties& properties) {
   Problems problems(properties);
@@ -587,7 +606,7 @@ Result<BrokerConfig> build_broker_config(const Properties& properties) {
   for (const auto& p : properties.entries) {
     auto kc = classify(p.key);
     if (!kc.spec) continue;
-    if (auto msg = check_value(*kc.spec, p.value)) problems.add(p.key, *msg);
+    if (auto msg = check_key_value(*kc.spec, p.value)) problems.add(p.key, *msg);
   }
   if (!problems.empty()) return problems.error();
 
@@ -764,7 +783,19 @@ Result<BrokerConfig> build_broker_config(const Properties& properties) {
   c.queued_max_requests = r.int32("queued.max.requests");
   c.max_connections = r.int32("max.connections");
   c.max_connections_per_ip = r.int32("max.connections.per.ip");
+  if (auto overrides = parse_connection_overrides(r.string("max.connections.per.ip.overrides")); overrides) {
+    c.max_connections_per_ip_overrides = std::move(*overrides);
+  } else {
+    problems.add("max.connections.per.ip.overrides", overrides.error().message);
+  }
+  for (const auto& l : c.listeners) {
+    const std::string key = std::string(kListenerPrefix) + lower(l.listener) + ".max.connections";
+    if (r.is_set(key)) c.listener_max_connections[l.listener] = r.int32(key);
+  }
   c.connections_max_idle_ms = r.integer("connections.max.idle.ms", 600000);
+  c.request_receive_timeout_ms = r.integer("bulwark.request.receive.timeout.ms", 30000);
+  c.queued_max_request_bytes = r.integer("queued.max.request.bytes", -1);
+  c.sasl_server_max_receive_size = r.int32("sasl.server.max.receive.size");
   c.connection_failed_authentication_delay_ms = r.int32("connection.failed.authentication.delay.ms");
 
   c.offsets_topic_replication_factor = r.int16("offsets.topic.replication.factor");

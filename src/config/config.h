@@ -86,6 +86,20 @@ struct KeySpec {
 
 const std::vector<KeySpec>& key_specs();
 const KeySpec* find_key_spec(std::string_view name);
+// Checks one raw value against its spec (type, range, allowed values); nullopt = valid. The message
+// names neither file nor key (the caller adds them) and never repeats a secret value.
+std::optional<std::string> check_key_value(const KeySpec& spec, std::string_view raw);
+
+// Topic-level configs (Kafka's LogConfig), as CreateTopics and a stored topic carry them. Each is
+// checked with the same validator as server.properties and has the broker key it defaults from.
+struct TopicKeySpec {
+  KeySpec spec;                   // spec.name is the topic key; spec.status says whether Bulwark acts on it
+  std::string_view broker_key;    // the server.properties synonym ("" = none)
+};
+const std::vector<TopicKeySpec>& topic_key_specs();
+// Why key=value cannot be a topic config (unknown key, bad value, a Kafka key Bulwark does not act on
+// yet); nullopt = it can. Kafka's wording, so tools show what they would show against Kafka.
+std::optional<std::string> topic_config_error(std::string_view key, std::string_view value);
 
 // ---------------------------------------------------------------------------------------------------
 enum class SecurityProtocol { plaintext, ssl, sasl_plaintext, sasl_ssl };
@@ -209,8 +223,13 @@ struct BrokerConfig {
   std::int32_t num_io_threads = 0;
   std::int32_t queued_max_requests = 0;
   std::int32_t max_connections = 0;
-  std::int32_t max_connections_per_ip = 0;
+  std::map<std::string, std::int32_t> listener_max_connections;  // listener.name.<l>.max.connections, by listener
+  std::int32_t max_connections_per_ip = 2147483647;
+  std::vector<std::pair<std::string, std::int32_t>> max_connections_per_ip_overrides;  // host -> limit
   std::int64_t connections_max_idle_ms = 0;
+  std::int64_t request_receive_timeout_ms = 30000;  // bulwark.request.receive.timeout.ms
+  std::int64_t queued_max_request_bytes = -1;       // -1 = unlimited
+  std::int32_t sasl_server_max_receive_size = 524288;
   std::int32_t connection_failed_authentication_delay_ms = 100;
 
   std::int16_t offsets_topic_replication_factor = 3;

@@ -581,3 +581,27 @@ TEST(StartupReport, UnknownAuthorizerClass) {
   EXPECT_CONTAINS(all, "server.properties:13: authorizer.class.name com.example.MyAuthorizer is not a Kafka authorizer Bulwark knows");
 }
 }  // namespace
+
+TEST(BrokerConfig, ConnectionLimitsAndOverrides) {
+  auto c = load_ok(with(with(with(kBase, "max.connections.per.ip", "10"), "max.connections.per.ip.overrides",
+                             "127.0.0.2:25, kafka-1:0,[::1]:7"),
+                        "listener.name.ssl.max.connections", "3"));
+  EXPECT_EQ(c.max_connections_per_ip, 10);
+  using Override = std::pair<std::string, std::int32_t>;
+  EXPECT_EQ(c.max_connections_per_ip_overrides,
+            (std::vector<Override>{{"127.0.0.2", 25}, {"kafka-1", 0}, {"::1", 7}}));
+  EXPECT_EQ(c.listener_max_connections.at("SSL"), 3);
+  EXPECT_EQ(c.listener_max_connections.count("CONTROLLER"), 0u);
+  EXPECT_EQ(c.queued_max_request_bytes, -1);  // Kafka's default: unlimited
+  EXPECT_EQ(c.sasl_server_max_receive_size, 524288);
+}
+
+TEST(BrokerConfig, BadConnectionLimitsAreNamed) {
+  for (const char* bad : {"no-count", "host:", ":5", "host:-1", "host:many", "a:1,b"}) {
+    auto message = load_error(with(kBase, "max.connections.per.ip.overrides", bad));
+    EXPECT_CONTAINS(message, "max.connections.per.ip.overrides");
+    EXPECT_CONTAINS(message, "is not host:count");
+  }
+  EXPECT_CONTAINS(load_error(with(kBase, "queued.max.request.bytes", "-2")), "queued.max.request.bytes");
+  EXPECT_CONTAINS(load_error(with(kBase, "listener.name.ssl.max.connections", "-1")), "max.connections");
+}
