@@ -125,7 +125,8 @@ Result<std::unique_ptr<AclStore>> AclStore::open(std::filesystem::path file, sec
 
 Status AclStore::persist() {
   auto text = security::encode_acls(authorizer_->describe(security::AclBindingFilter::any()));
-  return write_file_atomic(file_, text, kPublicFileMode, Overwrite::allow);
+  // Who may do what is a map for an attacker: owner only, like the SCRAM store.
+  return write_file_atomic(file_, text, kPrivateFileMode, Overwrite::allow);
 }
 
 Status AclStore::add(const std::vector<security::AclBinding>& bindings) {

@@ -111,7 +111,7 @@ Status TopicRegistry::save_locked() const {
                       {"configs", info.configs}});
   }
   nlohmann::json doc = {{"version", 1}, {"topics", topics}};
-  return write_file_atomic(file_, doc.dump(2) + "\n", kPublicFileMode, Overwrite::allow);
+  return write_file_atomic(file_, doc.dump(2) + "\n", kDataFileMode, Overwrite::allow);
 }
 
 std::optional<TopicInfo> TopicRegistry::find(const std::string& name) const {

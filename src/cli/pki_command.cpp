@@ -2,6 +2,7 @@
 // only parse flags and print; the work is in src/pki (pki/pki.h).
 #include <cstdio>
 #include <ctime>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -41,9 +42,29 @@ struct PasswordFlags {
     if (file_option->count() > 0) return pki::read_password_file(file);
     if (value_option->count() > 0) {
       if (value.empty()) return make_error(ErrorKind::invalid_argument, "--password is empty");
+      std::fprintf(stderr, "warning: --password puts the password on the command line, where other users of this "
+                           "machine can read it (ps, /proc) and shell history keeps it; prefer --password-file\n");
       return value;
     }
     return std::string();
+  }
+};
+
+// --ca-key-password-file: the passphrase of CA keys made with one (pki init --ca-key-password-file).
+struct CaKeyPasswordFlag {
+  std::string file;
+  CLI::Option* option = nullptr;
+
+  void add(CLI::App* command, const char* help = "File whose first line is the CA keys' passphrase (when they have one)") {
+    option = command->add_option("--ca-key-password-file", file, help);
+  }
+  // Fills `out` when the flag was given; an exit code when its file cannot be read.
+  std::optional<int> read_into(std::string& out) const {
+    if (option->count() == 0) return std::nullopt;
+    auto passphrase = pki::read_password_file(file);
+    if (!passphrase) return fail(passphrase.error());
+    out = *passphrase;
+    return std::nullopt;
   }
 };
 
@@ -64,10 +85,12 @@ void add_pki_commands(CLI::App& app) {
                   intermediate_cn = "Bulwark Intermediate CA", root_key_out;
       int root_days = 3650, intermediate_days = 1825;
       bool force = false;
+      CaKeyPasswordFlag ca_key_password;
     };
     auto flags = std::make_shared<Flags>();
     cmd->add_option("--dir", flags->dir, "PKI state directory")->capture_default_str();
     cmd->add_option("--key", flags->key, "Key type: rsa:2048, rsa:4096, ec:p256, ec:p384, ed25519")->capture_default_str();
+    flags->ca_key_password.add(cmd, "Encrypt both CA keys under the passphrase in this file (its first line)");
     cmd->add_option("--subject", flags->subject, "Subject fields besides CN, e.g. \"O=SLS,OU=DevOps,L=Tehran,C=IR\"");
     cmd->add_option("--root-cn", flags->root_cn, "Common name of the root CA")->capture_default_str();
     cmd->add_option("--intermediate-cn", flags->intermediate_cn, "Common name of the intermediate CA")->capture_default_str();
@@ -91,6 +114,7 @@ void add_pki_commands(CLI::App& app) {
       options.root_days = flags->root_days;
       options.intermediate_days = flags->intermediate_days;
       if (root_key_out->count() > 0) options.root_key_out = fs::path(flags->root_key_out);
+      if (auto failed = flags->ca_key_password.read_into(options.ca_key_password)) return *failed;
       options.force = flags->force;
       return report(pki::init(options));
     });
@@ -104,8 +128,10 @@ void add_pki_commands(CLI::App& app) {
       std::vector<std::string> dns, ip;
       int days = 365;
       bool force = false;
+      CaKeyPasswordFlag ca_key_password;
     };
     auto flags = std::make_shared<Flags>();
+    flags->ca_key_password.add(cmd);
     cmd->add_option("kind", flags->kind, "broker (serverAuth + clientAuth) or client (clientAuth)")
         ->required()
         ->check(CLI::IsMember({"broker", "client"}));
@@ -137,6 +163,7 @@ void add_pki_commands(CLI::App& app) {
         options.csr = fs::path(flags->csr);
       }
       if (out_option->count() > 0) options.out = fs::path(flags->out);
+      if (auto failed = flags->ca_key_password.read_into(options.ca_key_password)) return *failed;
       options.force = flags->force;
       return report(pki::issue(options));
     });
@@ -218,8 +245,10 @@ void add_pki_commands(CLI::App& app) {
       std::string name, dir = "./pki", key;
       int days = 0;
       bool keep_key = false;
+      CaKeyPasswordFlag ca_key_password;
     };
     auto flags = std::make_shared<Flags>();
+    flags->ca_key_password.add(cmd);
     cmd->add_option("name", flags->name, "Name of the issued certificate")->required();
     cmd->add_option("--dir", flags->dir, "PKI state directory")->capture_default_str();
     cmd->add_flag("--keep-key", flags->keep_key, "Keep the current key instead of making a new one");
@@ -238,6 +267,7 @@ void add_pki_commands(CLI::App& app) {
         if (!key) return fail(key.error());
         options.key_type = *key;
       }
+      if (auto failed = flags->ca_key_password.read_into(options.ca_key_password)) return *failed;
       return report(pki::renew(options));
     });
   }
@@ -247,8 +277,10 @@ void add_pki_commands(CLI::App& app) {
     auto* cmd = group->add_subcommand("revoke", "Mark a certificate revoked and write a new CRL");
     struct Flags {
       std::string name, dir = "./pki", reason = "unspecified";
+      CaKeyPasswordFlag ca_key_password;
     };
     auto flags = std::make_shared<Flags>();
+    flags->ca_key_password.add(cmd);
     cmd->add_option("name", flags->name, "Name of the issued certificate")->required();
     cmd->add_option("--dir", flags->dir, "PKI state directory")->capture_default_str();
     cmd->add_option("--reason", flags->reason,
@@ -262,6 +294,7 @@ void add_pki_commands(CLI::App& app) {
       auto reason = pki::parse_revocation_reason(flags->reason);
       if (!reason) return fail(reason.error());
       options.reason = *reason;
+      if (auto failed = flags->ca_key_password.read_into(options.ca_key_password)) return *failed;
       return report(pki::revoke(options));
     });
   }
@@ -273,8 +306,10 @@ void add_pki_commands(CLI::App& app) {
       std::string dir = "./pki", out;
       int days = 30;
       bool force = false;
+      CaKeyPasswordFlag ca_key_password;
     };
     auto flags = std::make_shared<Flags>();
+    flags->ca_key_password.add(cmd);
     cmd->add_option("--dir", flags->dir, "PKI state directory")->capture_default_str();
     cmd->add_option("--days", flags->days, "Days until the CRL's next update")->capture_default_str();
     auto* out_option = cmd->add_option("--out", flags->out, "Also copy crl.pem into this directory");
@@ -284,6 +319,7 @@ void add_pki_commands(CLI::App& app) {
       options.dir = flags->dir;
       options.days = flags->days;
       if (out_option->count() > 0) options.out = fs::path(flags->out);
+      if (auto failed = flags->ca_key_password.read_into(options.ca_key_password)) return *failed;
       options.force = flags->force;
       return report(pki::crl(options));
     });
@@ -299,9 +335,11 @@ void add_pki_commands(CLI::App& app) {
       int days = 365;
       bool legacy = false, force = false;
       PasswordFlags password;
+      CaKeyPasswordFlag ca_key_password;
     };
     auto flags = std::make_shared<Flags>();
     cmd->add_option("--dir", flags->dir, "PKI state directory (a CA is made there when absent)")->capture_default_str();
+    flags->ca_key_password.add(cmd, "The CA keys' passphrase: decrypts an existing CA, or encrypts the one made here");
     cmd->add_option("--broker", flags->brokers, "NAME=SAN,SAN,... (IP addresses become IP SANs); repeatable")
         ->allow_extra_args(false);
     cmd->add_option("--client", flags->clients, "Client name (its CN and Kafka principal); repeatable")
@@ -340,6 +378,7 @@ void add_pki_commands(CLI::App& app) {
       options.subject = *subject;
       options.days = flags->days;
       if (out_option->count() > 0) options.out = fs::path(flags->out);
+      if (auto failed = flags->ca_key_password.read_into(options.ca_key_password)) return *failed;
       options.force = flags->force;
       return report(pki::bootstrap(options));
     });

@@ -225,7 +225,7 @@ Result<FormatOutcome> format_storage(const BrokerConfig& config, std::string_vie
   }
   auto now = std::chrono::system_clock::now();
   for (const auto& dir : to_format) {
-    BULWARK_TRY(make_directories(dir));
+    BULWARK_TRY(make_directories(dir, kDataDirMode));
     MetaProperties meta;
     meta.cluster_id = std::string(cluster_id);
     meta.node_id = config.node_id;

@@ -245,11 +245,25 @@ Result<X509Ptr> parse_certificate(const std::string& pem, const std::string& sou
   return cert;
 }
 
-Result<EvpPkeyPtr> parse_private_key(const std::string& pem, const std::string& source_name) {
+bool is_encrypted_private_key_pem(const std::string& pem) {
+  return pem.find("-----BEGIN ENCRYPTED PRIVATE KEY-----") != std::string::npos ||
+         pem.find("Proc-Type: 4,ENCRYPTED") != std::string::npos;
+}
+
+Result<EvpPkeyPtr> parse_private_key(const std::string& pem, const std::string& source_name,
+                                     const std::string& password) {
+  const bool encrypted = is_encrypted_private_key_pem(pem);
+  if (encrypted && password.empty())
+    return make_error(ErrorKind::unauthenticated, source_name + " is encrypted and no password was given for it");
   BioPtr bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
-  EvpPkeyPtr key(PEM_read_bio_PrivateKey(bio.get(), nullptr, nullptr, const_cast<char*>("")));
+  // With no callback, OpenSSL takes the last argument as the NUL-terminated passphrase.
+  std::string passphrase = password;
+  EvpPkeyPtr key(PEM_read_bio_PrivateKey(bio.get(), nullptr, nullptr, passphrase.data()));
+  OPENSSL_cleanse(passphrase.data(), passphrase.size());
   if (!key) {
     openssl_errors();
+    if (encrypted)
+      return make_error(ErrorKind::unauthenticated, "cannot decrypt " + source_name + ": wrong password");
     return make_error(ErrorKind::corrupt, source_name + " holds no readable (unencrypted PEM) private key");
   }
   return key;

@@ -48,7 +48,10 @@ SanList csr_sans(X509_REQ* req);
 
 // Reads PEM text.
 Result<X509Ptr> parse_certificate(const std::string& pem, const std::string& source_name);
-Result<EvpPkeyPtr> parse_private_key(const std::string& pem, const std::string& source_name);
+// An encrypted PEM key needs `password`; an encrypted key without one is ErrorKind::unauthenticated.
+Result<EvpPkeyPtr> parse_private_key(const std::string& pem, const std::string& source_name,
+                                     const std::string& password = {});
+bool is_encrypted_private_key_pem(const std::string& pem);
 
 // PEM text; a key is PKCS#8, AES-256-CBC encrypted when password is not empty.
 Result<std::string> certificate_pem(X509* cert);

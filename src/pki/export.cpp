@@ -269,7 +269,7 @@ Result<Outcome> bootstrap(const BootstrapOptions& options) {
 
   Session session;
   if (Session::exists(options.dir)) {
-    auto opened = Session::open(options.dir);
+    auto opened = Session::open(options.dir, options.ca_key_password);
     if (!opened) return opened.error();
     session = std::move(*opened);
     plan.messages.push_back("Using the CA already in " + display(options.dir));
@@ -278,6 +278,7 @@ Result<Outcome> bootstrap(const BootstrapOptions& options) {
     init_options.dir = options.dir;
     init_options.key_type = options.key_type;
     init_options.subject = options.subject;
+    init_options.ca_key_password = options.ca_key_password;
     BULWARK_TRY(plan_init(session, plan, init_options));
   }
 

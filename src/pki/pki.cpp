@@ -219,7 +219,7 @@ Result<X509Ptr> load_certificate(const fs::path& path) {
 
 }  // namespace
 
-Result<Session> Session::open(const fs::path& dir) {
+Result<Session> Session::open(const fs::path& dir, const std::string& ca_key_password) {
   if (!exists(dir))
     return make_error(ErrorKind::not_found, "no PKI in " + display(dir) + ": run `bulwark pki init --dir " +
                                                 display(dir) + "` first");
@@ -245,17 +245,27 @@ Result<Session> Session::open(const fs::path& dir) {
   if (!intermediate) return intermediate.error();
   auto key_text = read_file(session.ca_dir() / "intermediate.key");
   if (!key_text) return key_text.error();
-  auto key = crypto::parse_private_key(*key_text, display(session.ca_dir() / "intermediate.key"));
+  session.root = std::move(*root);
+  session.intermediate = std::move(*intermediate);
+  if (crypto::is_encrypted_private_key_pem(*key_text) && ca_key_password.empty()) {
+    session.signing_key_error = "the CA key " + display(session.ca_dir() / "intermediate.key") +
+                                " is encrypted: give its passphrase with --ca-key-password-file FILE";
+    return session;
+  }
+  auto key = crypto::parse_private_key(*key_text, display(session.ca_dir() / "intermediate.key"), ca_key_password);
   if (!key) return key.error();
-  if (X509_check_private_key(intermediate->get(), key->get()) != 1) {
+  if (X509_check_private_key(session.intermediate.get(), key->get()) != 1) {
     openssl_errors();
     return make_error(ErrorKind::corrupt, display(session.ca_dir() / "intermediate.key") +
                                               " does not belong to " + display(session.ca_dir() / "intermediate.crt"));
   }
-  session.root = std::move(*root);
-  session.intermediate = std::move(*intermediate);
   session.intermediate_key = std::move(*key);
   return session;
+}
+
+Status Session::require_signing_key() const {
+  if (intermediate_key) return Status::success();
+  return make_error(ErrorKind::unauthenticated, signing_key_error);
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -314,8 +324,8 @@ Status plan_init(Session& session, FilePlan& plan, const InitOptions& options) {
 
   auto root_pem = crypto::certificate_pem(root->get());
   auto intermediate_pem = crypto::certificate_pem(intermediate->get());
-  auto root_key_pem = crypto::private_key_pem(root_key->get());
-  auto intermediate_key_pem = crypto::private_key_pem(intermediate_key->get());
+  auto root_key_pem = crypto::private_key_pem(root_key->get(), options.ca_key_password);
+  auto intermediate_key_pem = crypto::private_key_pem(intermediate_key->get(), options.ca_key_password);
   if (!root_pem || !intermediate_pem || !root_key_pem || !intermediate_key_pem)
     return make_error(ErrorKind::internal, "cannot write the CA as PEM: " + openssl_errors());
 
@@ -358,6 +368,7 @@ Status plan_init(Session& session, FilePlan& plan, const InitOptions& options) {
 Status plan_issue(Session& session, FilePlan& plan, const IssueRequest& request) {
   BULWARK_TRY(validate_cert_name(request.name));
   if (request.days < 1) return invalid("--days must be at least 1");
+  BULWARK_TRY(session.require_signing_key());
   IssuedRecord* existing = session.state.find(request.name);
   if (existing && !request.force && !request.renewal)
     return make_error(ErrorKind::already_exists,
@@ -492,6 +503,7 @@ Status plan_issue(Session& session, FilePlan& plan, const IssueRequest& request)
 }
 
 Status plan_crl(Session& session, FilePlan& plan, int days, const std::optional<fs::path>& copy_to, bool force) {
+  BULWARK_TRY(session.require_signing_key());
   if (days < 1) return invalid("--days must be at least 1");
   std::vector<crypto::RevokedEntry> entries;
   for (const auto& r : session.state.revoked) entries.push_back({r.serial, static_cast<std::time_t>(r.revoked_at), r.reason});
@@ -532,7 +544,7 @@ Result<Outcome> init(const InitOptions& options) {
 
 Result<Outcome> issue(const IssueOptions& options) {
   BULWARK_TRY(validate_cert_name(options.name));
-  auto session = Session::open(options.dir);
+  auto session = Session::open(options.dir, options.ca_key_password);
   if (!session) return session.error();
   IssueRequest request;
   request.name = options.name;
@@ -577,7 +589,7 @@ Result<std::vector<IssuedInfo>> list(const fs::path& dir) {
 }
 
 Result<Outcome> renew(const RenewOptions& options) {
-  auto session = Session::open(options.dir);
+  auto session = Session::open(options.dir, options.ca_key_password);
   if (!session) return session.error();
   IssuedRecord* record = session->state.find(options.name);
   if (!record) return make_error(ErrorKind::not_found, "no certificate named " + options.name + " in " + display(options.dir));
@@ -619,7 +631,7 @@ Result<Outcome> renew(const RenewOptions& options) {
 }
 
 Result<Outcome> revoke(const RevokeOptions& options) {
-  auto session = Session::open(options.dir);
+  auto session = Session::open(options.dir, options.ca_key_password);
   if (!session) return session.error();
   IssuedRecord* record = session->state.find(options.name);
   if (!record) return make_error(ErrorKind::not_found, "no certificate named " + options.name + " in " + display(options.dir));
@@ -639,7 +651,7 @@ Result<Outcome> revoke(const RevokeOptions& options) {
 }
 
 Result<Outcome> crl(const CrlOptions& options) {
-  auto session = Session::open(options.dir);
+  auto session = Session::open(options.dir, options.ca_key_password);
   if (!session) return session.error();
   FilePlan plan;
   BULWARK_TRY(plan_crl(*session, plan, options.days, options.out, options.force));

@@ -39,6 +39,9 @@ struct InitOptions {
   int root_days = 3650;
   int intermediate_days = 1825;
   std::optional<fs::path> root_key_out;  // write the root key here instead of DIR/ca/root.key
+  // Non-empty: both CA keys are written encrypted (PKCS#8, AES-256-CBC) under this passphrase, and
+  // every later signing command needs it.
+  std::string ca_key_password;
   bool force = false;
 };
 Result<Outcome> init(const InitOptions& options);
@@ -54,6 +57,7 @@ struct IssueOptions {
   int days = 365;
   std::optional<fs::path> csr;  // sign this CSR (PEM or DER) instead of making a key
   std::optional<fs::path> out;  // also copy cert/key/chain here
+  std::string ca_key_password;  // decrypts the CA keys when they were made with one (--ca-key-password-file)
   bool force = false;
 };
 Result<Outcome> issue(const IssueOptions& options);
@@ -98,6 +102,7 @@ struct RenewOptions {
   bool keep_key = false;
   std::optional<int> days;  // default: the same length as before
   std::optional<KeyType> key_type;  // default: the same type as before
+  std::string ca_key_password;  // decrypts the CA keys when they were made with one (--ca-key-password-file)
 };
 Result<Outcome> renew(const RenewOptions& options);
 
@@ -105,6 +110,7 @@ struct RevokeOptions {
   fs::path dir = "pki";
   std::string name;
   int reason = 0;
+  std::string ca_key_password;  // decrypts the CA keys when they were made with one (--ca-key-password-file)
 };
 Result<Outcome> revoke(const RevokeOptions& options);
 
@@ -112,6 +118,7 @@ struct CrlOptions {
   fs::path dir = "pki";
   int days = 30;  // nextUpdate
   std::optional<fs::path> out;  // also copy crl.pem here
+  std::string ca_key_password;  // decrypts the CA keys when they were made with one (--ca-key-password-file)
   bool force = false;
 };
 Result<Outcome> crl(const CrlOptions& options);
@@ -127,6 +134,7 @@ struct BootstrapOptions {
   std::vector<SubjectField> subject;  // for init when the CA is absent
   std::optional<fs::path> out;        // default DIR/export; one folder per name inside
   int days = 365;
+  std::string ca_key_password;  // for an existing encrypted CA, or to encrypt the CA bootstrap makes
   bool force = false;
 };
 Result<Outcome> bootstrap(const BootstrapOptions& options);

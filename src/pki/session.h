@@ -84,7 +84,8 @@ struct Session {
   PkiState state;
   X509Ptr root;
   X509Ptr intermediate;
-  EvpPkeyPtr intermediate_key;
+  EvpPkeyPtr intermediate_key;  // null when it is encrypted and no password was given
+  std::string signing_key_error;  // why intermediate_key is null
   // Certificates and keys made during this run, by name (export reads these before the disk).
   std::map<std::string, X509Ptr> new_certs;
   std::map<std::string, EvpPkeyPtr> new_keys;
@@ -94,7 +95,10 @@ struct Session {
   fs::path state_path() const { return dir / "state.json"; }
 
   // Loads DIR; a missing or uninitialised DIR gets "no PKI in DIR: run `bulwark pki init --dir DIR` first".
-  static Result<Session> open(const fs::path& dir);
+  // An encrypted CA key is decrypted with ca_key_password; without one the session can read but not
+  // sign (require_signing_key says why). A wrong password is an error here.
+  static Result<Session> open(const fs::path& dir, const std::string& ca_key_password = {});
+  Status require_signing_key() const;
   static bool exists(const fs::path& dir);
   std::string state_json() const;
   void save(FilePlan& plan) const;
