@@ -271,7 +271,6 @@ class GroupCoordinator {
   mutable std::mutex mu_;
   std::map<std::string, std::unique_ptr<Group>> groups_;
   std::vector<std::function<void()>> deferred_;
-  std::uint64_t member_counter_ = 0;
   std::int64_t next_retention_check_ = 0;
 
   std::thread ticker_;

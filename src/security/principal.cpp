@@ -140,6 +140,10 @@ std::optional<std::string> java_only_construct(std::string_view pattern) {
     bool after_quantifier = previous == '*' || previous == '+' || previous == '}' ||
                             (previous == '?' && i >= 2 && pattern[i - 2] != '(');
     if (c == '+' && after_quantifier) return "a possessive quantifier (" + std::string(1, previous) + "+)";
+    // Java refuses a quantifier on a quantifier ("a**", "a*?*": dangling meta character); std::regex
+    // takes it as a nested repeat that backtracks exponentially on a long DN (found by fuzzing).
+    if ((c == '*' || c == '{') && (after_quantifier || previous == '\x01'))
+      return "a quantifier after a quantifier (" + std::string(1, c) + ")";
     // "+?" and "*?" are lazy (fine); a '+' after them is not a quantifier we need to track.
     previous = (c == '?' && (previous == '*' || previous == '+' || previous == '}' || previous == '?')) ? '\x01' : c;
   }

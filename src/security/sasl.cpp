@@ -153,7 +153,8 @@ Result<ScramCredentials> decode_scram_credentials(std::string_view text) {
       for (const auto& [field, ignored] : fields.items())
         if (field != "salt" && field != "stored_key" && field != "server_key" && field != "iterations")
           return corrupt(where + ": unknown field \"" + field + "\"");
-      auto bytes_field = [&](const char* name, Bytes& target) -> Status {
+      // fields is a structured binding: Clang 14 cannot capture one implicitly, hence the init-capture.
+      auto bytes_field = [&, &fields = fields](const char* name, Bytes& target) -> Status {
         auto it = fields.find(name);
         if (it == fields.end() || !it->is_string()) return corrupt(where + ": missing or non-string \"" + name + "\"");
         auto decoded = internal::base64_decode(it->get_ref<const std::string&>());

@@ -47,7 +47,9 @@ TEST(TopicKeys, SupportedKeysAgreeWithTheirBrokerSynonym) {
     const KeySpec* broker = find_key_spec(topic.broker_key);
     ASSERT_NE(broker, nullptr) << topic.broker_key;
     EXPECT_EQ(broker->type, topic.spec.type) << topic.spec.name;
-    if (topic.spec.name == "segment.bytes") EXPECT_EQ(broker->min, topic.spec.min);
+    if (topic.spec.name == "segment.bytes") {
+      EXPECT_EQ(broker->min, topic.spec.min);
+    }
   }
 }
 
