@@ -1,6 +1,7 @@
 #include "sim/simulator.h"
 
 #include <algorithm>
+#include <cstdarg>
 #include <cstdio>
 #include <deque>
 #include <map>
@@ -202,8 +203,8 @@ class Cluster {
   void check_majority_holds_committed(bool full);
   void check_liveness();
   void trace(const char* kind, int a, int b, int64_t c);
-  template <class... Args>
-  void log(const char* format, Args... args);
+  // printf-style; the attribute lets the compiler check every call's arguments.
+  void log(const char* format, ...) __attribute__((format(printf, 2, 3)));
 
   SimOptions options_;
   raft::Random rng_;
@@ -226,11 +227,13 @@ class Cluster {
   RunResult result_;
 };
 
-template <class... Args>
-void Cluster::log(const char* format, Args... args) {
+void Cluster::log(const char* format, ...) {
   if (!options_.verbose) return;
   std::printf("%7lld ", static_cast<long long>(now_));
-  std::printf(format, args...);
+  va_list args;
+  va_start(args, format);
+  std::vprintf(format, args);
+  va_end(args);
   std::printf("\n");
 }
 
