@@ -1,6 +1,8 @@
 // The PKI library end to end in a temporary directory: init, issue, revoke, and the all-or-nothing
 // file plan underneath.
 #include <gtest/gtest.h>
+
+#include "temp_dir.h"
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -15,21 +17,7 @@
 namespace bulwark::pki {
 namespace {
 
-class TempDir {
- public:
-  TempDir() {
-    char pattern[] = "/tmp/pki_test_XXXXXX";
-    path_ = ::mkdtemp(pattern);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
-};
+using test::TempDir;
 
 unsigned mode_of(const fs::path& path) {
   struct stat st{};

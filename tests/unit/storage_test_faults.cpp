@@ -1,6 +1,8 @@
 // Storage faults through the fault-injecting Env: failed fdatasync, full disk, power loss, damaged
 // sealed segments, the descriptor budget and the log dir lock.
 #include <gtest/gtest.h>
+
+#include "temp_dir.h"
 #include <unistd.h>
 
 #include <cerrno>
@@ -21,21 +23,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-class TempDir {
- public:
-  TempDir() {
-    std::string pattern = (fs::temp_directory_path() / "bulwark-faults-XXXXXX").string();
-    path_ = ::mkdtemp(pattern.data());
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
-};
+using test::TempDir;
 
 // One record; idempotent when producer_id >= 0.
 Bytes batch(std::int64_t tag, std::int64_t producer_id = -1, std::int32_t sequence = -1) {
