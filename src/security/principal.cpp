@@ -116,8 +116,22 @@ Result<std::string> replace_all(const std::string& input, const PrincipalMapping
 std::optional<std::string> java_only_construct(std::string_view pattern) {
   bool in_class = false;
   char previous = 0;  // previous unescaped character outside a class, 0 after an escape
+  // libstdc++ reads a back reference or a repeat count into a long with no overflow check (undefined
+  // behaviour, found by fuzzing); no rule needs a number of more than 9 digits there.
+  auto long_number_at = [&](std::size_t at) {
+    std::size_t digits = 0;
+    while (at + digits < pattern.size() && pattern[at + digits] >= '0' && pattern[at + digits] <= '9') ++digits;
+    return digits > 9;
+  };
   for (std::size_t i = 0; i < pattern.size(); ++i) {
     char c = pattern[i];
+    if (c == '\\' && long_number_at(i + 1)) return "a back reference number that is too large";
+    if (c == '{' && !in_class) {
+      std::size_t j = i + 1;
+      if (long_number_at(j)) return "a repetition count that is too large";
+      while (j < pattern.size() && pattern[j] >= '0' && pattern[j] <= '9') ++j;
+      if (j < pattern.size() && pattern[j] == ',' && long_number_at(j + 1)) return "a repetition count that is too large";
+    }
     if (c == '\\') {
       if (i + 1 < pattern.size() && std::string_view("QEAZzGhHRX").find(pattern[i + 1]) != std::string_view::npos)
         return "the Java escape \\" + std::string(1, pattern[i + 1]);
