@@ -17,6 +17,7 @@ enum class ErrorKind {
   unauthenticated,    // wrong password, bad signature, certificate not trusted
   io,                 // the operating system said no
   unsupported,
+  unavailable,        // not now: no leader, not the controller, shutting down (retry later)
   internal,
 };
 

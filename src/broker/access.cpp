@@ -107,55 +107,56 @@ std::int32_t authorized_operations(const BrokerState& state, Call& call, securit
 }
 
 // ---------------------------------------------------------------------------------------------------
-AclStore::AclStore(std::filesystem::path file, security::AuthorizerConfig config)
-    : file_(std::move(file)), authorizer_(std::make_unique<security::Authorizer>(std::move(config))) {}
+namespace {
 
-Result<std::unique_ptr<AclStore>> AclStore::open(std::filesystem::path file, security::AuthorizerConfig config) {
-  std::unique_ptr<AclStore> store(new AclStore(std::move(file), std::move(config)));
-  std::error_code ec;
-  if (std::filesystem::exists(store->file_, ec)) {
-    auto text = read_file(store->file_);
-    if (!text.ok()) return text.error();
-    auto bindings = security::decode_acls(*text);
-    if (!bindings.ok()) return make_error(bindings.error().kind, store->file_.string() + ": " + bindings.error().message);
-    BULWARK_TRY(store->authorizer_->add_acls(*bindings));
-  }
-  return store;
+security::AclBinding binding_of(const cluster::AclEntry& e) {
+  return {security::resource_type_from_code(e.resource_type).value_or(security::ResourceType::topic), e.resource_name,
+          security::pattern_type_from_code(e.pattern_type).value_or(security::PatternType::literal), e.principal, e.host,
+          security::operation_from_code(e.operation).value_or(security::Operation::read),
+          security::permission_from_code(e.permission).value_or(security::Permission::deny)};
 }
 
-Status AclStore::persist() {
-  auto text = security::encode_acls(authorizer_->describe(security::AclBindingFilter::any()));
-  // Who may do what is a map for an attacker: owner only, like the SCRAM store.
-  return write_file_atomic(file_, text, kPrivateFileMode, Overwrite::allow);
+std::vector<security::AclBinding> image_bindings(const cluster::MetadataImage& image) {
+  std::vector<security::AclBinding> out;
+  for (const auto& entry : image.acls()) out.push_back(binding_of(entry));
+  return out;
 }
 
-Status AclStore::add(const std::vector<security::AclBinding>& bindings) {
-  std::lock_guard lock(write_mu_);
-  BULWARK_TRY(authorizer_->add_acls(bindings));
-  return persist();
+// The filter that matches exactly this binding.
+security::AclBindingFilter exact(const security::AclBinding& b) {
+  return {b.resource_type, b.resource_name, b.pattern_type, b.principal, b.host, b.operation, b.permission};
 }
 
-std::vector<security::AclBinding> AclStore::remove(const security::AclBindingFilter& filter, Status& persisted) {
-  std::lock_guard lock(write_mu_);
-  auto removed = authorizer_->remove(filter);
-  persisted = removed.empty() ? Status::success() : persist();
-  return removed;
+security::sasl::Mechanism mechanism_of(cluster::ScramMechanism m) {
+  return m == cluster::ScramMechanism::sha512 ? security::sasl::Mechanism::scram_sha_512
+                                              : security::sasl::Mechanism::scram_sha_256;
 }
 
-// ---------------------------------------------------------------------------------------------------
-Result<std::unique_ptr<ScramStore>> ScramStore::open(std::filesystem::path file) {
-  std::unique_ptr<ScramStore> store(new ScramStore(std::move(file)));
-  std::error_code ec;
-  if (std::filesystem::exists(store->file_, ec)) {
-    auto text = read_file(store->file_);
-    if (!text.ok()) return text.error();
-    auto credentials =
-        security::sasl::decode_scram_credentials(*text);
-    if (!credentials.ok())
-      return make_error(credentials.error().kind, store->file_.string() + ": " + credentials.error().message);
-    store->credentials_ = std::move(*credentials);
-  }
-  return store;
+std::int8_t wire_mechanism(security::sasl::Mechanism m) {
+  return m == security::sasl::Mechanism::scram_sha_512 ? 2 : 1;
+}
+
+}  // namespace
+
+void AclStore::sync(const cluster::MetadataImage& image) {
+  auto wanted = image_bindings(image);
+  auto current = authorizer_->describe(security::AclBindingFilter::any());
+  std::vector<security::AclBinding> missing;
+  for (const auto& b : wanted)
+    if (std::find(current.begin(), current.end(), b) == current.end()) missing.push_back(b);
+  // Add before removing: a rule replaced by another never leaves a gap.
+  if (!missing.empty())
+    if (auto added = authorizer_->add_acls(missing); !added.ok())
+      log::error("applying the image's ACLs: {}", added.error().message);
+  for (const auto& b : current)
+    if (std::find(wanted.begin(), wanted.end(), b) == wanted.end()) authorizer_->remove(exact(b));
+}
+
+bool image_has_acls(const cluster::MetadataImage& image, const std::vector<security::AclBinding>& bindings, bool present) {
+  auto held = image_bindings(image);
+  return std::all_of(bindings.begin(), bindings.end(), [&](const auto& b) {
+    return (std::find(held.begin(), held.end(), b) != held.end()) == present;
+  });
 }
 
 std::optional<security::sasl::ScramCredential> ScramStore::find(const std::string& user,
@@ -173,21 +174,73 @@ security::sasl::ScramCredentials ScramStore::all() const {
   return credentials_;
 }
 
-Status ScramStore::apply(const std::vector<std::pair<std::string, security::sasl::Mechanism>>& deletions,
-                         const std::vector<security::sasl::ScramSpec>& upsertions) {
+void ScramStore::sync(const cluster::MetadataImage& image) {
+  security::sasl::ScramCredentials next;
+  for (const auto* c : image.scram_credentials())
+    next[c->user][mechanism_of(c->mechanism)] = {c->salt, c->stored_key, c->server_key, c->iterations};
   std::lock_guard lock(mu_);
-  auto next = credentials_;
-  for (const auto& [user, mechanism] : deletions) {
-    auto it = next.find(user);
-    if (it == next.end()) continue;
-    it->second.erase(mechanism);
-    if (it->second.empty()) next.erase(it);
-  }
-  for (const auto& spec : upsertions) next[spec.username][spec.mechanism] = spec.credential;
-  auto text = security::sasl::encode_scram_credentials(next);
-  BULWARK_TRY(write_file_atomic(file_, text, kPrivateFileMode, Overwrite::allow));
   credentials_ = std::move(next);
-  return Status::success();
+}
+
+bool image_has_scram_changes(const cluster::MetadataImage& image,
+                             const std::vector<std::pair<std::string, security::sasl::Mechanism>>& deletions,
+                             const std::vector<security::sasl::ScramSpec>& upsertions) {
+  auto scram = [](security::sasl::Mechanism m) {
+    return m == security::sasl::Mechanism::scram_sha_512 ? cluster::ScramMechanism::sha512 : cluster::ScramMechanism::sha256;
+  };
+  for (const auto& [user, mechanism] : deletions)
+    if (image.scram_credential(user, scram(mechanism))) return false;
+  for (const auto& u : upsertions) {
+    const auto* c = image.scram_credential(u.username, scram(u.mechanism));
+    if (!c || c->stored_key != u.credential.stored_key) return false;
+  }
+  return true;
+}
+
+Result<std::vector<cluster::AnyRecord>> legacy_acl_records(const std::filesystem::path& file,
+                                                          const std::function<cluster::Uuid()>& new_id) {
+  std::vector<cluster::AnyRecord> records;
+  std::error_code ec;
+  if (!std::filesystem::exists(file, ec)) return records;
+  auto text = read_file(file);
+  if (!text.ok()) return text.error();
+  auto bindings = security::decode_acls(*text);
+  if (!bindings.ok()) return make_error(bindings.error().kind, file.string() + ": " + bindings.error().message);
+  for (const auto& b : *bindings) {
+    cluster::rec::AccessControlEntryRecord r;
+    r.id = new_id();
+    r.resource_type = static_cast<std::int8_t>(b.resource_type);
+    r.resource_name = b.resource_name;
+    r.pattern_type = static_cast<std::int8_t>(b.pattern_type);
+    r.principal = b.principal;
+    r.host = b.host;
+    r.operation = static_cast<std::int8_t>(b.operation);
+    r.permission_type = static_cast<std::int8_t>(b.permission);
+    records.push_back(cluster::make_record(std::move(r)));
+  }
+  return records;
+}
+
+Result<std::vector<cluster::AnyRecord>> legacy_scram_records(const std::filesystem::path& file) {
+  std::vector<cluster::AnyRecord> records;
+  std::error_code ec;
+  if (!std::filesystem::exists(file, ec)) return records;
+  auto text = read_file(file);
+  if (!text.ok()) return text.error();
+  auto credentials = security::sasl::decode_scram_credentials(*text);
+  if (!credentials.ok()) return make_error(credentials.error().kind, file.string() + ": " + credentials.error().message);
+  for (const auto& [user, by_mechanism] : *credentials)
+    for (const auto& [mechanism, c] : by_mechanism) {
+      cluster::rec::UserScramCredentialRecord r;
+      r.name = user;
+      r.mechanism = wire_mechanism(mechanism);
+      r.salt = c.salt;
+      r.stored_key = c.stored_key;
+      r.server_key = c.server_key;
+      r.iterations = c.iterations;
+      records.push_back(cluster::make_record(std::move(r)));
+    }
+  return records;
 }
 
 }  // namespace bulwark::broker

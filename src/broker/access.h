@@ -4,6 +4,7 @@
 #pragma once
 
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -12,6 +13,7 @@
 #include <string>
 #include <string_view>
 
+#include "cluster/image.h"
 #include "net/server.h"
 #include "security/authorizer.h"
 #include "security/principal.h"
@@ -56,41 +58,45 @@ bool authorized_idempotent_write(const BrokerState& state, Call& call);
 std::int32_t authorized_operations(const BrokerState& state, Call& call, security::ResourceType resource_type,
                                    std::string_view resource_name);
 
-// The ACL store: the authorizer plus its durable file (bulwark-acls.json in the metadata directory).
+// The authorizer with the ACLs of the metadata image: sync() brings it in line with each new image
+// (only the differences are added and removed, so checks never see a half-updated set).
 class AclStore {
  public:
-  static Result<std::unique_ptr<AclStore>> open(std::filesystem::path file, security::AuthorizerConfig config);
+  explicit AclStore(security::AuthorizerConfig config)
+      : authorizer_(std::make_unique<security::Authorizer>(std::move(config))) {}
   security::Authorizer& authorizer() { return *authorizer_; }
   const security::Authorizer& authorizer() const { return *authorizer_; }
-  // Adds (after validate_acl_binding) and persists; per-binding errors are reported by the caller.
-  Status add(const std::vector<security::AclBinding>& bindings);
-  std::vector<security::AclBinding> remove(const security::AclBindingFilter& filter, Status& persisted);
+  void sync(const cluster::MetadataImage& image);
 
  private:
-  AclStore(std::filesystem::path file, security::AuthorizerConfig config);
-  Status persist();
-  std::filesystem::path file_;
   std::unique_ptr<security::Authorizer> authorizer_;
-  std::mutex write_mu_;
 };
 
-// SCRAM credentials, durable in bulwark-scram-credentials.json (mode 0600: salted keys still allow
-// offline guessing) in the metadata directory. Readers take a snapshot; writers persist then publish.
+// SCRAM credentials as the metadata image has them. Readers take a snapshot.
 class ScramStore {
  public:
-  static Result<std::unique_ptr<ScramStore>> open(std::filesystem::path file);
   std::optional<security::sasl::ScramCredential> find(const std::string& user, security::sasl::Mechanism m) const;
   security::sasl::ScramCredentials all() const;
-  // Applies deletions then upsertions as one durable change.
-  Status apply(const std::vector<std::pair<std::string, security::sasl::Mechanism>>& deletions,
-               const std::vector<security::sasl::ScramSpec>& upsertions);
+  void sync(const cluster::MetadataImage& image);
 
  private:
-  explicit ScramStore(std::filesystem::path file) : file_(std::move(file)) {}
-  std::filesystem::path file_;
   mutable std::mutex mu_;
   security::sasl::ScramCredentials credentials_;
 };
+
+// Whether the image holds every one of `bindings` (present) or none of them (!present).
+bool image_has_acls(const cluster::MetadataImage& image, const std::vector<security::AclBinding>& bindings, bool present);
+// Whether the image shows these SCRAM deletions and upsertions.
+bool image_has_scram_changes(const cluster::MetadataImage& image,
+                             const std::vector<std::pair<std::string, security::sasl::Mechanism>>& deletions,
+                             const std::vector<security::sasl::ScramSpec>& upsertions);
+
+// Records for the ACLs and SCRAM credentials of a data dir written before the metadata log
+// (bulwark-acls.json, bulwark-scram-credentials.json; the latter is also where `storage format
+// --add-scram` leaves its credentials for the first start). Errors name the file.
+Result<std::vector<cluster::AnyRecord>> legacy_acl_records(const std::filesystem::path& file,
+                                                          const std::function<cluster::Uuid()>& new_id);
+Result<std::vector<cluster::AnyRecord>> legacy_scram_records(const std::filesystem::path& file);
 
 // What a SASL listener accepts: sasl.enabled.mechanisms and PLAIN's users from its JAAS config.
 struct ListenerSasl {

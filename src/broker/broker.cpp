@@ -6,9 +6,15 @@
 #include <condition_variable>
 #include <thread>
 
+#include "base/files.h"
 #include "base/log.h"
+#include "broker/controller_channel.h"
+#include "broker/lifecycle.h"
 #include "broker/router.h"
 #include "broker/state.h"
+#include "cluster/controller_service.h"
+#include "cluster/metadata_loader.h"
+#include "cluster/quorum_driver.h"
 #include "config/meta_properties.h"
 #include "net/server.h"
 #include "security/keystore.h"
@@ -43,8 +49,8 @@ Result<std::optional<keystore::Format>> store_format(const std::string& type) {
   return std::optional<keystore::Format>{*format};
 }
 
-// The TLS context of one listener from its effective ssl.* settings (listener.name.<l>. prefixes applied).
-Result<std::shared_ptr<tls::ServerTlsContext>> listener_tls(const config::ListenerSecurity& sec) {
+// The TLS settings of one listener from its effective ssl.* settings (listener.name.<l>. prefixes applied).
+Result<tls::TlsSettings> listener_tls_settings(const config::ListenerSecurity& sec) {
   auto where = [&](const Error& e) { return make_error(e.kind, "listener " + sec.listener + ": " + e.message); };
   tls::TlsFileSettings files;
   auto keystore_type = store_format(sec.keystore_type);
@@ -79,32 +85,128 @@ Result<std::shared_ptr<tls::ServerTlsContext>> listener_tls(const config::Listen
     return make_error(ErrorKind::invalid_argument,
                       "listener " + sec.listener + " uses TLS but no keystore with a private key is configured "
                       "(set ssl.keystore.location, or ssl.keystore.key and ssl.keystore.certificate.chain)");
+  return settings;
+}
+
+Result<std::shared_ptr<tls::ServerTlsContext>> listener_tls(const config::ListenerSecurity& sec) {
+  auto settings = listener_tls_settings(sec);
+  if (!settings.ok()) return settings.error();
   auto context = tls::make_server_context(*settings);
-  if (!context.ok()) return where(context.error());
+  if (!context.ok()) return make_error(context.error().kind, "listener " + sec.listener + ": " + context.error().message);
   return context;
+}
+
+// How this node dials the controller listener of the others: that listener's security protocol, and
+// its keystore as the client certificate (mTLS), as Kafka's inter-node clients do.
+Result<net::OutboundOptions> controller_client_options(const config::BrokerConfig& cfg) {
+  net::OutboundOptions options;
+  options.client_id = "bulwark-" + std::to_string(cfg.node_id);
+  options.request_timeout = std::chrono::milliseconds(cfg.quorum_request_timeout_ms);
+  options.connect_timeout = std::chrono::milliseconds(std::max(cfg.quorum_request_timeout_ms, 1000));
+  options.reconnect_backoff = std::chrono::milliseconds(std::max(cfg.quorum_retry_backoff_ms, 1));
+  options.failure_log_interval = std::chrono::milliseconds(30000);
+  if (cfg.controller_listener_names.empty()) return options;  // ZooKeeper-mode config: a one-voter quorum
+  const auto& name = cfg.controller_listener_names.front();
+  auto sec = cfg.security_for(name);
+  if (config::uses_sasl(sec.protocol))
+    return make_error(ErrorKind::unsupported, "controller listener " + name + " uses " +
+                                                  std::string(config::to_string(sec.protocol)) +
+                                                  ": Bulwark's nodes dial each other over PLAINTEXT or SSL only");
+  if (!config::uses_tls(sec.protocol)) return options;
+  auto settings = listener_tls_settings(sec);
+  if (!settings.ok()) return settings.error();
+  auto context = tls::make_client_context(*settings);
+  if (!context.ok()) return context.error();
+  options.protocol = net::SecurityProtocol::ssl;
+  options.tls = std::move(*context);
+  // ssl.endpoint.identification.algorithm= (set, and empty) turns host name checks off; unset means https.
+  std::string prefixed = "listener.name." + name + ".ssl.endpoint.identification.algorithm";
+  std::transform(prefixed.begin(), prefixed.end(), prefixed.begin(), [](unsigned char c) { return std::tolower(c); });
+  const bool set = cfg.properties.find("ssl.endpoint.identification.algorithm") || cfg.properties.find(prefixed);
+  options.verify_hostname = !(set && sec.endpoint_identification_algorithm.empty());
+  return options;
+}
+
+std::int16_t kafka_protocol_id(config::SecurityProtocol p) {
+  switch (p) {
+    case config::SecurityProtocol::plaintext: return 0;
+    case config::SecurityProtocol::ssl: return 1;
+    case config::SecurityProtocol::sasl_plaintext: return 2;
+    case config::SecurityProtocol::sasl_ssl: return 3;
+  }
+  return 0;
+}
+
+// Records for a data dir written before the metadata log: its topics (bulwark-topics.json), each
+// partition on this node, with their ids and configs kept.
+std::vector<cluster::AnyRecord> migrated_topic_records(const std::filesystem::path& metadata_dir, std::int32_t node_id) {
+  std::vector<cluster::AnyRecord> records;
+  auto file = metadata_dir / "bulwark-topics.json";
+  auto topics = read_legacy_topic_registry(file);
+  if (!topics.ok()) {
+    log::error("{} is not migrated into the metadata log: {}", file.string(), topics.error().message);
+    return records;
+  }
+  for (const auto& topic : *topics) {
+    cluster::rec::TopicRecord t;
+    t.name = topic.name;
+    t.topic_id = topic.id;
+    records.push_back(cluster::make_record(std::move(t)));
+    for (std::int32_t p = 0; p < topic.partitions; ++p) {
+      cluster::rec::PartitionRecord partition;
+      partition.partition_id = p;
+      partition.topic_id = topic.id;
+      partition.replicas = {node_id};
+      partition.isr = {node_id};
+      partition.leader = node_id;
+      partition.leader_epoch = 0;
+      partition.partition_epoch = 0;
+      records.push_back(cluster::make_record(std::move(partition)));
+    }
+    for (const auto& [key, value] : topic.configs) {
+      cluster::rec::ConfigRecord c;
+      c.resource_type = static_cast<std::int8_t>(cluster::ConfigResourceType::topic);
+      c.resource_name = topic.name;
+      c.name = key;
+      c.value = value;
+      records.push_back(cluster::make_record(std::move(c)));
+    }
+  }
+  if (!topics->empty())
+    log::info("migrating {} topic(s) from {} into the metadata log", topics->size(), file.string());
+  return records;
+}
+
+// Everything a data dir written before the metadata log holds: topics, ACLs, SCRAM credentials.
+std::vector<cluster::AnyRecord> migrated_records(const std::filesystem::path& metadata_dir, std::int32_t node_id) {
+  auto records = migrated_topic_records(metadata_dir, node_id);
+  auto append = [&](Result<std::vector<cluster::AnyRecord>> more, const char* what) {
+    if (!more.ok()) return log::error("{} not migrated into the metadata log: {}", what, more.error().message);
+    if (!more->empty()) log::info("migrating {} {} into the metadata log", more->size(), what);
+    for (auto& r : *more) records.push_back(std::move(r));
+  };
+  append(legacy_acl_records(metadata_dir / "bulwark-acls.json", [] { return random_topic_id(); }), "ACL(s)");
+  append(legacy_scram_records(metadata_dir / "bulwark-scram-credentials.json"), "SCRAM credential(s)");
+  return records;
 }
 
 // The authorizer and its ACLs, principal mapping rules per TLS listener, SASL mechanisms and users per
 // SASL listener, and the SCRAM credential store.
-Status open_security(BrokerState& state, const std::filesystem::path& metadata_dir) {
+Status open_security(BrokerState& state) {
   const auto& cfg = state.config;
   if (!cfg.authorizer_class_name.empty()) {
     security::AuthorizerConfig authorizer;
     authorizer.super_users = cfg.super_users;
     authorizer.allow_everyone_if_no_acl_found = cfg.allow_everyone_if_no_acl_found;
-    auto acls = AclStore::open(metadata_dir / "bulwark-acls.json", std::move(authorizer));
-    if (!acls.ok()) return acls.error();
-    state.acls = std::move(*acls);
-    log::info("authorizer on: {} ACLs, super users [{}], allow.everyone.if.no.acl.found={}",
-              state.acls->authorizer().acl_count(), fmt::join(cfg.super_users, ", "),
-              cfg.allow_everyone_if_no_acl_found);
+    state.acls = std::make_unique<AclStore>(std::move(authorizer));
+    state.acls->sync(*state.image());
+    log::info("authorizer on: super users [{}], allow.everyone.if.no.acl.found={}; ACLs come from the metadata log",
+              fmt::join(cfg.super_users, ", "), cfg.allow_everyone_if_no_acl_found);
   } else {
     log::warn("authorizer.class.name is not set: no ACL is checked, every client that connects may do everything "
               "(set it to org.apache.kafka.metadata.authorizer.StandardAuthorizer, with super.users)");
   }
-  auto scram = ScramStore::open(metadata_dir / "bulwark-scram-credentials.json");
-  if (!scram.ok()) return scram.error();
-  state.scram = std::move(*scram);
+  state.scram = std::make_unique<ScramStore>();
 
   for (const auto& listener : cfg.listeners) {
     auto sec = cfg.security_for(listener.listener);
@@ -150,8 +252,8 @@ Status open_security(BrokerState& state, const std::filesystem::path& metadata_d
     }
     std::vector<std::string> names;
     for (auto m : listener_sasl.mechanisms) names.emplace_back(security::sasl::name_of(m));
-    log::info("{}SASL mechanisms {} ({} PLAIN users, {} SCRAM users)", where, fmt::join(names, ", "),
-              listener_sasl.plain_users.size(), state.scram->all().size());
+    log::info("{}SASL mechanisms {} ({} PLAIN users; SCRAM users come from the metadata log)", where,
+              fmt::join(names, ", "), listener_sasl.plain_users.size());
     state.sasl.emplace(listener.listener, std::move(listener_sasl));
   }
   return Status::success();
@@ -166,6 +268,11 @@ bool is_controller_listener_name(const config::BrokerConfig& cfg, const std::str
 
 struct Broker::Impl {
   BrokerState state;
+  std::unique_ptr<cluster::MetadataLoader> loader;
+  std::unique_ptr<cluster::QuorumDriver> quorum;
+  std::unique_ptr<cluster::ControllerService> controller;
+  std::unique_ptr<ControllerChannel> channel;
+  std::unique_ptr<BrokerLifecycle> lifecycle;
   std::unique_ptr<Router> router;
   std::unique_ptr<net::Server> server;
   std::thread maintenance;
@@ -174,6 +281,111 @@ struct Broker::Impl {
   bool stopping = false;
   bool started = false;
   storage::DirectoryLock metadata_dir_lock;  // when the metadata dir is not one of the log dirs
+
+  // The metadata side of the node: the image and its loader, the quorum driver, the controller (on a
+  // controller node), the channel to the active controller and the broker's registration.
+  Status open_cluster(const std::filesystem::path& metadata_dir) {
+    const auto& cfg = state.config;
+    loader = std::make_unique<cluster::MetadataLoader>(state.images);
+    loader->add_listener([this](const cluster::ImagePtr& before, const cluster::ImagePtr& after) {
+      state.reconcile_logs(before.get(), *after);
+      if (state.acls) state.acls->sync(*after);
+      if (state.scram) state.scram->sync(*after);
+      state.image_waiters.on_image(*after);
+    });
+    auto outbound = controller_client_options(cfg);
+    if (!outbound.ok()) return outbound.error();
+
+    cluster::QuorumDriverOptions q;
+    q.raft.cluster_id = state.cluster_id;
+    q.raft.node_id = cfg.node_id;
+    for (const auto& voter : cfg.quorum_voters) {
+      q.raft.voters.push_back(voter.id);
+      q.voters.push_back({voter.id, voter.host, voter.port});
+    }
+    q.raft.election_timeout_ms = cfg.quorum_election_timeout_ms;
+    q.raft.fetch_timeout_ms = cfg.quorum_fetch_timeout_ms;
+    q.raft.election_backoff_max_ms = cfg.quorum_election_backoff_max_ms;
+    q.raft.request_timeout_ms = cfg.quorum_request_timeout_ms;
+    q.raft.fetch_backoff_ms = 10;  // stands in for Kafka's long-polling Fetch: followers ask again soon
+    q.metadata_dir = metadata_dir;
+    q.outbound = *outbound;
+    q.on_committed = [this](const std::vector<raft::LogEntry>& entries) {
+      loader->apply(entries);
+      if (controller) controller->on_committed(entries);
+    };
+    q.on_snapshot = [this](const raft::SnapshotId& id, ByteView bytes) { return loader->load_snapshot(id, bytes); };
+    q.on_change = [this](const cluster::QuorumStatus& status) {
+      if (controller) controller->on_change(status);
+    };
+    auto driver = cluster::QuorumDriver::open(std::move(q));
+    if (!driver.ok()) return driver.error();
+    quorum = std::move(*driver);
+    state.quorum = quorum.get();
+    state.quorum_leader = [this] { return quorum->status().leader_id; };
+
+    if (cfg.is_controller()) {
+      cluster::ControllerSettings settings;
+      settings.default_partitions = cfg.num_partitions;
+      settings.default_replication_factor = static_cast<std::int16_t>(cfg.default_replication_factor);
+      settings.session_timeout_ms = cfg.broker_session_timeout_ms;
+      settings.topic_config_error = [](const std::string& key, const std::string& value) {
+        return config::topic_config_error(key, value);
+      };
+      controller = std::make_unique<cluster::ControllerService>(std::move(settings), cfg.node_id, *quorum, *loader);
+      controller->set_first_records([metadata_dir, id = cfg.node_id](const cluster::MetadataImage&) {
+        return migrated_records(metadata_dir, id);
+      });
+      state.controller_service = controller.get();
+    }
+
+    ControllerChannel::Options channel_options;
+    channel_options.node_id = cfg.node_id;
+    channel_options.voters = cfg.quorum_voters;
+    channel_options.outbound = *outbound;
+    channel_options.retry_backoff = std::chrono::milliseconds(std::max(cfg.quorum_retry_backoff_ms, 20));
+    auto made = ControllerChannel::create(std::move(channel_options), *quorum, controller.get());
+    if (!made.ok()) return made.error();
+    channel = std::move(*made);
+    state.controller = channel.get();
+
+    BrokerLifecycle::Options life;
+    life.node_id = cfg.node_id;
+    life.cluster_id = state.cluster_id;
+    for (const auto& endpoint : cfg.advertised_listeners)
+      life.listeners.push_back({endpoint.listener, endpoint.host, endpoint.port, kafka_protocol_id(endpoint.protocol), {}});
+    life.rack = cfg.broker_rack;
+    life.heartbeat_interval = std::chrono::milliseconds(cfg.broker_heartbeat_interval_ms);
+    life.applied_offset = [this] { return loader->applied_offset(); };
+    lifecycle = std::make_unique<BrokerLifecycle>(std::move(life), *channel);
+    return Status::success();
+  }
+
+  // A one-voter quorum needs no network: the node elects itself, registers and is unfenced before its
+  // listeners open, so its first client already finds a working cluster. Larger quorums need the
+  // controller listener open first.
+  Status start_cluster() {
+    BULWARK_TRY(quorum->start());
+    if (controller) controller->start();
+    lifecycle->start();
+    if (state.config.quorum_voters.size() > 1) return Status::success();
+    const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+    while (lifecycle->fenced()) {
+      if (std::chrono::steady_clock::now() > until)
+        return make_error(ErrorKind::unavailable, "the node did not become an unfenced broker of its one-node cluster "
+                                                  "within 30 s (see the log above)");
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    return Status::success();
+  }
+
+  void stop_cluster() {
+    if (lifecycle) lifecycle->shutdown(std::chrono::milliseconds(state.config.quorum_voters.size() > 1 ? 5000 : 0));
+    state.image_waiters.fail_all();
+    if (channel) channel->stop();
+    if (controller) controller->stop();
+    if (quorum) quorum->stop();
+  }
 
   void run_maintenance() {
     const auto flush_every = std::max<std::int64_t>(
@@ -191,6 +403,7 @@ struct Broker::Impl {
       auto now = state.now_ms();
       if (auto flushed = state.logs->maybe_flush_all(now); !flushed.ok())
         log::error("flushing logs: {}", flushed.error().message);
+      state.image_waiters.on_image(*state.image());  // answers the waiters whose time is up
       if (now >= next_retention) {
         if (auto cleaned = state.logs->enforce_retention_all(now); !cleaned.ok())
           log::error("enforcing retention: {}", cleaned.error().message);
@@ -213,12 +426,8 @@ Result<std::unique_ptr<Broker>> Broker::create(config::BrokerConfig config) {
   for (const auto& line : cfg.startup_report()) log::warn("{}", line);
   if (!cfg.is_broker())
     return make_error(ErrorKind::unsupported,
-                      "process.roles=controller (a controller-only node) arrives with the cluster work; use "
-                      "process.roles=broker,controller for a single node");
-  if (cfg.quorum_voters.size() > 1)
-    log::warn("controller.quorum.voters names {} voters; this Bulwark build runs a one-node quorum and serves as "
-              "the only broker (the replicated cluster arrives later)",
-              cfg.quorum_voters.size());
+                      "process.roles=controller (a controller-only node) is not supported yet; use "
+                      "process.roles=broker,controller");
   auto meta = config::check_storage(cfg);
   if (!meta.ok()) return meta.error();
   state.cluster_id = meta->cluster_id;
@@ -240,15 +449,13 @@ Result<std::unique_ptr<Broker>> Broker::create(config::BrokerConfig config) {
     if (!lock.ok()) return lock.error();
     broker->impl_->metadata_dir_lock = std::move(*lock);
   }
-  auto topics = TopicRegistry::open(metadata_dir / "bulwark-topics.json");
-  if (!topics.ok()) return topics.error();
-  state.topics = std::move(*topics);
-  BULWARK_TRY(state.open_topic_logs());
+  state.topics = std::make_unique<TopicRegistry>(state.images);
+  BULWARK_TRY(broker->impl_->open_cluster(metadata_dir));
   auto producer_ids = ProducerIdAllocator::open(metadata_dir / "bulwark-producer-ids");
   if (!producer_ids.ok()) return producer_ids.error();
   state.producer_ids = std::move(*producer_ids);
   BULWARK_TRY(open_group_coordinator(state));
-  BULWARK_TRY(open_security(state, metadata_dir));
+  BULWARK_TRY(open_security(state));
 
   net::ServerOptions options;
   const int hardware = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
@@ -289,7 +496,10 @@ Result<std::unique_ptr<Broker>> Broker::create(config::BrokerConfig config) {
 }
 
 Status Broker::start() {
+  const bool one_voter = impl_->state.config.quorum_voters.size() <= 1;
+  if (one_voter) BULWARK_TRY(impl_->start_cluster());
   BULWARK_TRY(impl_->server->start());
+  if (!one_voter) BULWARK_TRY(impl_->start_cluster());
   impl_->started = true;
   impl_->maintenance = std::thread([this] { impl_->run_maintenance(); });
   log::info("broker {} of cluster {} started", impl_->state.node_id(), impl_->state.cluster_id);
@@ -299,6 +509,7 @@ Status Broker::start() {
 void Broker::stop() {
   if (!impl_ || !impl_->started) return;
   impl_->started = false;
+  impl_->stop_cluster();
   impl_->server->stop();
   {
     std::lock_guard lock(impl_->maintenance_mu);
@@ -313,11 +524,22 @@ void Broker::stop() {
   log::info("broker {} stopped", impl_->state.node_id());
 }
 
+// `storage format --add-scram`: the credentials wait in bulwark-scram-credentials.json (mode 0600) until
+// the first active controller writes them into the metadata log, as Kafka's bootstrap records do.
 Status add_scram_credentials(const config::BrokerConfig& config, const std::vector<security::sasl::ScramSpec>& specs) {
   std::filesystem::path metadata_dir = config.metadata_log_dir ? *config.metadata_log_dir : config.log_dirs.front();
-  auto store = ScramStore::open(metadata_dir / "bulwark-scram-credentials.json");
-  if (!store.ok()) return store.error();
-  return (*store)->apply({}, specs);
+  auto file = metadata_dir / "bulwark-scram-credentials.json";
+  security::sasl::ScramCredentials credentials;
+  if (auto text = read_file(file); text.ok()) {
+    auto decoded = security::sasl::decode_scram_credentials(*text);
+    if (!decoded.ok()) return make_error(decoded.error().kind, file.string() + ": " + decoded.error().message);
+    credentials = std::move(*decoded);
+  } else if (text.error().kind != ErrorKind::not_found) {
+    return text.error();
+  }
+  for (const auto& spec : specs) credentials[spec.username][spec.mechanism] = spec.credential;
+  return write_file_atomic(file, security::sasl::encode_scram_credentials(credentials), kPrivateFileMode,
+                           Overwrite::allow);
 }
 
 std::uint16_t Broker::port(const std::string& listener) const { return impl_->server->bound_port(listener); }

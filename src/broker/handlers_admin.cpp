@@ -1,4 +1,8 @@
-// CreateTopics, DeleteTopics and CreatePartitions.
+// CreateTopics, DeleteTopics and CreatePartitions. The broker checks what it can decide alone (ACLs,
+// delete.topic.enable), forwards the rest to the active controller, and answers once the controller's
+// records have reached this node's image (so a client may use the topic here right after the answer).
+#include <set>
+
 #include "base/log.h"
 #include "broker/state.h"
 #include "wire/generated/create_partitions.h"
@@ -9,138 +13,228 @@ namespace bulwark::broker {
 
 using security::Operation;
 using security::ResourceType;
+namespace msg = wire::msg;
+
+namespace {
+
+constexpr std::int16_t kRequestTimedOut = 7;
+
+template <class Message>
+Bytes encode_at(const Message& message, std::int16_t version) {
+  ByteWriter w;
+  message.encode(w, version);
+  return w.take();
+}
+
+template <class Message>
+std::optional<Message> decode_at(const Bytes& body, std::int16_t version) {
+  ByteReader r(body);
+  Message message;
+  if (!message.decode(r, version)) return std::nullopt;
+  return message;
+}
+
+std::chrono::milliseconds request_timeout(std::int32_t timeout_ms) {
+  return std::chrono::milliseconds(timeout_ms > 0 ? timeout_ms : 30000);
+}
+
+// Forwards `forwarded` (the part of the request the broker did not answer itself), merges the
+// controller's results into `response` with `merge`, waits for `visible` on the local image, answers.
+template <class Request, class Response>
+void forward_and_answer(BrokerState& state, Call& call, const Request& forwarded, Response response,
+                        std::chrono::milliseconds timeout,
+                        std::function<void(Response&, std::optional<Response>, const std::string& failure)> merge,
+                        std::function<ImageWaiters::Predicate(const Response&)> visible) {
+  DeferredReply reply{call.header, call.responder};
+  const auto version = call.header.api_version;
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  state.forward_to_controller(
+      call, call.header.api_key, version, encode_at(forwarded, version), timeout,
+      [&state, reply, version, deadline, response = std::move(response), merge, visible](Result<Bytes> answer) mutable {
+        std::optional<Response> decoded;
+        std::string failure;
+        if (!answer.ok()) failure = answer.error().message;
+        else if (!(decoded = decode_at<Response>(*answer, version))) failure = "malformed answer from the controller";
+        if (!failure.empty()) log::warn("forwarding to the controller failed: {}", failure);
+        merge(response, std::move(decoded), failure);
+        auto predicate = visible(response);
+        state.image_waiters.wait(state.image(), std::move(predicate), deadline,
+                                 [reply, response](bool) mutable { reply.send(response); });
+      });
+}
+
+}  // namespace
 
 void handle_create_topics(BrokerState& state, Call& call) {
-  wire::msg::CreateTopicsRequest request;
+  msg::CreateTopicsRequest request;
   if (!decode_request(call, request)) return;
-  wire::msg::CreateTopicsResponse response;
+  msg::CreateTopicsResponse response;
   // Kafka: CREATE on the cluster allows every topic; otherwise CREATE on each topic.
   const bool create_any = authorized(state, call, Operation::create, ResourceType::cluster,
                                      security::kClusterResourceName, false);
+  auto forwarded = request;
+  forwarded.topics.clear();
   for (const auto& topic : request.topics) {
-    wire::msg::CreateTopicsResponse::CreatableTopicResult out;
+    msg::CreateTopicsResponse::CreatableTopicResult out;
     out.name = topic.name;
     out.num_partitions = -1;
     out.replication_factor = -1;
-    std::int32_t partitions = topic.num_partitions;
-    std::int16_t replication = topic.replication_factor;
-    BrokerState::CreateOutcome outcome;
     if (!create_any && !authorized(state, call, Operation::create, ResourceType::topic, topic.name)) {
-      outcome = {KafkaError::topic_authorization_failed, "Authorization failed.", {}};
-    } else if (!topic.assignments.empty()) {
-      // Manual assignment: every replica must be this node (the only one until the cluster arrives).
-      bool ok = partitions == -1 && replication == -1;
-      for (const auto& assignment : topic.assignments)
-        for (auto broker : assignment.broker_ids) ok = ok && broker == state.node_id();
-      partitions = static_cast<std::int32_t>(topic.assignments.size());
-      replication = topic.assignments.empty() ? 1 : static_cast<std::int16_t>(topic.assignments[0].broker_ids.size());
-      if (!ok) outcome = {KafkaError::invalid_replica_assignment, "replica assignments may only name broker " +
-                                                                     std::to_string(state.node_id()), {}};
-    }
-    if (outcome.error == KafkaError::none) {
-      std::map<std::string, std::string> configs;
-      for (const auto& c : topic.configs)
-        if (c.value) configs[c.name] = *c.value;
-      outcome = state.create_topic(topic.name, partitions, replication, std::move(configs), request.validate_only);
-    }
-    out.error_code = code(outcome.error);
-    if (outcome.error != KafkaError::none) {
-      out.error_message = outcome.message;
-    } else if (outcome.topic) {
-      out.topic_id = outcome.topic->id;
-      out.num_partitions = outcome.topic->partitions;
-      out.replication_factor = outcome.topic->replication_factor;
-      out.configs = std::vector<wire::msg::CreateTopicsResponse::CreatableTopicConfigs>{};
-      if (authorized(state, call, Operation::describe_configs, ResourceType::topic, topic.name, false)) {
-        for (const auto& [name, value] : outcome.topic->configs)
-          out.configs->push_back({name, value, false, /*DYNAMIC_TOPIC_CONFIG*/ 1, false, {}});
-      } else {
-        out.topic_config_error_code = code(KafkaError::topic_authorization_failed);
-      }
+      out.error_code = code(KafkaError::topic_authorization_failed);
+      out.error_message = "Authorization failed.";
+    } else if (topic.name == "__consumer_offsets") {  // the group coordinator's own log lives under this name
+      out.error_code = code(KafkaError::invalid_topic_exception);
+      out.error_message = "the topic name __consumer_offsets is reserved for committed offsets";
+    } else {
+      forwarded.topics.push_back(topic);
+      continue;
     }
     response.topics.push_back(std::move(out));
   }
-  respond(call, response);
+  if (forwarded.topics.empty()) return respond(call, response);
+  const bool validate_only = request.validate_only;
+  forward_and_answer<msg::CreateTopicsRequest, msg::CreateTopicsResponse>(
+      state, call, forwarded, std::move(response), request_timeout(request.timeout_ms),
+      [forwarded](msg::CreateTopicsResponse& response, std::optional<msg::CreateTopicsResponse> answer,
+                  const std::string& failure) {
+        if (answer) {
+          for (auto& topic : answer->topics) response.topics.push_back(std::move(topic));
+          return;
+        }
+        for (const auto& topic : forwarded.topics) {
+          msg::CreateTopicsResponse::CreatableTopicResult out;
+          out.name = topic.name;
+          out.num_partitions = -1;
+          out.replication_factor = -1;
+          out.error_code = kRequestTimedOut;
+          out.error_message = failure;
+          response.topics.push_back(std::move(out));
+        }
+      },
+      [validate_only](const msg::CreateTopicsResponse& response) -> ImageWaiters::Predicate {
+        std::vector<std::string> created;
+        if (!validate_only)
+          for (const auto& topic : response.topics)
+            if (topic.error_code == 0) created.push_back(topic.name);
+        return [created](const cluster::MetadataImage& image) {
+          return std::all_of(created.begin(), created.end(), [&](const auto& name) { return image.topic(name) != nullptr; });
+        };
+      });
 }
 
 void handle_delete_topics(BrokerState& state, Call& call) {
-  wire::msg::DeleteTopicsRequest request;
+  msg::DeleteTopicsRequest request;
   if (!decode_request(call, request)) return;
-  wire::msg::DeleteTopicsResponse response;
-  auto delete_one = [&](std::optional<std::string> name, wire::Uuid id) {
-    wire::msg::DeleteTopicsResponse::DeletableTopicResult out;
+  const auto version = call.header.api_version;
+  msg::DeleteTopicsResponse response;
+  auto forwarded = request;
+  forwarded.topics.clear();
+  forwarded.topic_names.clear();
+  auto image = state.image();
+  auto answer_here = [&](std::optional<std::string> name, wire::Uuid id, KafkaError error, std::string message) {
+    msg::DeleteTopicsResponse::DeletableTopicResult out;
+    out.name = std::move(name);
     out.topic_id = id;
-    if (!name && id != wire::Uuid{}) {
-      if (auto topic = state.topics->find(id)) name = topic->name;
-    }
-    out.name = name;
-    if (!state.config.delete_topic_enable) {
-      out.error_code = code(KafkaError::topic_deletion_disabled);
-      out.error_message = "Topic deletion is disabled (delete.topic.enable=false).";
-    } else if (!name) {
-      out.error_code = code(KafkaError::unknown_topic_id);
-    } else if (!authorized(state, call, Operation::remove, ResourceType::topic, *name)) {
-      out.error_code = code(KafkaError::topic_authorization_failed);
-      out.error_message = "Topic authorization failed.";
-    } else {
-      std::string message;
-      out.error_code = code(state.delete_topic(*name, message));
-      if (out.error_code != 0) out.error_message = message;
-    }
+    out.error_code = code(error);
+    out.error_message = std::move(message);
     response.responses.push_back(std::move(out));
   };
-  if (call.header.api_version >= 6) {
-    for (const auto& topic : request.topics) delete_one(topic.name, topic.topic_id);
+  auto consider = [&](std::optional<std::string> name, wire::Uuid id) {
+    if (!name && id != wire::Uuid{})
+      if (const auto* topic = image->topic(id)) name = topic->name;
+    if (!state.config.delete_topic_enable)
+      return answer_here(name, id, KafkaError::topic_deletion_disabled,
+                         "Topic deletion is disabled (delete.topic.enable=false).");
+    if (!name) return answer_here(name, id, KafkaError::unknown_topic_id, "");
+    if (!authorized(state, call, Operation::remove, ResourceType::topic, *name))
+      return answer_here(name, id, KafkaError::topic_authorization_failed, "Topic authorization failed.");
+    if (version >= 6) forwarded.topics.push_back({name, id, {}});
+    else forwarded.topic_names.push_back(*name);
+  };
+  if (version >= 6) {
+    for (const auto& topic : request.topics) consider(topic.name, topic.topic_id);
   } else {
-    for (const auto& name : request.topic_names) delete_one(name, wire::Uuid{});
+    for (const auto& name : request.topic_names) consider(name, wire::Uuid{});
   }
-  respond(call, response);
+  if (forwarded.topics.empty() && forwarded.topic_names.empty()) return respond(call, response);
+  forward_and_answer<msg::DeleteTopicsRequest, msg::DeleteTopicsResponse>(
+      state, call, forwarded, std::move(response), request_timeout(request.timeout_ms),
+      [forwarded](msg::DeleteTopicsResponse& response, std::optional<msg::DeleteTopicsResponse> answer,
+                  const std::string& failure) {
+        if (answer) {
+          for (auto& topic : answer->responses) response.responses.push_back(std::move(topic));
+          return;
+        }
+        auto failed = [&](std::optional<std::string> name, wire::Uuid id) {
+          msg::DeleteTopicsResponse::DeletableTopicResult out;
+          out.name = std::move(name);
+          out.topic_id = id;
+          out.error_code = kRequestTimedOut;
+          out.error_message = failure;
+          response.responses.push_back(std::move(out));
+        };
+        for (const auto& topic : forwarded.topics) failed(topic.name, topic.topic_id);
+        for (const auto& name : forwarded.topic_names) failed(name, wire::Uuid{});
+      },
+      [](const msg::DeleteTopicsResponse& response) -> ImageWaiters::Predicate {
+        std::vector<std::string> deleted;
+        for (const auto& topic : response.responses)
+          if (topic.error_code == 0 && topic.name) deleted.push_back(*topic.name);
+        return [deleted](const cluster::MetadataImage& image) {
+          return std::none_of(deleted.begin(), deleted.end(), [&](const auto& name) { return image.topic(name) != nullptr; });
+        };
+      });
 }
 
 void handle_create_partitions(BrokerState& state, Call& call) {
-  wire::msg::CreatePartitionsRequest request;
+  msg::CreatePartitionsRequest request;
   if (!decode_request(call, request)) return;
-  wire::msg::CreatePartitionsResponse response;
+  msg::CreatePartitionsResponse response;
+  auto forwarded = request;
+  forwarded.topics.clear();
   for (const auto& topic : request.topics) {
-    wire::msg::CreatePartitionsResponse::CreatePartitionsTopicResult out;
-    out.name = topic.name;
-    auto info = state.topics->find(topic.name);
     auto fail = [&](KafkaError error, std::string message) {
+      msg::CreatePartitionsResponse::CreatePartitionsTopicResult out;
+      out.name = topic.name;
       out.error_code = code(error);
       out.error_message = std::move(message);
+      response.results.push_back(std::move(out));
     };
-    if (!authorized(state, call, Operation::alter, ResourceType::topic, topic.name)) {
+    if (!authorized(state, call, Operation::alter, ResourceType::topic, topic.name))
       fail(KafkaError::topic_authorization_failed, "Topic authorization failed.");
-    } else if (!info) {
-      fail(KafkaError::unknown_topic_or_partition, "The topic '" + topic.name + "' does not exist.");
-    } else if (auto offline = state.offline_topics.reason(topic.name)) {
+    else if (auto offline = state.offline_topics.reason(topic.name))
       fail(KafkaError::invalid_config, *offline);
-    } else if (topic.count <= info->partitions) {
-      fail(KafkaError::invalid_partitions, "Topic currently has " + std::to_string(info->partitions) +
-                                               " partitions, which is higher than or equal to the requested " +
-                                               std::to_string(topic.count) + ".");
-    } else if (topic.count > 100000) {
+    else if (topic.count > 100000)
       fail(KafkaError::invalid_partitions, "Number of partitions is above Bulwark's limit of 100000.");
-    } else if (!request.validate_only) {
-      auto log_config = state.log_config_for(*info);
-      bool created = true;
-      for (auto p = info->partitions; p < topic.count && created; ++p) {
-        auto log = state.logs->get_or_create({topic.name, p}, log_config);
-        if (!log.ok()) {
-          fail(KafkaError::kafka_storage_error, log.error().message);
-          created = false;
-        }
-      }
-      if (created) {
-        if (auto saved = state.topics->set_partitions(topic.name, topic.count); !saved.ok())
-          fail(KafkaError::kafka_storage_error, saved.error().message);
-        else
-          log::info("topic {} now has {} partitions", topic.name, topic.count);
-      }
-    }
-    response.results.push_back(std::move(out));
+    else
+      forwarded.topics.push_back(topic);
   }
-  respond(call, response);
+  if (forwarded.topics.empty()) return respond(call, response);
+  const bool validate_only = request.validate_only;
+  forward_and_answer<msg::CreatePartitionsRequest, msg::CreatePartitionsResponse>(
+      state, call, forwarded, std::move(response), request_timeout(request.timeout_ms),
+      [forwarded](msg::CreatePartitionsResponse& response, std::optional<msg::CreatePartitionsResponse> answer,
+                  const std::string& failure) {
+        if (answer) {
+          for (auto& topic : answer->results) response.results.push_back(std::move(topic));
+          return;
+        }
+        for (const auto& topic : forwarded.topics) response.results.push_back({topic.name, kRequestTimedOut, failure, {}});
+      },
+      [forwarded, validate_only](const msg::CreatePartitionsResponse& response) -> ImageWaiters::Predicate {
+        std::map<std::string, std::int32_t> grown;
+        if (!validate_only)
+          for (const auto& result : response.results)
+            if (result.error_code == 0)
+              for (const auto& topic : forwarded.topics)
+                if (topic.name == result.name) grown[topic.name] = topic.count;
+        return [grown](const cluster::MetadataImage& image) {
+          return std::all_of(grown.begin(), grown.end(), [&](const auto& entry) {
+            const auto* topic = image.topic(entry.first);
+            return topic && static_cast<std::int32_t>(topic->partitions.size()) >= entry.second;
+          });
+        };
+      });
 }
 
 }  // namespace bulwark::broker

@@ -43,7 +43,7 @@ void handle_produce(BrokerState& state, Call& call) {
       } else if (!may_write) {
         fail(KafkaError::topic_authorization_failed, "Topic authorization failed.");
       } else if (!(log = state.hosted_partition(topic, partition_data.index))) {
-        auto missing = state.lookup_error(topic);
+        auto missing = state.lookup_error(topic, partition_data.index);
         fail(missing.error, std::move(missing.message));
       } else if (!partition_data.records || partition_data.records->empty()) {
         fail(KafkaError::invalid_record, "the produce request carries no records");
@@ -53,7 +53,7 @@ void handle_produce(BrokerState& state, Call& call) {
         options.max_message_bytes = log_config.max_message_bytes;
         options.timestamp_type = log_config.timestamp_type;
         options.now_ms = state.now_ms();
-        options.leader_epoch = 0;
+        if (const auto* led = state.image()->partition(topic_data.name, partition_data.index)) options.leader_epoch = led->leader_epoch;
         auto appended = log->append(*partition_data.records, options);
         if (appended.ok()) {
           out.base_offset = appended->base_offset;
@@ -154,7 +154,7 @@ class FetchOperation : public std::enable_shared_from_this<FetchOperation> {
           out.error_code = code(KafkaError::topic_authorization_failed);
           errors_ = true;
         } else if (!(log = state_.hosted_partition(info, partition.partition))) {
-          out.error_code = code(state_.lookup_error(info).error);
+          out.error_code = code(state_.lookup_error(info, partition.partition).error);
           errors_ = true;
         } else {
           const auto end = log->log_end_offset();
@@ -231,7 +231,7 @@ void handle_list_offsets(BrokerState& state, Call& call) {
       if (!may_describe) {
         out.error_code = code(KafkaError::topic_authorization_failed);
       } else if (!(log = state.hosted_partition(info, partition.partition_index))) {
-        out.error_code = code(state.lookup_error(info).error);
+        out.error_code = code(state.lookup_error(info, partition.partition_index).error);
       } else if (partition.timestamp == kLatest) {
         out.offset = log->log_end_offset();
       } else if (partition.timestamp == kEarliest) {
@@ -272,7 +272,7 @@ void handle_delete_records(BrokerState& state, Call& call) {
       if (!may_delete) {
         out.error_code = code(KafkaError::topic_authorization_failed);
       } else if (!(log = state.hosted_partition(info, partition.partition_index))) {
-        out.error_code = code(state.lookup_error(info).error);
+        out.error_code = code(state.lookup_error(info, partition.partition_index).error);
       } else {
         // -1 means "up to the high watermark", which on one node is the log end.
         auto target = partition.offset == -1 ? log->log_end_offset() : partition.offset;

@@ -24,6 +24,12 @@
 
 namespace bulwark::broker {
 
+struct GroupCoordinatorNode {
+  std::int32_t broker_id;
+  std::string host;
+  std::int32_t port;
+};
+
 using security::Operation;
 using security::ResourceType;
 
@@ -68,6 +74,16 @@ bool partition_exists(const BrokerState& state, const std::string& topic, std::i
 }
 
 }  // namespace
+
+// Every group's coordinator is the unfenced broker with the lowest id, so that all nodes name the same
+// one. (Kafka spreads groups over the leaders of __consumer_offsets partitions; that arrives with
+// replicated partitions, which the committed offsets need in order to move with their coordinator.)
+std::optional<GroupCoordinatorNode> group_coordinator_node(const BrokerState& state, const std::string& listener) {
+  auto brokers = state.image()->endpoints_for(listener);
+  if (brokers.empty()) return std::nullopt;  // this node alone, not yet registered
+  const auto& first = brokers.front();
+  return GroupCoordinatorNode{first.broker_id, first.endpoint->host, first.endpoint->port};
+}
 
 Status open_group_coordinator(BrokerState& state) {
   groups::GroupSettings settings;
@@ -120,6 +136,11 @@ void handle_find_coordinator(BrokerState& state, Call& call) {
     } else if (!state.groups) {
       c.error_code = kCoordinatorNotAvailable;
       c.error_message = "the group coordinator is not running";
+    } else if (auto coordinator = group_coordinator_node(state, call.ctx.peer.listener)) {
+      c.node_id = coordinator->broker_id;
+      c.host = coordinator->host;
+      c.port = coordinator->port;
+      c.error_message = std::nullopt;
     } else {
       c.node_id = state.node_id();
       c.host = endpoint.host;

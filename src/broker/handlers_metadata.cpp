@@ -4,6 +4,7 @@
 #include "base/log.h"
 #include "broker/state.h"
 #include "wire/generated/describe_cluster.h"
+#include "wire/generated/create_topics.h"
 #include "wire/generated/describe_configs.h"
 #include "wire/generated/metadata.h"
 
@@ -13,19 +14,28 @@ using security::Operation;
 using security::ResourceType;
 namespace {
 
-wire::msg::MetadataResponse::MetadataResponseTopic describe_topic(const BrokerState& state, const TopicInfo& topic) {
+wire::msg::MetadataResponse::MetadataResponseTopic describe_topic(const BrokerState& state,
+                                                                 const cluster::MetadataImage& image,
+                                                                 const TopicInfo& topic) {
   wire::msg::MetadataResponse::MetadataResponseTopic out;
   out.name = topic.name;
   out.topic_id = topic.id;
   const bool offline = state.offline_topics.reason(topic.name).has_value();
-  for (std::int32_t p = 0; p < topic.partitions; ++p) {
+  const auto* topic_image = image.topic(topic.id);
+  if (!topic_image) return out;
+  for (const auto& [index, p] : topic_image->partitions) {
     wire::msg::MetadataResponse::MetadataResponsePartition partition;
-    partition.partition_index = p;
-    partition.leader_id = state.node_id();
-    partition.leader_epoch = 0;
-    partition.replica_nodes = {state.node_id()};
-    partition.isr_nodes = {state.node_id()};
-    if (offline) {  // as Kafka shows a partition whose only replica is offline
+    partition.partition_index = index;
+    partition.leader_id = p.leader;
+    partition.leader_epoch = p.leader_epoch;
+    partition.replica_nodes = p.replicas;
+    partition.isr_nodes = p.isr;
+    for (auto replica : p.replicas) {
+      const auto* broker = image.broker(replica);
+      if (!broker || broker->fenced) partition.offline_replicas.push_back(replica);
+    }
+    if (!p.has_leader()) partition.error_code = code(KafkaError::leader_not_available);
+    if (offline && p.leader == state.node_id()) {  // as Kafka shows a partition whose leader's log is offline
       partition.error_code = code(KafkaError::leader_not_available);
       partition.leader_id = -1;
       partition.isr_nodes.clear();
@@ -34,6 +44,53 @@ wire::msg::MetadataResponse::MetadataResponseTopic describe_topic(const BrokerSt
     out.partitions.push_back(std::move(partition));
   }
   return out;
+}
+
+// The brokers clients of `listener` can reach: every unfenced registered broker with an endpoint there,
+// and this node even before its registration is in the image (it is the one answering).
+template <class Broker>
+std::vector<Broker> brokers_for(const BrokerState& state, const cluster::MetadataImage& image, const std::string& listener) {
+  std::vector<Broker> out;
+  bool self = false;
+  for (const auto& b : image.endpoints_for(listener)) {
+    Broker broker;
+    if constexpr (requires { broker.node_id; }) broker.node_id = b.broker_id;
+    else broker.broker_id = b.broker_id;
+    broker.host = b.endpoint->host;
+    broker.port = b.endpoint->port;
+    broker.rack = b.rack ? *b.rack : std::nullopt;
+    self = self || b.broker_id == state.node_id();
+    out.push_back(std::move(broker));
+  }
+  if (!self) {
+    auto endpoint = state.advertised_for(listener);
+    Broker broker;
+    if constexpr (requires { broker.node_id; }) broker.node_id = state.node_id();
+    else broker.broker_id = state.node_id();
+    broker.host = endpoint.host;
+    broker.port = endpoint.port;
+    broker.rack = state.config.broker_rack;
+    out.push_back(std::move(broker));
+  }
+  return out;
+}
+
+// Auto-creation (Metadata for a topic that does not exist): asks the controller for the topic with the
+// broker defaults and answers LEADER_NOT_AVAILABLE meanwhile, as Kafka does; the client asks again.
+void auto_create(BrokerState& state, Call& call, const std::string& name) {
+  wire::msg::CreateTopicsRequest create;
+  wire::msg::CreateTopicsRequest::CreatableTopic topic;
+  topic.name = name;
+  topic.num_partitions = -1;
+  topic.replication_factor = -1;
+  create.topics.push_back(std::move(topic));
+  constexpr std::int16_t kCreateTopicsVersion = 7;
+  ByteWriter w;
+  create.encode(w, kCreateTopicsVersion);
+  state.forward_to_controller(call, create.api_key, kCreateTopicsVersion, w.take(), std::chrono::seconds(30),
+                              [name](Result<Bytes> answer) {
+                                if (!answer.ok()) log::warn("auto-creating topic {} failed: {}", name, answer.error().message);
+                              });
 }
 
 wire::msg::MetadataResponse::MetadataResponseTopic topic_error(std::optional<std::string> name, KafkaError error) {
@@ -51,10 +108,10 @@ void handle_metadata(BrokerState& state, Call& call) {
   const auto version = call.header.api_version;
 
   wire::msg::MetadataResponse response;
-  auto endpoint = state.advertised_for(call.ctx.peer.listener);
-  response.brokers.push_back({state.node_id(), endpoint.host, endpoint.port, std::nullopt, {}});
+  const auto image = state.image();
+  response.brokers = brokers_for<wire::msg::MetadataResponse::MetadataResponseBroker>(state, *image, call.ctx.peer.listener);
   response.cluster_id = state.cluster_id;
-  response.controller_id = state.node_id();
+  response.controller_id = state.controller_id();
 
   // v0: an empty list means every topic; v1+: null means every topic and empty means none.
   const bool all_topics = !request.topics.has_value() || (version == 0 && request.topics->empty());
@@ -62,7 +119,7 @@ void handle_metadata(BrokerState& state, Call& call) {
     // Listing everything shows only the topics the principal may describe, without audit lines.
     for (const auto& topic : state.topics->list())
       if (authorized(state, call, Operation::describe, ResourceType::topic, topic.name, false))
-        response.topics.push_back(describe_topic(state, topic));
+        response.topics.push_back(describe_topic(state, *image, topic));
   } else {
     // Kafka 0.x-3 clients may always create topics through Metadata; v4+ say whether they want to.
     const bool may_create = state.config.auto_create_topics_enable && (version < 4 || request.allow_auto_topic_creation);
@@ -100,18 +157,11 @@ void handle_metadata(BrokerState& state, Call& call) {
           response.topics.push_back(topic_error(wanted.name, KafkaError::topic_authorization_failed));
           continue;
         }
-        auto created = state.create_topic(*wanted.name, -1, -1, {}, false);
-        if (created.error == KafkaError::topic_already_exists) {
-          topic = state.topics->find(*wanted.name);  // another connection created it meanwhile
-        } else if (created.error != KafkaError::none) {
-          log::warn("auto-creating topic {} failed: {}", *wanted.name, created.message);
-          response.topics.push_back(topic_error(wanted.name, created.error));
-          continue;
-        } else {
-          topic = created.topic;
-        }
+        auto_create(state, call, *wanted.name);
+        response.topics.push_back(topic_error(wanted.name, KafkaError::leader_not_available));
+        continue;
       }
-      if (topic) response.topics.push_back(describe_topic(state, *topic));
+      if (topic) response.topics.push_back(describe_topic(state, *image, *topic));
     }
   }
   if (version >= 8) {
@@ -130,9 +180,9 @@ void handle_describe_cluster(BrokerState& state, Call& call) {
   if (!decode_request(call, request)) return;
   wire::msg::DescribeClusterResponse response;
   response.cluster_id = state.cluster_id;
-  response.controller_id = state.node_id();
-  auto endpoint = state.advertised_for(call.ctx.peer.listener);
-  response.brokers.push_back({state.node_id(), endpoint.host, endpoint.port, std::nullopt, {}});
+  response.controller_id = state.controller_id();
+  response.brokers = brokers_for<wire::msg::DescribeClusterResponse::DescribeClusterBroker>(state, *state.image(),
+                                                                                          call.ctx.peer.listener);
   if (request.include_cluster_authorized_operations)
     response.cluster_authorized_operations =
         authorized_operations(state, call, ResourceType::cluster, security::kClusterResourceName);

@@ -108,18 +108,39 @@ void handle_create_acls(BrokerState& state, Call& call) {
     valid.push_back(std::move(binding));
     valid_index.push_back(i);
   }
-  if (!valid.empty()) {
-    if (auto added = state.acls->add(valid); !added.ok()) {
-      log::error("storing ACLs: {}", added.error().message);
-      for (auto i : valid_index) {
-        response.results[i].error_code = code(KafkaError::unknown_server_error);
-        response.results[i].error_message = "The broker could not store the ACLs";
-      }
-    } else {
-      for (const auto& b : valid) log::info("[audit] {} added ACL {}", session_of(call).principal.to_string(), b.to_string());
-    }
-  }
-  respond(call, response);
+  if (valid.empty()) return respond(call, response);
+  // The controller stores them (AccessControlEntryRecords); the answer waits for them to be here too.
+  wire::msg::CreateAclsRequest forwarded;
+  for (auto i : valid_index) forwarded.creations.push_back(request.creations[i]);
+  auto principal = session_of(call).principal.to_string();
+  DeferredReply reply{call.header, call.responder};
+  const auto version = call.header.api_version;
+  ByteWriter w;
+  forwarded.encode(w, version);
+  state.forward_to_controller(
+      call, forwarded.api_key, version, w.take(), std::chrono::seconds(30),
+      [&state, reply, response, valid, valid_index, version, principal](Result<Bytes> answer) mutable {
+        wire::msg::CreateAclsResponse decoded;
+        ByteReader r(answer.ok() ? ByteView(*answer) : ByteView{});
+        const bool ok = answer.ok() && decoded.decode(r, version) && decoded.results.size() == valid_index.size();
+        std::vector<AclBinding> created;
+        for (std::size_t k = 0; k < valid_index.size(); ++k) {
+          auto& result = response.results[valid_index[k]];
+          if (!ok) {
+            result.error_code = code(KafkaError::request_timed_out);
+            result.error_message = answer.ok() ? "malformed answer from the controller" : answer.error().message;
+            continue;
+          }
+          result = decoded.results[k];
+          if (result.error_code == 0) {
+            created.push_back(valid[k]);
+            log::info("[audit] {} added ACL {}", principal, valid[k].to_string());
+          }
+        }
+        state.image_waiters.wait(
+            state.image(), [created](const cluster::MetadataImage& image) { return image_has_acls(image, created, true); },
+            std::chrono::steady_clock::now() + std::chrono::seconds(10), [reply, response](bool) mutable { reply.send(response); });
+      });
 }
 
 void handle_describe_acls(BrokerState& state, Call& call) {
@@ -158,32 +179,59 @@ void handle_delete_acls(BrokerState& state, Call& call) {
   if (!state.acls) return fail_all(KafkaError::security_disabled, kNoAuthorizer);
   if (!authorized_cluster(state, call, Operation::alter))
     return fail_all(KafkaError::cluster_authorization_failed, "Cluster authorization failed.");
-  for (const auto& f : request.filters) {
-    wire::msg::DeleteAclsResponse::DeleteAclsFilterResult result;
+  // Filters that decode are the controller's to apply; the others are answered here.
+  response.filter_results.resize(request.filters.size());
+  wire::msg::DeleteAclsRequest forwarded;
+  std::vector<std::size_t> forwarded_index;
+  for (std::size_t i = 0; i < request.filters.size(); ++i) {
+    const auto& f = request.filters[i];
+    auto& result = response.filter_results[i];
     result.error_message = std::nullopt;
     auto decoded = decode_filter(f.resource_type_filter, f.resource_name_filter, f.pattern_type_filter,
                                  f.principal_filter, f.host_filter, f.operation, f.permission_type);
     if (!decoded.error.empty()) {
       result.error_code = code(KafkaError::invalid_request);
       result.error_message = decoded.error;
-    } else {
-      Status persisted = Status::success();
-      for (const auto& b : state.acls->remove(decoded.filter, persisted)) {
-        log::info("[audit] {} removed ACL {}", session_of(call).principal.to_string(), b.to_string());
-        result.matching_acls.push_back({0, std::nullopt, static_cast<std::int8_t>(b.resource_type), b.resource_name,
-                                        static_cast<std::int8_t>(b.pattern_type), b.principal, b.host,
-                                        static_cast<std::int8_t>(b.operation), static_cast<std::int8_t>(b.permission),
-                                        {}});
-      }
-      if (!persisted.ok()) {
-        log::error("storing ACLs: {}", persisted.error().message);
-        result.error_code = code(KafkaError::unknown_server_error);
-        result.error_message = "The broker could not store the ACL change";
-      }
+      continue;
     }
-    response.filter_results.push_back(std::move(result));
+    forwarded.filters.push_back(f);
+    forwarded_index.push_back(i);
   }
-  respond(call, response);
+  if (forwarded_index.empty()) return respond(call, response);
+  auto principal = session_of(call).principal.to_string();
+  DeferredReply reply{call.header, call.responder};
+  const auto version = call.header.api_version;
+  ByteWriter w;
+  forwarded.encode(w, version);
+  state.forward_to_controller(
+      call, forwarded.api_key, version, w.take(), std::chrono::seconds(30),
+      [&state, reply, response, forwarded_index, version, principal](Result<Bytes> answer) mutable {
+        wire::msg::DeleteAclsResponse decoded;
+        ByteReader r(answer.ok() ? ByteView(*answer) : ByteView{});
+        const bool ok = answer.ok() && decoded.decode(r, version) && decoded.filter_results.size() == forwarded_index.size();
+        std::vector<AclBinding> removed;
+        for (std::size_t k = 0; k < forwarded_index.size(); ++k) {
+          auto& result = response.filter_results[forwarded_index[k]];
+          if (!ok) {
+            result.error_code = code(KafkaError::request_timed_out);
+            result.error_message = answer.ok() ? "malformed answer from the controller" : answer.error().message;
+            continue;
+          }
+          result = decoded.filter_results[k];
+          for (const auto& m : result.matching_acls) {
+            auto type = security::resource_type_from_code(m.resource_type);
+            auto pattern = security::pattern_type_from_code(m.pattern_type);
+            auto op = security::operation_from_code(m.operation);
+            auto perm = security::permission_from_code(m.permission_type);
+            if (!type || !pattern || !op || !perm) continue;
+            removed.push_back({*type, m.resource_name, *pattern, m.principal, m.host, *op, *perm});
+            log::info("[audit] {} removed ACL {}", principal, removed.back().to_string());
+          }
+        }
+        state.image_waiters.wait(
+            state.image(), [removed](const cluster::MetadataImage& image) { return image_has_acls(image, removed, false); },
+            std::chrono::steady_clock::now() + std::chrono::seconds(10), [reply, response](bool) mutable { reply.send(response); });
+      });
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -470,29 +518,70 @@ void handle_alter_user_scram_credentials(BrokerState& state, Call& call) {
   // A user with any error has none of its changes applied (Kafka validates per user).
   std::erase_if(deletions, [&](const auto& d) { return errors.count(d.first) > 0; });
   std::erase_if(upsertions, [&](const auto& u) { return errors.count(u.username) > 0; });
-  if (!deletions.empty() || !upsertions.empty()) {
-    if (auto applied = state.scram->apply(deletions, upsertions); !applied.ok()) {
-      log::error("storing SCRAM credentials: {}", applied.error().message);
-      for (const auto& d : deletions) fail(d.first, code(KafkaError::unknown_server_error), "The broker could not store the change");
-      for (const auto& u : upsertions) fail(u.username, code(KafkaError::unknown_server_error), "The broker could not store the change");
-    } else {
-      for (const auto& d : deletions)
-        log::info("[audit] {} deleted the {} credential of user {}", session_of(call).principal.to_string(),
-                  sasl::name_of(d.second), d.first);
-      for (const auto& u : upsertions)
-        log::info("[audit] {} set the {} credential of user {}", session_of(call).principal.to_string(),
-                  sasl::name_of(u.mechanism), u.username);
+  auto answer_here = [order, errors](wire::msg::AlterUserScramCredentialsResponse& out) {
+    for (const auto& user : order) {
+      auto it = errors.find(user);
+      if (it == errors.end()) out.results.push_back({user, 0, std::nullopt, {}});
+      else out.results.push_back({user, it->second.first, it->second.second, {}});
     }
+  };
+  if (deletions.empty() && upsertions.empty()) {
+    answer_here(response);
+    return respond(call, response);
   }
-  for (const auto& user : order) {
-    auto it = errors.find(user);
-    if (it == errors.end()) {
-      response.results.push_back({user, 0, std::nullopt, {}});
-    } else {
-      response.results.push_back({user, it->second.first, it->second.second, {}});
-    }
-  }
-  respond(call, response);
+  // The valid changes go to the controller (UserScramCredentialRecords); the others are answered here.
+  wire::msg::AlterUserScramCredentialsRequest forwarded;
+  for (const auto& d : request.deletions)
+    if (!errors.count(d.name)) forwarded.deletions.push_back(d);
+  for (const auto& u : request.upsertions)
+    if (!errors.count(u.name)) forwarded.upsertions.push_back(u);
+  auto principal = session_of(call).principal.to_string();
+  DeferredReply reply{call.header, call.responder};
+  const auto version = call.header.api_version;
+  ByteWriter w;
+  forwarded.encode(w, version);
+  state.forward_to_controller(
+      call, forwarded.api_key, version, w.take(), std::chrono::seconds(30),
+      [&state, reply, errors, order, deletions, upsertions, version, principal](Result<Bytes> answer) mutable {
+        wire::msg::AlterUserScramCredentialsResponse decoded;
+        ByteReader r(answer.ok() ? ByteView(*answer) : ByteView{});
+        const bool ok = answer.ok() && decoded.decode(r, version);
+        std::map<std::string, wire::msg::AlterUserScramCredentialsResponse::AlterUserScramCredentialsResult> by_user;
+        if (ok)
+          for (auto& result : decoded.results) by_user[result.user] = result;
+        wire::msg::AlterUserScramCredentialsResponse response;
+        for (const auto& user : order) {
+          if (auto it = errors.find(user); it != errors.end()) {
+            response.results.push_back({user, it->second.first, it->second.second, {}});
+          } else if (!ok) {
+            response.results.push_back({user, code(KafkaError::request_timed_out),
+                                        answer.ok() ? "malformed answer from the controller" : answer.error().message, {}});
+          } else if (auto found = by_user.find(user); found != by_user.end()) {
+            response.results.push_back(found->second);
+          } else {
+            response.results.push_back({user, 0, std::nullopt, {}});
+          }
+        }
+        auto succeeded = [&](const std::string& user) {
+          return ok && !errors.count(user) && (!by_user.count(user) || by_user[user].error_code == 0);
+        };
+        std::vector<std::pair<std::string, sasl::Mechanism>> gone;
+        std::vector<sasl::ScramSpec> set;
+        for (const auto& d : deletions)
+          if (succeeded(d.first)) {
+            gone.push_back(d);
+            log::info("[audit] {} deleted the {} credential of user {}", principal, sasl::name_of(d.second), d.first);
+          }
+        for (const auto& u : upsertions)
+          if (succeeded(u.username)) {
+            set.push_back(u);
+            log::info("[audit] {} set the {} credential of user {}", principal, sasl::name_of(u.mechanism), u.username);
+          }
+        state.image_waiters.wait(
+            state.image(),
+            [gone, set](const cluster::MetadataImage& image) { return image_has_scram_changes(image, gone, set); },
+            std::chrono::steady_clock::now() + std::chrono::seconds(10), [reply, response](bool) mutable { reply.send(response); });
+      });
 }
 
 }  // namespace bulwark::broker

@@ -115,6 +115,9 @@ void Router::on_request(net::RequestContext& ctx, Bytes frame, net::Responder re
     return;
   }
   Call call{ctx, *header, reader, std::move(responder)};
+  if (is_controller_listener(state_, ctx.peer.listener) && session.authenticated() &&
+      handle_controller_listener(state_, call))
+    return;
   const auto* served = find_served(call.header.api_key);
   const bool api_versions = call.header.api_key == 18;
   // The controller listener carries only the controller quorum's APIs, none of the client ones.

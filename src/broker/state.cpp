@@ -6,6 +6,8 @@
 
 #include "base/files.h"
 #include "base/log.h"
+#include "broker/access.h"
+#include "broker/controller_channel.h"
 
 namespace bulwark::broker {
 
@@ -118,71 +120,20 @@ std::int64_t BrokerState::now_ms() const {
 }
 
 
-BrokerState::CreateOutcome BrokerState::create_topic(const std::string& name, std::int32_t partitions,
-                                                     std::int16_t replication_factor,
-                                                     std::map<std::string, std::string> configs,
-                                                     bool validate_only) {
-  if (auto why = invalid_topic_name_reason(name)) return {KafkaError::invalid_topic_exception, *why, std::nullopt};
-  if (name == "__consumer_offsets")  // the group coordinator's own log lives under this name
-    return {KafkaError::invalid_topic_exception, "the topic name __consumer_offsets is reserved for committed offsets", {}};
-  if (partitions == -1) partitions = config.num_partitions;
-  if (replication_factor == -1) replication_factor = static_cast<std::int16_t>(config.default_replication_factor);
-  if (partitions <= 0) return {KafkaError::invalid_partitions, "Number of partitions must be larger than 0.", {}};
-  if (partitions > 100000)
-    return {KafkaError::invalid_partitions, "Number of partitions is above Bulwark's limit of 100000.", {}};
-  if (replication_factor <= 0)
-    return {KafkaError::invalid_replication_factor, "Replication factor must be larger than 0.", {}};
-  if (replication_factor > 1)
-    return {KafkaError::invalid_replication_factor,
-            "Unable to replicate the partition " + std::to_string(replication_factor) +
-                " time(s): The target replication factor of " + std::to_string(replication_factor) +
-                " cannot be reached because only 1 broker(s) are registered.",
-            {}};
-  if (auto why = invalid_topic_configs_reason(configs)) return {KafkaError::invalid_config, *why, {}};
-  if (topics->find(name)) return {KafkaError::topic_already_exists, "Topic '" + name + "' already exists.", {}};
-  if (validate_only) {
-    TopicInfo info{name, TopicId{}, partitions, replication_factor, configs};
-    return {KafkaError::none, "", info};
-  }
-  auto created = topics->create(name, partitions, replication_factor, std::move(configs));
-  if (!created.ok()) {
-    auto code = created.error().kind == ErrorKind::already_exists ? KafkaError::topic_already_exists
-                                                                   : KafkaError::kafka_storage_error;
-    return {code, created.error().message, {}};
-  }
-  auto log_config = log_config_for(*created);
-  for (std::int32_t p = 0; p < partitions; ++p) {
-    auto log = logs->get_or_create({name, p}, log_config);
-    if (!log.ok()) {
-      log::error("cannot create the log of {}-{}: {}; the topic is not created", name, p, log.error().message);
-      // An answer of failure must leave no topic behind: unregister it and drop the logs made so far.
-      if (auto removed = topics->remove(name); !removed.ok())
-        log::error("cannot unregister the half-created topic {}: {}", name, removed.error().message);
-      for (std::int32_t made = 0; made < p; ++made) (void)logs->remove({name, made});
-      return {KafkaError::kafka_storage_error, log.error().message, {}};
-    }
-  }
-  log::info("created topic {} with {} partition(s)", name, partitions);
-  return {KafkaError::none, "", *created};
+std::int32_t BrokerState::controller_id() const {
+  // The quorum's leader is the active controller (the combined and the controller-only roles alike).
+  return quorum_leader ? quorum_leader() : -1;
 }
 
-KafkaError BrokerState::delete_topic(const std::string& name, std::string& message) {
-  auto topic = topics->find(name);
-  if (!topic) {
-    message = "This server does not host this topic-partition.";
-    return KafkaError::unknown_topic_or_partition;
-  }
-  if (auto removed = topics->remove(name); !removed.ok()) {
-    message = removed.error().message;
-    return KafkaError::kafka_storage_error;
-  }
-  for (std::int32_t p = 0; p < topic->partitions; ++p) {
-    if (auto removed = logs->remove({name, p}); !removed.ok() && removed.code() != storage::LogError::not_found)
-      log::warn("deleting the log of {}-{}: {}", name, p, removed.error().message);
-  }
-  offline_topics.clear(name);
-  log::info("deleted topic {}", name);
-  return KafkaError::none;
+void BrokerState::forward_to_controller(Call& call, std::int16_t api_key, std::int16_t api_version, Bytes body,
+                                        std::chrono::milliseconds timeout, std::function<void(Result<Bytes>)> done) {
+  if (!controller) return done(make_error(ErrorKind::unavailable, "this node has no controller channel"));
+  const auto& session = session_of(call);
+  const auto& peer = call.ctx.peer;
+  Bytes address(peer.remote_address.begin(), peer.remote_address.end());
+  controller->forward(api_key, api_version, std::move(body),
+                      serialize_principal(session.principal.type, session.principal.name), std::move(address),
+                      std::chrono::steady_clock::now() + timeout, std::move(done));
 }
 
 std::shared_ptr<storage::PartitionLog> BrokerState::partition(const std::string& topic, std::int32_t partition) const {
@@ -192,42 +143,88 @@ std::shared_ptr<storage::PartitionLog> BrokerState::partition(const std::string&
 std::shared_ptr<storage::PartitionLog> BrokerState::hosted_partition(const std::optional<TopicInfo>& topic,
                                                                      std::int32_t partition) const {
   if (!topic || partition < 0 || partition >= topic->partitions || offline_topics.reason(topic->name)) return nullptr;
+  const auto* state = image()->partition(topic->name, partition);
+  if (!state || state->leader != node_id()) return nullptr;
   return logs->get({topic->name, partition});
 }
 
-BrokerState::LookupError BrokerState::lookup_error(const std::optional<TopicInfo>& topic) const {
-  if (topic)
+BrokerState::LookupError BrokerState::lookup_error(const std::optional<TopicInfo>& topic, std::int32_t partition) const {
+  if (topic) {
     if (auto why = offline_topics.reason(topic->name)) return {KafkaError::kafka_storage_error, *why};
+    const auto* state = image()->partition(topic->name, partition);
+    if (state && state->leader != node_id())
+      return {state->has_leader() ? KafkaError::not_leader_or_follower : KafkaError::leader_not_available,
+              "This server is not the leader for that topic-partition."};
+  }
   return {KafkaError::unknown_topic_or_partition, "This server does not host this topic-partition."};
 }
 
-Status BrokerState::open_topic_logs() {
-  for (const auto& topic : topics->list()) {
-    if (auto why = invalid_topic_configs_reason(topic.configs)) {
-      std::string reason = "topic " + topic.name + " is offline: its stored config is invalid (" + *why + ")";
-      log::error("{}; every other topic serves. Delete the topic or correct its configs, then restart.", reason);
-      offline_topics.mark(topic.name, std::move(reason));
+void BrokerState::reconcile_logs(const cluster::MetadataImage* before, const cluster::MetadataImage& after) {
+  for (const auto* topic : after.topics()) {
+    const auto* old = before ? before->topic(topic->id) : nullptr;
+    const auto* old_configs = before ? before->configs({cluster::ConfigResourceType::topic, topic->name}) : nullptr;
+    const auto* new_configs = after.configs({cluster::ConfigResourceType::topic, topic->name});
+    const bool configs_same = old_configs == new_configs || (old_configs && new_configs && *old_configs == *new_configs);
+    if (old == topic && configs_same) continue;  // images share unchanged topics
+    auto info = topic_info(after, *topic);
+    if (auto why = invalid_topic_configs_reason(info.configs)) {
+      std::string reason = "topic " + info.name + " is offline: its stored config is invalid (" + *why + ")";
+      log::error("{}; every other topic serves. Delete the topic or correct its configs.", reason);
+      offline_topics.mark(info.name, std::move(reason));
       continue;
     }
-    auto log_config = log_config_for(topic);
-    for (std::int32_t p = 0; p < topic.partitions; ++p) {
-      auto log = logs->get_or_create({topic.name, p}, log_config);
-      if (!log.ok()) return static_cast<Error>(log.error());
+    auto log_config = log_config_for(info);
+    for (const auto& [index, partition] : topic->partitions) {
+      if (std::find(partition.replicas.begin(), partition.replicas.end(), node_id()) == partition.replicas.end()) continue;
+      auto log = logs->get_or_create({info.name, index}, log_config);
+      if (!log.ok()) {
+        log::error("cannot open the log of {}-{}: {}", info.name, index, log.error().message);
+        continue;
+      }
       (*log)->set_config(log_config);
     }
+    if (!old) log::info("topic {} ({} partition(s)) is in the metadata image", info.name, topic->partitions.size());
   }
-  for (const auto& tp : logs->list()) {
-    if (!offline_topics.reason(tp.topic)) continue;
-    // The log manager opened it with the broker defaults: keep retention from deleting what the
-    // topic's own (unreadable) settings may have meant to keep.
-    if (auto log = logs->get(tp)) {
-      auto frozen = default_log_config();
-      frozen.retention_ms = -1;
-      frozen.retention_bytes = -1;
-      log->set_config(frozen);
-    }
+  if (!before) return;
+  for (const auto* topic : before->topics()) {
+    if (after.topic(topic->id)) continue;
+    for (const auto& [index, partition] : topic->partitions)
+      if (auto removed = logs->remove({topic->name, index}); !removed.ok() && removed.code() != storage::LogError::not_found)
+        log::warn("deleting the log of {}-{}: {}", topic->name, index, removed.error().message);
+    offline_topics.clear(topic->name);
+    log::info("deleted topic {}", topic->name);
   }
-  return Status::success();
+}
+
+void ImageWaiters::wait(const cluster::ImagePtr& current, Predicate predicate,
+                        std::chrono::steady_clock::time_point deadline, Callback callback) {
+  if (predicate(*current)) return callback(true);
+  std::lock_guard lock(mu_);
+  waiters_.push_back({std::move(predicate), deadline, std::move(callback)});
+}
+
+void ImageWaiters::on_image(const cluster::MetadataImage& image) {
+  std::vector<std::pair<Callback, bool>> due;
+  {
+    std::lock_guard lock(mu_);
+    const auto now = std::chrono::steady_clock::now();
+    std::erase_if(waiters_, [&](Waiter& w) {
+      bool satisfied = w.predicate(image);
+      if (!satisfied && now < w.deadline) return false;
+      due.emplace_back(std::move(w.callback), satisfied);
+      return true;
+    });
+  }
+  for (auto& [callback, satisfied] : due) callback(satisfied);
+}
+
+void ImageWaiters::fail_all() {
+  std::vector<Waiter> all;
+  {
+    std::lock_guard lock(mu_);
+    all.swap(waiters_);
+  }
+  for (auto& w : all) w.callback(false);
 }
 
 void OfflineTopics::mark(const std::string& topic, std::string reason) {

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <filesystem>
 #include <functional>
@@ -17,6 +18,8 @@
 #include "broker/access.h"
 #include "broker/errors.h"
 #include "broker/topics.h"
+#include "cluster/image.h"
+#include "cluster/metadata_loader.h"
 #include "config/config.h"
 #include "groups/coordinator.h"
 #include "net/server.h"
@@ -73,10 +76,47 @@ class OfflineTopics {
 // Why a set of topic configs cannot be stored (the first bad key, in Kafka's words); nullopt = valid.
 std::optional<std::string> invalid_topic_configs_reason(const std::map<std::string, std::string>& configs);
 
+class ControllerChannel;
+}  // namespace bulwark::broker
+namespace bulwark::cluster {
+class QuorumDriver;
+class ControllerService;
+}  // namespace bulwark::cluster
+namespace bulwark::broker {
+
+// Callbacks waiting for the local metadata image to satisfy a condition (a topic created by the
+// controller showing up here), run by the image listener after each publish or when their time is up.
+class ImageWaiters {
+ public:
+  using Predicate = std::function<bool(const cluster::MetadataImage&)>;
+  using Callback = std::function<void(bool satisfied)>;
+  // Runs `callback(true)` at once when the image already satisfies `predicate`.
+  void wait(const cluster::ImagePtr& current, Predicate predicate, std::chrono::steady_clock::time_point deadline,
+            Callback callback);
+  void on_image(const cluster::MetadataImage& image);  // runs the satisfied and the expired ones
+  void fail_all();
+
+ private:
+  struct Waiter {
+    Predicate predicate;
+    std::chrono::steady_clock::time_point deadline;
+    Callback callback;
+  };
+  std::mutex mu_;
+  std::vector<Waiter> waiters_;
+};
+
 struct BrokerState {
   config::BrokerConfig config;
   std::string cluster_id;
   std::unique_ptr<storage::LogManager> logs;
+  // The cluster's metadata, as this node has applied it from the metadata log.
+  cluster::ImagePublisher images;
+  ImageWaiters image_waiters;
+  ControllerChannel* controller = nullptr;  // how requests reach the active controller (owned by Broker)
+  std::function<std::int32_t()> quorum_leader;  // the quorum leader's id as this node knows it
+  cluster::QuorumDriver* quorum = nullptr;                  // owned by Broker
+  cluster::ControllerService* controller_service = nullptr;  // null unless process.roles has controller
   std::unique_ptr<TopicRegistry> topics;
   std::unique_ptr<ProducerIdAllocator> producer_ids;
   std::unique_ptr<groups::GroupCoordinator> groups;  // null until open_group_coordinator
@@ -96,28 +136,28 @@ struct BrokerState {
   storage::LogConfig default_log_config() const;
   std::int64_t now_ms() const;
 
-  // Creates the topic in the registry and its partition logs. Error codes are Kafka's.
-  struct CreateOutcome {
-    KafkaError error = KafkaError::none;
-    std::string message;
-    std::optional<TopicInfo> topic;
-  };
-  CreateOutcome create_topic(const std::string& name, std::int32_t partitions, std::int16_t replication_factor,
-                             std::map<std::string, std::string> configs, bool validate_only);
-  KafkaError delete_topic(const std::string& name, std::string& message);
+  cluster::ImagePtr image() const { return images.current(); }
+  // The active controller's id as this node knows it (-1 while unknown).
+  std::int32_t controller_id() const;
+  // Sends a request only the controller serves (CreateTopics, DeleteTopics, CreatePartitions, ...) to
+  // the active controller in an Envelope with the caller's principal; `done` gets the response body, or
+  // an error when no controller answered within `timeout`.
+  void forward_to_controller(Call& call, std::int16_t api_key, std::int16_t api_version, Bytes body,
+                             std::chrono::milliseconds timeout, std::function<void(Result<Bytes>)> done);
+  // Brings the local logs in line with a new image: creates the logs of partitions this node hosts,
+  // removes those of deleted topics, applies changed topic configs, and marks topics whose stored
+  // configs are invalid offline.
+  void reconcile_logs(const cluster::MetadataImage* before, const cluster::MetadataImage& after);
   std::shared_ptr<storage::PartitionLog> partition(const std::string& topic, std::int32_t partition) const;
-  // The log of a partition of `topic` that this broker hosts; null when the topic is unknown, offline
-  // or the index out of range. `lookup_error` says which, with Kafka's code.
+  // The log of a partition of `topic` that this broker leads; null when the topic is unknown, offline,
+  // the index out of range or the partition led elsewhere. `lookup_error` says which, with Kafka's code.
   std::shared_ptr<storage::PartitionLog> hosted_partition(const std::optional<TopicInfo>& topic,
                                                           std::int32_t partition) const;
   struct LookupError {
     KafkaError error;
     std::string message;
   };
-  LookupError lookup_error(const std::optional<TopicInfo>& topic) const;
-  // Opens the logs of every registered topic at start-up; a topic whose stored configs are invalid is
-  // reported and kept offline instead of stopping the broker.
-  Status open_topic_logs();
+  LookupError lookup_error(const std::optional<TopicInfo>& topic, std::int32_t partition) const;
 };
 
 KafkaError to_kafka_error(storage::LogError error);
@@ -141,6 +181,16 @@ void respond(Call& call, const Response& response) {
   send_response_bytes(call, [&](ByteWriter& w) { response.encode(w, call.header.api_version); });
 }
 void reject_malformed(Call& call, const char* api_name);
+
+// An answer sent after the handler returned (once the controller's records are committed, ...).
+struct DeferredReply {
+  wire::RequestHeader header;
+  net::Responder responder;
+  template <class Response>
+  void send(const Response& response) {
+    responder.respond(encode_response_frame(header, [&](ByteWriter& w) { response.encode(w, header.api_version); }));
+  }
+};
 
 template <class Request>
 bool decode_request(Call& call, Request& request) {
@@ -174,6 +224,8 @@ void handle_list_groups(BrokerState& state, Call& call);
 void handle_describe_groups(BrokerState& state, Call& call);
 void handle_delete_groups(BrokerState& state, Call& call);
 void handle_offset_delete(BrokerState& state, Call& call);
+// The controller listener (handlers_controller.cpp): false when the API is not one of its own.
+bool handle_controller_listener(BrokerState& state, Call& call);
 // Security (handlers_security.cpp): ACLs, SASL logins and SCRAM credentials.
 void handle_create_acls(BrokerState& state, Call& call);
 void handle_describe_acls(BrokerState& state, Call& call);

@@ -72,11 +72,11 @@ std::optional<std::string> invalid_topic_name_reason(const std::string& name) {
   return std::nullopt;
 }
 
-Result<std::unique_ptr<TopicRegistry>> TopicRegistry::open(const std::filesystem::path& file) {
-  std::unique_ptr<TopicRegistry> registry(new TopicRegistry(file));
+Result<std::vector<TopicInfo>> read_legacy_topic_registry(const std::filesystem::path& file) {
+  std::vector<TopicInfo> topics;
   auto text = read_file(file);
   if (!text.ok()) {
-    if (text.error().kind == ErrorKind::not_found) return registry;
+    if (text.error().kind == ErrorKind::not_found) return topics;
     return text.error();
   }
   auto json = nlohmann::json::parse(*text, nullptr, /*allow_exceptions=*/false);
@@ -96,82 +96,40 @@ Result<std::unique_ptr<TopicRegistry>> TopicRegistry::open(const std::filesystem
     if (t.contains("configs") && t["configs"].is_object())
       for (const auto& [k, v] : t["configs"].items())
         if (v.is_string()) info.configs[k] = v.get<std::string>();
-    registry->topics_[info.name] = std::move(info);
+    topics.push_back(std::move(info));
   }
-  return registry;
+  return topics;
 }
 
-Status TopicRegistry::save_locked() const {
-  nlohmann::json topics = nlohmann::json::array();
-  for (const auto& [name, info] : topics_) {
-    topics.push_back({{"name", name},
-                      {"id", topic_id_to_string(info.id)},
-                      {"partitions", info.partitions},
-                      {"replication_factor", info.replication_factor},
-                      {"configs", info.configs}});
-  }
-  nlohmann::json doc = {{"version", 1}, {"topics", topics}};
-  return write_file_atomic(file_, doc.dump(2) + "\n", kDataFileMode, Overwrite::allow);
+TopicInfo topic_info(const cluster::MetadataImage& image, const cluster::TopicImage& topic) {
+  TopicInfo info;
+  info.name = topic.name;
+  info.id = topic.id;
+  info.partitions = static_cast<std::int32_t>(topic.partitions.size());
+  if (!topic.partitions.empty())
+    info.replication_factor = static_cast<std::int16_t>(topic.partitions.begin()->second.replicas.size());
+  if (const auto* configs = image.configs({cluster::ConfigResourceType::topic, topic.name}))
+    for (const auto& [key, value] : *configs) info.configs[key] = value;
+  return info;
 }
 
 std::optional<TopicInfo> TopicRegistry::find(const std::string& name) const {
-  std::lock_guard lock(mu_);
-  auto it = topics_.find(name);
-  if (it == topics_.end()) return std::nullopt;
-  return it->second;
+  auto image = images_.current();
+  if (const auto* topic = image->topic(name)) return topic_info(*image, *topic);
+  return std::nullopt;
 }
 
 std::optional<TopicInfo> TopicRegistry::find(const TopicId& id) const {
-  std::lock_guard lock(mu_);
-  for (const auto& [name, info] : topics_)
-    if (info.id == id) return info;
+  auto image = images_.current();
+  if (const auto* topic = image->topic(id)) return topic_info(*image, *topic);
   return std::nullopt;
 }
 
 std::vector<TopicInfo> TopicRegistry::list() const {
-  std::lock_guard lock(mu_);
+  auto image = images_.current();
   std::vector<TopicInfo> out;
-  for (const auto& [name, info] : topics_) out.push_back(info);
+  for (const auto* topic : image->topics()) out.push_back(topic_info(*image, *topic));
   return out;
-}
-
-Result<TopicInfo> TopicRegistry::create(const std::string& name, std::int32_t partitions,
-                                        std::int16_t replication_factor, std::map<std::string, std::string> configs) {
-  std::lock_guard lock(mu_);
-  if (topics_.count(name)) return make_error(ErrorKind::already_exists, "topic '" + name + "' already exists");
-  TopicInfo info{name, random_topic_id(), partitions, replication_factor, std::move(configs)};
-  topics_[name] = info;
-  if (auto saved = save_locked(); !saved.ok()) {
-    topics_.erase(name);
-    return saved.error();
-  }
-  return info;
-}
-
-Status TopicRegistry::remove(const std::string& name) {
-  std::lock_guard lock(mu_);
-  auto it = topics_.find(name);
-  if (it == topics_.end()) return make_error(ErrorKind::not_found, "topic '" + name + "' does not exist");
-  auto removed = it->second;
-  topics_.erase(it);
-  if (auto saved = save_locked(); !saved.ok()) {
-    topics_[name] = removed;
-    return saved;
-  }
-  return Status::success();
-}
-
-Status TopicRegistry::set_partitions(const std::string& name, std::int32_t partitions) {
-  std::lock_guard lock(mu_);
-  auto it = topics_.find(name);
-  if (it == topics_.end()) return make_error(ErrorKind::not_found, "topic '" + name + "' does not exist");
-  auto before = it->second.partitions;
-  it->second.partitions = partitions;
-  if (auto saved = save_locked(); !saved.ok()) {
-    it->second.partitions = before;
-    return saved;
-  }
-  return Status::success();
 }
 
 }  // namespace bulwark::broker

@@ -1,8 +1,5 @@
-// The broker's topic metadata: names, topic ids, partition counts and per-topic config overrides.
-// Single-node for now: persisted as one JSON file in the metadata log dir, rewritten atomically on
-// every change (the cluster work replaces this with the Raft metadata log).
-//
-// Thread safety: internally synchronized; snapshots are returned by value.
+// The broker's view of topics: names, topic ids, partition counts and per-topic config overrides, as
+// the metadata image holds them (cluster/image.h). Changes go through the controller.
 #pragma once
 
 #include <array>
@@ -15,10 +12,11 @@
 #include <vector>
 
 #include "base/result.h"
+#include "cluster/image.h"
 
 namespace bulwark::broker {
 
-using TopicId = std::array<std::uint8_t, 16>;
+using TopicId = cluster::Uuid;
 TopicId random_topic_id();
 std::string topic_id_to_string(const TopicId& id);  // Kafka's base64url form
 
@@ -33,26 +31,25 @@ struct TopicInfo {
 // Kafka's rules: 1..249 characters of [a-zA-Z0-9._-], not "." or "..". Returns the reason when invalid.
 std::optional<std::string> invalid_topic_name_reason(const std::string& name);
 
+// The topics as the metadata image has them (a view: nothing is stored here). Thread-safe: every call
+// reads the image published at that moment.
 class TopicRegistry {
  public:
-  static Result<std::unique_ptr<TopicRegistry>> open(const std::filesystem::path& file);
+  explicit TopicRegistry(const cluster::ImagePublisher& images) : images_(images) {}
 
   std::optional<TopicInfo> find(const std::string& name) const;
   std::optional<TopicInfo> find(const TopicId& id) const;
   std::vector<TopicInfo> list() const;
 
-  Result<TopicInfo> create(const std::string& name, std::int32_t partitions, std::int16_t replication_factor,
-                           std::map<std::string, std::string> configs);
-  Status remove(const std::string& name);
-  Status set_partitions(const std::string& name, std::int32_t partitions);
-
  private:
-  explicit TopicRegistry(std::filesystem::path file) : file_(std::move(file)) {}
-  Status save_locked() const;
-
-  std::filesystem::path file_;
-  mutable std::mutex mu_;
-  std::map<std::string, TopicInfo> topics_;
+  const cluster::ImagePublisher& images_;
 };
+
+TopicInfo topic_info(const cluster::MetadataImage& image, const cluster::TopicImage& topic);
+
+// The topic registry of a data dir written before the metadata log (bulwark-topics.json), for its
+// one-time migration into records; an empty list when the file does not exist.
+Result<std::vector<TopicInfo>> read_legacy_topic_registry(const std::filesystem::path& file);
+
 
 }  // namespace bulwark::broker

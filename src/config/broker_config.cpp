@@ -813,6 +813,14 @@ Result<BrokerConfig> build_broker_config(const Properties& properties) {
   c.min_insync_replicas = r.int32("min.insync.replicas");
   c.unclean_leader_election_enable = r.boolean("unclean.leader.election.enable");
   c.replica_lag_time_max_ms = r.integer("replica.lag.time.max.ms", 30000);
+  c.quorum_election_timeout_ms = r.int32("controller.quorum.election.timeout.ms");
+  c.quorum_fetch_timeout_ms = r.int32("controller.quorum.fetch.timeout.ms");
+  c.quorum_election_backoff_max_ms = r.int32("controller.quorum.election.backoff.max.ms");
+  c.quorum_request_timeout_ms = r.int32("controller.quorum.request.timeout.ms");
+  c.quorum_retry_backoff_ms = r.int32("controller.quorum.retry.backoff.ms");
+  c.broker_heartbeat_interval_ms = r.int32("broker.heartbeat.interval.ms");
+  c.broker_session_timeout_ms = r.int32("broker.session.timeout.ms");
+  if (r.is_set("broker.rack")) c.broker_rack = r.string("broker.rack");
 
   if (!problems.empty()) return problems.error();
   return c;

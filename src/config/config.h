@@ -244,6 +244,16 @@ struct BrokerConfig {
   bool unclean_leader_election_enable = false;
   std::int64_t replica_lag_time_max_ms = 0;
 
+  // KRaft quorum timing (controller.quorum.*) and broker lifecycle.
+  std::int32_t quorum_election_timeout_ms = 1000;
+  std::int32_t quorum_fetch_timeout_ms = 2000;
+  std::int32_t quorum_election_backoff_max_ms = 1000;
+  std::int32_t quorum_request_timeout_ms = 2000;
+  std::int32_t quorum_retry_backoff_ms = 20;
+  std::int32_t broker_heartbeat_interval_ms = 2000;
+  std::int32_t broker_session_timeout_ms = 9000;
+  std::optional<std::string> broker_rack;
+
   const Endpoint* find_listener(std::string_view name) const;  // name in any case
   ListenerSecurity security_for(std::string_view listener_name) const;
   // Warnings for start-up, one per line: unknown keys, keys accepted but not enforced yet, duplicate

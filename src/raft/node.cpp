@@ -107,6 +107,9 @@ void RaftNode::restore(PersistedState persisted, int64_t now_ms) {
   } else {
     become_unattached(now_ms, epoch_);
   }
+  // As in Kafka, the only voter need not wait out an election timeout: it stands (and wins) at once.
+  if (is_voter() && config_.voters.size() == 1 && role_ != Role::candidate && role_ != Role::leader)
+    become_candidate(now_ms, true);
   // Restoring is not a new promise: the state just read back is already on disk, unless the
   // restart itself moved on (a single voter that wins at once).
   const QuorumStateData now_state = quorum_state();
