@@ -121,8 +121,12 @@ std::int64_t BrokerState::now_ms() const {
 
 
 std::int32_t BrokerState::controller_id() const {
-  // The quorum's leader is the active controller (the combined and the controller-only roles alike).
-  return quorum_leader ? quorum_leader() : -1;
+  // Clients send controller-only requests to the node named here; any broker forwards them to the active
+  // controller. So, as Kafka's KRaft brokers do, name a live broker: the quorum's leader when it is one
+  // (the combined role), this node otherwise (also while the quorum has no leader).
+  const auto leader = quorum_leader ? quorum_leader() : -1;
+  const auto* broker = leader >= 0 ? image()->broker(leader) : nullptr;
+  return broker && !broker->fenced ? leader : node_id();
 }
 
 void BrokerState::forward_to_controller(Call& call, std::int16_t api_key, std::int16_t api_version, Bytes body,
@@ -171,6 +175,13 @@ void BrokerState::reconcile_logs(const cluster::MetadataImage* before, const clu
       std::string reason = "topic " + info.name + " is offline: its stored config is invalid (" + *why + ")";
       log::error("{}; every other topic serves. Delete the topic or correct its configs.", reason);
       offline_topics.mark(info.name, std::move(reason));
+      // The log manager opened its logs with the broker defaults: keep retention from deleting what the
+      // topic's own (unreadable) settings may have meant to keep.
+      auto frozen = default_log_config();
+      frozen.retention_ms = -1;
+      frozen.retention_bytes = -1;
+      for (const auto& [index, partition] : topic->partitions)
+        if (auto log = logs->get({info.name, index})) log->set_config(frozen);
       continue;
     }
     auto log_config = log_config_for(info);

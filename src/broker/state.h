@@ -137,7 +137,7 @@ struct BrokerState {
   std::int64_t now_ms() const;
 
   cluster::ImagePtr image() const { return images.current(); }
-  // The active controller's id as this node knows it (-1 while unknown).
+  // The controller id Metadata and DescribeCluster name: a live broker that reaches the active controller.
   std::int32_t controller_id() const;
   // Sends a request only the controller serves (CreateTopics, DeleteTopics, CreatePartitions, ...) to
   // the active controller in an Envelope with the caller's principal; `done` gets the response body, or

@@ -195,7 +195,10 @@ void ControllerService::handle_registration(std::int16_t version, ByteView body,
   submit(
       [this, request = std::move(*request), response](const MetadataImage& image) {
         auto last = last_heartbeat_ms_.find(request.broker_id);
-        bool expired = last == last_heartbeat_ms_.end() || now_ms() - last->second > settings_.session_timeout_ms;
+        // This node's own broker shares the controller's process: a registration of it is always the
+        // current incarnation (the earlier one died with the process; the log dir lock keeps out twins).
+        bool expired = request.broker_id == node_id_ || last == last_heartbeat_ms_.end() ||
+                       now_ms() - last->second > settings_.session_timeout_ms;
         auto decision = register_broker(image, request, expired);
         *response = std::move(decision.response);
         // The broker epoch is the offset of its RegisterBrokerRecord, which is where our next proposal lands.
@@ -224,6 +227,8 @@ void ControllerService::handle_heartbeat(std::int16_t version, ByteView body, Do
         auto decision = broker_heartbeat(image, request);
         *response = std::move(decision.response);
         if (response->error_code == 0) last_heartbeat_ms_[request.broker_id] = now_ms();
+        // A broker done with its controlled shutdown may register again at once when it restarts.
+        if (response->should_shut_down) last_heartbeat_ms_.erase(request.broker_id);
         if (decision.records.empty()) return std::move(decision.records);
         // An unfence may let partitions without a leader elect one.
         auto after = apply_records(working_, positioned(decision.records, next_offset_, leader_epoch_));

@@ -142,25 +142,26 @@ struct QuorumDriver::Impl {
     return published;
   }
 
+  // These four may run on a caller's thread (once the driver stopped): they read no core state.
   Error not_running() const {
-    return make_error(ErrorKind::unavailable, "node " + std::to_string(node.id()) +
+    return make_error(ErrorKind::unavailable, "node " + std::to_string(options.raft.node_id) +
                                                   ": the quorum driver is stopped or stopping");
   }
   Error store_failed() const {
-    return make_error(ErrorKind::unavailable, "node " + std::to_string(node.id()) +
+    return make_error(ErrorKind::unavailable, "node " + std::to_string(options.raft.node_id) +
                                                   ": the metadata log failed; this node no longer takes part in the quorum");
   }
   // What propose and describe answer when the core cannot be asked: no leader known here.
   raft::ProposeResult not_leader() const {
     raft::ProposeResult result;
     result.error = raft::ErrorCode::not_leader_or_follower;
-    result.leader = raft::LeaderIdAndEpoch{raft::kNoNode, node.epoch()};
+    result.leader = raft::LeaderIdAndEpoch{raft::kNoNode, status().epoch};
     return result;
   }
   raft::QuorumDescription no_description() const {
     raft::QuorumDescription description;
     description.error_code = raft::ErrorCode::not_leader_or_follower;
-    description.leader_epoch = node.epoch();
+    description.leader_epoch = status().epoch;
     return description;
   }
 

@@ -268,7 +268,7 @@ Status QuorumStore::load_snapshot() {
 
 Status QuorumStore::load_log() {
   const fs::path path = log_path();
-  log_fd_ = env_->open(path, O_RDWR | O_CREAT | O_CLOEXEC, kDataFileMode);
+  log_fd_ = env_->open(path, O_RDWR | O_CREAT | O_CLOEXEC, kPrivateFileMode);
   if (log_fd_ < 0) return io_error("cannot open", path, std::exchange(log_fd_, -1));
   auto read = read_whole(env_, log_fd_, path);
   if (!read.ok()) return read.error();
@@ -416,7 +416,7 @@ Status QuorumStore::rewrite_from(std::int64_t start, bool keep_suffix) {
     if (keep_suffix && entry.offset >= start) kept.push_back(entry);
   const fs::path path = log_path();
   const fs::path temp = path.string() + kRewriteSuffix;
-  int fd = env_->open(temp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, kDataFileMode);
+  int fd = env_->open(temp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, kPrivateFileMode);
   if (fd < 0) return fail(io_error("cannot create", temp, fd));
   auto finish = [&](Status status) {
     if (!status.ok()) env_->close(fd);
@@ -472,7 +472,7 @@ Status QuorumStore::write_snapshot_file(const raft::SnapshotId& id, ByteView byt
   if (!file.ok()) return file.error();
   const fs::path path = dir_ / snapshot_file_name(id);
   const fs::path part = path.string() + kPartSuffix;
-  int fd = env_->open(part, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, kDataFileMode);
+  int fd = env_->open(part, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, kPrivateFileMode);
   if (fd < 0) return fail(io_error("cannot create", part, fd));
   Status written = write_all(fd, *file, 0, part);
   if (written.ok())

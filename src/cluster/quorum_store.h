@@ -28,6 +28,9 @@
 // page cache can no longer be trusted, so retrying it as if nothing happened would lie). Reopen to
 // recover from what the disk holds.
 //
+// The log and snapshots are written with mode 0600: they hold SCRAM credentials (salted keys still
+// allow offline guessing) and the ACLs.
+//
 // Single-threaded: the one driver thread that owns the RaftNode calls every method.
 #pragma once
 

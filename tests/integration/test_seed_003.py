@@ -283,6 +283,10 @@ def test_restart_keeps_the_cluster_it_formatted(broker):
     meta_before = (broker.log_dir / "meta.properties").read_text()
     broker.stop()
     broker.start()
+    # The port listens from the moment it is bound; "started" follows once the node is a broker.
+    deadline = time.time() + 10
+    while len(re.findall(r"broker 1 of cluster (\S+) started", broker.log_text())) < 2 and time.time() < deadline:
+        time.sleep(0.05)
     log = broker.log_text()
     # Formatted once, on the first start only; both starts name the same cluster.
     assert len(re.findall(r"formatted \S+ for cluster", log)) == 1, log

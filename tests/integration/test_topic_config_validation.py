@@ -2,6 +2,7 @@
 stored, so no CreateTopics request can stop the broker from restarting; and a config made invalid on
 disk by hand takes only its own topic offline."""
 import json
+import shutil
 import socket
 import uuid
 
@@ -89,12 +90,15 @@ def test_invalid_stored_config_keeps_only_that_topic_offline(tmp_path):
     clients.confluent_produce(broker.bootstrap("MTLS"), sec, "damaged", [(None, b"kept", None)])
     broker.stop()
 
+    # A data dir as the earlier release left it (topics in bulwark-topics.json, no metadata log), with a
+    # config no broker accepts stored by hand: the migration keeps it, and the topic stays offline.
+    shutil.rmtree(broker.log_dir / "__cluster_metadata-0")
     registry = broker.log_dir / "bulwark-topics.json"
-    doc = json.loads(registry.read_text())
-    for topic in doc["topics"]:
-        if topic["name"] == "damaged":
-            topic["configs"]["segment.bytes"] = "0"
-    registry.write_text(json.dumps(doc))
+    registry.write_text(json.dumps({"version": 1, "topics": [
+        {"name": "healthy", "id": "AAAAAAAAAAAAAAAAAAAAAg", "partitions": 1, "replication_factor": 1,
+         "configs": {"retention.ms": "3600000"}},
+        {"name": "damaged", "id": "AAAAAAAAAAAAAAAAAAAAAw", "partitions": 1, "replication_factor": 1,
+         "configs": {"segment.bytes": "0"}}]}))
 
     broker.start(format_storage=False)
     assert broker.alive()
