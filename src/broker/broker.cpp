@@ -4,6 +4,7 @@
 
 #include <fmt/ranges.h>
 #include <condition_variable>
+#include <future>
 #include <thread>
 
 #include "base/files.h"
@@ -19,6 +20,7 @@
 #include "net/server.h"
 #include "security/keystore.h"
 #include "tls/tls.h"
+#include "wire/generated/allocate_producer_ids.h"
 
 namespace bulwark::broker {
 namespace {
@@ -187,6 +189,18 @@ std::vector<cluster::AnyRecord> migrated_records(const std::filesystem::path& me
   };
   append(legacy_acl_records(metadata_dir / "bulwark-acls.json", [] { return random_topic_id(); }), "ACL(s)");
   append(legacy_scram_records(metadata_dir / "bulwark-scram-credentials.json"), "SCRAM credential(s)");
+  // Producer ids the earlier release reserved are never handed out again.
+  if (auto text = read_file(metadata_dir / "bulwark-producer-ids"); text.ok()) {
+    cluster::rec::ProducerIdsRecord ids;
+    ids.broker_id = node_id;
+    try {
+      ids.next_producer_id = std::stoll(*text);
+      records.push_back(cluster::make_record(std::move(ids)));
+      log::info("migrating the producer id reservation (next id {}) into the metadata log", ids.next_producer_id);
+    } catch (...) {
+      log::error("{} does not hold a producer id; it is not migrated", (metadata_dir / "bulwark-producer-ids").string());
+    }
+  }
   return records;
 }
 
@@ -361,6 +375,28 @@ struct Broker::Impl {
     return Status::success();
   }
 
+  // A block of producer ids from the active controller (InitProducerId waits for it once per block).
+  Result<ProducerIdAllocator::Block> allocate_producer_ids() {
+    wire::msg::AllocateProducerIdsRequest request;
+    request.broker_id = state.config.node_id;
+    request.broker_epoch = lifecycle->broker_epoch();
+    ByteWriter w;
+    request.encode(w, 0);
+    auto promise = std::make_shared<std::promise<Result<Bytes>>>();
+    auto future = promise->get_future();
+    channel->send(request.api_key, 0, w.take(), std::chrono::steady_clock::now() + std::chrono::seconds(10),
+                  [promise](Result<Bytes> answer) { promise->set_value(std::move(answer)); });
+    auto answer = future.get();
+    if (!answer.ok()) return answer.error();
+    ByteReader r(*answer);
+    wire::msg::AllocateProducerIdsResponse response;
+    if (!response.decode(r, 0)) return make_error(ErrorKind::corrupt, "malformed AllocateProducerIds answer");
+    if (response.error_code != 0 || response.producer_id_len <= 0)
+      return make_error(ErrorKind::unavailable, "the controller gave no producer ids (error code " +
+                                                    std::to_string(response.error_code) + ")");
+    return ProducerIdAllocator::Block{response.producer_id_start, response.producer_id_len};
+  }
+
   // A one-voter quorum needs no network: the node elects itself, registers and is unfenced before its
   // listeners open, so its first client already finds a working cluster. Larger quorums need the
   // controller listener open first.
@@ -451,9 +487,9 @@ Result<std::unique_ptr<Broker>> Broker::create(config::BrokerConfig config) {
   }
   state.topics = std::make_unique<TopicRegistry>(state.images);
   BULWARK_TRY(broker->impl_->open_cluster(metadata_dir));
-  auto producer_ids = ProducerIdAllocator::open(metadata_dir / "bulwark-producer-ids");
-  if (!producer_ids.ok()) return producer_ids.error();
-  state.producer_ids = std::move(*producer_ids);
+  state.producer_ids = std::make_unique<ProducerIdAllocator>([impl = broker->impl_.get()] {
+    return impl->allocate_producer_ids();
+  });
   BULWARK_TRY(open_group_coordinator(state));
   BULWARK_TRY(open_security(state));
 

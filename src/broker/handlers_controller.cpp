@@ -7,7 +7,9 @@
 #include "broker/state.h"
 #include "cluster/controller_service.h"
 #include "cluster/quorum_driver.h"
+#include "broker/controller_channel.h"
 #include "cluster/raft_wire.h"
+#include "wire/generated/describe_quorum.h"
 
 namespace bulwark::broker {
 namespace {
@@ -59,6 +61,30 @@ bool handle_controller_listener(BrokerState& state, Call& call) {
   if (!state.controller_service) return reply(make_error(ErrorKind::unavailable, "this node is not a controller")), true;
   state.controller_service->handle(key, call.header.api_version, body, std::move(reply));
   return true;
+}
+
+// DescribeQuorum on a broker listener (kafka-metadata-quorum.sh --bootstrap-server, `bulwark quorum
+// describe`): DESCRIBE on the cluster, then the quorum leader answers it, as Kafka's brokers forward it.
+void handle_describe_quorum(BrokerState& state, Call& call) {
+  if (!authorized_cluster(state, call, security::Operation::describe)) {
+    wire::msg::DescribeQuorumResponse response;
+    response.error_code = code(KafkaError::cluster_authorization_failed);
+    return respond(call, response);
+  }
+  if (!state.controller) return call.responder.close_connection();
+  Bytes body(call.body.rest().begin(), call.body.rest().end());
+  DeferredReply reply{call.header, call.responder};
+  state.controller->send(call.header.api_key, call.header.api_version, std::move(body),
+                         std::chrono::steady_clock::now() + std::chrono::seconds(10),
+                         [reply](Result<Bytes> answer) mutable {
+                           if (!answer.ok()) {
+                             wire::msg::DescribeQuorumResponse response;
+                             response.error_code = code(KafkaError::request_timed_out);
+                             return reply.send(response);
+                           }
+                           reply.responder.respond(encode_response_frame(
+                               reply.header, [&](ByteWriter& w) { w.write_bytes(*answer); }));
+                         });
 }
 
 }  // namespace bulwark::broker

@@ -311,8 +311,8 @@ void handle_init_producer_id(BrokerState& state, Call& call) {
     response.producer_id = *id;
     response.producer_epoch = 0;
   } else {
-    log::error("cannot allocate a producer id: {}", id.error().message);
-    response.error_code = code(KafkaError::kafka_storage_error);
+    log::warn("cannot allocate a producer id: {}", id.error().message);
+    response.error_code = 15;  // COORDINATOR_NOT_AVAILABLE: the client retries (the controller gives ids)
   }
   respond(call, response);
 }

@@ -42,6 +42,7 @@ constexpr ServedApi kServed[] = {
     {47, 0, 0, handle_offset_delete},     // OffsetDelete
     {50, 0, 0, handle_describe_user_scram_credentials},  // DescribeUserScramCredentials
     {51, 0, 0, handle_alter_user_scram_credentials},     // AlterUserScramCredentials
+    {55, 0, 1, handle_describe_quorum},   // DescribeQuorum
     {60, 0, 1, handle_describe_cluster},  // DescribeCluster
 };
 

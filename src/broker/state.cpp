@@ -37,34 +37,13 @@ void AppendNotifier::notify(const storage::TopicPartition& partition) {
   for (auto& callback : to_call) callback();  // outside the lock: callbacks post to event loops
 }
 
-namespace {
-constexpr std::int64_t kProducerIdBlock = 1000;
-}
-
-Result<std::unique_ptr<ProducerIdAllocator>> ProducerIdAllocator::open(std::filesystem::path file) {
-  std::unique_ptr<ProducerIdAllocator> allocator(new ProducerIdAllocator(file));
-  auto text = read_file(file);
-  if (text.ok()) {
-    try {
-      allocator->next_ = std::stoll(*text);
-    } catch (...) {
-      return make_error(ErrorKind::corrupt, file.string() + " does not hold a producer id");
-    }
-    if (allocator->next_ < 0) return make_error(ErrorKind::corrupt, file.string() + " holds a negative producer id");
-  } else if (text.error().kind != ErrorKind::not_found) {
-    return text.error();
-  }
-  allocator->reserved_until_ = allocator->next_;
-  return allocator;
-}
-
 Result<std::int64_t> ProducerIdAllocator::next() {
   std::lock_guard lock(mu_);
-  if (next_ >= reserved_until_) {
-    // Reserve the next block on disk first, so a crash never hands out an id twice.
-    auto until = next_ + kProducerIdBlock;
-    BULWARK_TRY(write_file_atomic(file_, std::to_string(until) + "\n", kDataFileMode, Overwrite::allow));
-    reserved_until_ = until;
+  if (next_ >= end_) {
+    auto block = source_();
+    if (!block.ok()) return block.error();
+    next_ = block->start;
+    end_ = block->start + block->length;
   }
   return next_++;
 }

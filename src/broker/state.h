@@ -46,18 +46,23 @@ class AppendNotifier {
   std::map<std::uint64_t, Watch> watches_;
 };
 
-// Producer ids unique across restarts: blocks of ids are reserved in a file before use.
+// Producer ids unique across the cluster and across restarts: blocks of ids come from the active
+// controller (AllocateProducerIds, a ProducerIdsRecord in the metadata log) before any id of them is used.
 class ProducerIdAllocator {
  public:
-  static Result<std::unique_ptr<ProducerIdAllocator>> open(std::filesystem::path file);
+  struct Block {
+    std::int64_t start = 0;
+    std::int32_t length = 0;
+  };
+  using BlockSource = std::function<Result<Block>()>;  // blocks; called while no id is left
+  explicit ProducerIdAllocator(BlockSource source) : source_(std::move(source)) {}
   Result<std::int64_t> next();
 
  private:
-  explicit ProducerIdAllocator(std::filesystem::path file) : file_(std::move(file)) {}
-  std::filesystem::path file_;
+  BlockSource source_;
   std::mutex mu_;
   std::int64_t next_ = 0;
-  std::int64_t reserved_until_ = 0;
+  std::int64_t end_ = 0;
 };
 
 // Topics kept offline because what is stored for them cannot be served (an invalid stored config): they
@@ -226,6 +231,7 @@ void handle_delete_groups(BrokerState& state, Call& call);
 void handle_offset_delete(BrokerState& state, Call& call);
 // The controller listener (handlers_controller.cpp): false when the API is not one of its own.
 bool handle_controller_listener(BrokerState& state, Call& call);
+void handle_describe_quorum(BrokerState& state, Call& call);
 // Security (handlers_security.cpp): ACLs, SASL logins and SCRAM credentials.
 void handle_create_acls(BrokerState& state, Call& call);
 void handle_describe_acls(BrokerState& state, Call& call);

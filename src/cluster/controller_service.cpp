@@ -101,6 +101,8 @@ void ControllerService::handle(std::int16_t api_key, std::int16_t api_version, B
     case msg::BrokerRegistrationRequest::api_key: return handle_registration(api_version, body, std::move(done));
     case msg::BrokerHeartbeatRequest::api_key: return handle_heartbeat(api_version, body, std::move(done));
     case msg::EnvelopeRequest::api_key: break;
+    case 55:  // DescribeQuorum, forwarded by a broker: the quorum's own answer
+      return driver_.handle_request(api_key, api_version, Bytes(body.begin(), body.end()), std::move(done));
     default: return handle_enveloped(api_key, api_version, body, std::move(done));
   }
   auto envelope = decode_body<msg::EnvelopeRequest>(body, api_version);
@@ -197,8 +199,11 @@ void ControllerService::handle_registration(std::int16_t version, ByteView body,
         auto last = last_heartbeat_ms_.find(request.broker_id);
         // This node's own broker shares the controller's process: a registration of it is always the
         // current incarnation (the earlier one died with the process; the log dir lock keeps out twins).
-        bool expired = request.broker_id == node_id_ || last == last_heartbeat_ms_.end() ||
-                       now_ms() - last->second > settings_.session_timeout_ms;
+        // A fenced registration has no session either (as in Kafka): a broker that shut down cleanly
+        // registers again at once.
+        const auto* existing = image.broker(request.broker_id);
+        bool expired = request.broker_id == node_id_ || (existing && existing->fenced) ||
+                       last == last_heartbeat_ms_.end() || now_ms() - last->second > settings_.session_timeout_ms;
         auto decision = register_broker(image, request, expired);
         *response = std::move(decision.response);
         // The broker epoch is the offset of its RegisterBrokerRecord, which is where our next proposal lands.

@@ -171,8 +171,10 @@ struct QuorumDriver::Impl {
 
   void run() {
     load_restored_snapshot();
+    // Restoring may already have work (a dropped log prefix, a one-voter election): make it durable
+    // before the first status says so.
+    drain_ready();
     publish_status();
-    drain_ready();  // restoring may already have work (a dropped log prefix, a one-voter election)
     for (;;) {
       outbound->poll(kTickInterval);
       run_tasks();
@@ -254,6 +256,7 @@ struct QuorumDriver::Impl {
     if (failed) return;
     failed = true;
     log::error("quorum driver of node {}: {}; this node no longer takes part in the quorum", node.id(), why);
+    publish_status();  // no longer leading: say so now, not at the end of the round
     auto pending = std::exchange(inbound, {});
     for (auto& [id, request] : pending) request.respond(store_failed());
   }
@@ -499,7 +502,10 @@ Result<std::unique_ptr<QuorumDriver>> QuorumDriver::open(QuorumDriverOptions opt
 
   auto impl = std::make_unique<Impl>(std::move(options), std::move(*store), std::move(*node), std::move(*outbound),
                                      std::move(restored), clock_offset_ms);
+  // Until start() makes the restored state durable: its epoch, no role or leader yet.
   impl->published = status_of(impl->node);
+  impl->published.role = raft::Role::unattached;
+  impl->published.leader_id = raft::kNoNode;
   return std::unique_ptr<QuorumDriver>(new QuorumDriver(std::move(impl)));
 }
 

@@ -17,7 +17,13 @@
 //
 // Threading: every method is safe from any thread. Callbacks (on_committed, on_snapshot, on_change,
 // the handle_request and propose callbacks) run on the driver thread; they must not block on the
-// driver (calling its methods is fine: they queue).
+// driver (calling its methods is fine: they queue). Exception: a call made once the driver has
+// stopped is answered at once, on the caller's thread (unavailable, or not_leader_or_follower with no
+// leader). stop() from a callback only asks for the stop (the thread cannot join itself); never
+// destroy the driver from a callback.
+//
+// Time: the core runs on the steady clock shifted to read as wall-clock milliseconds at open(), so
+// DescribeQuorum's fetch timestamps look like Kafka's while timers never jump.
 #pragma once
 
 #include <cstdint>
@@ -62,9 +68,14 @@ struct QuorumDriverOptions {
   // Committed entries in log order, every kind (leader_change entries too, so the caller can follow
   // the applied offset). Runs on the driver thread.
   std::function<void(const std::vector<raft::LogEntry>&)> on_committed;
-  // A snapshot from the leader was saved: load it (replacing the state machine) before returning.
+  // A snapshot was saved: load it (replacing the state machine) before returning. Called for a
+  // leader's snapshot when it is installed, and once at start (before any on_committed) with the
+  // latest local snapshot when the metadata dir has one: committed entries then resume after its end.
+  // A failure leaves the driver failed().
   std::function<Status(const raft::SnapshotId&, ByteView bytes)> on_snapshot;
-  // The role, epoch or leader changed (also called once at start with the restored state).
+  // The role, epoch or leader changed (also called once at start with the restored state, once it is
+  // durable; before start() status() shows its epoch with no role or leader). Once the
+  // driver failed() it reports role unattached and no leader.
   std::function<void(const QuorumStatus&)> on_change;
 };
 
@@ -98,7 +109,8 @@ class QuorumDriver {
   // What DescribeQuorum answers (on a non-leader: not_leader_or_follower and the leader it knows).
   void describe(std::function<void(raft::QuorumDescription)> done);
 
-  // The store failed (an fsync or write error): the node no longer takes part and says why.
+  // The store failed (an fsync or write error) or on_snapshot did: the node no longer takes part
+  // (nothing more is sent; requests get unavailable) and said why in the log, once.
   bool failed() const;
 
   struct Impl;

@@ -90,7 +90,10 @@ class SeedCluster:
             node.proc = subprocess.Popen([BIN, "broker", "-c", str(node.config)], stdout=node.log,
                                          stderr=subprocess.STDOUT)
         for node in self.nodes:
-            wait_for_port(node.port, proc=node.proc)
+            try:
+                wait_for_port(node.port, proc=node.proc)
+            except AssertionError as e:
+                raise AssertionError(f"node {node.node_id}: {e}\n{node.log_text()[-4000:]}") from None
         self.wait_for_brokers(3)
 
     def stop(self):
