@@ -46,12 +46,11 @@ wire::msg::MetadataResponse::MetadataResponseTopic describe_topic(const BrokerSt
   return out;
 }
 
-// The brokers clients of `listener` can reach: every unfenced registered broker with an endpoint there,
-// and this node even before its registration is in the image (it is the one answering).
+// The brokers clients of `listener` can reach: every unfenced registered broker with an endpoint there
+// (as Kafka lists them: a fenced broker, this one included, is not offered to clients).
 template <class Broker>
-std::vector<Broker> brokers_for(const BrokerState& state, const cluster::MetadataImage& image, const std::string& listener) {
+std::vector<Broker> brokers_for(const cluster::MetadataImage& image, const std::string& listener) {
   std::vector<Broker> out;
-  bool self = false;
   for (const auto& b : image.endpoints_for(listener)) {
     Broker broker;
     if constexpr (requires { broker.node_id; }) broker.node_id = b.broker_id;
@@ -59,17 +58,6 @@ std::vector<Broker> brokers_for(const BrokerState& state, const cluster::Metadat
     broker.host = b.endpoint->host;
     broker.port = b.endpoint->port;
     broker.rack = b.rack ? *b.rack : std::nullopt;
-    self = self || b.broker_id == state.node_id();
-    out.push_back(std::move(broker));
-  }
-  if (!self) {
-    auto endpoint = state.advertised_for(listener);
-    Broker broker;
-    if constexpr (requires { broker.node_id; }) broker.node_id = state.node_id();
-    else broker.broker_id = state.node_id();
-    broker.host = endpoint.host;
-    broker.port = endpoint.port;
-    broker.rack = state.config.broker_rack;
     out.push_back(std::move(broker));
   }
   return out;
@@ -109,7 +97,7 @@ void handle_metadata(BrokerState& state, Call& call) {
 
   wire::msg::MetadataResponse response;
   const auto image = state.image();
-  response.brokers = brokers_for<wire::msg::MetadataResponse::MetadataResponseBroker>(state, *image, call.ctx.peer.listener);
+  response.brokers = brokers_for<wire::msg::MetadataResponse::MetadataResponseBroker>(*image, call.ctx.peer.listener);
   response.cluster_id = state.cluster_id;
   response.controller_id = state.controller_id();
 
@@ -181,7 +169,7 @@ void handle_describe_cluster(BrokerState& state, Call& call) {
   wire::msg::DescribeClusterResponse response;
   response.cluster_id = state.cluster_id;
   response.controller_id = state.controller_id();
-  response.brokers = brokers_for<wire::msg::DescribeClusterResponse::DescribeClusterBroker>(state, *state.image(),
+  response.brokers = brokers_for<wire::msg::DescribeClusterResponse::DescribeClusterBroker>(*state.image(),
                                                                                           call.ctx.peer.listener);
   if (request.include_cluster_authorized_operations)
     response.cluster_authorized_operations =

@@ -41,6 +41,21 @@ def wait_for_port(port, timeout=30.0, proc=None):
     raise AssertionError(f"nothing listens on 127.0.0.1:{port} after {timeout}s")
 
 
+def wait_for_started(log_file, offset=0, proc=None, timeout=30.0):
+    """Listeners accept from the moment they are bound; a node serves once it logs that it started
+    (a one-node cluster elects itself, registers and is unfenced first)."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        with open(log_file, "rb") as f:
+            f.seek(offset)
+            if b" started" in f.read():
+                return
+        if proc is not None and proc.poll() is not None:
+            raise AssertionError(f"broker exited early with {proc.returncode}")
+        time.sleep(0.02)
+    raise AssertionError(f"the broker did not log that it started within {timeout}s")
+
+
 class Pki:
     """A CA plus one broker certificate (SANs localhost, 127.0.0.1) and client certificates, made with
     `bulwark pki`, exported as PEM (for librdkafka, kafka-python, kafkajs) and PKCS12 (for the broker)."""
@@ -133,11 +148,13 @@ class Broker:
             cluster_id = run(BIN, "storage", "random-uuid").stdout.strip()
             scram_args = [arg for spec in add_scram for arg in ("--add-scram", spec)]
             run(BIN, "storage", "format", "-t", cluster_id, "-c", self.config, *scram_args)
+        log_start = self.log_file.stat().st_size if self.log_file.exists() else 0
         self._log = open(self.log_file, "ab")
         self.proc = subprocess.Popen([BIN, "broker", "-c", str(self.config)], stdout=self._log,
                                      stderr=subprocess.STDOUT)
         for name in self.client_listeners:
             wait_for_port(self.ports[name], proc=self.proc)
+        wait_for_started(self.log_file, log_start, self.proc)
         return self
 
     def kill(self):

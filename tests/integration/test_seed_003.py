@@ -16,7 +16,7 @@ import uuid
 
 import pytest
 
-from harness import BIN, run, wait_for_port
+from harness import BIN, run, wait_for_port, wait_for_started
 
 # The seed's broker configuration, verbatim; only kafka-1, 9193, 9194 and /tmp/kafka-1-logs are replaced.
 SEED_CONFIG = """\
@@ -79,6 +79,7 @@ class SeedBroker:
         self.proc = None
 
     def start(self):
+        log_start = self.log_file.stat().st_size if self.log_file.exists() else 0
         log = open(self.log_file, "ab")
         # No `bulwark storage format`: a ZooKeeper-mode configuration formats on first start, like Kafka.
         self.proc = subprocess.Popen([BIN, "broker", "-c", self.config.name], cwd=self.broker_dir, stdout=log,
@@ -87,6 +88,7 @@ class SeedBroker:
         try:
             wait_for_port(self.ssl_port, proc=self.proc)
             wait_for_port(self.sasl_port, proc=self.proc)
+            wait_for_started(self.log_file, log_start, self.proc)
         except AssertionError as e:
             raise AssertionError(f"{e}\n{self.log_text()}") from None
 

@@ -16,7 +16,7 @@ import pytest
 
 import clients
 import kafka_wire
-from harness import BIN, Broker, Pki, run, wait_for_port
+from harness import BIN, Broker, Pki, run, wait_for_port, wait_for_started
 
 
 @pytest.fixture(scope="module")
@@ -32,12 +32,14 @@ def start(broker, nofile=None):
     if not (broker.log_dir / "meta.properties").exists():
         cluster_id = run(BIN, "storage", "random-uuid").stdout.strip()
         run(BIN, "storage", "format", "-t", cluster_id, "-c", broker.config)
+    log_start = broker.log_file.stat().st_size if broker.log_file.exists() else 0
     broker._log = open(broker.log_file, "ab")
     broker.proc = subprocess.Popen([BIN, "broker", "-c", str(broker.config)], stdout=broker._log,
                                    stderr=subprocess.STDOUT,
                                    preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile)))
     for name in broker.client_listeners:
         wait_for_port(broker.ports[name], proc=broker.proc)
+    wait_for_started(broker.log_file, log_start, broker.proc)
     return broker
 
 
