@@ -264,6 +264,22 @@ def test_three_nodes_are_one_cluster_with_replication_factor_3(seed):
                               [(b"k", f"v{i}".encode(), []) for i in range(20)])
     values, errors = group_consume(seed.node_bootstrap(seed.nodes[0]), admin_sec, topic, f"g-{topic}", 20)
     assert errors == [] and sorted(values) == sorted(f"v{i}".encode() for i in range(20))
+    # The quorum as kafka-metadata-quorum.sh shows it, through any broker.
+    tls = ["--ca", admin_sec["ca"], "--cert", admin_sec["cert"], "--key", admin_sec["key"]]
+    status = run(BIN, "quorum", "describe", "--status", "--bootstrap-server", seed.node_bootstrap(seed.nodes[1]),
+                 *tls).stdout
+    fields = {k.strip(): v.strip() for k, v in (line.split(":", 1) for line in status.splitlines())}
+    assert fields["CurrentVoters"] == "[0,1,2]" and int(fields["LeaderId"]) in (0, 1, 2), status
+    assert int(fields["HighWatermark"]) > 0 and fields["ClusterId"], status
+    replication = run(BIN, "quorum", "describe", "--replication", "--bootstrap-server",
+                      seed.node_bootstrap(seed.nodes[2]), *tls).stdout
+    assert sum(1 for line in replication.splitlines() if line.split()[-1] in ("Leader", "Follower")) == 3, replication
+    # And the metadata log in words, from any node's directory.
+    dump = run(BIN, "metadata", "dump", seed.nodes[2].root / "logs" / "__cluster_metadata-0").stdout
+    assert f"TopicRecord v0 name={topic}" in dump or f"name={topic} id=" in dump, dump[-2000:]
+    assert "RegisterBrokerRecord" in dump and "LeaderChange leader=" in dump, dump[-2000:]
+    assert PASSWORD not in dump
+
     # A topic with more replicas than brokers is refused with Kafka's words.
     too_many = admin.create_topics([NewTopic(f"rf4-{topic}", 1, 4)])[f"rf4-{topic}"]
     with pytest.raises(Exception) as refused:
