@@ -436,7 +436,9 @@ Decision<msg::BrokerRegistrationResponse> register_broker(const MetadataImage& i
     }
   }
   // Every finalized feature must be in the broker's supported range (metadata.version's default is 1).
-  for (const auto& [name, level] : image.features()) {
+  for (const auto& feature : image.features()) {
+    const std::string& name = feature.first;
+    const std::int16_t level = feature.second;
     auto f =
         std::find_if(request.features.begin(), request.features.end(), [&](const auto& x) { return x.name == name; });
     const std::int16_t min = f != request.features.end() ? f->min_supported_version : std::int16_t{0};

@@ -137,7 +137,7 @@ void ControllerService::handle_enveloped(std::int16_t api_key, std::int16_t vers
     if (!request.ok()) return done(request.error());
     auto response = std::make_shared<Response>();
     submit(
-        [this, request = std::move(*request), response, decide_fn, version](const MetadataImage& image) {
+        [request = std::move(*request), response, decide_fn, version](const MetadataImage& image) {
           auto decision = decide_fn(image, request, version);
           *response = std::move(decision.response);
           return std::move(decision.records);
