@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "cli/admin_flags.h"
 #include "cli/command.h"
@@ -27,8 +28,11 @@ struct QuorumFlags {
 };
 
 std::string id_list(const std::vector<raft::ReplicaDescription>& replicas) {
+  std::vector<raft::NodeId> ids;
+  for (const auto& r : replicas) ids.push_back(r.replica_id);
+  std::sort(ids.begin(), ids.end());
   std::string out = "[";
-  for (std::size_t i = 0; i < replicas.size(); ++i) out += (i ? "," : "") + std::to_string(replicas[i].replica_id);
+  for (std::size_t i = 0; i < ids.size(); ++i) out += (i ? "," : "") + std::to_string(ids[i]);
   return out + "]";
 }
 

@@ -1,5 +1,6 @@
-"""The README's first command (scripts/demo): a PKI made by `bulwark pki bootstrap`, a broker with mTLS
-listeners, the kcat command lines it prints work as printed, and Ctrl-C stops it cleanly."""
+"""The README's first command (scripts/demo): a PKI made by `bulwark pki bootstrap`, three nodes with mTLS
+listeners forming one cluster, the kcat command lines it prints work as printed, and Ctrl-C stops it cleanly."""
+import json
 import os
 import re
 import signal
@@ -24,6 +25,17 @@ def test_demo_starts_an_mtls_broker_that_the_printed_kcat_lines_reach(tmp_path):
         assert "started" in text, text[-3000:]
         commands = [line.strip() for line in text.splitlines() if line.strip().startswith(("kcat ", "echo hello"))]
         assert len(commands) == 4, text
+        # The three nodes are one cluster: kafka-1 lists three brokers once they have registered.
+        listing = commands[0] + " -J"
+        brokers = []
+        while len(brokers) < 3 and time.time() < deadline:
+            result = subprocess.run(listing, shell=True, capture_output=True, text=True, timeout=60)
+            brokers = json.loads(result.stdout).get("brokers", []) if result.returncode == 0 else []
+            time.sleep(0.2)
+        assert sorted(b["id"] for b in brokers) == [1, 2, 3], brokers
+        quorum = next(line.strip() for line in text.splitlines() if " quorum describe " in line)
+        described = subprocess.run(quorum, shell=True, capture_output=True, text=True, timeout=60)
+        assert described.returncode == 0 and "CurrentVoters:          [1,2,3]" in described.stdout, described
         for command in commands[:2]:
             result = subprocess.run(command, shell=True, capture_output=True, text=True, timeout=60)
             assert result.returncode == 0, result.stderr
