@@ -49,6 +49,8 @@ enum class KafkaError : std::int16_t {
   security_disabled = 54,
   operation_not_attempted = 55,
   topic_deletion_disabled = 73,
+  fenced_leader_epoch = 74,
+  unknown_leader_epoch = 75,
   invalid_record = 87,
   resource_not_found = 91,
   unknown_topic_id = 100,

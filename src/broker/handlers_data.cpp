@@ -156,6 +156,9 @@ class FetchOperation : public std::enable_shared_from_this<FetchOperation> {
         } else if (!(log = state_.hosted_partition(info, partition.partition))) {
           out.error_code = code(state_.lookup_error(info, partition.partition).error);
           errors_ = true;
+        } else if (auto stale = state_.leader_epoch_error(info->name, partition.partition, partition.current_leader_epoch)) {
+          out.error_code = code(*stale);
+          errors_ = true;
         } else {
           const auto end = log->log_end_offset();
           out.high_watermark = end;
@@ -232,6 +235,9 @@ void handle_list_offsets(BrokerState& state, Call& call) {
         out.error_code = code(KafkaError::topic_authorization_failed);
       } else if (!(log = state.hosted_partition(info, partition.partition_index))) {
         out.error_code = code(state.lookup_error(info, partition.partition_index).error);
+      } else if (auto stale = state.leader_epoch_error(topic.name, partition.partition_index,
+                                                       partition.current_leader_epoch)) {
+        out.error_code = code(*stale);
       } else if (partition.timestamp == kLatest) {
         out.offset = log->log_end_offset();
       } else if (partition.timestamp == kEarliest) {
@@ -247,7 +253,7 @@ void handle_list_offsets(BrokerState& state, Call& call) {
           out.offset = (*found)->offset;
         }
       }
-      out.leader_epoch = 0;
+      if (const auto* led = state.image()->partition(topic.name, partition.partition_index)) out.leader_epoch = led->leader_epoch;
       topic_out.partitions.push_back(std::move(out));
     }
     response.topics.push_back(std::move(topic_out));

@@ -142,6 +142,14 @@ BrokerState::LookupError BrokerState::lookup_error(const std::optional<TopicInfo
   return {KafkaError::unknown_topic_or_partition, "This server does not host this topic-partition."};
 }
 
+std::optional<KafkaError> BrokerState::leader_epoch_error(const std::string& topic, std::int32_t partition,
+                                                         std::int32_t current_leader_epoch) const {
+  if (current_leader_epoch < 0) return std::nullopt;
+  const auto* state = image()->partition(topic, partition);
+  if (!state || current_leader_epoch == state->leader_epoch) return std::nullopt;
+  return current_leader_epoch < state->leader_epoch ? KafkaError::fenced_leader_epoch : KafkaError::unknown_leader_epoch;
+}
+
 void BrokerState::reconcile_logs(const cluster::MetadataImage* before, const cluster::MetadataImage& after) {
   for (const auto* topic : after.topics()) {
     const auto* old = before ? before->topic(topic->id) : nullptr;

@@ -163,6 +163,11 @@ struct BrokerState {
     std::string message;
   };
   LookupError lookup_error(const std::optional<TopicInfo>& topic, std::int32_t partition) const;
+  // A client's CurrentLeaderEpoch (KIP-320) against the image: FENCED_LEADER_EPOCH when it is older,
+  // UNKNOWN_LEADER_EPOCH when newer (this node has not seen that epoch yet); nullopt when it matches or
+  // the client sent none (-1).
+  std::optional<KafkaError> leader_epoch_error(const std::string& topic, std::int32_t partition,
+                                               std::int32_t current_leader_epoch) const;
 };
 
 KafkaError to_kafka_error(storage::LogError error);

@@ -191,6 +191,62 @@ def test_a_voter_the_others_do_not_accept_is_kept_out(tmp_path, fault):
         cluster.stop()
 
 
+FENCED_LEADER_EPOCH, UNKNOWN_LEADER_EPOCH = 74, 75
+
+
+def list_offsets(cluster, node, topic, current_leader_epoch):
+    """(error code, leader epoch) of a ListOffsets v4 (latest offset) for partition 0, over mTLS."""
+    import socket
+    import ssl
+    import struct
+    import kafka_wire
+    body = struct.pack(">ibi", -1, 0, 1) + kafka_wire.string(topic) + struct.pack(">iiiq", 1, 0, current_leader_epoch, -1)
+    context = ssl.create_default_context(cafile=cluster.admin["ca"])
+    context.load_cert_chain(cluster.admin["cert"], cluster.admin["key"])
+    with socket.create_connection(("127.0.0.1", node.port), timeout=10) as raw:
+        with context.wrap_socket(raw, server_hostname="localhost") as sock:
+            sock.sendall(kafka_wire.request(2, 4, 11, body))
+            payload = kafka_wire.read_frame(sock)
+    (name_len,) = struct.unpack_from(">h", payload, 12)
+    _, error, _, _, epoch = struct.unpack_from(">ihqqi", payload, 12 + 2 + name_len + 4)
+    return error, epoch
+
+
+def test_leader_epochs_move_with_leadership_and_stale_ones_are_fenced(tmp_path):
+    from confluent_kafka.admin import AdminClient, NewTopic
+    cluster = Cluster(tmp_path)
+    cluster.start()
+    try:
+        first = cluster.nodes[0]
+        cluster.wait_until_created(first)
+        admin = AdminClient({"bootstrap.servers": cluster.bootstrap(first), **clients.librdkafka_conf(cluster.admin)})
+        topic = f"epochs-{uuid.uuid4().hex[:8]}"
+        admin.create_topics([NewTopic(topic, 1, 3)])[topic].result(timeout=30)
+        leader_id = admin.list_topics(topic, timeout=15).topics[topic].partitions[0].leader
+        leader = next(n for n in cluster.nodes if n.node_id == leader_id)
+        error, epoch = list_offsets(cluster, leader, topic, -1)
+        assert error == 0
+        assert list_offsets(cluster, leader, topic, epoch + 5)[0] == UNKNOWN_LEADER_EPOCH
+        # The leader dies; once its session ends the controller moves the leadership: a new epoch.
+        leader.kill()
+        survivor = next(n for n in cluster.nodes if n is not leader)
+        survivor_admin = AdminClient({"bootstrap.servers": cluster.bootstrap(survivor),
+                                      **clients.librdkafka_conf(cluster.admin)})
+        deadline = time.time() + 30
+        new_leader = leader_id
+        while new_leader in (leader_id, -1) and time.time() < deadline:
+            new_leader = survivor_admin.list_topics(topic, timeout=15).topics[topic].partitions[0].leader
+            time.sleep(0.2)
+        assert new_leader not in (leader_id, -1), new_leader
+        node = next(n for n in cluster.nodes if n.node_id == new_leader)
+        error, new_epoch = list_offsets(cluster, node, topic, -1)
+        assert error == 0 and new_epoch > epoch, (epoch, new_epoch)
+        assert list_offsets(cluster, node, topic, epoch)[0] == FENCED_LEADER_EPOCH
+        assert list_offsets(cluster, node, topic, new_epoch)[0] == 0
+    finally:
+        cluster.stop()
+
+
 def test_changed_voters_or_cluster_id_is_refused_naming_both(tmp_path):
     cluster = Cluster(tmp_path)
     cluster.start()
