@@ -25,7 +25,7 @@ void log_refused_peer(const Call& call, const std::string& principal) {
   std::lock_guard lock(mu);
   auto now = std::chrono::steady_clock::now();
   auto& at = last[principal];
-  if (at != std::chrono::steady_clock::time_point{} && now - at < std::chrono::seconds(10)) return;
+  if (at != std::chrono::steady_clock::time_point{} && now - at < std::chrono::seconds(30)) return;
   at = now;
   log::warn("controller listener: {} from {} may not take part in the quorum: it lacks ClusterAction on the "
             "cluster (name it in super.users); its connections are closed",

@@ -31,7 +31,7 @@ struct Args {
   std::fprintf(stderr, "raft_sim: %s\nusage: raft_sim [--seed N | --seeds A-B | --soak SECONDS [--start N]] [--voters 3|5]\n"
                "                [--observers K] [--fault none|vote_ignores_log|commit_without_majority|accept_stale_fetch_answers|\n"
                "                reset_timer_on_any_epoch|advertise_volatile_log] [--expect-failure]\n"
-               "                [--check-determinism] [--fault-ms MS] [--quiet-ms MS] [--verbose]\n", why);
+               "                [--check-determinism] [--fault-ms MS] [--quiet-ms MS] [--metadata] [--verbose]\n", why);
   std::exit(2);
 }
 
@@ -68,6 +68,11 @@ Args parse(int argc, char** argv) {
     else if (flag == "--fault-ms") args.options.fault_phase_ms = static_cast<int64_t>(number(value()));
     else if (flag == "--quiet-ms") args.options.quiet_phase_ms = static_cast<int64_t>(number(value()));
     else if (flag == "--verbose") args.options.verbose = true;
+    else if (flag == "--metadata") args.options.machine = bulwark::sim::SimOptions::Machine::metadata;
+    else if (flag == "--controller-eager-activation") {
+      args.options.machine = bulwark::sim::SimOptions::Machine::metadata;
+      args.options.controller_eager_activation = true;
+    }
     else if (flag == "--expect-failure") args.expect_failure = true;
     else if (flag == "--check-determinism") args.check_determinism = true;
     else if (flag == "--fault") {
@@ -99,8 +104,10 @@ const char* fault_name(bulwark::raft::TestFault fault) {
 void print_failure(const SimOptions& options, const RunResult& result) {
   std::printf("FAIL seed %llu (%d voters, %d observers): %s at t=%lld ms\n", static_cast<unsigned long long>(options.seed),
               options.voters, options.observers, result.violation.c_str(), static_cast<long long>(result.violation_time_ms));
-  std::printf("replay: raft_sim --seed %llu --voters %d --observers %d%s%s --fault-ms %lld --quiet-ms %lld --verbose\n",
+  std::printf("replay: raft_sim --seed %llu --voters %d --observers %d%s%s%s --fault-ms %lld --quiet-ms %lld --verbose\n",
               static_cast<unsigned long long>(options.seed), options.voters, options.observers,
+              options.controller_eager_activation ? " --controller-eager-activation"
+              : options.machine == bulwark::sim::SimOptions::Machine::metadata ? " --metadata" : "",
               options.core_fault == bulwark::raft::TestFault::none ? "" : " --fault ", fault_name(options.core_fault),
               static_cast<long long>(options.fault_phase_ms), static_cast<long long>(options.quiet_phase_ms));
 }

@@ -14,6 +14,7 @@
 
 #include "raft/invariant.h"
 #include "raft/random.h"
+#include "sim/metadata_machine.h"
 #include "sim/state_machine.h"
 
 namespace bulwark::sim {
@@ -195,6 +196,8 @@ class Cluster {
   // Faults and clients.
   void fault_step();
   void client_step();
+  void controller_step(SimNode& node);
+  std::unique_ptr<ReplicatedStateMachine> make_machine(raft::NodeId id) const;
   void heal();
   int64_t restart_delay();
 
@@ -264,8 +267,14 @@ raft::Config Cluster::config_for(NodeId id) const {
   return config;
 }
 
+std::unique_ptr<ReplicatedStateMachine> Cluster::make_machine(raft::NodeId id) const {
+  if (options_.machine == SimOptions::Machine::metadata)
+    return std::make_unique<MetadataMachine>(id, options_.controller_eager_activation);
+  return std::make_unique<HashChainMachine>();
+}
+
 void Cluster::start_node(SimNode& node) {
-  node.machine = std::make_unique<HashChainMachine>();
+  node.machine = make_machine(node.id);
   if (node.disk.snapshot.valid() && !node.machine->load(node.disk.snapshot_bytes)) fail("durable snapshot does not load");
   auto core = RaftNode::create(config_for(node.id), node.disk.persisted(), rng_.next(), now_);
   if (!core) fail("node " + std::to_string(node.id) + " does not restart: " + core.error().message);
@@ -453,6 +462,8 @@ void Cluster::apply_committed(SimNode& node, const LogEntry& entry) {
          std::to_string(committed_.size()));
   }
   if (!node.machine->apply(entry)) fail("node " + std::to_string(node.id) + " applied offset " + std::to_string(offset) + " out of order");
+  if (auto* metadata = dynamic_cast<MetadataMachine*>(node.machine.get()); metadata && !metadata->apply_failure().empty())
+    fail("node " + std::to_string(node.id) + ": a committed record does not fit the image: " + metadata->apply_failure());
   if (digest_at_.size() == offset + 1) digest_at_.push_back(node.machine->digest());
   else if (digest_at_[offset + 1] != node.machine->digest())
     fail("node " + std::to_string(node.id) + " state differs at offset " + std::to_string(offset + 1));
@@ -461,7 +472,7 @@ void Cluster::apply_committed(SimNode& node, const LogEntry& entry) {
 void Cluster::install_snapshot(SimNode& node, const raft::SnapshotInstall& install) {
   const int64_t end = install.id.end_offset;
   if (end > static_cast<int64_t>(committed_.size())) fail("installed snapshot at uncommitted offset " + std::to_string(end));
-  auto machine = std::make_unique<HashChainMachine>();
+  auto machine = make_machine(node.id);
   if (!machine->load(install.bytes)) fail("installed snapshot does not load");
   if (machine->applied_end() != end || machine->digest() != digest_at_[static_cast<size_t>(end)])
     fail("installed snapshot at " + std::to_string(end) + " differs from the committed state");
@@ -552,9 +563,31 @@ void Cluster::fault_step() {
   }
 }
 
+// The leader's active controller decides what to propose, from its working image.
+void Cluster::controller_step(SimNode& node) {
+  auto* machine = dynamic_cast<MetadataMachine*>(node.machine.get());
+  auto payloads = machine->next_proposal(node.core->epoch(), node.core->log().end_offset(), rng_);
+  if (!payloads) return;
+  auto copies = *payloads;
+  auto result = node.core->propose(now_, std::move(*payloads));
+  if (result.error != raft::ErrorCode::none) fail("the leader refused a proposal");
+  if (!machine->mark_proposed(result.first_offset))
+    fail("node " + std::to_string(node.id) + "'s controller proposal landed at offset " +
+         std::to_string(result.first_offset) + ", not where the controller predicted");
+  if (!machine->apply_failure().empty()) fail("node " + std::to_string(node.id) + ": " + machine->apply_failure());
+  for (int64_t offset = result.first_offset; offset <= result.last_offset; ++offset)
+    proposed_[{offset, node.core->epoch()}] = copies[static_cast<size_t>(offset - result.first_offset)];
+  trace("propose", node.id, 0, result.first_offset);
+  drain(node);
+}
+
 void Cluster::client_step() {
   for (auto& node : nodes_) {
     if (!node.up || node.paused_until > now_ || node.core->role() != raft::Role::leader) continue;
+    if (options_.machine == SimOptions::Machine::metadata) {
+      controller_step(node);
+      continue;
+    }
     std::vector<std::vector<uint8_t>> payloads;
     const int64_t count = 1 + rng_.below(3);
     for (int64_t i = 0; i < count; ++i) payloads.push_back(HashChainMachine::make_payload(static_cast<uint32_t>(rng_.below(40)), next_value_++));
@@ -706,7 +739,7 @@ RunResult Cluster::run() {
   const int total = options_.voters + options_.observers;
   nodes_.resize(static_cast<size_t>(total));
   cut_.assign(static_cast<size_t>(total), std::vector<bool>(static_cast<size_t>(total), false));
-  digest_at_.push_back(HashChainMachine().digest());
+  digest_at_.push_back(make_machine(1)->digest());
   for (int i = 0; i < total; ++i) {
     nodes_[static_cast<size_t>(i)].id = i + 1;
     nodes_[static_cast<size_t>(i)].voter = i < options_.voters;

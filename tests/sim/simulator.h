@@ -17,6 +17,11 @@ struct SimOptions {
   int64_t fault_phase_ms = 6000;  // faults of every kind
   int64_t quiet_phase_ms = 4000;  // healed, nobody crashes: a leader must emerge and commit
   raft::TestFault core_fault = raft::TestFault::none;
+  // The replicated state machine: a hash chain over opaque payloads, or the real metadata image with
+  // the real controller decisions choosing what the leader proposes.
+  enum class Machine { hash_chain, metadata };
+  Machine machine = Machine::hash_chain;
+  bool controller_eager_activation = false;  // a broken controller, to prove the checker catches it
   bool verbose = false;
 };
 
