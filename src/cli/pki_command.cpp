@@ -333,6 +333,7 @@ void add_pki_commands(CLI::App& app) {
       std::string dir = "./pki", format = "jks", key = "ec:p256", subject, out;
       std::vector<std::string> brokers, clients;
       int days = 365;
+      int node_configs = 0;
       bool legacy = false, force = false;
       PasswordFlags password;
       CaKeyPasswordFlag ca_key_password;
@@ -352,7 +353,11 @@ void add_pki_commands(CLI::App& app) {
     cmd->add_option("--days", flags->days, "Validity of the certificates in days")->capture_default_str();
     auto* out_option = cmd->add_option("--out", flags->out, "Output directory (default DIR/export), one folder per name");
     cmd->add_flag("--force", flags->force, "Reissue names already issued and replace existing files");
-    cli::set_action(cmd, [flags, out_option] {
+    auto* nodes_option = cmd->add_option(
+        "--node-configs", flags->node_configs,
+        "Also write a complete server.properties per broker (<name>.node.properties): KRaft combined nodes "
+        "1, 2, ... with SSL everywhere; broker i uses ports PORT+10(i-1) (clients) and the next (controller)");
+    cli::set_action(cmd, [flags, out_option, nodes_option] {
       pki::BootstrapOptions options;
       options.dir = flags->dir;
       for (const auto& text : flags->brokers) {
@@ -380,6 +385,12 @@ void add_pki_commands(CLI::App& app) {
       if (out_option->count() > 0) options.out = fs::path(flags->out);
       if (auto failed = flags->ca_key_password.read_into(options.ca_key_password)) return *failed;
       options.force = flags->force;
+      if (nodes_option->count() > 0) {
+        if (flags->node_configs < 1 || flags->node_configs > 65535 - 10 * static_cast<int>(options.brokers.size()))
+          return fail(make_error(ErrorKind::invalid_argument, "--node-configs needs a port that leaves room for " +
+                                                                  std::to_string(options.brokers.size()) + " nodes"));
+        options.node_configs_base_port = flags->node_configs;
+      }
       return report(pki::bootstrap(options));
     });
   }

@@ -235,6 +235,50 @@ Result<Outcome> export_credentials(const ExportOptions& options) {
   return Outcome{std::move(plan.messages)};
 }
 
+namespace {
+
+// Where broker `index` (0-based) listens and is reached: its first IP SAN (a name could resolve to
+// another address family than the one bound), else its first DNS SAN; clients at base + 10 * index,
+// its controller at the port after. Either SAN passes host name verification.
+std::string node_host(const BrokerSpec& broker) {
+  if (!broker.sans.ips.empty()) return broker.sans.ips.front();
+  if (!broker.sans.dns.empty()) return broker.sans.dns.front();
+  return broker.name;
+}
+
+std::string host_port(const std::string& host, int port) {
+  bool ipv6 = host.find(':') != std::string::npos;
+  return (ipv6 ? "[" + host + "]" : host) + ":" + std::to_string(port);
+}
+
+// The KRaft lines of a combined node's server.properties; the TLS and authorizer lines follow.
+std::string node_config(const BootstrapOptions& options, const BrokerSpec& broker, const fs::path& root) {
+  const int base = *options.node_configs_base_port;
+  std::string voters;
+  int index = 0;
+  for (std::size_t i = 0; i < options.brokers.size(); ++i) {
+    const auto& b = options.brokers[i];
+    if (b.name == broker.name) index = static_cast<int>(i);
+    voters += (i ? "," : "") + std::to_string(i + 1) + "@" + host_port(node_host(b), base + 10 * static_cast<int>(i) + 1);
+  }
+  const std::string host = node_host(broker);
+  const int port = base + 10 * index;
+  std::string out = "# A complete KRaft node (broker and controller) of the cluster `bulwark pki bootstrap` made.\n";
+  out += "# Format its data dir once (bulwark storage format -t <one cluster id for all nodes> -c <this file>).\n";
+  out += "process.roles=broker,controller\n";
+  out += "node.id=" + std::to_string(index + 1) + "\n";
+  out += "controller.quorum.voters=" + voters + "\n";
+  out += "controller.listener.names=CONTROLLER\n";
+  out += "listeners=SSL://" + host_port(host, port) + ",CONTROLLER://" + host_port(host, port + 1) + "\n";
+  out += "advertised.listeners=SSL://" + host_port(host, port) + "\n";
+  out += "listener.security.protocol.map=SSL:SSL,CONTROLLER:SSL\n";
+  out += "inter.broker.listener.name=SSL\n";
+  out += "log.dirs=" + (root / broker.name / "data").string() + "\n";
+  return out;
+}
+
+}  // namespace
+
 Result<Outcome> bootstrap(const BootstrapOptions& options) {
   if (options.brokers.empty() && options.clients.empty())
     return invalid("nothing to bootstrap: pass at least one --broker NAME=SAN,... or --client NAME");
@@ -339,6 +383,11 @@ Result<Outcome> bootstrap(const BootstrapOptions& options) {
     auto path = absolute_root / broker.name / (broker.name + ".server.properties");
     plan.write(path, props, kPrivateFileMode, options.force);
     made.push_back("broker " + broker.name + ": " + display(path));
+    if (options.node_configs_base_port) {
+      auto node_path = absolute_root / broker.name / (broker.name + ".node.properties");
+      plan.write(node_path, node_config(options, broker, absolute_root) + props, kPrivateFileMode, options.force);
+      made.push_back("  node config: " + display(node_path));
+    }
   }
   for (const auto& client : options.clients) {
     auto files = export_one(client);

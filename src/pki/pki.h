@@ -136,6 +136,11 @@ struct BootstrapOptions {
   int days = 365;
   std::string ca_key_password;  // for an existing encrypted CA, or to encrypt the CA bootstrap makes
   bool force = false;
+  // When set, also a complete server.properties per broker (<name>/<name>.node.properties): a combined
+  // broker+controller node, node.id = its position (1, 2, ...), SSL for clients and between the nodes,
+  // the quorum of every broker. Broker i listens on its first IP SAN (else its first DNS SAN), port
+  // base + 10(i-1) for clients and the next one for its controller; its data dir is <name>/data.
+  std::optional<int> node_configs_base_port;
 };
 Result<Outcome> bootstrap(const BootstrapOptions& options);
 
