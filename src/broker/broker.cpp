@@ -397,14 +397,17 @@ struct Broker::Impl {
     return ProducerIdAllocator::Block{response.producer_id_start, response.producer_id_len};
   }
 
-  // A one-voter quorum needs no network: the node elects itself, registers and is unfenced before its
-  // listeners open, so its first client already finds a working cluster. Larger quorums need the
-  // controller listener open first.
+  // The only voter of its quorum needs no network: it elects itself, registers and is unfenced before its
+  // listeners open, so its first client already finds a working cluster. Otherwise the controller
+  // listener (or the other voters) must be reachable first.
+  bool sole_voter() const { return state.config.is_controller() && state.config.quorum_voters.size() == 1; }
+
   Status start_cluster() {
     BULWARK_TRY(quorum->start());
     if (controller) controller->start();
+    if (!state.config.is_broker()) return Status::success();  // a controller-only node never registers
     lifecycle->start();
-    if (state.config.quorum_voters.size() > 1) return Status::success();
+    if (!sole_voter()) return Status::success();
     const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(30);
     while (lifecycle->fenced()) {
       if (std::chrono::steady_clock::now() > until)
@@ -416,7 +419,7 @@ struct Broker::Impl {
   }
 
   void stop_cluster() {
-    if (lifecycle) lifecycle->shutdown(std::chrono::milliseconds(state.config.quorum_voters.size() > 1 ? 5000 : 0));
+    if (lifecycle) lifecycle->shutdown(std::chrono::milliseconds(sole_voter() ? 0 : 5000));
     state.image_waiters.fail_all();
     if (channel) channel->stop();
     if (controller) controller->stop();
@@ -460,10 +463,6 @@ Result<std::unique_ptr<Broker>> Broker::create(config::BrokerConfig config) {
   const auto& cfg = state.config;
 
   for (const auto& line : cfg.startup_report()) log::warn("{}", line);
-  if (!cfg.is_broker())
-    return make_error(ErrorKind::unsupported,
-                      "process.roles=controller (a controller-only node) is not supported yet; use "
-                      "process.roles=broker,controller");
   auto meta = config::check_storage(cfg);
   if (!meta.ok()) return meta.error();
   state.cluster_id = meta->cluster_id;
@@ -490,7 +489,7 @@ Result<std::unique_ptr<Broker>> Broker::create(config::BrokerConfig config) {
   state.producer_ids = std::make_unique<ProducerIdAllocator>([impl = broker->impl_.get()] {
     return impl->allocate_producer_ids();
   });
-  BULWARK_TRY(open_group_coordinator(state));
+  if (cfg.is_broker()) BULWARK_TRY(open_group_coordinator(state));
   BULWARK_TRY(open_security(state));
 
   net::ServerOptions options;
@@ -532,13 +531,14 @@ Result<std::unique_ptr<Broker>> Broker::create(config::BrokerConfig config) {
 }
 
 Status Broker::start() {
-  const bool one_voter = impl_->state.config.quorum_voters.size() <= 1;
+  const bool one_voter = impl_->sole_voter();
   if (one_voter) BULWARK_TRY(impl_->start_cluster());
   BULWARK_TRY(impl_->server->start());
   if (!one_voter) BULWARK_TRY(impl_->start_cluster());
   impl_->started = true;
   impl_->maintenance = std::thread([this] { impl_->run_maintenance(); });
-  log::info("broker {} of cluster {} started", impl_->state.node_id(), impl_->state.cluster_id);
+  log::info("{} {} of cluster {} started", impl_->state.config.is_broker() ? "broker" : "controller",
+            impl_->state.node_id(), impl_->state.cluster_id);
   return Status::success();
 }
 

@@ -114,7 +114,8 @@ class Cluster:
             wait_for_port(node.port, proc=node.proc)
 
     def stop(self):
-        for node in self.nodes:
+        # Last node first: brokers then reach the controllers for their controlled shutdown.
+        for node in reversed(self.nodes):
             if node.proc:
                 node.stop()
 
