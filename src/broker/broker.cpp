@@ -327,6 +327,7 @@ struct Broker::Impl {
     q.on_committed = [this](const std::vector<raft::LogEntry>& entries) {
       loader->apply(entries);
       if (controller) controller->on_committed(entries);
+      maybe_snapshot(entries);
     };
     q.on_snapshot = [this](const raft::SnapshotId& id, ByteView bytes) { return loader->load_snapshot(id, bytes); };
     q.on_change = [this](const cluster::QuorumStatus& status) {
@@ -373,6 +374,20 @@ struct Broker::Impl {
     life.applied_offset = [this] { return loader->applied_offset(); };
     lifecycle = std::make_unique<BrokerLifecycle>(std::move(life), *channel);
     return Status::success();
+  }
+
+  // KIP-630: after metadata.log.max.record.bytes.between.snapshots of records, a snapshot of the image
+  // at the applied offset; the quorum then drops the log behind it. Runs on the driver thread.
+  std::int64_t bytes_since_snapshot = 0;
+  void maybe_snapshot(const std::vector<raft::LogEntry>& entries) {
+    for (const auto& entry : entries) bytes_since_snapshot += static_cast<std::int64_t>(entry.payload.size());
+    if (bytes_since_snapshot < state.config.metadata_snapshot_bytes) return;
+    bytes_since_snapshot = 0;
+    const auto end = loader->applied_offset() + 1;
+    quorum->save_snapshot(end, cluster::encode_snapshot(*loader->image()), [end](Status saved) {
+      if (saved.ok()) log::info("metadata snapshot at offset {} saved", end);
+      else log::warn("metadata snapshot at offset {} not saved: {}", end, saved.error().message);
+    });
   }
 
   // A block of producer ids from the active controller (InitProducerId waits for it once per block).

@@ -3,7 +3,8 @@
 // KIP-631 record with the fields an operator looks for. SCRAM keys are never printed; config values of
 // keys that look secret are hidden.
 //
-// Reads <dir>/metadata.log (dir: a node's __cluster_metadata-0). Exit codes: 0 done, 1 unreadable.
+// Reads <dir>/metadata.log (dir: a node's __cluster_metadata-0) and names the snapshots (KIP-630
+// checkpoints) beside it; their records are not decoded here. Exit codes: 0 done, 1 unreadable.
 #include <cstdio>
 #include <string>
 #include <variant>
@@ -69,6 +70,10 @@ std::string describe(const cluster::AnyRecord& record) {
 }
 
 int run_dump(const std::string& dir) {
+  std::error_code ec;
+  for (const auto& file : std::filesystem::directory_iterator(dir, ec))
+    if (file.path().extension() == ".checkpoint")
+      std::printf("snapshot %s (the log below starts after it)\n", file.path().filename().c_str());
   auto path = std::filesystem::path(dir) / cluster::kMetadataLogFile;
   auto bytes = read_file(path);
   if (!bytes.ok()) {

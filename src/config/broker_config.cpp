@@ -821,6 +821,7 @@ Result<BrokerConfig> build_broker_config(const Properties& properties) {
   c.broker_heartbeat_interval_ms = r.int32("broker.heartbeat.interval.ms");
   c.broker_session_timeout_ms = r.int32("broker.session.timeout.ms");
   if (r.is_set("broker.rack")) c.broker_rack = r.string("broker.rack");
+  c.metadata_snapshot_bytes = r.integer("metadata.log.max.record.bytes.between.snapshots", 20971520);
 
   if (!problems.empty()) return problems.error();
   return c;

@@ -253,6 +253,8 @@ struct BrokerConfig {
   std::int32_t broker_heartbeat_interval_ms = 2000;
   std::int32_t broker_session_timeout_ms = 9000;
   std::optional<std::string> broker_rack;
+  // A node snapshots its metadata image after this many bytes of records (and drops the log behind it).
+  std::int64_t metadata_snapshot_bytes = 20971520;
 
   const Endpoint* find_listener(std::string_view name) const;  // name in any case
   ListenerSecurity security_for(std::string_view listener_name) const;

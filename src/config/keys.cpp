@@ -35,6 +35,7 @@ std::vector<KeySpec> make_specs() {
       {"controller.quorum.request.timeout.ms", int32, "2000", S, false, 1},
       {"controller.quorum.retry.backoff.ms", int32, "20", S, false, 1},
       {"metadata.log.segment.bytes", int32, "1073741824", N, false, 12},
+      {"metadata.log.max.record.bytes.between.snapshots", int64, "20971520", S, false, 1},
       {"metadata.max.retention.bytes", int64, "104857600", N},
       {"metadata.max.retention.ms", int64, "604800000", N},
       {"initial.broker.registration.timeout.ms", int32, "60000", N},
