@@ -21,6 +21,7 @@
 #include "security/keystore.h"
 #include "tls/tls.h"
 #include "wire/generated/allocate_producer_ids.h"
+#include "wire/protocol.h"
 
 namespace bulwark::broker {
 namespace {
@@ -395,21 +396,19 @@ struct Broker::Impl {
     wire::msg::AllocateProducerIdsRequest request;
     request.broker_id = state.config.node_id;
     request.broker_epoch = lifecycle->broker_epoch();
-    ByteWriter w;
-    request.encode(w, 0);
     auto promise = std::make_shared<std::promise<Result<Bytes>>>();
     auto future = promise->get_future();
-    channel->send(request.api_key, 0, w.take(), std::chrono::steady_clock::now() + std::chrono::seconds(10),
+    channel->send(request.api_key, 0, wire::encode_message(request, 0),
+                  std::chrono::steady_clock::now() + std::chrono::seconds(10),
                   [promise](Result<Bytes> answer) { promise->set_value(std::move(answer)); });
     auto answer = future.get();
     if (!answer.ok()) return answer.error();
-    ByteReader r(*answer);
-    wire::msg::AllocateProducerIdsResponse response;
-    if (!response.decode(r, 0)) return make_error(ErrorKind::corrupt, "malformed AllocateProducerIds answer");
-    if (response.error_code != 0 || response.producer_id_len <= 0)
+    auto response = wire::decode_message<wire::msg::AllocateProducerIdsResponse>(*answer, 0);
+    if (!response) return make_error(ErrorKind::corrupt, "malformed AllocateProducerIds answer");
+    if (response->error_code != 0 || response->producer_id_len <= 0)
       return make_error(ErrorKind::unavailable, "the controller gave no producer ids (error code " +
-                                                    std::to_string(response.error_code) + ")");
-    return ProducerIdAllocator::Block{response.producer_id_start, response.producer_id_len};
+                                                    std::to_string(response->error_code) + ")");
+    return ProducerIdAllocator::Block{response->producer_id_start, response->producer_id_len};
   }
 
   // The only voter of its quorum needs no network: it elects itself, registers and is unfenced before its

@@ -22,10 +22,9 @@ void write_compact_string(ByteWriter& w, const std::string& s) {
 // The response as it is, unless its top-level error says "not the controller" (retry elsewhere).
 template <class Response>
 Result<Bytes> unless_not_controller(Bytes body, std::int16_t version) {
-  ByteReader r(body);
-  Response response;
-  if (!response.decode(r, version)) return make_error(ErrorKind::corrupt, "malformed controller response");
-  if (response.error_code == cluster::kNotController) return unavailable("the node asked is not the active controller");
+  auto response = wire::decode_message<Response>(body, version);
+  if (!response) return make_error(ErrorKind::corrupt, "malformed controller response");
+  if (response->error_code == cluster::kNotController) return unavailable("the node asked is not the active controller");
   return body;
 }
 
@@ -46,14 +45,13 @@ std::function<Result<Bytes>(Bytes)> plain_unwrap(std::int16_t api_key, std::int1
 // The inner response of an EnvelopeResponse (its header stripped), or unavailable for NOT_CONTROLLER.
 std::function<Result<Bytes>(Bytes)> envelope_unwrap(std::int16_t api_key, std::int16_t version) {
   return [api_key, version](Bytes body) -> Result<Bytes> {
-    ByteReader r(body);
-    msg::EnvelopeResponse envelope;
-    if (!envelope.decode(r, 0)) return make_error(ErrorKind::corrupt, "malformed EnvelopeResponse");
-    if (envelope.error_code == cluster::kNotController) return unavailable("the node asked is not the active controller");
-    if (envelope.error_code != 0 || !envelope.response_data)
+    auto envelope = wire::decode_message<msg::EnvelopeResponse>(body, 0);
+    if (!envelope) return make_error(ErrorKind::corrupt, "malformed EnvelopeResponse");
+    if (envelope->error_code == cluster::kNotController) return unavailable("the node asked is not the active controller");
+    if (envelope->error_code != 0 || !envelope->response_data)
       return make_error(ErrorKind::internal, "the controller refused the forwarded request (error code " +
-                                                 std::to_string(envelope.error_code) + ")");
-    ByteReader inner(*envelope.response_data);
+                                                 std::to_string(envelope->error_code) + ")");
+    ByteReader inner(*envelope->response_data);
     auto correlation = wire::decode_response_header(inner, api_key, version);
     if (!correlation.ok()) return correlation.error();
     return Bytes(inner.rest().begin(), inner.rest().end());
@@ -127,13 +125,11 @@ void ControllerChannel::forward(std::int16_t api_key, std::int16_t api_version, 
   envelope.request_data = inner.take();
   envelope.request_principal = std::move(principal);
   envelope.client_host_address = std::move(client_address);
-  ByteWriter w;
-  envelope.encode(w, 0);
 
   auto a = std::make_shared<Attempt>();
   a->api_key = msg::EnvelopeRequest::api_key;
   a->api_version = 0;
-  a->body = w.take();
+  a->body = wire::encode_message(envelope, 0);
   a->local_key = api_key;
   a->local_version = api_version;
   a->local_body = std::move(body);

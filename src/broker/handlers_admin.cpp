@@ -19,21 +19,6 @@ namespace {
 
 constexpr std::int16_t kRequestTimedOut = 7;
 
-template <class Message>
-Bytes encode_at(const Message& message, std::int16_t version) {
-  ByteWriter w;
-  message.encode(w, version);
-  return w.take();
-}
-
-template <class Message>
-std::optional<Message> decode_at(const Bytes& body, std::int16_t version) {
-  ByteReader r(body);
-  Message message;
-  if (!message.decode(r, version)) return std::nullopt;
-  return message;
-}
-
 std::chrono::milliseconds request_timeout(std::int32_t timeout_ms) {
   return std::chrono::milliseconds(timeout_ms > 0 ? timeout_ms : 30000);
 }
@@ -49,12 +34,12 @@ void forward_and_answer(BrokerState& state, Call& call, const Request& forwarded
   const auto version = call.header.api_version;
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   state.forward_to_controller(
-      call, call.header.api_key, version, encode_at(forwarded, version), timeout,
+      call, call.header.api_key, version, wire::encode_message(forwarded, version), timeout,
       [&state, reply, version, deadline, response = std::move(response), merge, visible](Result<Bytes> answer) mutable {
         std::optional<Response> decoded;
         std::string failure;
         if (!answer.ok()) failure = answer.error().message;
-        else if (!(decoded = decode_at<Response>(*answer, version))) failure = "malformed answer from the controller";
+        else if (!(decoded = wire::decode_message<Response>(*answer, version))) failure = "malformed answer from the controller";
         if (!failure.empty()) log::warn("forwarding to the controller failed: {}", failure);
         merge(response, std::move(decoded), failure);
         auto predicate = visible(response);

@@ -73,9 +73,8 @@ void auto_create(BrokerState& state, Call& call, const std::string& name) {
   topic.replication_factor = -1;
   create.topics.push_back(std::move(topic));
   constexpr std::int16_t kCreateTopicsVersion = 7;
-  ByteWriter w;
-  create.encode(w, kCreateTopicsVersion);
-  state.forward_to_controller(call, create.api_key, kCreateTopicsVersion, w.take(), std::chrono::seconds(30),
+  state.forward_to_controller(call, create.api_key, kCreateTopicsVersion,
+                              wire::encode_message(create, kCreateTopicsVersion), std::chrono::seconds(30),
                               [name](Result<Bytes> answer) {
                                 if (!answer.ok()) log::warn("auto-creating topic {} failed: {}", name, answer.error().message);
                               });

@@ -8,6 +8,7 @@
 
 #include "base/log.h"
 #include "broker/state.h"
+#include "wire/protocol.h"
 #include "wire/generated/alter_user_scram_credentials.h"
 #include "wire/generated/create_acls.h"
 #include "wire/generated/delete_acls.h"
@@ -69,6 +70,23 @@ void add_description(wire::msg::DescribeAclsResponse& response, const AclBinding
 
 }  // namespace
 
+namespace {
+
+// Why a forwarded request got no usable answer; "" when it did.
+std::string controller_failure(const Result<Bytes>& answer, bool decoded) {
+  if (!answer.ok()) return answer.error().message;
+  return decoded ? "" : "malformed answer from the controller";
+}
+
+// Answers once this node's image shows the change (or after 10 s: the change is committed either way).
+template <class Response>
+void answer_when_visible(BrokerState& state, DeferredReply reply, Response response, ImageWaiters::Predicate visible) {
+  state.image_waiters.wait(state.image(), std::move(visible), std::chrono::steady_clock::now() + std::chrono::seconds(10),
+                           [reply, response](bool) mutable { reply.send(response); });
+}
+
+}  // namespace
+
 void handle_create_acls(BrokerState& state, Call& call) {
   wire::msg::CreateAclsRequest request;
   if (!decode_request(call, request)) return;
@@ -115,31 +133,27 @@ void handle_create_acls(BrokerState& state, Call& call) {
   auto principal = session_of(call).principal.to_string();
   DeferredReply reply{call.header, call.responder};
   const auto version = call.header.api_version;
-  ByteWriter w;
-  forwarded.encode(w, version);
   state.forward_to_controller(
-      call, forwarded.api_key, version, w.take(), std::chrono::seconds(30),
+      call, forwarded.api_key, version, wire::encode_message(forwarded, version), std::chrono::seconds(30),
       [&state, reply, response, valid, valid_index, version, principal](Result<Bytes> answer) mutable {
-        wire::msg::CreateAclsResponse decoded;
-        ByteReader r(answer.ok() ? ByteView(*answer) : ByteView{});
-        const bool ok = answer.ok() && decoded.decode(r, version) && decoded.results.size() == valid_index.size();
+        auto decoded = answer.ok() ? wire::decode_message<wire::msg::CreateAclsResponse>(*answer, version) : std::nullopt;
+        const auto failure = controller_failure(answer, decoded && decoded->results.size() == valid_index.size());
         std::vector<AclBinding> created;
         for (std::size_t k = 0; k < valid_index.size(); ++k) {
           auto& result = response.results[valid_index[k]];
-          if (!ok) {
+          if (!failure.empty()) {
             result.error_code = code(KafkaError::request_timed_out);
-            result.error_message = answer.ok() ? "malformed answer from the controller" : answer.error().message;
+            result.error_message = failure;
             continue;
           }
-          result = decoded.results[k];
+          result = decoded->results[k];
           if (result.error_code == 0) {
             created.push_back(valid[k]);
             log::info("[audit] {} added ACL {}", principal, valid[k].to_string());
           }
         }
-        state.image_waiters.wait(
-            state.image(), [created](const cluster::MetadataImage& image) { return image_has_acls(image, created, true); },
-            std::chrono::steady_clock::now() + std::chrono::seconds(10), [reply, response](bool) mutable { reply.send(response); });
+        answer_when_visible(state, reply, response,
+                            [created](const cluster::MetadataImage& image) { return image_has_acls(image, created, true); });
       });
 }
 
@@ -201,23 +215,21 @@ void handle_delete_acls(BrokerState& state, Call& call) {
   auto principal = session_of(call).principal.to_string();
   DeferredReply reply{call.header, call.responder};
   const auto version = call.header.api_version;
-  ByteWriter w;
-  forwarded.encode(w, version);
   state.forward_to_controller(
-      call, forwarded.api_key, version, w.take(), std::chrono::seconds(30),
+      call, forwarded.api_key, version, wire::encode_message(forwarded, version), std::chrono::seconds(30),
       [&state, reply, response, forwarded_index, version, principal](Result<Bytes> answer) mutable {
-        wire::msg::DeleteAclsResponse decoded;
-        ByteReader r(answer.ok() ? ByteView(*answer) : ByteView{});
-        const bool ok = answer.ok() && decoded.decode(r, version) && decoded.filter_results.size() == forwarded_index.size();
+        auto decoded = answer.ok() ? wire::decode_message<wire::msg::DeleteAclsResponse>(*answer, version) : std::nullopt;
+        const auto failure =
+            controller_failure(answer, decoded && decoded->filter_results.size() == forwarded_index.size());
         std::vector<AclBinding> removed;
         for (std::size_t k = 0; k < forwarded_index.size(); ++k) {
           auto& result = response.filter_results[forwarded_index[k]];
-          if (!ok) {
+          if (!failure.empty()) {
             result.error_code = code(KafkaError::request_timed_out);
-            result.error_message = answer.ok() ? "malformed answer from the controller" : answer.error().message;
+            result.error_message = failure;
             continue;
           }
-          result = decoded.filter_results[k];
+          result = decoded->filter_results[k];
           for (const auto& m : result.matching_acls) {
             auto type = security::resource_type_from_code(m.resource_type);
             auto pattern = security::pattern_type_from_code(m.pattern_type);
@@ -228,9 +240,8 @@ void handle_delete_acls(BrokerState& state, Call& call) {
             log::info("[audit] {} removed ACL {}", principal, removed.back().to_string());
           }
         }
-        state.image_waiters.wait(
-            state.image(), [removed](const cluster::MetadataImage& image) { return image_has_acls(image, removed, false); },
-            std::chrono::steady_clock::now() + std::chrono::seconds(10), [reply, response](bool) mutable { reply.send(response); });
+        answer_when_visible(state, reply, response,
+                            [removed](const cluster::MetadataImage& image) { return image_has_acls(image, removed, false); });
       });
 }
 
@@ -538,24 +549,22 @@ void handle_alter_user_scram_credentials(BrokerState& state, Call& call) {
   auto principal = session_of(call).principal.to_string();
   DeferredReply reply{call.header, call.responder};
   const auto version = call.header.api_version;
-  ByteWriter w;
-  forwarded.encode(w, version);
   state.forward_to_controller(
-      call, forwarded.api_key, version, w.take(), std::chrono::seconds(30),
+      call, forwarded.api_key, version, wire::encode_message(forwarded, version), std::chrono::seconds(30),
       [&state, reply, errors, order, deletions, upsertions, version, principal](Result<Bytes> answer) mutable {
-        wire::msg::AlterUserScramCredentialsResponse decoded;
-        ByteReader r(answer.ok() ? ByteView(*answer) : ByteView{});
-        const bool ok = answer.ok() && decoded.decode(r, version);
+        auto decoded =
+            answer.ok() ? wire::decode_message<wire::msg::AlterUserScramCredentialsResponse>(*answer, version) : std::nullopt;
+        const auto failure = controller_failure(answer, decoded.has_value());
+        const bool ok = failure.empty();
         std::map<std::string, wire::msg::AlterUserScramCredentialsResponse::AlterUserScramCredentialsResult> by_user;
         if (ok)
-          for (auto& result : decoded.results) by_user[result.user] = result;
+          for (auto& result : decoded->results) by_user[result.user] = result;
         wire::msg::AlterUserScramCredentialsResponse response;
         for (const auto& user : order) {
           if (auto it = errors.find(user); it != errors.end()) {
             response.results.push_back({user, it->second.first, it->second.second, {}});
           } else if (!ok) {
-            response.results.push_back({user, code(KafkaError::request_timed_out),
-                                        answer.ok() ? "malformed answer from the controller" : answer.error().message, {}});
+            response.results.push_back({user, code(KafkaError::request_timed_out), failure, {}});
           } else if (auto found = by_user.find(user); found != by_user.end()) {
             response.results.push_back(found->second);
           } else {
@@ -577,10 +586,9 @@ void handle_alter_user_scram_credentials(BrokerState& state, Call& call) {
             set.push_back(u);
             log::info("[audit] {} set the {} credential of user {}", principal, sasl::name_of(u.mechanism), u.username);
           }
-        state.image_waiters.wait(
-            state.image(),
-            [gone, set](const cluster::MetadataImage& image) { return image_has_scram_changes(image, gone, set); },
-            std::chrono::steady_clock::now() + std::chrono::seconds(10), [reply, response](bool) mutable { reply.send(response); });
+        answer_when_visible(state, reply, response, [gone, set](const cluster::MetadataImage& image) {
+          return image_has_scram_changes(image, gone, set);
+        });
       });
 }
 

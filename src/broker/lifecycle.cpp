@@ -7,6 +7,7 @@
 #include "base/log.h"
 #include "cluster/controller.h"
 #include "wire/generated/broker_heartbeat.h"
+#include "wire/protocol.h"
 
 namespace bulwark::broker {
 namespace {
@@ -16,13 +17,6 @@ constexpr std::int16_t kRegistrationVersion = 3;
 constexpr std::int16_t kHeartbeatVersion = 1;
 constexpr std::int16_t kStaleBrokerEpoch = 77;
 constexpr std::int16_t kBrokerIdNotRegistered = 102;
-
-template <class Message>
-Bytes encode(const Message& m, std::int16_t version) {
-  ByteWriter w;
-  m.encode(w, version);
-  return w.take();
-}
 
 }  // namespace
 
@@ -87,7 +81,7 @@ bool BrokerLifecycle::register_once() {
   request.features.push_back({std::string(cluster::kMetadataVersionFeature), 1, cluster::kMetadataVersion, {}});
   request.rack = options_.rack;
   request.previous_broker_epoch = epoch_.load();
-  auto answer = call(request.api_key, kRegistrationVersion, encode(request, kRegistrationVersion));
+  auto answer = call(request.api_key, kRegistrationVersion, wire::encode_message(request, kRegistrationVersion));
   if (!answer) return false;
   if (answer->error != 0) {
     log::warn("broker {}: the controller refused its registration (error code {}); retrying", options_.node_id,
@@ -105,7 +99,7 @@ std::optional<BrokerLifecycle::Answer> BrokerLifecycle::heartbeat(bool want_shut
   request.current_metadata_offset = options_.applied_offset();
   request.want_fence = false;
   request.want_shut_down = want_shut_down;
-  auto answer = call(request.api_key, kHeartbeatVersion, encode(request, kHeartbeatVersion));
+  auto answer = call(request.api_key, kHeartbeatVersion, wire::encode_message(request, kHeartbeatVersion));
   if (answer && answer->error == 0) {
     if (fenced_.load() && !answer->fenced) log::info("broker {} is unfenced: it serves as a broker of the cluster", options_.node_id);
     fenced_ = answer->fenced;

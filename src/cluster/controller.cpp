@@ -501,16 +501,21 @@ std::vector<AnyRecord> elect_leaders(const MetadataImage& image) {
   return records;
 }
 
+namespace {
+// A request naming a broker and its epoch: BROKER_ID_NOT_REGISTERED, STALE_BROKER_EPOCH, or 0.
+std::int16_t registration_error(const BrokerRegistration* broker, std::int64_t broker_epoch) {
+  if (broker == nullptr) return kBrokerIdNotRegistered;
+  if (broker->epoch != broker_epoch) return kStaleBrokerEpoch;
+  return 0;
+}
+}  // namespace
+
 Decision<msg::BrokerHeartbeatResponse> broker_heartbeat(const MetadataImage& image,
                                                         const msg::BrokerHeartbeatRequest& request) {
   Decision<msg::BrokerHeartbeatResponse> out;
   const BrokerRegistration* b = image.broker(request.broker_id);
-  if (b == nullptr) {
-    out.response.error_code = kBrokerIdNotRegistered;
-    return out;
-  }
-  if (b->epoch != request.broker_epoch) {
-    out.response.error_code = kStaleBrokerEpoch;
+  if (auto error = registration_error(b, request.broker_epoch)) {
+    out.response.error_code = error;
     return out;
   }
   auto& response = out.response;
@@ -1000,13 +1005,8 @@ Decision<msg::AllocateProducerIdsResponse> allocate_producer_ids(const MetadataI
                                                                  const msg::AllocateProducerIdsRequest& request,
                                                                  const ControllerSettings& settings) {
   Decision<msg::AllocateProducerIdsResponse> out;
-  const BrokerRegistration* b = image.broker(request.broker_id);
-  if (b == nullptr) {
-    out.response.error_code = kBrokerIdNotRegistered;
-    return out;
-  }
-  if (b->epoch != request.broker_epoch) {
-    out.response.error_code = kStaleBrokerEpoch;
+  if (auto error = registration_error(image.broker(request.broker_id), request.broker_epoch)) {
+    out.response.error_code = error;
     return out;
   }
   const std::int64_t first = image.producer_ids().next_producer_id;

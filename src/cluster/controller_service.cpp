@@ -14,23 +14,15 @@ namespace msg = wire::msg;
 
 Error not_controller_error() { return make_error(ErrorKind::unavailable, "this node is not the active controller"); }
 
-template <class Message>
-Bytes encode_body(const Message& message, std::int16_t version) {
-  ByteWriter w;
-  message.encode(w, version);
-  return w.take();
-}
-
 template <class Request>
 Result<Request> decode_body(ByteView body, std::int16_t version) {
   if (version < Request::lowest_supported_version || version > Request::highest_supported_version)
     return make_error(ErrorKind::unsupported, "controller: unsupported version " + std::to_string(version) +
                                                   " of api " + std::to_string(Request::api_key));
-  ByteReader r(body);
-  Request request;
-  if (!request.decode(r, version) || !r.at_end())
+  auto request = wire::decode_message<Request>(body, version, /*strict=*/true);
+  if (!request)
     return make_error(ErrorKind::corrupt, "controller: malformed request of api " + std::to_string(Request::api_key));
-  return request;
+  return std::move(*request);
 }
 
 // The records with positions following `base`, for the working image (offsets are where they will land).
@@ -125,7 +117,7 @@ void ControllerService::handle(std::int16_t api_key, std::int16_t api_version, B
     } else {
       return done(response.error());
     }
-    done(encode_body(out, 0));
+    done(wire::encode_message(out, 0));
   };
   handle_enveloped(inner.api_key, inner.api_version, inner_body, std::move(wrap));
 }
@@ -142,7 +134,7 @@ void ControllerService::handle_enveloped(std::int16_t api_key, std::int16_t vers
           *response = std::move(decision.response);
           return std::move(decision.records);
         },
-        [response, version] { return encode_body(*response, version); }, std::move(done), nullptr);
+        [response, version] { return wire::encode_message(*response, version); }, std::move(done), nullptr);
   };
   switch (api_key) {
     case msg::CreateTopicsRequest::api_key:
@@ -192,7 +184,7 @@ void ControllerService::handle_registration(std::int16_t version, ByteView body,
   auto not_controller = [version] {
     msg::BrokerRegistrationResponse out;
     out.error_code = kNotController;
-    return encode_body(out, version);
+    return wire::encode_message(out, version);
   };
   submit(
       [this, request = std::move(*request), response](const MetadataImage& image) {
@@ -215,7 +207,7 @@ void ControllerService::handle_registration(std::int16_t version, ByteView body,
           }
         return std::move(decision.records);
       },
-      [response, version] { return encode_body(*response, version); }, std::move(done), not_controller);
+      [response, version] { return wire::encode_message(*response, version); }, std::move(done), not_controller);
 }
 
 void ControllerService::handle_heartbeat(std::int16_t version, ByteView body, Done done) {
@@ -225,7 +217,7 @@ void ControllerService::handle_heartbeat(std::int16_t version, ByteView body, Do
   auto not_controller = [version] {
     msg::BrokerHeartbeatResponse out;
     out.error_code = kNotController;
-    return encode_body(out, version);
+    return wire::encode_message(out, version);
   };
   submit(
       [this, request = std::move(*request), response](const MetadataImage& image) {
@@ -241,7 +233,7 @@ void ControllerService::handle_heartbeat(std::int16_t version, ByteView body, Do
           for (auto& record : elect_leaders(**after)) decision.records.push_back(std::move(record));
         return std::move(decision.records);
       },
-      [response, version] { return encode_body(*response, version); }, std::move(done), not_controller);
+      [response, version] { return wire::encode_message(*response, version); }, std::move(done), not_controller);
 }
 
 void ControllerService::submit(std::function<std::vector<AnyRecord>(const MetadataImage&)> decide, Encoder encode,

@@ -44,4 +44,22 @@ Result<std::int32_t> decode_response_header(ByteReader& r, std::int16_t api_key,
 // True when the key is known and the version within its supported range.
 bool api_version_supported(std::int16_t api_key, std::int16_t api_version);
 
+// A generated message's body at `version` (no size prefix, no header).
+template <class Message>
+Bytes encode_message(const Message& message, std::int16_t version) {
+  ByteWriter w;
+  message.encode(w, version);
+  return w.take();
+}
+
+// A generated message from a body at `version`; nullopt when the bytes do not decode, or (strict) leave
+// bytes behind.
+template <class Message>
+std::optional<Message> decode_message(ByteView body, std::int16_t version, bool strict = false) {
+  ByteReader r(body);
+  Message message;
+  if (!message.decode(r, version) || (strict && !r.at_end())) return std::nullopt;
+  return message;
+}
+
 }  // namespace bulwark::wire
