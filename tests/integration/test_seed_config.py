@@ -307,8 +307,10 @@ def test_kill_9_of_the_active_controller(seed):
     assert elected_after < 30, f"no new controller 30 s after killing {leader_id}"
     new_leader = seed.controller_id(survivor)
     assert new_leader != leader_id and new_leader in (n.node_id for n in survivors)
-    # Followers notice a dead leader when their fetches time out, then one wins an election.
-    assert elected_after < FETCH_TIMEOUT_S + 2 * ELECTION_TIMEOUT_S + 1.0, elected_after
+    # Followers notice a dead leader when their fetches time out, then one wins an election within
+    # 2x the election timeout (T + rand(T)); one split vote (backoff, then another election) is allowed.
+    ELECTION_BACKOFF_MAX_S = 1.0
+    assert elected_after < FETCH_TIMEOUT_S + 2 * (2 * ELECTION_TIMEOUT_S) + ELECTION_BACKOFF_MAX_S + 0.5, elected_after
 
     # Topic creation works again, through the survivors.
     admin = AdminClient({"bootstrap.servers": seed.node_bootstrap(survivor), **clients.librdkafka_conf(admin_sec)})
