@@ -28,6 +28,32 @@ def free_port():
         return s.getsockname()[1]
 
 
+def free_port_block(offsets):
+    """A base port with base+offset free for every offset, below the kernel's ephemeral range (where
+    other tests' client sockets would take ports at any moment)."""
+    import random
+    try:
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768
+    top = max(low, 11000) - max(offsets) - 1
+    for _ in range(500):
+        base = random.randrange(10000, top)
+        sockets = []
+        try:
+            for offset in offsets:
+                s = socket.socket()
+                sockets.append(s)
+                s.bind(("127.0.0.1", base + offset))
+            return base
+        except OSError:
+            continue
+        finally:
+            for s in sockets:
+                s.close()
+    raise AssertionError(f"no free block of ports {offsets} below {low}")
+
+
 def wait_for_port(port, timeout=30.0, proc=None):
     deadline = time.time() + timeout
     while time.time() < deadline:

@@ -7,11 +7,11 @@ import signal
 import subprocess
 import time
 
-from harness import SOURCE_DIR, free_port
+from harness import SOURCE_DIR, free_port_block
 
 
 def test_demo_starts_an_mtls_broker_that_the_printed_kcat_lines_reach(tmp_path):
-    port = free_port()
+    port = free_port_block((0, 1, 10, 11, 20, 21))  # kafka-N: port + 10(N-1) and the controller port after it
     env = dict(os.environ, BULWARK_DEMO_DIR=str(tmp_path / "demo"), BULWARK_DEMO_PORT=str(port))
     out = open(tmp_path / "demo.out", "w+")
     demo = subprocess.Popen([str(SOURCE_DIR / "scripts" / "demo")], stdout=out, stderr=subprocess.STDOUT, env=env,
@@ -28,11 +28,13 @@ def test_demo_starts_an_mtls_broker_that_the_printed_kcat_lines_reach(tmp_path):
         # The three nodes are one cluster: kafka-1 lists three brokers once they have registered.
         listing = commands[0] + " -J"
         brokers = []
-        while len(brokers) < 3 and time.time() < deadline:
+        brokers_deadline = time.time() + 60
+        while len(brokers) < 3 and time.time() < brokers_deadline:
             result = subprocess.run(listing, shell=True, capture_output=True, text=True, timeout=60)
             brokers = json.loads(result.stdout).get("brokers", []) if result.returncode == 0 else []
             time.sleep(0.2)
-        assert sorted(b["id"] for b in brokers) == [1, 2, 3], brokers
+        logs = "".join((tmp_path / "demo" / f"kafka-{n}.log").read_text(errors="replace")[-2000:] for n in (2, 3))
+        assert sorted(b["id"] for b in brokers) == [1, 2, 3], (brokers, logs)
         quorum = next(line.strip() for line in text.splitlines() if " quorum describe " in line)
         described = subprocess.run(quorum, shell=True, capture_output=True, text=True, timeout=60)
         assert described.returncode == 0 and "CurrentVoters:          [1,2,3]" in described.stdout, described
