@@ -274,6 +274,9 @@ TEST(ImagePublisher, ReadersSeeWholeImagesWhileWriterPublishes) {
   };
   std::vector<std::thread> readers;
   for (int i = 0; i < 3; ++i) readers.emplace_back(reader);
+  // The readers are running before the writer starts (on a busy machine the writer could otherwise
+  // finish before any reader was scheduled, and nothing would be checked).
+  while (reads.load() < 3) std::this_thread::yield();
   MetadataDelta delta(publisher.current());
   for (int i = 0; i < kImages; ++i) {
     const auto id = uuid(static_cast<std::uint32_t>(i + 1));
