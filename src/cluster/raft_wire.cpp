@@ -189,13 +189,6 @@ Status decode_batch(ByteView batch, std::vector<raft::LogEntry>& out) {
 // ---- Bodies ------------------------------------------------------------------------------------------
 
 template <class M>
-Bytes encode_body(const M& message, std::int16_t version) {
-  ByteWriter w;
-  message.encode(w, version);
-  return w.take();
-}
-
-template <class M>
 Result<M> decode_body(ByteView body, std::int16_t version, std::string_view what) {
   ByteReader r(body);
   M message;
@@ -220,7 +213,7 @@ template <class M>
 WireBody error_body(std::int16_t version, std::int16_t error) {
   M message;
   message.error_code = error;
-  return WireBody{M::api_key, version, encode_body(message, version)};
+  return WireBody{M::api_key, version, wire::encode_message(message, version)};
 }
 
 Error unsupported(std::int16_t api_key, std::int16_t api_version) {
@@ -735,15 +728,15 @@ bool raft_version_supported(std::int16_t api_key, std::int16_t api_version) {
 Result<WireBody> encode_request(const raft::Message& request) {
   const std::int16_t key = api_key_of(request);
   const std::int16_t version = raft_request_version(key);
-  if (const auto* m = std::get_if<raft::VoteRequest>(&request)) return WireBody{key, version, encode_body(to_wire(*m), version)};
+  if (const auto* m = std::get_if<raft::VoteRequest>(&request)) return WireBody{key, version, wire::encode_message(to_wire(*m), version)};
   if (const auto* m = std::get_if<raft::BeginQuorumEpochRequest>(&request))
-    return WireBody{key, version, encode_body(to_wire(*m), version)};
+    return WireBody{key, version, wire::encode_message(to_wire(*m), version)};
   if (const auto* m = std::get_if<raft::EndQuorumEpochRequest>(&request))
-    return WireBody{key, version, encode_body(to_wire(*m), version)};
+    return WireBody{key, version, wire::encode_message(to_wire(*m), version)};
   if (const auto* m = std::get_if<raft::FetchRequest>(&request))
-    return WireBody{key, version, encode_body(to_wire(*m, version), version)};
+    return WireBody{key, version, wire::encode_message(to_wire(*m, version), version)};
   if (const auto* m = std::get_if<raft::FetchSnapshotRequest>(&request))
-    return WireBody{key, version, encode_body(to_wire(*m), version)};
+    return WireBody{key, version, wire::encode_message(to_wire(*m), version)};
   return make_error(ErrorKind::invalid_argument, std::string(raft::message_name(request)) + " is not a request");
 }
 
@@ -753,18 +746,18 @@ Result<WireBody> encode_response(const raft::Message& response, std::int16_t api
     return make_error(ErrorKind::invalid_argument, std::string(raft::message_name(response)) + " is not a response");
   if (!raft_version_supported(key, api_version)) return unsupported(key, api_version);
   if (const auto* m = std::get_if<raft::VoteResponse>(&response))
-    return WireBody{key, api_version, encode_body(to_wire(*m), api_version)};
+    return WireBody{key, api_version, wire::encode_message(to_wire(*m), api_version)};
   if (const auto* m = std::get_if<raft::BeginQuorumEpochResponse>(&response))
-    return WireBody{key, api_version, encode_body(to_wire(*m), api_version)};
+    return WireBody{key, api_version, wire::encode_message(to_wire(*m), api_version)};
   if (const auto* m = std::get_if<raft::EndQuorumEpochResponse>(&response))
-    return WireBody{key, api_version, encode_body(to_wire(*m), api_version)};
+    return WireBody{key, api_version, wire::encode_message(to_wire(*m), api_version)};
   if (const auto* m = std::get_if<raft::FetchResponse>(&response)) {
     auto w = to_wire(*m, encoding);
     if (!w.ok()) return w.error();
-    return WireBody{key, api_version, encode_body(*w, api_version)};
+    return WireBody{key, api_version, wire::encode_message(*w, api_version)};
   }
   const auto& m = std::get<raft::FetchSnapshotResponse>(response);
-  return WireBody{key, api_version, encode_body(to_wire(m), api_version)};
+  return WireBody{key, api_version, wire::encode_message(to_wire(m), api_version)};
 }
 
 Result<raft::Message> decode_request(std::int16_t api_key, std::int16_t api_version, ByteView body) {
