@@ -21,6 +21,7 @@
 #include "security/keystore.h"
 #include "tls/tls.h"
 #include "wire/generated/allocate_producer_ids.h"
+#include "wire/generated/alter_partition.h"
 #include "wire/protocol.h"
 
 namespace bulwark::broker {
@@ -99,21 +100,14 @@ Result<std::shared_ptr<tls::ServerTlsContext>> listener_tls(const config::Listen
   return context;
 }
 
-// How this node dials the controller listener of the others: that listener's security protocol, and
-// its keystore as the client certificate (mTLS), as Kafka's inter-node clients do.
-Result<net::OutboundOptions> controller_client_options(const config::BrokerConfig& cfg) {
-  net::OutboundOptions options;
+// How this node dials `listener` on the others: that listener's security protocol, and its keystore as
+// the client certificate (mTLS), as Kafka's inter-node clients do. `options` brings the timeouts.
+Result<net::OutboundOptions> peer_client_options(const config::BrokerConfig& cfg, const std::string& name,
+                                                 net::OutboundOptions options) {
   options.client_id = "bulwark-" + std::to_string(cfg.node_id);
-  options.request_timeout = std::chrono::milliseconds(cfg.quorum_request_timeout_ms);
-  options.connect_timeout = std::chrono::milliseconds(std::max(cfg.quorum_request_timeout_ms, 1000));
-  options.reconnect_backoff = std::chrono::milliseconds(std::max(cfg.quorum_retry_backoff_ms, 1));
-  options.failure_log_interval = std::chrono::milliseconds(30000);
-  if (cfg.controller_listener_names.empty()) return options;  // ZooKeeper-mode config: a one-voter quorum
-  const auto& name = cfg.controller_listener_names.front();
   auto sec = cfg.security_for(name);
   if (config::uses_sasl(sec.protocol))
-    return make_error(ErrorKind::unsupported, "controller listener " + name + " uses " +
-                                                  std::string(config::to_string(sec.protocol)) +
+    return make_error(ErrorKind::unsupported, "listener " + name + " uses " + std::string(config::to_string(sec.protocol)) +
                                                   ": Bulwark's nodes dial each other over PLAINTEXT or SSL only");
   if (!config::uses_tls(sec.protocol)) return options;
   auto settings = listener_tls_settings(sec);
@@ -128,6 +122,27 @@ Result<net::OutboundOptions> controller_client_options(const config::BrokerConfi
   const bool set = cfg.properties.find("ssl.endpoint.identification.algorithm") || cfg.properties.find(prefixed);
   options.verify_hostname = !(set && sec.endpoint_identification_algorithm.empty());
   return options;
+}
+
+Result<net::OutboundOptions> controller_client_options(const config::BrokerConfig& cfg) {
+  net::OutboundOptions options;
+  options.client_id = "bulwark-" + std::to_string(cfg.node_id);
+  options.request_timeout = std::chrono::milliseconds(cfg.quorum_request_timeout_ms);
+  options.connect_timeout = std::chrono::milliseconds(std::max(cfg.quorum_request_timeout_ms, 1000));
+  options.reconnect_backoff = std::chrono::milliseconds(std::max(cfg.quorum_retry_backoff_ms, 1));
+  options.failure_log_interval = std::chrono::milliseconds(30000);
+  if (cfg.controller_listener_names.empty()) return options;  // ZooKeeper-mode config: a one-voter quorum
+  return peer_client_options(cfg, cfg.controller_listener_names.front(), std::move(options));
+}
+
+// Followers dial their leaders' inter-broker listener (replica.socket.timeout.ms per fetch).
+Result<net::OutboundOptions> replica_client_options(const config::BrokerConfig& cfg) {
+  net::OutboundOptions options;
+  options.request_timeout = std::chrono::milliseconds(cfg.replica_socket_timeout_ms);
+  options.reconnect_backoff = std::chrono::milliseconds(std::max(cfg.replica_fetch_backoff_ms / 10, 50));
+  options.reconnect_backoff_max = std::chrono::milliseconds(std::max(cfg.replica_fetch_backoff_ms, 50));
+  options.failure_log_interval = std::chrono::milliseconds(30000);
+  return peer_client_options(cfg, cfg.inter_broker_listener_name, std::move(options));
 }
 
 std::int16_t kafka_protocol_id(config::SecurityProtocol p) {
@@ -304,6 +319,7 @@ struct Broker::Impl {
     loader = std::make_unique<cluster::MetadataLoader>(state.images);
     loader->add_listener([this](const cluster::ImagePtr& before, const cluster::ImagePtr& after) {
       state.reconcile_logs(before.get(), *after);
+      state.replicas->apply_image(before.get(), *after);
       if (state.acls) state.acls->sync(*after);
       if (state.scram) state.scram->sync(*after);
       state.image_waiters.on_image(*after);
@@ -389,6 +405,39 @@ struct Broker::Impl {
       if (saved.ok()) log::info("metadata snapshot at offset {} saved", end);
       else log::warn("metadata snapshot at offset {} not saved: {}", end, saved.error().message);
     });
+  }
+
+  Status open_replication() {
+    const auto& cfg = state.config;
+    replication::ReplicationSettings settings;
+    settings.node_id = cfg.node_id;
+    settings.log_dirs.assign(cfg.log_dirs.begin(), cfg.log_dirs.end());
+    settings.inter_broker_listener = cfg.inter_broker_listener_name;
+    settings.lag_time_max_ms = cfg.replica_lag_time_max_ms;
+    settings.fetch_wait_max_ms = cfg.replica_fetch_wait_max_ms;
+    settings.fetch_min_bytes = cfg.replica_fetch_min_bytes;
+    settings.fetch_max_bytes = cfg.replica_fetch_max_bytes;
+    settings.fetch_response_max_bytes = cfg.replica_fetch_response_max_bytes;
+    settings.fetch_backoff_ms = cfg.replica_fetch_backoff_ms;
+    settings.checkpoint_interval_ms = cfg.replica_high_watermark_checkpoint_interval_ms;
+    if (!cfg.is_broker()) {
+      settings.fetch_disabled_reason = "the node is not a broker";  // it hosts no partitions
+    } else if (auto outbound = replica_client_options(cfg); outbound.ok()) {
+      settings.outbound = std::move(*outbound);
+    } else {
+      settings.fetch_disabled_reason = outbound.error().message;
+    }
+    auto made = replication::ReplicaManager::create(
+        std::move(settings), *state.logs,
+        [this](Bytes body, std::int16_t version, std::function<void(Result<Bytes>)> done) {
+          channel->send(wire::msg::AlterPartitionRequest::api_key, version, std::move(body),
+                        std::chrono::steady_clock::now() + std::chrono::seconds(10), std::move(done));
+        },
+        [this] { return lifecycle ? lifecycle->broker_epoch() : -1; },
+        [this](const storage::TopicPartition& tp) { state.notifier.notify(tp); });
+    if (!made.ok()) return made.error();
+    state.replicas = std::move(*made);
+    return Status::success();
   }
 
   // A block of producer ids from the active controller (InitProducerId waits for it once per block).
@@ -499,6 +548,7 @@ Result<std::unique_ptr<Broker>> Broker::create(config::BrokerConfig config) {
     broker->impl_->metadata_dir_lock = std::move(*lock);
   }
   state.topics = std::make_unique<TopicRegistry>(state.images);
+  BULWARK_TRY(broker->impl_->open_replication());
   BULWARK_TRY(broker->impl_->open_cluster(metadata_dir));
   state.producer_ids = std::make_unique<ProducerIdAllocator>([impl = broker->impl_.get()] {
     return impl->allocate_producer_ids();
@@ -549,6 +599,7 @@ Status Broker::start() {
   if (one_voter) BULWARK_TRY(impl_->start_cluster());
   BULWARK_TRY(impl_->server->start());
   if (!one_voter) BULWARK_TRY(impl_->start_cluster());
+  impl_->state.replicas->start();
   impl_->started = true;
   impl_->maintenance = std::thread([this] { impl_->run_maintenance(); });
   log::info("{} {} of cluster {} started", impl_->state.config.is_broker() ? "broker" : "controller",
@@ -567,6 +618,7 @@ void Broker::stop() {
   }
   impl_->maintenance_cv.notify_all();
   if (impl_->maintenance.joinable()) impl_->maintenance.join();
+  impl_->state.replicas->stop();  // writes the high watermark checkpoints
   for (const auto& tp : impl_->state.logs->list())
     if (auto log = impl_->state.logs->get(tp))
       if (auto flushed = log->flush(); !flushed.ok()) log::error("flushing {}: {}", log->dir().string(), flushed.error().message);

@@ -20,6 +20,7 @@ enum class KafkaError : std::int16_t {
   invalid_topic_exception = 17,
   record_list_too_large = 18,
   not_enough_replicas = 19,
+  not_enough_replicas_after_append = 20,
   invalid_required_acks = 21,
   topic_authorization_failed = 29,
   group_authorization_failed = 30,

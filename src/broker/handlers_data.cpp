@@ -1,4 +1,5 @@
-// Produce, Fetch (with long polling), ListOffsets, DeleteRecords and InitProducerId: the data path.
+// Produce (acks=all waits for the ISR), Fetch (with long polling; followers and consumers), ListOffsets,
+// DeleteRecords, InitProducerId and OffsetForLeaderEpoch: the data path.
 #include <algorithm>
 #include <atomic>
 #include <set>
@@ -9,6 +10,7 @@
 #include "wire/generated/fetch.h"
 #include "wire/generated/init_producer_id.h"
 #include "wire/generated/list_offsets.h"
+#include "wire/generated/offset_for_leader_epoch.h"
 #include "wire/generated/produce.h"
 
 namespace bulwark::broker {
@@ -16,68 +18,193 @@ namespace bulwark::broker {
 using security::Operation;
 using security::ResourceType;
 
+namespace {
+
+using ProducePartitionResponse = wire::msg::ProduceResponse::PartitionProduceResponse;
+
+// An acks=all batch appended on the leader, waiting until the ISR has it (Kafka's DelayedProduce).
+struct PendingAck {
+  ProducePartitionResponse* out;
+  storage::TopicPartition tp;
+  std::shared_ptr<replication::Partition> partition;
+  std::int64_t required_offset;  // the high watermark that covers the batch
+  std::int32_t min_insync;
+  bool done = false;
+};
+
+// The Produce response waits for every PendingAck, or for timeout_ms. Lives on the connection's event
+// loop thread (the timer and the notifications post there), like FetchOperation.
+class DelayedProduce : public std::enable_shared_from_this<DelayedProduce> {
+ public:
+  DelayedProduce(BrokerState& state, const Call& call, wire::msg::ProduceResponse response)
+      : state_(state), header_(call.header), responder_(call.responder), loop_(call.ctx.loop),
+        response_(std::move(response)) {}
+
+  wire::msg::ProduceResponse& response() { return response_; }
+  void add(PendingAck ack) { pending_.push_back(std::move(ack)); }
+  bool empty() const { return pending_.empty(); }
+
+  void start(std::int32_t timeout_ms) {
+    if (check()) return send();
+    std::vector<storage::TopicPartition> partitions;
+    for (const auto& ack : pending_) partitions.push_back(ack.tp);
+    std::weak_ptr<DelayedProduce> weak = shared_from_this();
+    watch_id_ = state_.notifier.watch(partitions, [weak] {
+      if (auto self = weak.lock()) self->loop_.post([self] { self->try_complete(false); });
+    });
+    auto self = shared_from_this();
+    timer_id_ = loop_.run_after(std::chrono::milliseconds(std::max(timeout_ms, 0)), [self] { self->try_complete(true); });
+    if (check()) try_complete(false);  // the ISR caught up before the watch was in place
+  }
+
+ private:
+  // Settles what can be settled; true when nothing is left waiting.
+  bool check() {
+    bool all = true;
+    for (auto& ack : pending_) {
+      if (ack.done) continue;
+      const bool leads = ack.partition->role() == replication::Role::leader && state_.replicas->get(ack.tp) == ack.partition;
+      if (!leads) {
+        settle(ack, KafkaError::not_leader_or_follower, "This server is no longer the leader for that topic-partition.");
+      } else if (ack.partition->high_watermark() >= ack.required_offset) {
+        // Kafka: written to every ISR member, but the ISR may have shrunk below min.insync.replicas meanwhile.
+        const auto isr = ack.partition->isr().size();
+        if (isr < static_cast<std::size_t>(ack.min_insync))
+          settle(ack, KafkaError::not_enough_replicas_after_append,
+                 "Messages are written to the log, but to fewer in-sync replicas than required.");
+        else
+          ack.done = true;
+      } else {
+        all = false;
+      }
+    }
+    return all;
+  }
+
+  void settle(PendingAck& ack, KafkaError error, const char* message) {
+    ack.out->error_code = code(error);
+    ack.out->error_message = message;
+    ack.done = true;
+  }
+
+  void try_complete(bool timed_out) {
+    if (sent_) return;
+    if (!check()) {
+      if (!timed_out) return;
+      for (auto& ack : pending_)
+        if (!ack.done) settle(ack, KafkaError::request_timed_out, "The in-sync replicas did not confirm the records in time.");
+    } else if (!timed_out) {
+      loop_.cancel(timer_id_);
+    }
+    send();
+  }
+
+  void send() {
+    sent_ = true;
+    if (watch_id_) state_.notifier.unwatch(watch_id_);
+    responder_.respond(encode_response_frame(header_, [&](ByteWriter& w) { response_.encode(w, header_.api_version); }));
+  }
+
+  BrokerState& state_;
+  wire::RequestHeader header_;
+  net::Responder responder_;
+  net::EventLoop& loop_;
+  wire::msg::ProduceResponse response_;
+  std::vector<PendingAck> pending_;
+  bool sent_ = false;
+  std::uint64_t watch_id_ = 0;
+  net::TimerId timer_id_ = 0;
+};
+
+// Appends one partition's records as leader; for acks=all, what the answer waits for.
+std::optional<PendingAck> produce_to_partition(BrokerState& state, Call& call, const TopicInfo& topic,
+                                               replication::Partition& partition, ByteView records, std::int16_t acks,
+                                               ProducePartitionResponse& out) {
+  const storage::TopicPartition tp{topic.name, out.index};
+  const auto min_insync = state.min_insync_replicas(topic);
+  if (acks == -1 && partition.isr().size() < static_cast<std::size_t>(min_insync)) {
+    out.error_code = code(KafkaError::not_enough_replicas);
+    out.error_message = "The in-sync replicas are " + std::to_string(partition.isr().size()) +
+                        ", fewer than min.insync.replicas " + std::to_string(min_insync) + ".";
+    return std::nullopt;
+  }
+  auto log_config = partition.log()->config();
+  storage::AppendOptions options;
+  options.max_message_bytes = log_config.max_message_bytes;
+  options.timestamp_type = log_config.timestamp_type;
+  options.now_ms = state.now_ms();
+  auto appended = partition.append_as_leader(records, options);
+  if (!appended) {
+    out.error_code = code(KafkaError::not_leader_or_follower);
+    out.error_message = "This server is no longer the leader for that topic-partition.";
+    return std::nullopt;
+  }
+  if (!appended->result.ok()) {
+    // Storage errors are logged by storage, once per interval with a count (a full disk under load would
+    // otherwise write one line per request).
+    const auto& failure = appended->result.error();
+    if (failure.code != storage::LogError::io)
+      log::warn("produce to {}-{} from {} rejected: {}", tp.topic, tp.partition, call.ctx.peer.remote_address, failure.message);
+    out.error_code = code(to_kafka_error(failure.code));
+    out.error_message = failure.message;
+    return std::nullopt;
+  }
+  const auto& result = *appended->result;
+  out.base_offset = result.base_offset;
+  out.log_append_time_ms = result.log_append_time;
+  out.log_start_offset = result.log_start_offset;
+  if (!result.duplicate) state.notifier.notify(tp);  // followers and consumers waiting on this partition
+  if (acks != -1 || partition.high_watermark() > result.last_offset) return std::nullopt;
+  return PendingAck{&out, tp, nullptr, result.last_offset + 1, min_insync};
+}
+
+}  // namespace
+
 void handle_produce(BrokerState& state, Call& call) {
   wire::msg::ProduceRequest request;
   if (!decode_request(call, request)) return;
   const bool valid_acks = request.acks == 0 || request.acks == 1 || request.acks == -1;
 
-  wire::msg::ProduceResponse response;
+  auto delayed = std::make_shared<DelayedProduce>(state, call, wire::msg::ProduceResponse{});
+  auto& response = delayed->response();
+  response.responses.reserve(request.topic_data.size());
   for (const auto& topic_data : request.topic_data) {
-    wire::msg::ProduceResponse::TopicProduceResponse topic_response;
+    auto& topic_response = response.responses.emplace_back();
     topic_response.name = topic_data.name;
+    topic_response.partition_responses.reserve(topic_data.partition_data.size());
     auto topic = state.topics->find(topic_data.name);
     const bool may_write = authorized(state, call, Operation::write, ResourceType::topic, topic_data.name);
     for (const auto& partition_data : topic_data.partition_data) {
-      wire::msg::ProduceResponse::PartitionProduceResponse out;
+      auto& out = topic_response.partition_responses.emplace_back();
       out.index = partition_data.index;
       out.base_offset = -1;
       auto fail = [&](KafkaError error, std::string message) {
         out.error_code = code(error);
         out.error_message = std::move(message);
       };
-      std::shared_ptr<storage::PartitionLog> log;
+      std::shared_ptr<replication::Partition> partition;
       if (!valid_acks) {
         fail(KafkaError::invalid_required_acks, "acks must be -1, 0 or 1");
       } else if (request.transactional_id) {
         fail(KafkaError::invalid_request, "transactions are not supported by Bulwark yet");
       } else if (!may_write) {
         fail(KafkaError::topic_authorization_failed, "Topic authorization failed.");
-      } else if (!(log = state.hosted_partition(topic, partition_data.index))) {
+      } else if (!(partition = state.hosted_partition(topic, partition_data.index))) {
         auto missing = state.lookup_error(topic, partition_data.index);
         fail(missing.error, std::move(missing.message));
       } else if (!partition_data.records || partition_data.records->empty()) {
         fail(KafkaError::invalid_record, "the produce request carries no records");
-      } else {
-        auto log_config = log->config();
-        storage::AppendOptions options;
-        options.max_message_bytes = log_config.max_message_bytes;
-        options.timestamp_type = log_config.timestamp_type;
-        options.now_ms = state.now_ms();
-        if (const auto* led = state.image()->partition(topic_data.name, partition_data.index)) options.leader_epoch = led->leader_epoch;
-        auto appended = log->append(*partition_data.records, options);
-        if (appended.ok()) {
-          out.base_offset = appended->base_offset;
-          out.log_append_time_ms = appended->log_append_time;
-          out.log_start_offset = appended->log_start_offset;
-          if (!appended->duplicate) state.notifier.notify({topic_data.name, partition_data.index});
-        } else {
-          // Storage errors are logged by storage, once per interval with a count (a full disk under
-          // load would otherwise write one line per request).
-          if (appended.code() != storage::LogError::io)
-            log::warn("produce to {}-{} from {} rejected: {}", topic_data.name, partition_data.index,
-                      call.ctx.peer.remote_address, appended.error().message);
-          fail(to_kafka_error(appended.code()), appended.error().message);
-        }
+      } else if (auto ack = produce_to_partition(state, call, *topic, *partition, *partition_data.records, request.acks, out)) {
+        ack->partition = std::move(partition);
+        delayed->add(std::move(*ack));
       }
-      topic_response.partition_responses.push_back(std::move(out));
     }
-    response.responses.push_back(std::move(topic_response));
   }
   if (request.acks == 0) {
     call.responder.respond_none();  // acks=0: the client reads no response
     return;
   }
-  respond(call, response);
+  delayed->start(request.timeout_ms);
 }
 
 namespace {
@@ -95,9 +222,11 @@ class FetchOperation : public std::enable_shared_from_this<FetchOperation> {
         responder_(call.responder),
         loop_(call.ctx.loop),
         request_(std::move(request)),
+        replica_id_(request_.replica_id >= 0 ? request_.replica_id : request_.replica_state.replica_id),
         denied_topics_(std::move(denied_topics)) {}
 
   void start() {
+    if (replica_id_ >= 0) record_replica_fetches();
     std::size_t bytes = 0;
     auto response = gather(bytes);
     if (bytes >= static_cast<std::size_t>(std::max(request_.min_bytes, 0)) || request_.max_wait_ms <= 0 || errors_) {
@@ -133,6 +262,30 @@ class FetchOperation : public std::enable_shared_from_this<FetchOperation> {
     responder_.respond(encode_response_frame(header_, [&](ByteWriter& w) { response.encode(w, header_.api_version); }));
   }
 
+  // Where the follower's log diverges from ours (KIP-320/KIP-595 DivergingEpoch): its last fetched epoch
+  // ends earlier here than where it fetches from, or is not ours at all.
+  static std::optional<storage::EpochEndOffset> diverging(const replication::Partition& partition,
+                                                          const wire::msg::FetchRequest::FetchPartition& p) {
+    if (p.last_fetched_epoch < 0) return std::nullopt;
+    auto end = partition.end_offset_for_epoch(p.last_fetched_epoch);
+    if (end.epoch != p.last_fetched_epoch || end.end_offset < p.fetch_offset) return end;
+    return std::nullopt;
+  }
+
+  // The leader's view of each follower moves once per fetch, on arrival (Kafka's updateFollowerFetchState).
+  void record_replica_fetches() {
+    for (const auto& topic : request_.topics) {
+      if (denied_topics_.count(topic.topic)) continue;
+      auto info = state_.topics->find(topic.topic);
+      for (const auto& p : topic.partitions) {
+        auto partition = state_.hosted_partition(info, p.partition);
+        if (!partition || diverging(*partition, p)) continue;
+        if (partition->record_follower_fetch(replica_id_, p.fetch_offset, state_.now_ms()))
+          state_.notifier.notify(partition->topic_partition());  // the high watermark moved
+      }
+    }
+  }
+
   wire::msg::FetchResponse gather(std::size_t& total_bytes) {
     wire::msg::FetchResponse response;
     errors_ = false;
@@ -149,25 +302,34 @@ class FetchOperation : public std::enable_shared_from_this<FetchOperation> {
         out.high_watermark = -1;
         out.last_stable_offset = -1;
         out.log_start_offset = -1;
-        std::shared_ptr<storage::PartitionLog> log;
+        std::shared_ptr<replication::Partition> hosted;
         if (denied) {
           out.error_code = code(KafkaError::topic_authorization_failed);
           errors_ = true;
-        } else if (!(log = state_.hosted_partition(info, partition.partition))) {
+        } else if (!(hosted = state_.hosted_partition(info, partition.partition))) {
           out.error_code = code(state_.lookup_error(info, partition.partition).error);
           errors_ = true;
         } else if (auto stale = state_.leader_epoch_error(info->name, partition.partition, partition.current_leader_epoch)) {
           out.error_code = code(*stale);
           errors_ = true;
+        } else if (auto split = replica_id_ >= 0 ? diverging(*hosted, partition) : std::nullopt) {
+          out.high_watermark = hosted->high_watermark();
+          out.log_start_offset = hosted->log()->log_start_offset();
+          out.diverging_epoch.epoch = split->epoch;
+          out.diverging_epoch.end_offset = split->end_offset;
+          errors_ = true;  // answered at once: the follower truncates before it fetches again
         } else {
-          const auto end = log->log_end_offset();
-          out.high_watermark = end;
-          out.last_stable_offset = end;
+          const auto& log = hosted->log();
+          const auto high_watermark = hosted->high_watermark();
+          out.high_watermark = high_watermark;
+          out.last_stable_offset = high_watermark;
           out.log_start_offset = log->log_start_offset();
+          // Followers read up to the log end; consumers only what every ISR member has.
+          const auto upto = replica_id_ >= 0 ? log->log_end_offset() : high_watermark;
           // KIP-74: the first partition with data returns at least one whole batch even above the limits.
           std::size_t limit = std::min<std::size_t>(budget, std::max(partition.partition_max_bytes, 0));
           if (limit > 0 || total_bytes == 0) {
-            auto data = log->read(partition.fetch_offset, std::max<std::size_t>(limit, 1), end);
+            auto data = log->read(partition.fetch_offset, std::max<std::size_t>(limit, 1), upto);
             if (!data.ok()) {
               out.error_code = code(to_kafka_error(data.code()));
               errors_ = true;
@@ -191,6 +353,7 @@ class FetchOperation : public std::enable_shared_from_this<FetchOperation> {
   net::Responder responder_;
   net::EventLoop& loop_;
   wire::msg::FetchRequest request_;
+  const std::int32_t replica_id_;  // a follower's broker id, -1 for consumers
   const std::set<std::string> denied_topics_;  // no READ: TOPIC_AUTHORIZATION_FAILED
   bool done_ = false;
   bool errors_ = false;
@@ -230,22 +393,22 @@ void handle_list_offsets(BrokerState& state, Call& call) {
       out.partition_index = partition.partition_index;
       out.timestamp = -1;
       out.offset = -1;
-      std::shared_ptr<storage::PartitionLog> log;
+      std::shared_ptr<replication::Partition> hosted;
       if (!may_describe) {
         out.error_code = code(KafkaError::topic_authorization_failed);
-      } else if (!(log = state.hosted_partition(info, partition.partition_index))) {
+      } else if (!(hosted = state.hosted_partition(info, partition.partition_index))) {
         out.error_code = code(state.lookup_error(info, partition.partition_index).error);
       } else if (auto stale = state.leader_epoch_error(topic.name, partition.partition_index,
                                                        partition.current_leader_epoch)) {
         out.error_code = code(*stale);
       } else if (partition.timestamp == kLatest) {
-        out.offset = log->log_end_offset();
+        out.offset = hosted->high_watermark();  // what a read_uncommitted consumer can read up to
       } else if (partition.timestamp == kEarliest) {
-        out.offset = log->log_start_offset();
+        out.offset = hosted->log()->log_start_offset();
       } else if (partition.timestamp < 0) {
         out.error_code = code(KafkaError::unsupported_version);
       } else {
-        auto found = log->offset_for_timestamp(partition.timestamp);
+        auto found = hosted->log()->offset_for_timestamp(partition.timestamp);
         if (!found.ok()) {
           out.error_code = code(to_kafka_error(found.code()));
         } else if (found->has_value()) {
@@ -274,17 +437,18 @@ void handle_delete_records(BrokerState& state, Call& call) {
       wire::msg::DeleteRecordsResponse::DeleteRecordsPartitionResult out;
       out.partition_index = partition.partition_index;
       out.low_watermark = -1;
-      std::shared_ptr<storage::PartitionLog> log;
+      std::shared_ptr<replication::Partition> hosted;
       if (!may_delete) {
         out.error_code = code(KafkaError::topic_authorization_failed);
-      } else if (!(log = state.hosted_partition(info, partition.partition_index))) {
+      } else if (!(hosted = state.hosted_partition(info, partition.partition_index))) {
         out.error_code = code(state.lookup_error(info, partition.partition_index).error);
       } else {
-        // -1 means "up to the high watermark", which on one node is the log end.
-        auto target = partition.offset == -1 ? log->log_end_offset() : partition.offset;
-        if (target < 0 || target > log->log_end_offset()) {
+        // -1 means "up to the high watermark"; nothing above it may go (Kafka's rule).
+        const auto high_watermark = hosted->high_watermark();
+        auto target = partition.offset == -1 ? high_watermark : partition.offset;
+        if (target < 0 || target > high_watermark) {
           out.error_code = code(KafkaError::offset_out_of_range);
-        } else if (auto moved = log->delete_records_before(target); moved.ok()) {
+        } else if (auto moved = hosted->log()->delete_records_before(target); moved.ok()) {
           out.low_watermark = *moved;
         } else {
           out.error_code = code(to_kafka_error(moved.code()));
@@ -319,6 +483,43 @@ void handle_init_producer_id(BrokerState& state, Call& call) {
   } else {
     log::warn("cannot allocate a producer id: {}", id.error().message);
     response.error_code = 15;  // COORDINATOR_NOT_AVAILABLE: the client retries (the controller gives ids)
+  }
+  respond(call, response);
+}
+
+}  // namespace bulwark::broker
+
+namespace bulwark::broker {
+
+// OffsetForLeaderEpoch (KIP-101/KIP-279): where an epoch ends in the leader's log, for older followers
+// and for consumers checking for truncation after a leader change (KIP-320).
+void handle_offset_for_leader_epoch(BrokerState& state, Call& call) {
+  wire::msg::OffsetForLeaderEpochRequest request;
+  if (!decode_request(call, request)) return;
+  const bool replica = request.replica_id >= 0;
+  const bool cluster_action = replica && authorized_cluster(state, call, Operation::cluster_action);
+  wire::msg::OffsetForLeaderEpochResponse response;
+  for (const auto& topic : request.topics) {
+    auto& topic_out = response.topics.emplace_back();
+    topic_out.topic = topic.topic;
+    auto info = state.topics->find(topic.topic);
+    const bool allowed = replica ? cluster_action : authorized(state, call, Operation::describe, ResourceType::topic, topic.topic);
+    for (const auto& p : topic.partitions) {
+      auto& out = topic_out.partitions.emplace_back();
+      out.partition = p.partition;
+      std::shared_ptr<replication::Partition> hosted;
+      if (!allowed) {
+        out.error_code = code(replica ? KafkaError::cluster_authorization_failed : KafkaError::topic_authorization_failed);
+      } else if (!(hosted = state.hosted_partition(info, p.partition))) {
+        out.error_code = code(state.lookup_error(info, p.partition).error);
+      } else if (auto stale = state.leader_epoch_error(topic.topic, p.partition, p.current_leader_epoch)) {
+        out.error_code = code(*stale);
+      } else {
+        const auto end = hosted->end_offset_for_epoch(p.leader_epoch);
+        out.leader_epoch = end.epoch;
+        out.end_offset = end.end_offset;
+      }
+    }
   }
   respond(call, response);
 }

@@ -32,6 +32,7 @@ constexpr ServedApi kServed[] = {
     {20, 0, 6, handle_delete_topics},     // DeleteTopics
     {21, 0, 2, handle_delete_records},    // DeleteRecords
     {22, 0, 4, handle_init_producer_id},  // InitProducerId
+    {23, 0, 4, handle_offset_for_leader_epoch},  // OffsetForLeaderEpoch
     {29, 0, 3, handle_describe_acls},     // DescribeAcls
     {30, 0, 3, handle_create_acls},       // CreateAcls
     {31, 0, 3, handle_delete_acls},       // DeleteAcls

@@ -123,12 +123,21 @@ std::shared_ptr<storage::PartitionLog> BrokerState::partition(const std::string&
   return logs->get({topic, partition});
 }
 
-std::shared_ptr<storage::PartitionLog> BrokerState::hosted_partition(const std::optional<TopicInfo>& topic,
-                                                                     std::int32_t partition) const {
+std::shared_ptr<replication::Partition> BrokerState::hosted_partition(const std::optional<TopicInfo>& topic,
+                                                                      std::int32_t partition) const {
   if (!topic || partition < 0 || partition >= topic->partitions || offline_topics.reason(topic->name)) return nullptr;
-  const auto* state = image()->partition(topic->name, partition);
-  if (!state || state->leader != node_id()) return nullptr;
-  return logs->get({topic->name, partition});
+  auto hosted = replicas->get({topic->name, partition});
+  return hosted && hosted->role() == replication::Role::leader ? hosted : nullptr;
+}
+
+std::int32_t BrokerState::min_insync_replicas(const TopicInfo& topic) const {
+  auto it = topic.configs.find("min.insync.replicas");
+  if (it == topic.configs.end()) return config.min_insync_replicas;
+  try {
+    return std::stoi(it->second);  // validated when the config was stored
+  } catch (...) {
+    return config.min_insync_replicas;
+  }
 }
 
 BrokerState::LookupError BrokerState::lookup_error(const std::optional<TopicInfo>& topic, std::int32_t partition) const {
@@ -138,6 +147,8 @@ BrokerState::LookupError BrokerState::lookup_error(const std::optional<TopicInfo
     if (state && state->leader != node_id())
       return {state->has_leader() ? KafkaError::not_leader_or_follower : KafkaError::leader_not_available,
               "This server is not the leader for that topic-partition."};
+    // Led here by the image, but this node has not taken the leadership up yet (or its log failed to open).
+    if (state) return {KafkaError::not_leader_or_follower, "This server is not yet the leader for that topic-partition."};
   }
   return {KafkaError::unknown_topic_or_partition, "This server does not host this topic-partition."};
 }

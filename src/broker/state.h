@@ -23,12 +23,14 @@
 #include "config/config.h"
 #include "groups/coordinator.h"
 #include "net/server.h"
+#include "replication/replica_manager.h"
 #include "storage/log.h"
 #include "wire/protocol.h"
 
 namespace bulwark::broker {
 
-// Wakes delayed fetches when a partition they wait on gets new data.
+// Wakes delayed fetches and produces when a partition they wait on changes: its log end or high
+// watermark moved, or its leadership changed.
 class AppendNotifier {
  public:
   using Callback = std::function<void()>;
@@ -115,6 +117,8 @@ struct BrokerState {
   config::BrokerConfig config;
   std::string cluster_id;
   std::unique_ptr<storage::LogManager> logs;
+  // The hosted partitions' replication state (role, ISR, high watermark), from the image.
+  std::unique_ptr<replication::ReplicaManager> replicas;
   // The cluster's metadata, as this node has applied it from the metadata log.
   cluster::ImagePublisher images;
   ImageWaiters image_waiters;
@@ -139,6 +143,8 @@ struct BrokerState {
   // Kafka's log settings: broker defaults overridden by the topic's configs.
   storage::LogConfig log_config_for(const TopicInfo& topic) const;
   storage::LogConfig default_log_config() const;
+  // min.insync.replicas: the topic's override, else the broker's.
+  std::int32_t min_insync_replicas(const TopicInfo& topic) const;
   std::int64_t now_ms() const;
 
   cluster::ImagePtr image() const { return images.current(); }
@@ -154,10 +160,10 @@ struct BrokerState {
   // configs are invalid offline.
   void reconcile_logs(const cluster::MetadataImage* before, const cluster::MetadataImage& after);
   std::shared_ptr<storage::PartitionLog> partition(const std::string& topic, std::int32_t partition) const;
-  // The log of a partition of `topic` that this broker leads; null when the topic is unknown, offline,
-  // the index out of range or the partition led elsewhere. `lookup_error` says which, with Kafka's code.
-  std::shared_ptr<storage::PartitionLog> hosted_partition(const std::optional<TopicInfo>& topic,
-                                                          std::int32_t partition) const;
+  // A partition of `topic` that this broker leads; null when the topic is unknown, offline, the index
+  // out of range or the partition led elsewhere. `lookup_error` says which, with Kafka's code.
+  std::shared_ptr<replication::Partition> hosted_partition(const std::optional<TopicInfo>& topic,
+                                                           std::int32_t partition) const;
   struct LookupError {
     KafkaError error;
     std::string message;
@@ -218,6 +224,7 @@ void handle_fetch(BrokerState& state, Call& call);
 void handle_list_offsets(BrokerState& state, Call& call);
 void handle_delete_records(BrokerState& state, Call& call);
 void handle_init_producer_id(BrokerState& state, Call& call);
+void handle_offset_for_leader_epoch(BrokerState& state, Call& call);
 void handle_create_topics(BrokerState& state, Call& call);
 void handle_delete_topics(BrokerState& state, Call& call);
 void handle_create_partitions(BrokerState& state, Call& call);

@@ -813,6 +813,13 @@ Result<BrokerConfig> build_broker_config(const Properties& properties) {
   c.min_insync_replicas = r.int32("min.insync.replicas");
   c.unclean_leader_election_enable = r.boolean("unclean.leader.election.enable");
   c.replica_lag_time_max_ms = r.integer("replica.lag.time.max.ms", 30000);
+  c.replica_fetch_wait_max_ms = r.int32("replica.fetch.wait.max.ms");
+  c.replica_fetch_min_bytes = r.int32("replica.fetch.min.bytes");
+  c.replica_fetch_max_bytes = r.int32("replica.fetch.max.bytes");
+  c.replica_fetch_response_max_bytes = r.int32("replica.fetch.response.max.bytes");
+  c.replica_fetch_backoff_ms = r.int32("replica.fetch.backoff.ms");
+  c.replica_socket_timeout_ms = r.int32("replica.socket.timeout.ms");
+  c.replica_high_watermark_checkpoint_interval_ms = r.integer("replica.high.watermark.checkpoint.interval.ms", 5000);
   c.quorum_election_timeout_ms = r.int32("controller.quorum.election.timeout.ms");
   c.quorum_fetch_timeout_ms = r.int32("controller.quorum.fetch.timeout.ms");
   c.quorum_election_backoff_max_ms = r.int32("controller.quorum.election.backoff.max.ms");

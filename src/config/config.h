@@ -243,6 +243,13 @@ struct BrokerConfig {
   std::int32_t min_insync_replicas = 1;
   bool unclean_leader_election_enable = false;
   std::int64_t replica_lag_time_max_ms = 0;
+  std::int32_t replica_fetch_wait_max_ms = 500;
+  std::int32_t replica_fetch_min_bytes = 1;
+  std::int32_t replica_fetch_max_bytes = 1048576;
+  std::int32_t replica_fetch_response_max_bytes = 10485760;
+  std::int32_t replica_fetch_backoff_ms = 1000;
+  std::int32_t replica_socket_timeout_ms = 30000;
+  std::int64_t replica_high_watermark_checkpoint_interval_ms = 5000;
 
   // KRaft quorum timing (controller.quorum.*) and broker lifecycle.
   std::int32_t quorum_election_timeout_ms = 1000;

@@ -15,6 +15,7 @@ namespace bulwark::storage {
 namespace {
 
 constexpr const char* kLogStartCheckpoint = "log-start-offset";
+constexpr const char* kEpochCheckpoint = "leader-epoch-checkpoint";
 constexpr std::size_t kProducerBatchesKept = 5;
 constexpr std::size_t kStandaloneOpenFiles = 64;     // sealed-segment files a PartitionLog opened alone keeps
 constexpr std::int64_t kRejectReportIntervalMs = 10'000;  // as Kafka's ProducerStateEntry.NUM_BATCHES_TO_RETAIN
@@ -240,6 +241,7 @@ LogStatus PartitionLog::recover_locked(std::int64_t verify_crc_from) {
   }
 
   producers_.clear();
+  epochs_.clear();
   segments_.clear();
   std::int64_t next = 0;
   std::uint64_t damaged = 0;
@@ -251,7 +253,10 @@ LogStatus PartitionLog::recover_locked(std::int64_t verify_crc_from) {
     // A segment holds offsets below the next one's base: check it when that reaches the recovery point.
     const bool verify = last || bases[i + 1] > verify_crc_from;
     auto recovery = (*seg)->recover(verify, /*sealed=*/!last, next, config_.index_interval_bytes,
-                                    [this](const wire::BatchHeader& h) { remember_producer_batch(producers_, h); });
+                                    [this](const wire::BatchHeader& h) {
+                                      remember_producer_batch(producers_, h);
+                                      note_batch_epoch_locked(h);
+                                    });
     if (!recovery.ok()) return LogFailure(recovery.error());
     damaged += recovery->quarantined_bytes;
     next = std::max(next, (*seg)->next_offset);
@@ -279,6 +284,7 @@ LogStatus PartitionLog::recover_locked(std::int64_t verify_crc_from) {
     log_start_offset_ = log_end_offset_;
   }
   recovery_point_ = std::clamp(verify_crc_from, log_start_offset_, log_end_offset_);
+  write_epoch_checkpoint_locked();
   closed_ = false;
   return LogDone{};
 }
@@ -415,6 +421,9 @@ LogResult<AppendResult> PartitionLog::append(ByteView records, const AppendOptio
   }
   log_end_offset_ = last_offset + 1;
   for (auto& [id, state] : staged) producers_[id] = std::move(state);
+  const auto epochs_before = epochs_.size();
+  for (const auto& h : headers) note_batch_epoch_locked(h);
+  if (epochs_.size() != epochs_before) write_epoch_checkpoint_locked();
   if (unflushed_messages_ + record_count >= config_.flush_interval_messages) {
     unflushed_messages_ = 0;
     last_flush_ms_ = options.now_ms;
@@ -679,17 +688,7 @@ LogStatus PartitionLog::truncate_to(std::int64_t offset) {
   if (offset >= log_end_offset_) return LogDone{};
   ++truncations_;
   if (offset <= log_start_offset_ || offset <= segments_.front()->base_offset) {
-    // Nothing at or above the log start survives: start over, empty, at offset.
-    while (!segments_.empty()) {
-      BULWARK_TRY(segments_.back()->remove_files());
-      segments_.pop_back();
-    }
-    auto seg = Segment::create(context_->env(), context_->files(), dir_, offset);
-    if (!seg.ok()) return sync_failed(seg.error());
-    (*seg)->created_ms = wall_clock_ms();
-    segments_.push_back(*seg);
-    log_start_offset_ = offset;
-    BULWARK_TRY(write_log_start_checkpoint_locked());
+    BULWARK_TRY(start_over_locked(offset));  // nothing at or above the log start survives
   } else {
     while (segments_.size() > 1 && segments_.back()->base_offset >= offset) {
       BULWARK_TRY(segments_.back()->remove_files());
@@ -706,19 +705,89 @@ LogStatus PartitionLog::truncate_to(std::int64_t offset) {
   log_end_offset_ = std::max(segments_.back()->next_offset, segments_.back()->base_offset);
   if (log_start_offset_ > log_end_offset_) log_start_offset_ = log_end_offset_;
   unflushed_messages_ = 0;
-  return rebuild_producer_state_locked();
+  BULWARK_TRY(rebuild_batch_state_locked());
+  write_epoch_checkpoint_locked();
+  return LogDone{};
 }
 
-LogStatus PartitionLog::rebuild_producer_state_locked() {
+LogStatus PartitionLog::start_over_locked(std::int64_t offset) {
+  while (!segments_.empty()) {
+    BULWARK_TRY(segments_.back()->remove_files());
+    segments_.pop_back();
+  }
+  auto seg = Segment::create(context_->env(), context_->files(), dir_, offset);
+  if (!seg.ok()) return sync_failed(seg.error());
+  (*seg)->created_ms = wall_clock_ms();
+  segments_.push_back(*seg);
+  log_start_offset_ = offset;
+  return write_log_start_checkpoint_locked();
+}
+
+LogStatus PartitionLog::restart_at(std::int64_t offset) {
+  std::lock_guard lock(mu_);
+  if (closed_ || context_->offline()) return offline_failure();
+  if (offset < 0) return LogFailure(LogError::invalid_argument, "cannot restart the log at a negative offset");
+  ++truncations_;
+  BULWARK_TRY(start_over_locked(offset));
+  if (auto synced = sync_directory(context_->env(), dir_); !synced.ok()) return sync_failed(synced.error());
+  log_end_offset_ = offset;
+  recovery_point_ = offset;
+  unflushed_messages_ = 0;
   producers_.clear();
+  epochs_.clear();
+  write_epoch_checkpoint_locked();
+  return LogDone{};
+}
+
+LogStatus PartitionLog::rebuild_batch_state_locked() {
+  producers_.clear();
+  epochs_.clear();
   for (const auto& seg : segments_) {
     auto walked = seg->scan_from(0, [this](const wire::BatchHeader& h) {
       remember_producer_batch(producers_, h);
+      note_batch_epoch_locked(h);
       return false;
     });
     if (!walked.ok()) return LogFailure(walked.error());
   }
   return LogDone{};
+}
+
+void PartitionLog::note_batch_epoch_locked(const wire::BatchHeader& header) {
+  const std::int32_t epoch = header.partition_leader_epoch;
+  if (epoch < 0 || (!epochs_.empty() && epochs_.back().epoch >= epoch)) return;
+  epochs_.push_back({epoch, header.base_offset});
+}
+
+// Kafka's format: version 0, the entry count, then "epoch startOffset" lines. Best effort: recovery
+// rebuilds the epochs from the batch headers, so a failed write loses nothing.
+void PartitionLog::write_epoch_checkpoint_locked() {
+  std::string text = "0\n" + std::to_string(epochs_.size()) + "\n";
+  for (const auto& e : epochs_) text += std::to_string(e.epoch) + " " + std::to_string(e.start_offset) + "\n";
+  if (auto written = write_file_durably(context_->env(), dir_ / kEpochCheckpoint, as_bytes(text)); !written.ok())
+    context_->report_refused("leader-epoch-checkpoint: " + written.error().message);
+}
+
+std::vector<EpochStart> PartitionLog::leader_epochs() const {
+  std::lock_guard lock(mu_);
+  return epochs_;
+}
+
+std::int32_t PartitionLog::latest_epoch() const {
+  std::lock_guard lock(mu_);
+  return epochs_.empty() ? -1 : epochs_.back().epoch;
+}
+
+// Kafka's LeaderEpochFileCache.endOffsetFor.
+EpochEndOffset PartitionLog::end_offset_for_epoch(std::int32_t epoch) const {
+  std::lock_guard lock(mu_);
+  if (epoch < 0 || epochs_.empty()) return {};
+  if (epochs_.back().epoch == epoch) return {epoch, log_end_offset_};
+  auto higher = std::upper_bound(epochs_.begin(), epochs_.end(), epoch,
+                                 [](std::int32_t e, const EpochStart& entry) { return e < entry.epoch; });
+  if (higher == epochs_.end()) return {};  // above the latest epoch
+  if (higher == epochs_.begin()) return {epoch, higher->start_offset};
+  return {std::prev(higher)->epoch, higher->start_offset};
 }
 
 std::int64_t PartitionLog::log_start_offset() const {

@@ -6,6 +6,9 @@
 //                                   one entry per index.interval.bytes, keyed by a batch's last offset
 //   00000000000000000000.timeindex  time index: (timestamp i64, relative offset u32) BE, increasing
 //   log-start-offset                checkpoint written by delete_records_before (survives restart)
+//   leader-epoch-checkpoint         Kafka's file of leader epochs and their start offsets, rewritten when
+//                                   an epoch begins or is truncated away; recovery rebuilds the epochs
+//                                   from the batch headers (partitionLeaderEpoch), which are the truth
 // On open every segment's batch headers are scanned, and CRC-32C-checked in the last segment and in
 // every segment holding offsets at or above the recovery point (all of them after an unclean shutdown
 // with no checkpoint). Damage is cut out of its segment into a quarantine file (<base>.log.damaged-<pos>)
@@ -46,6 +49,10 @@
 
 #include "base/bytes.h"
 #include "base/result.h"
+
+namespace bulwark::wire {
+struct BatchHeader;
+}
 
 namespace bulwark::storage {
 
@@ -118,7 +125,8 @@ struct LogConfig {
 
 struct AppendOptions {
   // true: the leader path (client produce): offsets assigned from the log end, idempotence checked.
-  // false: the follower path: batches keep their offsets, which must start at the log end offset.
+  // false: the follower path: batches keep their offsets, which must not go below the log end offset
+  // (gaps are allowed: a compacted leader's log has them).
   bool assign_offsets = true;
   std::int32_t max_message_bytes = 1048588;  // per batch, including the 12-byte log overhead
   TimestampType timestamp_type = TimestampType::create_time;
@@ -139,6 +147,21 @@ struct FetchData {
   Bytes bytes;  // whole batches, the first one containing fetch_offset; empty at the log end
   std::int64_t log_start_offset = 0;
   std::int64_t log_end_offset = 0;
+};
+
+// Where a leader epoch's batches begin in the log (Kafka's leader-epoch cache entry).
+struct EpochStart {
+  std::int32_t epoch = -1;
+  std::int64_t start_offset = -1;
+  bool operator==(const EpochStart&) const = default;
+};
+// The answer to "where does epoch E end here" (OffsetForLeaderEpoch, DivergingEpoch): the largest
+// epoch <= E that this log has, and the offset where the next epoch starts (the log end for the
+// latest). {-1, -1} when E is above the latest epoch or the log has none.
+struct EpochEndOffset {
+  std::int32_t epoch = -1;
+  std::int64_t end_offset = -1;
+  bool operator==(const EpochEndOffset&) const = default;
 };
 
 struct TimestampOffset {
@@ -236,6 +259,10 @@ class PartitionLog {
   // boundaries, and rebuilds the producer table.
   LogStatus truncate_to(std::int64_t offset);
 
+  // Drops every batch and starts the log over, empty, at offset (a follower behind its leader's log
+  // start: Kafka's truncateFullyAndStartAt).
+  LogStatus restart_at(std::int64_t offset);
+
   // fdatasync when log.flush.interval.ms has passed since the last flush and something is unflushed.
   LogStatus maybe_flush(std::int64_t now_ms);
   LogStatus flush();  // fdatasync the active segment now
@@ -248,6 +275,10 @@ class PartitionLog {
   std::size_t segment_count() const;
   std::vector<std::int64_t> segment_base_offsets() const;
   std::optional<ProducerState> producer_state(std::int64_t producer_id) const;
+  // Leader epochs of the batches in the log (partitionLeaderEpoch >= 0), oldest first.
+  std::vector<EpochStart> leader_epochs() const;
+  std::int32_t latest_epoch() const;  // -1 when no batch carries an epoch
+  EpochEndOffset end_offset_for_epoch(std::int32_t epoch) const;
   LogConfig config() const;
   void set_config(const LogConfig& config);  // takes effect on the next append / retention check
   const std::filesystem::path& dir() const { return dir_; }
@@ -265,7 +296,10 @@ class PartitionLog {
   LogStatus roll_locked(std::int64_t now_ms, std::int64_t new_base);
   LogStatus delete_segments_below_locked(std::size_t count);
   LogStatus write_log_start_checkpoint_locked();
-  LogStatus rebuild_producer_state_locked();
+  LogStatus start_over_locked(std::int64_t offset);  // removes every segment; one empty one at offset
+  LogStatus rebuild_batch_state_locked();  // producer table and leader epochs, from the batch headers
+  void note_batch_epoch_locked(const wire::BatchHeader& header);
+  void write_epoch_checkpoint_locked();
   LogStatus flush_locked(std::int64_t now_ms);
 
   const std::filesystem::path dir_;
@@ -281,6 +315,7 @@ class PartitionLog {
   std::uint64_t truncations_ = 0;  // bumped on truncate_to so reads outside the lock can retry
   bool closed_ = false;
   std::map<std::int64_t, ProducerState> producers_;
+  std::vector<EpochStart> epochs_;
 };
 
 struct TopicPartition {
@@ -292,6 +327,11 @@ struct TopicPartition {
 // "<topic>-<partition>" -> TopicPartition; the last '-' separates the partition. nullopt otherwise.
 std::optional<TopicPartition> parse_partition_dir_name(const std::string& name);
 std::string partition_dir_name(const TopicPartition& tp);
+
+// Kafka's offset checkpoint files (recovery-point-offset-checkpoint, replication-offset-checkpoint):
+// version 0, the entry count, then "topic partition offset" lines. nullopt when the text is not one.
+std::optional<std::map<TopicPartition, std::int64_t>> parse_offset_checkpoint(const std::string& text);
+std::string format_offset_checkpoint(const std::map<TopicPartition, std::int64_t>& offsets);
 
 // An exclusive flock on <dir>/.lock, held for the life of the object (Kafka's per-log-dir lock): a
 // second process on the same dir fails to take it and refuses to start.

@@ -140,32 +140,54 @@ void check_descriptor_need(const DescriptorBudget& budget, std::size_t partition
             budget.limit, partitions, kDescriptorsPerPartition, cache, budget.reserve, need);
 }
 
-// Kafka's OffsetCheckpointFile: version 0, a count, then "topic partition offset" lines.
 std::map<TopicPartition, std::int64_t> read_recovery_points(const std::filesystem::path& root) {
-  std::map<TopicPartition, std::int64_t> out;
   auto text = read_file(root / kRecoveryPointFile);
-  if (!text.ok()) return out;
-  std::istringstream in(*text);
-  int version = -1;
-  std::size_t count = 0;
-  if (!(in >> version >> count) || version != 0) {
+  if (!text.ok()) return {};
+  auto points = parse_offset_checkpoint(*text);
+  if (!points) {
     log::warn("{}: unreadable recovery-point checkpoint; every segment will be CRC-checked",
               (root / kRecoveryPointFile).string());
     return {};
   }
-  std::string topic;
-  std::int32_t partition = 0;
-  std::int64_t offset = 0;
-  while (in >> topic >> partition >> offset) out[{topic, partition}] = offset;
-  if (out.size() != count) {
-    log::warn("{}: recovery-point checkpoint has {} entries, expected {}; every segment will be CRC-checked",
-              (root / kRecoveryPointFile).string(), out.size(), count);
-    return {};
-  }
-  return out;
+  return *points;
 }
 
 }  // namespace
+
+// Kafka's CheckpointFile reader: every line after the count is exactly "topic partition offset", and
+// nothing follows the counted entries.
+std::optional<std::map<TopicPartition, std::int64_t>> parse_offset_checkpoint(const std::string& text) {
+  std::istringstream in(text);
+  std::string line;
+  auto next_line = [&]() -> std::optional<std::istringstream> {
+    if (!std::getline(in, line)) return std::nullopt;
+    return std::istringstream(line);
+  };
+  auto version = next_line(), count_line = next_line();
+  int v = -1;
+  std::size_t count = 0;
+  std::string rest;
+  if (!version || !(*version >> v) || v != 0 || (*version >> rest)) return std::nullopt;
+  if (!count_line || !(*count_line >> count) || (*count_line >> rest)) return std::nullopt;
+  std::map<TopicPartition, std::int64_t> out;
+  for (std::size_t i = 0; i < count; ++i) {
+    auto entry = next_line();
+    TopicPartition tp;
+    std::int64_t offset = 0;
+    if (!entry || !(*entry >> tp.topic >> tp.partition >> offset) || (*entry >> rest)) return std::nullopt;
+    out[tp] = offset;
+  }
+  while (std::getline(in, line))
+    if (line.find_first_not_of(" \t\r") != std::string::npos) return std::nullopt;
+  if (out.size() != count) return std::nullopt;  // a partition listed twice
+  return out;
+}
+
+std::string format_offset_checkpoint(const std::map<TopicPartition, std::int64_t>& offsets) {
+  std::string text = "0\n" + std::to_string(offsets.size()) + "\n";
+  for (const auto& [tp, offset] : offsets) text += tp.topic + " " + std::to_string(tp.partition) + " " + std::to_string(offset) + "\n";
+  return text;
+}
 
 LogResult<std::unique_ptr<LogManager>> LogManager::open(std::vector<std::filesystem::path> log_dirs,
                                                         const LogConfig& default_config,
@@ -267,10 +289,7 @@ LogStatus LogManager::write_recovery_points() {
   for (const auto& [root, points] : by_dir) {
     auto context = contexts_.find(root);
     if (context == contexts_.end() || context->second->offline()) continue;
-    std::string text = "0\n" + std::to_string(points.size()) + "\n";
-    for (const auto& [tp, offset] : points) {
-      text += tp.topic + " " + std::to_string(tp.partition) + " " + std::to_string(offset) + "\n";
-    }
+    const std::string text = format_offset_checkpoint({points.begin(), points.end()});
     if (last_checkpoint_[root] == text) continue;
     if (auto written = write_file_durably(context->second->env(), root / kRecoveryPointFile, as_bytes(text));
         !written.ok()) {

@@ -6,7 +6,7 @@ import uuid
 
 import clients
 from harness import BIN, run
-from test_cluster_faults import Cluster
+from cluster_harness import Cluster
 
 
 def test_controller_only_node_and_two_broker_only_nodes(tmp_path):

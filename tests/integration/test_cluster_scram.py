@@ -6,7 +6,7 @@ import uuid
 
 import clients
 from harness import BIN, free_port, run
-from test_cluster_faults import Cluster
+from cluster_harness import Cluster
 
 USER, PASSWORD = "frank", "frank-secret-9"
 

@@ -678,5 +678,225 @@ TEST(PartitionLog, ConcurrentAppendsReadsAndRetention) {
   EXPECT_GT((*log)->log_start_offset(), 0);
 }
 
+
+// Leader epoch cache (Kafka's LeaderEpochFileCache) and its leader-epoch-checkpoint file.
+
+AppendOptions epoch_opts(std::int32_t leader_epoch) {
+  AppendOptions o = opts();
+  o.leader_epoch = leader_epoch;
+  return o;
+}
+
+std::string read_text(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+// Two-record batches at epochs 0, 0, 2, 5: offsets 0..1, 2..3, 4..5, 6..7.
+void append_epochs_0_0_2_5(PartitionLog& log) {
+  for (std::int32_t epoch : {0, 0, 2, 5}) {
+    BatchSpec spec;
+    spec.records = 2;
+    auto r = log.append(make_batch(spec), epoch_opts(epoch));
+    ASSERT_TRUE(r.ok()) << r.error().message;
+  }
+}
+
+const std::vector<EpochStart> kEpochs025 = {{0, 0}, {2, 4}, {5, 6}};
+
+TEST(LeaderEpochCache, LeaderAppendsRecordWhereEachEpochStarts) {
+  TempDir tmp;
+  auto log = PartitionLog::open(tmp.path() / "t-0", small_segments());
+  ASSERT_TRUE(log.ok());
+  EXPECT_TRUE((*log)->leader_epochs().empty());
+  EXPECT_EQ((*log)->latest_epoch(), -1);
+  EXPECT_EQ((*log)->end_offset_for_epoch(0), (EpochEndOffset{})) << "no epochs at all";
+  ASSERT_TRUE((*log)->append(make_batch(BatchSpec{}), opts()).ok());  // leader_epoch -1: none recorded
+  EXPECT_TRUE((*log)->leader_epochs().empty());
+  ASSERT_TRUE((*log)->truncate_to(0).ok());
+
+  append_epochs_0_0_2_5(**log);
+  EXPECT_EQ((*log)->leader_epochs(), kEpochs025);
+  EXPECT_EQ((*log)->latest_epoch(), 5);
+  EXPECT_EQ(read_text((*log)->dir() / "leader-epoch-checkpoint"), "0\n3\n0 0\n2 4\n5 6\n");
+  // The epoch is stamped into the batch header.
+  auto f = (*log)->read(4, 1, 8);
+  ASSERT_TRUE(f.ok());
+  EXPECT_EQ(headers_of(f->bytes).at(0).partition_leader_epoch, 2);
+}
+
+TEST(LeaderEpochCache, EndOffsetForEpochFollowsKafka) {
+  TempDir tmp;
+  auto log = PartitionLog::open(tmp.path() / "t-0", small_segments());
+  append_epochs_0_0_2_5(**log);
+  ASSERT_EQ((*log)->log_end_offset(), 8);
+  auto& l = **log;
+  EXPECT_EQ(l.end_offset_for_epoch(5), (EpochEndOffset{5, 8})) << "latest: the log end";
+  EXPECT_EQ(l.end_offset_for_epoch(2), (EpochEndOffset{2, 6})) << "known: where the next begins";
+  EXPECT_EQ(l.end_offset_for_epoch(0), (EpochEndOffset{0, 4}));
+  EXPECT_EQ(l.end_offset_for_epoch(1), (EpochEndOffset{0, 4})) << "between: floor epoch, next start";
+  EXPECT_EQ(l.end_offset_for_epoch(3), (EpochEndOffset{2, 6}));
+  EXPECT_EQ(l.end_offset_for_epoch(4), (EpochEndOffset{2, 6}));
+  EXPECT_EQ(l.end_offset_for_epoch(6), (EpochEndOffset{})) << "above the latest";
+  EXPECT_EQ(l.end_offset_for_epoch(-1), (EpochEndOffset{}));
+
+  TempDir tmp2;
+  auto later = PartitionLog::open(tmp2.path() / "t-0", small_segments());
+  ASSERT_TRUE((*later)->append(make_batch(BatchSpec{}), epoch_opts(3)).ok());
+  ASSERT_TRUE((*later)->append(make_batch(BatchSpec{}), epoch_opts(4)).ok());
+  EXPECT_EQ((*later)->end_offset_for_epoch(1), (EpochEndOffset{1, 0})) << "below the first: requested, first start";
+  EXPECT_EQ((*later)->end_offset_for_epoch(3), (EpochEndOffset{3, 1}));
+  EXPECT_EQ((*later)->end_offset_for_epoch(4), (EpochEndOffset{4, 2}));
+}
+
+TEST(LeaderEpochCache, OlderEpochAfterNewerStartsNothing) {
+  TempDir tmp;
+  auto log = PartitionLog::open(tmp.path() / "t-0", small_segments());
+  ASSERT_TRUE((*log)->append(make_batch(BatchSpec{}), epoch_opts(5)).ok());
+  ASSERT_TRUE((*log)->append(make_batch(BatchSpec{}), epoch_opts(3)).ok());
+  EXPECT_EQ((*log)->leader_epochs(), (std::vector<EpochStart>{{5, 0}}));
+}
+
+TEST(LeaderEpochCache, TruncationDropsEpochsAndRewritesTheFile) {
+  TempDir tmp;
+  auto log = PartitionLog::open(tmp.path() / "t-0", small_segments());
+  append_epochs_0_0_2_5(**log);
+  const auto file = (*log)->dir() / "leader-epoch-checkpoint";
+  ASSERT_TRUE((*log)->truncate_to(6).ok());
+  EXPECT_EQ((*log)->leader_epochs(), (std::vector<EpochStart>{{0, 0}, {2, 4}}));
+  EXPECT_EQ((*log)->latest_epoch(), 2);
+  EXPECT_EQ((*log)->end_offset_for_epoch(2), (EpochEndOffset{2, 6}));
+  EXPECT_EQ(read_text(file), "0\n2\n0 0\n2 4\n");
+  ASSERT_TRUE((*log)->truncate_to(4).ok());
+  EXPECT_EQ((*log)->leader_epochs(), (std::vector<EpochStart>{{0, 0}}));
+  EXPECT_EQ(read_text(file), "0\n1\n0 0\n");
+  ASSERT_TRUE((*log)->append(make_batch(BatchSpec{}), epoch_opts(7)).ok());
+  EXPECT_EQ((*log)->leader_epochs(), (std::vector<EpochStart>{{0, 0}, {7, 4}}));
+  EXPECT_EQ(read_text(file), "0\n2\n0 0\n7 4\n");
+  ASSERT_TRUE((*log)->truncate_to(0).ok());
+  EXPECT_TRUE((*log)->leader_epochs().empty());
+  EXPECT_EQ(read_text(file), "0\n0\n");
+}
+
+TEST(LeaderEpochCache, RestartAtForgetsEveryEpoch) {
+  TempDir tmp;
+  auto log = PartitionLog::open(tmp.path() / "t-0", small_segments());
+  append_epochs_0_0_2_5(**log);
+  ASSERT_TRUE((*log)->restart_at(100).ok());
+  EXPECT_TRUE((*log)->leader_epochs().empty());
+  EXPECT_EQ((*log)->latest_epoch(), -1);
+  EXPECT_EQ(read_text((*log)->dir() / "leader-epoch-checkpoint"), "0\n0\n");
+}
+
+TEST(LeaderEpochCache, ReopenRebuildsEpochsFromBatchHeaders) {
+  TempDir tmp;
+  const auto dir = tmp.path() / "t-0";
+  const auto file = dir / "leader-epoch-checkpoint";
+  std::vector<EpochStart> before;
+  {
+    auto log = PartitionLog::open(dir, small_segments(600));  // several segments
+    for (std::int32_t epoch : {1, 1, 1, 4, 4, 4, 4, 9, 9}) {
+      BatchSpec spec;
+      spec.records = 3;
+      ASSERT_TRUE((*log)->append(make_batch(spec), epoch_opts(epoch)).ok());
+    }
+    ASSERT_GT((*log)->segment_count(), 2u);
+    before = (*log)->leader_epochs();
+    EXPECT_EQ(before, (std::vector<EpochStart>{{1, 0}, {4, 9}, {9, 21}}));
+    (*log)->close();
+  }
+  {
+    auto log = PartitionLog::open(dir, small_segments(600));
+    ASSERT_TRUE(log.ok());
+    EXPECT_EQ((*log)->leader_epochs(), before);
+    EXPECT_EQ((*log)->latest_epoch(), 9);
+    EXPECT_EQ(read_text(file), "0\n3\n1 0\n4 9\n9 21\n");
+    (*log)->close();
+  }
+  // The batch headers are the truth: a wrong or missing file is rewritten from them.
+  {
+    std::ofstream(file, std::ios::trunc) << "0\n1\n77 3\n";
+  }
+  {
+    auto log = PartitionLog::open(dir, small_segments(600));
+    EXPECT_EQ((*log)->leader_epochs(), before);
+    EXPECT_EQ(read_text(file), "0\n3\n1 0\n4 9\n9 21\n");
+    (*log)->close();
+  }
+  fs::remove(file);
+  {
+    auto log = PartitionLog::open(dir, small_segments(600));
+    EXPECT_EQ((*log)->leader_epochs(), before);
+    EXPECT_EQ(read_text(file), "0\n3\n1 0\n4 9\n9 21\n");
+  }
+}
+
+TEST(LeaderEpochCache, FollowerAppendRecordsTheLeadersEpochs) {
+  TempDir tmp;
+  auto log = PartitionLog::open(tmp.path() / "t-0", small_segments());
+  AppendOptions follower = opts();
+  follower.assign_offsets = false;
+  std::int64_t base = 0;
+  for (std::int32_t epoch : {3, 3, 4, 8}) {
+    BatchSpec spec;
+    spec.records = 2;
+    Bytes b = make_batch(spec);
+    wire::set_base_offset(b, base);
+    wire::set_partition_leader_epoch(b, epoch);
+    auto r = (*log)->append(b, follower);
+    ASSERT_TRUE(r.ok()) << r.error().message;
+    EXPECT_EQ(r->base_offset, base);
+    base += 2;
+  }
+  EXPECT_EQ((*log)->leader_epochs(), (std::vector<EpochStart>{{3, 0}, {4, 4}, {8, 6}}));
+  EXPECT_EQ((*log)->latest_epoch(), 8);
+  EXPECT_EQ(read_text((*log)->dir() / "leader-epoch-checkpoint"), "0\n3\n3 0\n4 4\n8 6\n");
+
+  // Several batches in one follower append, as a fetch response carries them.
+  Bytes blob;
+  for (std::int32_t epoch : {8, 10}) {
+    Bytes b = make_batch(BatchSpec{});
+    wire::set_base_offset(b, base++);
+    wire::set_partition_leader_epoch(b, epoch);
+    blob.insert(blob.end(), b.begin(), b.end());
+  }
+  ASSERT_TRUE((*log)->append(blob, follower).ok());
+  EXPECT_EQ((*log)->leader_epochs().back(), (EpochStart{10, 9}));
+}
+
+TEST(OffsetCheckpoint, FormatAndParseRoundTrip) {
+  const std::map<TopicPartition, std::int64_t> offsets = {
+      {{"orders", 0}, 42}, {{"orders", 11}, 0}, {{"a.b_c-d", 3}, 9000000000}};
+  const std::string text = format_offset_checkpoint(offsets);
+  EXPECT_EQ(text, "0\n3\na.b_c-d 3 9000000000\norders 0 42\norders 11 0\n");
+  auto parsed = parse_offset_checkpoint(text);
+  ASSERT_TRUE(parsed.has_value());
+  EXPECT_EQ(*parsed, offsets);
+
+  EXPECT_EQ(format_offset_checkpoint({}), "0\n0\n");
+  auto empty = parse_offset_checkpoint("0\n0\n");
+  ASSERT_TRUE(empty.has_value());
+  EXPECT_TRUE(empty->empty());
+}
+
+TEST(OffsetCheckpoint, MalformedTextIsRejected) {
+  EXPECT_FALSE(parse_offset_checkpoint("").has_value());
+  EXPECT_FALSE(parse_offset_checkpoint("garbage").has_value());
+  EXPECT_FALSE(parse_offset_checkpoint("1\n0\n").has_value()) << "unknown version";
+  EXPECT_FALSE(parse_offset_checkpoint("1\n1\nt 0 5\n").has_value()) << "unknown version";
+  EXPECT_FALSE(parse_offset_checkpoint("0\n2\nt 0 5\n").has_value()) << "fewer entries than counted";
+  EXPECT_FALSE(parse_offset_checkpoint("0\n1\nt 0 5\nu 1 6\n").has_value()) << "more entries than counted";
+  EXPECT_FALSE(parse_offset_checkpoint("0\n1\nt x 5\n").has_value()) << "partition not a number";
+  EXPECT_FALSE(parse_offset_checkpoint("0\n1\nt 0 five\n").has_value()) << "offset not a number";
+  EXPECT_FALSE(parse_offset_checkpoint("0\nmany\n").has_value());
+}
+
+TEST(OffsetCheckpoint, TrailingPartialLineIsRejected) {
+  // As Kafka's CheckpointFile reader: nothing after the counted entries, exactly three fields each.
+  EXPECT_FALSE(parse_offset_checkpoint("0\n1\nt 0 5\nu 1\n").has_value()) << "a torn extra line";
+  EXPECT_FALSE(parse_offset_checkpoint("0\n1\nt 0 5\nextra\n").has_value()) << "trailing garbage";
+  EXPECT_FALSE(parse_offset_checkpoint("0\n1\nt 0 5 6\n").has_value()) << "a fourth field";
+}
+
 }  // namespace
 }  // namespace bulwark::storage

@@ -1,0 +1,81 @@
+// The follower side of replication (Kafka's ReplicaFetcherThread): one connection per leader broker
+// over the inter-broker listener, and on it one Fetch (v12, ReplicaId set, LastFetchedEpoch per
+// partition) at a time for every partition this node follows on that leader. Each response is applied
+// to the local logs: records appended with the leader's offsets, the log truncated where the leader
+// reports a DivergingEpoch, and the follower's high watermark moved to the leader's.
+//
+// Threading: set_assignment() from any thread; requests go out from the fetcher's own thread, and
+// responses are applied on the outbound client's thread (which does nothing else).
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "net/outbound.h"
+#include "replication/partition.h"
+
+namespace bulwark::replication {
+
+struct ReplicationSettings;
+using PartitionNotifier = std::function<void(const storage::TopicPartition&)>;
+
+struct LeaderAddress {
+  std::string host;
+  std::uint16_t port = 0;
+  bool operator==(const LeaderAddress&) const = default;
+};
+
+struct FollowerAssignment {
+  std::map<std::int32_t, LeaderAddress> leaders;
+  std::map<std::int32_t, std::vector<std::shared_ptr<Partition>>> partitions;  // by leader id
+};
+
+class FollowerFetcher {
+ public:
+  FollowerFetcher(const ReplicationSettings& settings, std::unique_ptr<net::OutboundClient> client,
+                  PartitionNotifier notify);
+  ~FollowerFetcher();  // stop()
+  FollowerFetcher(const FollowerFetcher&) = delete;
+  FollowerFetcher& operator=(const FollowerFetcher&) = delete;
+
+  void start();
+  void stop();
+  void set_assignment(FollowerAssignment assignment);
+  std::map<std::int32_t, std::vector<storage::TopicPartition>> assignment() const;
+
+ private:
+  struct LeaderState {
+    LeaderAddress address;
+    std::vector<std::shared_ptr<Partition>> partitions;
+    bool in_flight = false;
+    std::map<storage::TopicPartition, std::chrono::steady_clock::time_point> backoff_until;
+  };
+  struct SentPartition {
+    std::shared_ptr<Partition> partition;
+    std::int32_t leader_epoch = -1;  // the epoch the fetch was sent at: a reply to an older one is dropped
+  };
+  void run();
+  void send_fetch_locked(std::int32_t leader_id, LeaderState& leader);
+  void on_response(std::int32_t leader_id, std::vector<SentPartition> partitions, net::OutboundResponse response);
+
+  const ReplicationSettings& settings_;
+  std::unique_ptr<net::OutboundClient> client_;
+  PartitionNotifier notify_;
+
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  bool stopping_ = false;
+  std::map<std::int32_t, LeaderState> leaders_;
+  std::thread thread_;
+};
+
+}  // namespace bulwark::replication
