@@ -16,7 +16,10 @@ namespace {
 
 bool is_quorum_api(std::int16_t api_key) { return cluster::is_raft_api(api_key) || api_key == 55; }
 
-bool is_controller_api(std::int16_t api_key) { return api_key == 58 || api_key == 62 || api_key == 63 || api_key == 67; }
+// Envelope, BrokerRegistration, BrokerHeartbeat, AlterPartition, AllocateProducerIds: what brokers send the controller.
+bool is_controller_api(std::int16_t api_key) {
+  return api_key == 58 || api_key == 62 || api_key == 63 || api_key == 56 || api_key == 67;
+}
 
 // Rate-limited: a node that is kept out retries every few hundred milliseconds.
 void log_refused_peer(const Call& call, const std::string& principal) {

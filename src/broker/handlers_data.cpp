@@ -262,16 +262,6 @@ class FetchOperation : public std::enable_shared_from_this<FetchOperation> {
     responder_.respond(encode_response_frame(header_, [&](ByteWriter& w) { response.encode(w, header_.api_version); }));
   }
 
-  // Where the follower's log diverges from ours (KIP-320/KIP-595 DivergingEpoch): its last fetched epoch
-  // ends earlier here than where it fetches from, or is not ours at all.
-  static std::optional<storage::EpochEndOffset> diverging(const replication::Partition& partition,
-                                                          const wire::msg::FetchRequest::FetchPartition& p) {
-    if (p.last_fetched_epoch < 0) return std::nullopt;
-    auto end = partition.end_offset_for_epoch(p.last_fetched_epoch);
-    if (end.epoch != p.last_fetched_epoch || end.end_offset < p.fetch_offset) return end;
-    return std::nullopt;
-  }
-
   // The leader's view of each follower moves once per fetch, on arrival (Kafka's updateFollowerFetchState).
   void record_replica_fetches() {
     for (const auto& topic : request_.topics) {
@@ -279,7 +269,7 @@ class FetchOperation : public std::enable_shared_from_this<FetchOperation> {
       auto info = state_.topics->find(topic.topic);
       for (const auto& p : topic.partitions) {
         auto partition = state_.hosted_partition(info, p.partition);
-        if (!partition || diverging(*partition, p)) continue;
+        if (!partition || partition->diverging_epoch(p.fetch_offset, p.last_fetched_epoch)) continue;
         if (partition->record_follower_fetch(replica_id_, p.fetch_offset, state_.now_ms()))
           state_.notifier.notify(partition->topic_partition());  // the high watermark moved
       }
@@ -312,7 +302,8 @@ class FetchOperation : public std::enable_shared_from_this<FetchOperation> {
         } else if (auto stale = state_.leader_epoch_error(info->name, partition.partition, partition.current_leader_epoch)) {
           out.error_code = code(*stale);
           errors_ = true;
-        } else if (auto split = replica_id_ >= 0 ? diverging(*hosted, partition) : std::nullopt) {
+        } else if (auto split = replica_id_ >= 0 ? hosted->diverging_epoch(partition.fetch_offset, partition.last_fetched_epoch)
+                                                 : std::nullopt) {
           out.high_watermark = hosted->high_watermark();
           out.log_start_offset = hosted->log()->log_start_offset();
           out.diverging_epoch.epoch = split->epoch;

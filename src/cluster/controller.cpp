@@ -29,15 +29,20 @@ enum Code : std::int16_t {
   kInvalidReplicationFactor = 38,
   kInvalidReplicaAssignment = 39,
   kInvalidConfig = 40,
+  kNotControllerCode = 41,  // controller_service.h names its kNotController
   kInvalidRequest = 42,
+  kOperationNotAttempted = 55,
   kUnknownServerError = -1,
+  kFencedLeaderEpoch = 74,
   kStaleBrokerEpoch = 77,
+  kInvalidUpdateVersion = 82,
   kResourceNotFound = 91,
   kDuplicateResource = 92,
   kUnacceptableCredential = 93,
   kUnknownTopicId = 100,
   kDuplicateBrokerRegistration = 101,
   kBrokerIdNotRegistered = 102,
+  kIneligibleReplica = 107,
 };
 
 constexpr std::int32_t kMaxPartitions = 100000;        // Bulwark's limit, as the single-node broker's
@@ -567,6 +572,124 @@ Decision<msg::BrokerHeartbeatResponse> broker_heartbeat(const MetadataImage& ima
     return stay(false);
   }
   return stay(false);
+}
+
+// ---- Partitions -------------------------------------------------------------------------------------------
+
+namespace {
+
+using AlterPartitionData = msg::AlterPartitionRequest::PartitionData;
+using AlterPartitionResult = msg::AlterPartitionResponse::PartitionData;
+
+constexpr std::int8_t kRecovered = 0;
+constexpr std::int8_t kRecovering = 1;
+
+// The requested ISR with broker epochs: v3's NewIsrWithEpochs, or NewIsr with -1 (no epoch check).
+std::vector<msg::AlterPartitionRequest::BrokerState> requested_isr(const AlterPartitionData& data,
+                                                                   std::int16_t version) {
+  if (version >= 3) return data.new_isr_with_epochs;
+  std::vector<msg::AlterPartitionRequest::BrokerState> out;
+  for (std::int32_t id : data.new_isr) out.push_back({id, -1, {}});
+  return out;
+}
+
+// Kafka's Replicas.validateIsr: distinct, non-negative members that are all replicas.
+bool isr_within_replicas(const std::vector<std::int32_t>& replicas, const std::vector<std::int32_t>& isr) {
+  std::set<std::int32_t> seen;
+  for (std::int32_t id : isr) {
+    if (id < 0 || !contains(replicas, id) || !seen.insert(id).second) return false;
+  }
+  return true;
+}
+
+// Kafka's ineligibleReplicasForIsr: only a registered, unfenced broker that is not shutting down (with
+// the epoch the leader saw, when it sent one) may be in an ISR.
+bool eligible_for_isr(const MetadataImage& image, const msg::AlterPartitionRequest::BrokerState& member) {
+  const BrokerRegistration* b = image.broker(member.broker_id);
+  if (b == nullptr || b->in_controlled_shutdown || b->fenced) return false;
+  return member.broker_epoch == -1 || member.broker_epoch == b->epoch;
+}
+
+// Kafka's validateAlterPartitionData, in its order; kNone when the change may be made.
+std::int16_t alter_partition_error(const MetadataImage& image, std::int32_t broker_id, const PartitionState& p,
+                                   const AlterPartitionData& data, std::int16_t version) {
+  if (data.leader_epoch > p.leader_epoch || data.partition_epoch > p.partition_epoch) return kNotControllerCode;
+  if (data.leader_epoch < p.leader_epoch) return kFencedLeaderEpoch;
+  if (broker_id != p.leader) return kInvalidRequest;
+  if (data.partition_epoch < p.partition_epoch) return kInvalidUpdateVersion;
+  const auto members = requested_isr(data, version);
+  std::vector<std::int32_t> isr;
+  for (const auto& m : members) isr.push_back(m.broker_id);
+  if (!isr_within_replicas(p.replicas, isr) || !contains(isr, p.leader)) return kInvalidRequest;
+  const std::int8_t recovery = data.leader_recovery_state;
+  if (recovery != kRecovered && recovery != kRecovering) return kInvalidRequest;
+  if (recovery == kRecovering && isr.size() > 1) return kInvalidRequest;
+  if (p.leader_recovery_state == kRecovered && recovery == kRecovering) return kInvalidRequest;
+  for (const auto& m : members) {
+    if (!eligible_for_isr(image, m)) return version > 1 ? kIneligibleReplica : kOperationNotAttempted;
+  }
+  return kNone;
+}
+
+// A validated change: the record when the ISR or recovery state changes, and the state it leaves.
+AlterPartitionResult apply_alter_partition(const Uuid& topic_id, const PartitionState& p, const AlterPartitionData& data,
+                                           std::int16_t version, std::vector<AnyRecord>& records) {
+  std::vector<std::int32_t> isr;
+  for (const auto& m : requested_isr(data, version)) isr.push_back(m.broker_id);
+  AlterPartitionResult result;
+  result.partition_index = p.partition;
+  result.leader_id = p.leader;
+  result.leader_epoch = p.leader_epoch;  // no bump on an ISR change from metadata.version 3.6
+  result.isr = isr;
+  result.leader_recovery_state = data.leader_recovery_state;
+  result.partition_epoch = p.partition_epoch;
+  rec::PartitionChangeRecord change;
+  change.topic_id = topic_id;
+  change.partition_id = p.partition;
+  if (isr != p.isr) change.isr = isr;  // order matters, as in Kafka's list comparison
+  if (data.leader_recovery_state != p.leader_recovery_state) change.leader_recovery_state = data.leader_recovery_state;
+  if (!change.isr && change.leader_recovery_state == -1) return result;
+  records.push_back(make_record(std::move(change)));
+  result.partition_epoch = p.partition_epoch + 1;  // what the delta makes of the record
+  return result;
+}
+
+}  // namespace
+
+Decision<msg::AlterPartitionResponse> alter_partition(const MetadataImage& image,
+                                                      const msg::AlterPartitionRequest& request, std::int16_t version) {
+  Decision<msg::AlterPartitionResponse> out;
+  const BrokerRegistration* requester = image.broker(request.broker_id);
+  if (requester == nullptr || requester->epoch != request.broker_epoch) {
+    out.response.error_code = kStaleBrokerEpoch;  // Kafka's checkBrokerEpoch: unknown brokers too
+    return out;
+  }
+  for (const auto& topic_data : request.topics) {
+    auto& answer = out.response.topics.emplace_back();
+    answer.topic_name = topic_data.topic_name;
+    answer.topic_id = topic_data.topic_id;
+    const TopicImage* topic = version >= 2 ? image.topic(topic_data.topic_id) : image.topic(topic_data.topic_name);
+    for (const auto& data : topic_data.partitions) {
+      const PartitionState* p = topic != nullptr ? topic->partition(data.partition_index) : nullptr;
+      std::int16_t error = kNone;
+      if (topic == nullptr) {
+        error = version >= 2 ? kUnknownTopicId : kUnknownTopicOrPartition;
+      } else if (p == nullptr) {
+        error = kUnknownTopicOrPartition;
+      } else {
+        error = alter_partition_error(image, request.broker_id, *p, data, version);
+      }
+      if (error != kNone) {
+        AlterPartitionResult refused;
+        refused.partition_index = data.partition_index;
+        refused.error_code = error;
+        answer.partitions.push_back(std::move(refused));
+        continue;
+      }
+      answer.partitions.push_back(apply_alter_partition(topic->id, *p, data, version, out.records));
+    }
+  }
+  return out;
 }
 
 // ---- Topics -----------------------------------------------------------------------------------------------

@@ -19,6 +19,7 @@
 #include "cluster/image.h"
 #include "cluster/records.h"
 #include "wire/generated/allocate_producer_ids.h"
+#include "wire/generated/alter_partition.h"
 #include "wire/generated/alter_user_scram_credentials.h"
 #include "wire/generated/broker_heartbeat.h"
 #include "wire/generated/broker_registration.h"
@@ -87,6 +88,25 @@ std::vector<AnyRecord> fence_broker(const MetadataImage& image, std::int32_t bro
 // Partitions without a leader (or led by a fenced broker) that have an unfenced ISR member: elect it
 // (the first such in replica order). Run after an unfence.
 std::vector<AnyRecord> elect_leaders(const MetadataImage& image);
+
+// ---- Partitions -------------------------------------------------------------------------------------
+
+// A partition leader's ISR change (Kafka 3.7's ReplicationControlManager.alterPartition): one
+// PartitionChangeRecord per partition whose ISR or leader recovery state changes (leader and leader
+// epoch unchanged), and per partition the state the record produces (partition epoch + 1), or the
+// current state when nothing changes. A broker that is not registered with broker_epoch gets
+// STALE_BROKER_EPOCH for the whole response. Per partition, in Kafka's order: UNKNOWN_TOPIC_OR_PARTITION
+// (UNKNOWN_TOPIC_ID for v2+, which names topics by id); NOT_CONTROLLER for a leader or partition epoch
+// newer than the image's (this controller is behind); FENCED_LEADER_EPOCH for an older leader epoch;
+// INVALID_REQUEST when the requester is not the leader (Kafka's code, not NOT_LEADER_OR_FOLLOWER);
+// INVALID_UPDATE_VERSION for an older partition epoch; INVALID_REQUEST for an ISR that is not distinct
+// replicas including the leader, a recovery state other than 0/1, RECOVERED -> RECOVERING, or
+// RECOVERING with more than the leader; INELIGIBLE_REPLICA (OPERATION_NOT_ATTEMPTED below v2) when an
+// ISR member is unregistered, fenced, in controlled shutdown or, in v3, has another broker epoch than
+// given (-1 skips the check). Reassignments are not completed here (the controller starts none).
+Decision<wire::msg::AlterPartitionResponse> alter_partition(const MetadataImage& image,
+                                                            const wire::msg::AlterPartitionRequest& request,
+                                                            std::int16_t version);
 
 // ---- Topics -----------------------------------------------------------------------------------------
 

@@ -92,6 +92,7 @@ void ControllerService::handle(std::int16_t api_key, std::int16_t api_version, B
   switch (api_key) {
     case msg::BrokerRegistrationRequest::api_key: return handle_registration(api_version, body, std::move(done));
     case msg::BrokerHeartbeatRequest::api_key: return handle_heartbeat(api_version, body, std::move(done));
+    case msg::AlterPartitionRequest::api_key: return handle_alter_partition(api_version, body, std::move(done));
     case msg::EnvelopeRequest::api_key: break;
     case 55:  // DescribeQuorum, forwarded by a broker: the quorum's own answer
       return driver_.handle_request(api_key, api_version, Bytes(body.begin(), body.end()), std::move(done));
@@ -231,6 +232,24 @@ void ControllerService::handle_heartbeat(std::int16_t version, ByteView body, Do
         auto after = apply_records(working_, positioned(decision.records, next_offset_, leader_epoch_));
         if (after.ok())
           for (auto& record : elect_leaders(**after)) decision.records.push_back(std::move(record));
+        return std::move(decision.records);
+      },
+      [response, version] { return wire::encode_message(*response, version); }, std::move(done), not_controller);
+}
+
+void ControllerService::handle_alter_partition(std::int16_t version, ByteView body, Done done) {
+  auto request = decode_body<msg::AlterPartitionRequest>(body, version);
+  if (!request.ok()) return done(request.error());
+  auto response = std::make_shared<msg::AlterPartitionResponse>();
+  auto not_controller = [version] {
+    msg::AlterPartitionResponse out;
+    out.error_code = kNotController;
+    return wire::encode_message(out, version);
+  };
+  submit(
+      [request = std::move(*request), response, version](const MetadataImage& image) {
+        auto decision = alter_partition(image, request, version);
+        *response = std::move(decision.response);
         return std::move(decision.records);
       },
       [response, version] { return wire::encode_message(*response, version); }, std::move(done), not_controller);

@@ -6,10 +6,10 @@
 // broker whose heartbeats stop for broker.session.timeout.ms.
 //
 // Requests arrive as bytes (a body after its request header) from two places: the controller listener
-// (BrokerRegistration, BrokerHeartbeat, AllocateProducerIds, and Envelope around CreateTopics,
-// DeleteTopics, CreatePartitions, CreateAcls, DeleteAcls, AlterUserScramCredentials) and, on a
-// combined node, the local broker. When not active it answers NOT_CONTROLLER (in the Envelope's error
-// code for enveloped requests), and the sender retries on the new leader.
+// (BrokerRegistration, BrokerHeartbeat, AlterPartition, AllocateProducerIds, and Envelope around
+// CreateTopics, DeleteTopics, CreatePartitions, CreateAcls, DeleteAcls, AlterUserScramCredentials)
+// and, on a combined node, the local broker. When not active it answers NOT_CONTROLLER (in the
+// Envelope's error code for enveloped requests), and the sender retries on the new leader.
 //
 // Threading: handle() from any thread; the driver hooks (on_committed, on_change) from the driver
 // thread. One mutex; callbacks run outside it.
@@ -53,9 +53,9 @@ class ControllerService {
   void start();  // the session timer thread
   void stop();   // fails pending requests with NOT_CONTROLLER
 
-  // A controller request: BrokerRegistration (62), BrokerHeartbeat (63), AllocateProducerIds (67),
-  // Envelope (58), or one of the enveloped APIs directly (from the local broker). Unknown keys and
-  // undecodable bodies get an error value (the router closes the connection).
+  // A controller request: BrokerRegistration (62), BrokerHeartbeat (63), AlterPartition (56),
+  // AllocateProducerIds (67), Envelope (58), or one of the enveloped APIs directly (from the local
+  // broker). Unknown keys and undecodable bodies get an error value (the router closes the connection).
   void handle(std::int16_t api_key, std::int16_t api_version, ByteView body, Done done);
 
   // Driver hooks: call on_committed after the loader applied the entries.
@@ -80,6 +80,7 @@ class ControllerService {
   void handle_enveloped(std::int16_t api_key, std::int16_t api_version, ByteView body, Done done);
   void handle_registration(std::int16_t version, ByteView body, Done done);
   void handle_heartbeat(std::int16_t version, ByteView body, Done done);
+  void handle_alter_partition(std::int16_t version, ByteView body, Done done);
   void activate_locked(std::int64_t leader_change_offset);
   void deactivate_locked(std::vector<Done>& failed);
   void complete_applied(std::int64_t applied_offset);

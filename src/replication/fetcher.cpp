@@ -52,10 +52,10 @@ Result<ByteView> new_batches(ByteView records, std::int64_t log_end) {
   return records.subspan(skip, keep);  // a trailing partial batch (allowed in fetches) is left out
 }
 
-// Applies one partition's part of a fetch sent at leader_epoch. False: the partition backs off before
-// its next fetch.
-bool apply_partition(Partition& partition, std::int32_t leader_epoch, const msg::FetchResponse::PartitionData& data,
-                     const PartitionNotifier& notify) {
+}  // namespace
+
+bool apply_fetched(Partition& partition, std::int32_t leader_epoch, const msg::FetchResponse::PartitionData& data,
+                   const PartitionNotifier& notify) {
   const auto& tp = partition.topic_partition();
   const auto& log = *partition.log();
   if (data.error_code == kOffsetOutOfRange && data.log_start_offset > log.log_end_offset()) {
@@ -97,8 +97,6 @@ bool apply_partition(Partition& partition, std::int32_t leader_epoch, const msg:
   if (moved) notify(tp);
   return true;
 }
-
-}  // namespace
 
 FollowerFetcher::FollowerFetcher(const ReplicationSettings& settings, std::unique_ptr<net::OutboundClient> client,
                                  PartitionNotifier notify)
@@ -211,7 +209,7 @@ void FollowerFetcher::on_response(std::int32_t leader_id, std::vector<SentPartit
       for (const auto& data : topic.partitions) {
         auto it = by_tp.find({topic.topic, data.partition_index});
         if (it == by_tp.end()) continue;
-        if (!apply_partition(*it->second->partition, it->second->leader_epoch, data, notify_))
+        if (!apply_fetched(*it->second->partition, it->second->leader_epoch, data, notify_))
           backing_off.push_back(it->first);
       }
   }

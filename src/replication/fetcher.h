@@ -22,11 +22,20 @@
 
 #include "net/outbound.h"
 #include "replication/partition.h"
+#include "wire/generated/fetch.h"
 
 namespace bulwark::replication {
 
 struct ReplicationSettings;
 using PartitionNotifier = std::function<void(const storage::TopicPartition&)>;
+
+// Applies one partition's part of a Fetch response that was sent at leader_epoch: a DivergingEpoch
+// truncates the log, records are appended at the leader's offsets (what the log already has is
+// skipped), the high watermark follows the leader's, and a leader whose log now starts past ours makes
+// the replica start over there. `notify` hears of a moved log end or high watermark. False when the
+// partition should back off before its next fetch (an error, or an answer to an older epoch).
+bool apply_fetched(Partition& partition, std::int32_t leader_epoch, const wire::msg::FetchResponse::PartitionData& data,
+                   const PartitionNotifier& notify);
 
 struct LeaderAddress {
   std::string host;

@@ -27,14 +27,18 @@ bool Partition::apply(const cluster::PartitionState& state, std::int64_t now_ms)
                     : contains(state.replicas, local_id_) ? Role::follower
                                                           : Role::none;
   const bool changed = role != role_ || state.leader_epoch != leader_epoch_ || state.leader != leader_id_;
+  now_ms_ = std::max(now_ms_, now_ms);
   replicas_ = state.replicas;
-  if (state.partition_epoch >= partition_epoch_) {
+  // Only a newer partition epoch settles the change in flight: an image the controller's answer already
+  // brought (the same epoch) must not drop a change sent since.
+  if (state.partition_epoch > partition_epoch_) {
     isr_ = state.isr;
     partition_epoch_ = state.partition_epoch;
-    pending_isr_.reset();  // the image settles whatever was in flight
+    pending_isr_.reset();
   }
   leader_id_ = state.leader;
   if (!changed) return false;
+  pending_isr_.reset();  // a change sent at another leader epoch can only be refused
   role_ = role;
   leader_epoch_ = state.leader_epoch;
   followers_.clear();
@@ -81,7 +85,7 @@ std::map<std::int32_t, FollowerState> Partition::followers() const {
 std::vector<std::int32_t> Partition::maximal_isr_locked() const {
   auto out = isr_;
   if (pending_isr_)
-    for (auto id : *pending_isr_)
+    for (auto id : pending_isr_->new_isr)
       if (!contains(out, id)) out.push_back(id);
   return out;
 }
@@ -105,9 +109,18 @@ std::optional<storage::LogStatus> Partition::restart_as_follower(std::int64_t of
   return restarted;
 }
 
+std::optional<storage::EpochEndOffset> Partition::diverging_epoch(std::int64_t fetch_offset,
+                                                                  std::int32_t last_fetched_epoch) const {
+  if (last_fetched_epoch < 0) return std::nullopt;
+  auto end = end_offset_for_epoch(last_fetched_epoch);
+  if (end.epoch != last_fetched_epoch || end.end_offset < fetch_offset) return end;
+  return std::nullopt;
+}
+
 bool Partition::record_follower_fetch(std::int32_t replica_id, std::int64_t fetch_offset, std::int64_t now_ms) {
   std::lock_guard lock(mu_);
   if (role_ != Role::leader) return false;
+  now_ms_ = std::max(now_ms_, now_ms);
   auto it = followers_.find(replica_id);
   if (it == followers_.end()) return false;  // not a replica of this partition
   auto& f = it->second;
@@ -130,6 +143,7 @@ std::optional<Partition::LeaderAppend> Partition::append_as_leader(ByteView reco
   if (role_ != Role::leader) return std::nullopt;
   options.assign_offsets = true;
   options.leader_epoch = leader_epoch_;
+  now_ms_ = std::max(now_ms_, options.now_ms);
   LeaderAppend out{log_->append(records, options)};
   if (out.result.ok()) out.high_watermark_moved = advance_high_watermark_locked();
   return out;
@@ -162,8 +176,8 @@ bool Partition::advance_high_watermark_locked() {
   for (const auto& [id, f] : followers_) {
     // Kafka's maybeIncrementLeaderHW: ISR members, and followers caught up recently (about to join),
     // so that a joining follower never misses what the high watermark already covers.
-    const bool counts = contains(members, id) || (f.log_end_offset >= 0 && f.last_fetch_ms - f.last_caught_up_ms <= lag_ms_ &&
-                                                  f.last_caught_up_ms > 0 && f.log_end_offset >= high_watermark_);
+    const bool counts = contains(members, id) ||
+                        (f.log_end_offset >= 0 && f.last_caught_up_ms > 0 && now_ms_ - f.last_caught_up_ms <= lag_ms_);
     if (counts) candidate = std::min(candidate, std::max<std::int64_t>(f.log_end_offset, 0));
   }
   if (candidate <= high_watermark_) return false;
@@ -183,6 +197,7 @@ bool Partition::update_follower_high_watermark(std::int64_t leader_high_watermar
 
 std::optional<IsrChange> Partition::next_isr_change(std::int64_t now_ms) {
   std::lock_guard lock(mu_);
+  now_ms_ = std::max(now_ms_, now_ms);
   if (role_ != Role::leader || pending_isr_) return std::nullopt;
   std::vector<std::int32_t> next;
   const auto leader_end = log_->log_end_offset();
@@ -200,12 +215,16 @@ std::optional<IsrChange> Partition::next_isr_change(std::int64_t now_ms) {
   }
   if (next == isr_) return std::nullopt;
   assert(contains(next, local_id_));  // the leader never removes itself
-  pending_isr_ = next;
-  return IsrChange{tp_.topic, tp_.partition, leader_epoch_, partition_epoch_, std::move(next)};
+  pending_isr_ = IsrChange{tp_.topic, tp_.partition, leader_epoch_, partition_epoch_, std::move(next)};
+  return pending_isr_;
 }
 
-void Partition::complete_isr_change(std::optional<std::pair<std::vector<std::int32_t>, std::int32_t>> committed) {
+void Partition::complete_isr_change(const IsrChange& sent,
+                                    std::optional<std::pair<std::vector<std::int32_t>, std::int32_t>> committed) {
   std::lock_guard lock(mu_);
+  const bool in_flight = pending_isr_ && pending_isr_->leader_epoch == sent.leader_epoch &&
+                         pending_isr_->partition_epoch == sent.partition_epoch && pending_isr_->new_isr == sent.new_isr;
+  if (!in_flight) return;  // stale: an image or an earlier answer settled it already
   pending_isr_.reset();
   if (committed && committed->second > partition_epoch_) {
     isr_ = std::move(committed->first);

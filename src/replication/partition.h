@@ -10,7 +10,8 @@
 //   at its previous fetch); one that has not been for replica.lag.time.max.ms leaves the ISR.
 // - A follower outside the ISR rejoins once it has reached the high watermark and the start of the
 //   current leader epoch.
-// - One ISR change is in flight at a time; the controller's answer (or a newer image) settles it.
+// - One ISR change is in flight at a time; the controller's answer to it, or an image with a newer
+//   partition epoch, settles it.
 //
 // Thread safety: every method may be called from any thread (one mutex; the log has its own).
 #pragma once
@@ -84,6 +85,11 @@ class Partition {
   // writes that entry into the epoch cache at election).
   storage::EpochEndOffset end_offset_for_epoch(std::int32_t epoch) const;
 
+  // The leader's check of a follower's fetch (KIP-320/KIP-595 DivergingEpoch): where the follower's log
+  // diverges from ours when its last fetched epoch ends earlier here than where it fetches from, or is
+  // not ours; nullopt when the fetch continues our log (or carries no epoch).
+  std::optional<storage::EpochEndOffset> diverging_epoch(std::int64_t fetch_offset, std::int32_t last_fetched_epoch) const;
+
   // The leader records a follower's fetch from fetch_offset. Returns true when the high watermark moved.
   bool record_follower_fetch(std::int32_t replica_id, std::int64_t fetch_offset, std::int64_t now_ms);
   // A follower takes the leader's high watermark, bounded by its own log end. True when it moved.
@@ -92,9 +98,11 @@ class Partition {
   // The ISR change due now, if none is in flight: followers lagging longer than replica.lag.time.max.ms
   // leave, caught-up followers outside the ISR join. Marks it in flight.
   std::optional<IsrChange> next_isr_change(std::int64_t now_ms);
-  // The controller's answer to the change in flight: the ISR and partition epoch now committed
-  // (nullopt when it refused; the change is retried later).
-  void complete_isr_change(std::optional<std::pair<std::vector<std::int32_t>, std::int32_t>> committed);
+  // The controller's answer to `sent`: the ISR and partition epoch now committed (nullopt when it
+  // refused; the change is retried later). An answer to anything but the change in flight is stale and
+  // ignored (Kafka compares the proposed state), so a late refusal never drops a newer change.
+  void complete_isr_change(const IsrChange& sent,
+                           std::optional<std::pair<std::vector<std::int32_t>, std::int32_t>> committed);
 
   std::map<std::int32_t, FollowerState> followers() const;
 
@@ -114,7 +122,8 @@ class Partition {
   std::int64_t leader_epoch_start_offset_ = 0;  // the log end when this node became leader
   std::vector<std::int32_t> replicas_;
   std::vector<std::int32_t> isr_;
-  std::optional<std::vector<std::int32_t>> pending_isr_;  // an AlterPartition in flight
+  std::optional<IsrChange> pending_isr_;  // the AlterPartition in flight
+  std::int64_t now_ms_ = 0;               // the latest time a caller passed in
   std::map<std::int32_t, FollowerState> followers_;
   std::int64_t high_watermark_ = 0;
   const std::int64_t lag_ms_;

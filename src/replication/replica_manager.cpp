@@ -102,7 +102,14 @@ void ReplicaManager::apply_image(const cluster::MetadataImage* before, const clu
           partition = std::make_shared<Partition>(tp, me, std::move(log), hw == checkpointed_.end() ? 0 : hw->second,
                                                   settings_.lag_time_max_ms);
         }
-        if (partition->apply(state, now)) changed.push_back(tp);
+        if (partition->apply(state, now)) {
+          changed.push_back(tp);
+          if (state.leader == me)
+            log::info("{}-{}: leader at epoch {} (ISR {}, high watermark {})", tp.topic, tp.partition,
+                      state.leader_epoch, join_ids(state.isr), partition->high_watermark());
+          else
+            log::info("{}-{}: following {} at leader epoch {}", tp.topic, tp.partition, state.leader, state.leader_epoch);
+        }
       }
     }
     for (const auto& [tp, partition] : partitions_) {
@@ -172,10 +179,11 @@ void ReplicaManager::send_isr_changes(std::int64_t now_ms) {
   msg::AlterPartitionRequest request;
   request.broker_id = settings_.node_id;
   request.broker_epoch = broker_epoch_();
-  std::vector<std::shared_ptr<Partition>> changing;
+  std::vector<std::pair<std::shared_ptr<Partition>, IsrChange>> changing;
   for (const auto& partition : leaders) {
     auto change = partition->next_isr_change(now_ms);
     if (!change) continue;
+    changing.emplace_back(partition, *change);
     auto wanted = join_ids(partition->isr()) + " to " + join_ids(change->new_isr);
     bool news = false;  // retries are not
     {
@@ -192,14 +200,13 @@ void ReplicaManager::send_isr_changes(std::int64_t now_ms) {
     data.partition_epoch = change->partition_epoch;
     data.new_isr = std::move(change->new_isr);
     request.topics.back().partitions.push_back(std::move(data));
-    changing.push_back(partition);
   }
   if (changing.empty()) return;
   alter_partition_(wire::encode_message(request, kAlterPartitionVersion), kAlterPartitionVersion,
                    [this, changing](Result<Bytes> response) { on_alter_partition_response(changing, std::move(response)); });
 }
 
-void ReplicaManager::on_alter_partition_response(std::vector<std::shared_ptr<Partition>> partitions,
+void ReplicaManager::on_alter_partition_response(std::vector<std::pair<std::shared_ptr<Partition>, IsrChange>> sent,
                                                  Result<Bytes> response) {
   std::map<storage::TopicPartition, const msg::AlterPartitionResponse::PartitionData*> answers;
   std::optional<msg::AlterPartitionResponse> decoded;
@@ -221,14 +228,14 @@ void ReplicaManager::on_alter_partition_response(std::vector<std::shared_ptr<Par
     for (const auto& topic : decoded->topics)
       for (const auto& p : topic.partitions) answers[{topic.topic_name, p.partition_index}] = &p;
   }
-  for (const auto& partition : partitions) {
+  for (const auto& [partition, change] : sent) {
     const auto& tp = partition->topic_partition();
     auto it = answers.find(tp);
     if (it == answers.end() || it->second->error_code != 0) {
       if (it != answers.end())
         warn(tp.topic + "-" + std::to_string(tp.partition) + ": the controller refused the ISR change with error " +
              std::to_string(it->second->error_code));
-      partition->complete_isr_change(std::nullopt);
+      partition->complete_isr_change(change, std::nullopt);
       continue;
     }
     log::info("{}-{}: ISR is now {} (partition epoch {})", tp.topic, tp.partition, join_ids(it->second->isr),
@@ -237,7 +244,7 @@ void ReplicaManager::on_alter_partition_response(std::vector<std::shared_ptr<Par
       std::lock_guard lock(mu_);
       last_asked_.erase(tp);
     }
-    partition->complete_isr_change(std::make_pair(it->second->isr, it->second->partition_epoch));
+    partition->complete_isr_change(change, std::make_pair(it->second->isr, it->second->partition_epoch));
     notify_(tp);  // the high watermark may move now
   }
 }

@@ -80,7 +80,8 @@ class ReplicaManager {
                  std::function<std::int64_t()> broker_epoch, PartitionNotifier notify);
   void run();
   void send_isr_changes(std::int64_t now_ms);
-  void on_alter_partition_response(std::vector<std::shared_ptr<Partition>> partitions, Result<Bytes> response);
+  void on_alter_partition_response(std::vector<std::pair<std::shared_ptr<Partition>, IsrChange>> sent,
+                                   Result<Bytes> response);
   void write_checkpoints();
 
   const ReplicationSettings settings_;

@@ -827,5 +827,245 @@ TEST(Controller, BootstrapWritesMetadataVersionOnce) {
   EXPECT_TRUE(bootstrap_records(*image).empty());
 }
 
+// ---- AlterPartition ---------------------------------------------------------------------------------------
+
+// An ISR change of orders-`index` from `broker` at the partition's current epochs (v0-2 NewIsr; v3
+// NewIsrWithEpochs without epochs; topic by name below v2, by id from v2).
+msg::AlterPartitionRequest alter_request(const MetadataImage& image, std::int32_t broker, std::int32_t index,
+                                         std::vector<std::int32_t> isr, std::int16_t version = 1) {
+  const TopicImage* orders = image.topic("orders");
+  const PartitionState* p = orders->partition(index);
+  msg::AlterPartitionRequest::PartitionData data;
+  data.partition_index = index;
+  data.leader_epoch = p->leader_epoch;
+  data.partition_epoch = p->partition_epoch;
+  data.leader_recovery_state = p->leader_recovery_state;
+  if (version >= 3) {
+    for (std::int32_t id : isr) data.new_isr_with_epochs.push_back({id, -1, {}});
+  } else {
+    data.new_isr = std::move(isr);
+  }
+  msg::AlterPartitionRequest::TopicData topic;
+  if (version >= 2) {
+    topic.topic_id = orders->id;
+  } else {
+    topic.topic_name = "orders";
+  }
+  topic.partitions.push_back(std::move(data));
+  msg::AlterPartitionRequest request;
+  request.broker_id = broker;
+  request.broker_epoch = image.broker(broker)->epoch;
+  request.topics.push_back(std::move(topic));
+  return request;
+}
+
+msg::AlterPartitionRequest::PartitionData& only_partition(msg::AlterPartitionRequest& request) {
+  return request.topics.at(0).partitions.at(0);
+}
+
+// The single partition answer of a single-topic request.
+const msg::AlterPartitionResponse::PartitionData& only_answer(const Decision<msg::AlterPartitionResponse>& d) {
+  EXPECT_EQ(d.response.topics.size(), 1u);
+  EXPECT_EQ(d.response.topics.at(0).partitions.size(), 1u);
+  return d.response.topics.at(0).partitions.at(0);
+}
+
+std::int16_t alter_error(const MetadataImage& image, const msg::AlterPartitionRequest& request,
+                         std::int16_t version = 1) {
+  auto d = alter_partition(image, request, version);
+  EXPECT_TRUE(d.records.empty());
+  return only_answer(d).error_code;
+}
+
+TEST(Controller, AlterPartitionShrinkAccepted) {
+  ImagePtr image = led_partitions();  // orders-0: replicas and ISR [1,2,3], leader 1, epochs 3 / 5
+  auto d = alter_partition(*image, alter_request(*image, 1, 0, {1, 2}), 1);
+  EXPECT_EQ(d.response.error_code, 0);
+  ASSERT_EQ(d.records.size(), 1u);
+  const auto& change = std::get<rec::PartitionChangeRecord>(d.records[0].record);
+  EXPECT_EQ(change.topic_id, image->topic("orders")->id);
+  EXPECT_EQ(change.partition_id, 0);
+  EXPECT_EQ(change.isr, (std::vector<std::int32_t>{1, 2}));
+  EXPECT_EQ(change.leader, kNoLeaderChange);
+  EXPECT_EQ(change.leader_recovery_state, -1);
+  ASSERT_EQ(d.response.topics.size(), 1u);
+  EXPECT_EQ(d.response.topics[0].topic_name, "orders");
+  const auto& answer = only_answer(d);
+  EXPECT_EQ(answer.error_code, 0);
+  EXPECT_EQ(answer.partition_index, 0);
+  EXPECT_EQ(answer.leader_id, 1);
+  EXPECT_EQ(answer.leader_epoch, 3);
+  EXPECT_EQ(answer.isr, (std::vector<std::int32_t>{1, 2}));
+  EXPECT_EQ(answer.leader_recovery_state, 0);
+  EXPECT_EQ(answer.partition_epoch, 6);
+  // The answer is the state the record produces.
+  ImagePtr applied = apply_all(image, d.records);
+  const PartitionState* after = applied->partition("orders", 0);
+  EXPECT_EQ(after->isr, answer.isr);
+  EXPECT_EQ(after->leader, answer.leader_id);
+  EXPECT_EQ(after->leader_epoch, answer.leader_epoch);
+  EXPECT_EQ(after->partition_epoch, answer.partition_epoch);
+}
+
+TEST(Controller, AlterPartitionExpandAccepted) {
+  ImagePtr base = led_partitions();
+  ImagePtr shrunk = apply_all(base, alter_partition(*base, alter_request(*base, 1, 0, {1, 2}), 1).records);
+  auto d = alter_partition(*shrunk, alter_request(*shrunk, 1, 0, {1, 2, 3}), 1);
+  ASSERT_EQ(d.records.size(), 1u);
+  EXPECT_EQ(only_answer(d).error_code, 0);
+  EXPECT_EQ(only_answer(d).isr, (std::vector<std::int32_t>{1, 2, 3}));
+  EXPECT_EQ(only_answer(d).partition_epoch, 7);
+  ImagePtr expanded = apply_all(shrunk, d.records);
+  const PartitionState* after = expanded->partition("orders", 0);
+  EXPECT_EQ(after->isr, (std::vector<std::int32_t>{1, 2, 3}));
+  EXPECT_EQ(after->partition_epoch, 7);
+  EXPECT_EQ(after->leader_epoch, 3);
+}
+
+TEST(Controller, AlterPartitionStaleOrUnknownBrokerEpoch) {
+  ImagePtr image = led_partitions();
+  auto stale = alter_request(*image, 1, 0, {1, 2});
+  stale.broker_epoch -= 1;
+  auto d = alter_partition(*image, stale, 1);
+  EXPECT_EQ(d.response.error_code, 77);  // for the whole response
+  EXPECT_TRUE(d.response.topics.empty());
+  EXPECT_TRUE(d.records.empty());
+  auto unknown = alter_request(*image, 1, 0, {1, 2});
+  unknown.broker_id = 42;
+  EXPECT_EQ(alter_partition(*image, unknown, 1).response.error_code, 77);  // Kafka's checkBrokerEpoch
+}
+
+TEST(Controller, AlterPartitionFromAFollowerIsInvalid) {
+  ImagePtr image = led_partitions();
+  EXPECT_EQ(alter_error(*image, alter_request(*image, 2, 0, {1, 2})), 42);  // Kafka: INVALID_REQUEST
+}
+
+TEST(Controller, AlterPartitionLeaderEpochMismatch) {
+  ImagePtr image = led_partitions();
+  auto older = alter_request(*image, 1, 0, {1, 2});
+  only_partition(older).leader_epoch = 2;
+  EXPECT_EQ(alter_error(*image, older), 74);
+  auto newer = alter_request(*image, 1, 0, {1, 2});
+  only_partition(newer).leader_epoch = 4;
+  EXPECT_EQ(alter_error(*image, newer), 41);  // this controller is behind
+}
+
+TEST(Controller, AlterPartitionPartitionEpochMismatch) {
+  ImagePtr image = led_partitions();
+  auto older = alter_request(*image, 1, 0, {1, 2});
+  only_partition(older).partition_epoch = 4;
+  EXPECT_EQ(alter_error(*image, older), 82);
+  auto newer = alter_request(*image, 1, 0, {1, 2});
+  only_partition(newer).partition_epoch = 6;
+  EXPECT_EQ(alter_error(*image, newer), 41);
+}
+
+TEST(Controller, AlterPartitionRefusesIneligibleIsrMembers) {
+  ImagePtr base = led_partitions();
+  ImagePtr image = apply_all(base, fence_broker(*base, 3));  // orders-0's ISR is now [1,2]
+  ASSERT_EQ(image->partition("orders", 0)->isr, (std::vector<std::int32_t>{1, 2}));
+  EXPECT_EQ(alter_error(*image, alter_request(*image, 1, 0, {1, 2, 3}, 2), 2), 107);
+  EXPECT_EQ(alter_error(*image, alter_request(*image, 1, 0, {1, 2, 3}, 1), 1), 55);  // below v2
+  // A broker in controlled shutdown cannot join either.
+  rec::BrokerRegistrationChangeRecord shutdown;
+  shutdown.broker_id = 2;
+  shutdown.broker_epoch = image->broker(2)->epoch;
+  shutdown.in_controlled_shutdown = 1;
+  ImagePtr shrunk = apply_all(image, alter_partition(*image, alter_request(*image, 1, 0, {1}), 1).records);
+  ImagePtr shutting = apply_all(shrunk, {make_record(shutdown)});
+  EXPECT_EQ(alter_error(*shutting, alter_request(*shutting, 1, 0, {1, 2}, 2), 2), 107);
+}
+
+TEST(Controller, AlterPartitionRefusesIsrOutsideTheReplicas) {
+  ImagePtr image = apply_all(cluster_of(4), {topic("orders", uuid(1)), partition(uuid(1), 0, {1, 2, 3}, {1, 2, 3}, 1)});
+  EXPECT_EQ(alter_error(*image, alter_request(*image, 1, 0, {1, 2, 4})), 42);  // 4 is not a replica
+  EXPECT_EQ(alter_error(*image, alter_request(*image, 1, 0, {1, 1})), 42);     // twice
+  EXPECT_EQ(alter_error(*image, alter_request(*image, 1, 0, {1, -1})), 42);
+}
+
+TEST(Controller, AlterPartitionRefusesIsrWithoutTheLeader) {
+  ImagePtr image = led_partitions();
+  EXPECT_EQ(alter_error(*image, alter_request(*image, 1, 0, {2, 3})), 42);
+  EXPECT_EQ(alter_error(*image, alter_request(*image, 1, 0, {})), 42);
+}
+
+TEST(Controller, AlterPartitionLeaderRecoveryState) {
+  ImagePtr image = led_partitions();
+  auto recovering = alter_request(*image, 1, 0, {1});
+  only_partition(recovering).leader_recovery_state = 1;  // RECOVERED cannot go back to RECOVERING
+  EXPECT_EQ(alter_error(*image, recovering), 42);
+  auto unknown = alter_request(*image, 1, 0, {1});
+  only_partition(unknown).leader_recovery_state = 2;
+  EXPECT_EQ(alter_error(*image, unknown), 42);
+  // A leader elected uncleanly reports recovery: the record carries the recovered state.
+  rec::PartitionChangeRecord unclean;
+  unclean.topic_id = uuid(1);
+  unclean.partition_id = 2;
+  unclean.leader_recovery_state = 1;
+  ImagePtr after_unclean = apply_all(image, {make_record(unclean)});
+  auto recovered = alter_request(*after_unclean, 1, 2, {1});
+  only_partition(recovered).leader_recovery_state = 0;
+  auto d = alter_partition(*after_unclean, recovered, 1);
+  ASSERT_EQ(d.records.size(), 1u);
+  const auto& change = std::get<rec::PartitionChangeRecord>(d.records[0].record);
+  EXPECT_FALSE(change.isr.has_value());
+  EXPECT_EQ(change.leader_recovery_state, 0);
+  EXPECT_EQ(apply_all(after_unclean, d.records)->partition("orders", 2)->leader_recovery_state, 0);
+}
+
+TEST(Controller, AlterPartitionUnchangedIsrWritesNothing) {
+  ImagePtr image = led_partitions();
+  auto d = alter_partition(*image, alter_request(*image, 1, 0, {1, 2, 3}), 1);
+  EXPECT_TRUE(d.records.empty());
+  const auto& answer = only_answer(d);
+  EXPECT_EQ(answer.error_code, 0);
+  EXPECT_EQ(answer.isr, (std::vector<std::int32_t>{1, 2, 3}));
+  EXPECT_EQ(answer.leader_id, 1);
+  EXPECT_EQ(answer.leader_epoch, 3);
+  EXPECT_EQ(answer.partition_epoch, 5);
+}
+
+TEST(Controller, AlterPartitionUnknownTopicOrPartition) {
+  ImagePtr image = led_partitions();
+  auto by_name = alter_request(*image, 1, 0, {1, 2});
+  by_name.topics[0].topic_name = "nope";
+  EXPECT_EQ(alter_error(*image, by_name), 3);
+  auto missing_partition = alter_request(*image, 1, 0, {1, 2});
+  only_partition(missing_partition).partition_index = 9;
+  EXPECT_EQ(alter_error(*image, missing_partition), 3);
+  auto by_id = alter_request(*image, 1, 0, {1, 2}, 2);
+  by_id.topics[0].topic_id = uuid(77);
+  EXPECT_EQ(alter_error(*image, by_id, 2), 100);
+}
+
+TEST(Controller, AlterPartitionV2ByTopicId) {
+  ImagePtr image = led_partitions();
+  auto request = alter_request(*image, 1, 0, {1, 3}, 2);
+  ASSERT_TRUE(request.topics[0].topic_name.empty());
+  auto d = alter_partition(*image, request, 2);
+  ASSERT_EQ(d.records.size(), 1u);
+  ASSERT_EQ(d.response.topics.size(), 1u);
+  EXPECT_EQ(d.response.topics[0].topic_id, image->topic("orders")->id);
+  EXPECT_EQ(only_answer(d).error_code, 0);
+  EXPECT_EQ(only_answer(d).isr, (std::vector<std::int32_t>{1, 3}));
+  EXPECT_EQ(apply_all(image, d.records)->partition("orders", 0)->isr, (std::vector<std::int32_t>{1, 3}));
+}
+
+TEST(Controller, AlterPartitionV3ChecksEachMembersBrokerEpoch) {
+  ImagePtr base = led_partitions();
+  ImagePtr image = apply_all(base, alter_partition(*base, alter_request(*base, 1, 0, {1}), 1).records);
+  auto request = alter_request(*image, 1, 0, {}, 3);
+  only_partition(request).new_isr = {1, 2};  // v0-2's field: ignored in v3
+  only_partition(request).new_isr_with_epochs = {{1, image->broker(1)->epoch, {}}, {2, 999, {}}};
+  EXPECT_EQ(alter_error(*image, request, 3), 107);
+  only_partition(request).new_isr_with_epochs[1].broker_epoch = image->broker(2)->epoch;
+  auto d = alter_partition(*image, request, 3);
+  EXPECT_EQ(only_answer(d).error_code, 0);
+  EXPECT_EQ(only_answer(d).isr, (std::vector<std::int32_t>{1, 2}));
+  ASSERT_EQ(d.records.size(), 1u);
+  only_partition(request).new_isr_with_epochs[1].broker_epoch = -1;  // no epoch: not checked
+  EXPECT_EQ(only_answer(alter_partition(*image, request, 3)).error_code, 0);
+}
+
 }  // namespace
 }  // namespace bulwark::cluster

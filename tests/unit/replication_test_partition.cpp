@@ -173,7 +173,7 @@ TEST_F(PartitionTest, LaggingIsrMemberLeavesButTheLeaderNever) {
   EXPECT_EQ(partition_->maximal_isr(), (Ids{1, 2, 3})) << "a shrink only counts once committed";
 
   EXPECT_FALSE(partition_->next_isr_change(kT0 + kLagMs + 2).has_value()) << "one change in flight";
-  partition_->complete_isr_change(std::make_pair(Ids{1, 2}, 8));
+  partition_->complete_isr_change(*change, std::make_pair(Ids{1, 2}, 8));
   EXPECT_EQ(partition_->isr(), (Ids{1, 2}));
 
   // Much later: a follower at the leader's log end stays in sync however long ago it fetched (Kafka's
@@ -211,7 +211,7 @@ TEST_F(PartitionTest, CaughtUpFollowerJoinsAndHighWatermarkWaitsForIt) {
   EXPECT_EQ(partition_->high_watermark(), 10);
 
   // The controller refuses: 3 is no member after all, and the high watermark moves on.
-  partition_->complete_isr_change(std::nullopt);
+  partition_->complete_isr_change(*change, std::nullopt);
   EXPECT_EQ(partition_->isr(), (Ids{1, 2}));
   EXPECT_EQ(partition_->maximal_isr(), (Ids{1, 2}));
   EXPECT_EQ(partition_->high_watermark(), 15);
@@ -244,18 +244,18 @@ TEST_F(PartitionTest, RefusedIsrChangeIsRetriedAndCommittedOneUpdatesIsr) {
   auto first = partition_->next_isr_change(kT0 + 200);
   ASSERT_TRUE(first.has_value());
   EXPECT_EQ(first->new_isr, (Ids{1, 2, 3}));
-  partition_->complete_isr_change(std::nullopt);
+  partition_->complete_isr_change(*first, std::nullopt);
   EXPECT_EQ(partition_->isr(), (Ids{1, 2}));
 
   auto retry = partition_->next_isr_change(kT0 + 300);
   ASSERT_TRUE(retry.has_value());
   EXPECT_EQ(retry->new_isr, (Ids{1, 2, 3}));
   // An answer at a partition epoch not newer than ours changes nothing.
-  partition_->complete_isr_change(std::make_pair(Ids{1}, 4));
+  partition_->complete_isr_change(*retry, std::make_pair(Ids{1}, 4));
   EXPECT_EQ(partition_->isr(), (Ids{1, 2}));
-
-  ASSERT_TRUE(partition_->next_isr_change(kT0 + 400).has_value());
-  partition_->complete_isr_change(std::make_pair(Ids{1, 2, 3}, 5));
+  auto third = partition_->next_isr_change(kT0 + 400);
+  ASSERT_TRUE(third.has_value());
+  partition_->complete_isr_change(*third, std::make_pair(Ids{1, 2, 3}, 5));
   EXPECT_EQ(partition_->isr(), (Ids{1, 2, 3}));
   EXPECT_FALSE(partition_->next_isr_change(kT0 + 500).has_value()) << "nothing left to change";
 }
