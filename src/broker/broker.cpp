@@ -361,6 +361,9 @@ struct Broker::Impl {
       settings.default_partitions = cfg.num_partitions;
       settings.default_replication_factor = static_cast<std::int16_t>(cfg.default_replication_factor);
       settings.session_timeout_ms = cfg.broker_session_timeout_ms;
+      settings.auto_leader_rebalance = cfg.auto_leader_rebalance_enable;
+      settings.leader_imbalance_check_interval_ms = cfg.leader_imbalance_check_interval_seconds * 1000;
+      settings.leader_imbalance_percent = cfg.leader_imbalance_per_broker_percentage;
       settings.topic_config_error = [](const std::string& key, const std::string& value) {
         return config::topic_config_error(key, value);
       };

@@ -8,6 +8,7 @@
 #include "wire/generated/create_partitions.h"
 #include "wire/generated/create_topics.h"
 #include "wire/generated/delete_topics.h"
+#include "wire/generated/elect_leaders.h"
 
 namespace bulwark::broker {
 
@@ -217,6 +218,46 @@ void handle_create_partitions(BrokerState& state, Call& call) {
           return std::all_of(grown.begin(), grown.end(), [&](const auto& entry) {
             const auto* topic = image.topic(entry.first);
             return topic && static_cast<std::int32_t>(topic->partitions.size()) >= entry.second;
+          });
+        };
+      });
+}
+
+}  // namespace bulwark::broker
+
+namespace bulwark::broker {
+
+// ElectLeaders (kafka-leader-election.sh): ALTER on the cluster, then the controller decides.
+void handle_elect_leaders(BrokerState& state, Call& call) {
+  msg::ElectLeadersRequest request;
+  if (!decode_request(call, request)) return;
+  if (!authorized(state, call, Operation::alter, ResourceType::cluster, security::kClusterResourceName)) {
+    msg::ElectLeadersResponse response;
+    response.error_code = code(KafkaError::cluster_authorization_failed);
+    for (const auto& topic : request.topic_partitions.value_or(std::vector<msg::ElectLeadersRequest::TopicPartitions>{})) {
+      auto& result = response.replica_election_results.emplace_back();
+      result.topic = topic.topic;
+      for (auto index : topic.partitions)
+        result.partition_result.push_back({index, code(KafkaError::cluster_authorization_failed), "Cluster authorization failed.", {}});
+    }
+    return respond(call, response);
+  }
+  forward_and_answer<msg::ElectLeadersRequest, msg::ElectLeadersResponse>(
+      state, call, request, msg::ElectLeadersResponse{}, request_timeout(request.timeout_ms),
+      [](msg::ElectLeadersResponse& response, std::optional<msg::ElectLeadersResponse> answer, const std::string&) {
+        if (answer) response = std::move(*answer);
+        else response.error_code = kRequestTimedOut;
+      },
+      // The new leaders are on this broker's image before the answer, so a Metadata right after shows them.
+      [preferred = request.election_type == 0](const msg::ElectLeadersResponse& response) -> ImageWaiters::Predicate {
+        std::vector<std::pair<std::string, std::int32_t>> elected;
+        for (const auto& topic : response.replica_election_results)
+          for (const auto& p : topic.partition_result)
+            if (p.error_code == 0) elected.emplace_back(topic.topic, p.partition_id);
+        return [elected, preferred](const cluster::MetadataImage& image) {
+          return std::all_of(elected.begin(), elected.end(), [&](const auto& tp) {
+            const auto* p = image.partition(tp.first, tp.second);
+            return p && (preferred ? !p->replicas.empty() && p->leader == p->replicas.front() : p->has_leader());
           });
         };
       });

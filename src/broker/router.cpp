@@ -40,6 +40,7 @@ constexpr ServedApi kServed[] = {
     {36, 0, 2, handle_sasl_authenticate}, // SaslAuthenticate
     {37, 0, 3, handle_create_partitions}, // CreatePartitions
     {42, 0, 2, handle_delete_groups},     // DeleteGroups
+    {43, 0, 2, handle_elect_leaders},     // ElectLeaders
     {47, 0, 0, handle_offset_delete},     // OffsetDelete
     {50, 0, 0, handle_describe_user_scram_credentials},  // DescribeUserScramCredentials
     {51, 0, 0, handle_alter_user_scram_credentials},     // AlterUserScramCredentials

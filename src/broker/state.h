@@ -228,6 +228,7 @@ void handle_offset_for_leader_epoch(BrokerState& state, Call& call);
 void handle_create_topics(BrokerState& state, Call& call);
 void handle_delete_topics(BrokerState& state, Call& call);
 void handle_create_partitions(BrokerState& state, Call& call);
+void handle_elect_leaders(BrokerState& state, Call& call);
 // Consumer groups (handlers_groups.cpp); open_group_coordinator replays __consumer_offsets-0 at start-up.
 Status open_group_coordinator(BrokerState& state);
 void handle_find_coordinator(BrokerState& state, Call& call);

@@ -7,6 +7,7 @@
 #include <limits>
 #include <set>
 #include <string_view>
+#include <variant>
 
 #include "security/authorizer.h"
 #include "security/sasl.h"
@@ -35,7 +36,10 @@ enum Code : std::int16_t {
   kUnknownServerError = -1,
   kFencedLeaderEpoch = 74,
   kStaleBrokerEpoch = 77,
+  kPreferredLeaderNotAvailable = 80,
   kInvalidUpdateVersion = 82,
+  kEligibleLeadersNotAvailable = 83,
+  kElectionNotNeeded = 84,
   kResourceNotFound = 91,
   kDuplicateResource = 92,
   kUnacceptableCredential = 93,
@@ -575,6 +579,100 @@ Decision<msg::BrokerHeartbeatResponse> broker_heartbeat(const MetadataImage& ima
 }
 
 // ---- Partitions -------------------------------------------------------------------------------------------
+
+namespace {
+
+enum class ElectionType : std::int8_t { preferred = 0, unclean = 1 };
+
+// One partition's election: the record, or the error code that says why there is none.
+std::variant<AnyRecord, std::int16_t> elect_one(const MetadataImage& image, const Uuid& topic_id, const PartitionState& p,
+                                               ElectionType type) {
+  auto active = [&](std::int32_t r) { return is_active(image, r); };
+  rec::PartitionChangeRecord change;
+  change.topic_id = topic_id;
+  change.partition_id = p.partition;
+  if (type == ElectionType::preferred) {
+    const std::int32_t preferred = p.replicas.empty() ? kNoLeader : p.replicas.front();
+    if (p.leader == preferred) return kElectionNotNeeded;
+    if (preferred == kNoLeader || !contains(p.isr, preferred) || !active(preferred)) return kPreferredLeaderNotAvailable;
+    change.leader = preferred;  // the delta bumps the leader epoch
+    return make_record(std::move(change));
+  }
+  if (p.leader >= 0 && active(p.leader)) return kElectionNotNeeded;
+  std::int32_t leader = elect_leader(p, p.isr, active);
+  if (leader == kNoLeader) {
+    // Unclean: any live replica, which then is the whole ISR (what it has is all there is).
+    auto live = std::find_if(p.replicas.begin(), p.replicas.end(), active);
+    if (live == p.replicas.end()) return kEligibleLeadersNotAvailable;
+    leader = *live;
+    change.isr = std::vector<std::int32_t>{leader};
+  }
+  change.leader = leader;
+  return make_record(std::move(change));
+}
+
+}  // namespace
+
+Decision<msg::ElectLeadersResponse> elect_leaders_request(const MetadataImage& image, const msg::ElectLeadersRequest& request) {
+  Decision<msg::ElectLeadersResponse> out;
+  const auto type = static_cast<ElectionType>(request.election_type);
+  if (type != ElectionType::preferred && type != ElectionType::unclean) {
+    out.response.error_code = kInvalidRequest;
+    return out;
+  }
+  auto elect = [&](msg::ElectLeadersResponse::ReplicaElectionResult& result, const TopicImage* topic,
+                   std::int32_t index, bool report_all) {
+    const auto* p = topic ? topic->partition(index) : nullptr;
+    if (!p) {
+      result.partition_result.push_back({index, kUnknownTopicOrPartition, "This server does not host this topic-partition.", {}});
+      return;
+    }
+    auto outcome = elect_one(image, topic->id, *p, type);
+    if (auto* record = std::get_if<AnyRecord>(&outcome)) {
+      out.records.push_back(std::move(*record));
+      result.partition_result.push_back({index, kNone, std::nullopt, {}});
+    } else if (report_all) {
+      result.partition_result.push_back({index, std::get<std::int16_t>(outcome), std::nullopt, {}});
+    }
+  };
+  if (!request.topic_partitions) {
+    for (const TopicImage* topic : image.topics()) {
+      msg::ElectLeadersResponse::ReplicaElectionResult result;
+      result.topic = topic->name;
+      for (const auto& [index, _] : topic->partitions) elect(result, topic, index, false);
+      if (!result.partition_result.empty()) out.response.replica_election_results.push_back(std::move(result));
+    }
+    return out;
+  }
+  for (const auto& named : *request.topic_partitions) {
+    auto& result = out.response.replica_election_results.emplace_back();
+    result.topic = named.topic;
+    for (auto index : named.partitions) elect(result, image.topic(named.topic), index, true);
+  }
+  return out;
+}
+
+std::vector<AnyRecord> rebalance_leaders(const MetadataImage& image, std::int32_t imbalance_percent) {
+  // Per preferred broker: how many of its partitions it does not lead (Kafka's checkAndTriggerAutoLeaderRebalance).
+  std::map<std::int32_t, std::pair<int, int>> share;  // broker -> (preferred partitions, led elsewhere)
+  for (const TopicImage* topic : image.topics())
+    for (const auto& [index, p] : topic->partitions) {
+      if (p.replicas.empty()) continue;
+      auto& [total, elsewhere] = share[p.replicas.front()];
+      ++total;
+      elsewhere += p.leader != p.replicas.front();
+    }
+  std::vector<AnyRecord> records;
+  for (const TopicImage* topic : image.topics())
+    for (const auto& [index, p] : topic->partitions) {
+      if (p.replicas.empty()) continue;
+      const auto [total, elsewhere] = share[p.replicas.front()];
+      if (elsewhere * 100 <= imbalance_percent * total) continue;
+      auto outcome = elect_one(image, topic->id, p, ElectionType::preferred);
+      if (auto* record = std::get_if<AnyRecord>(&outcome)) records.push_back(std::move(*record));
+    }
+  return records;
+}
 
 namespace {
 

@@ -28,6 +28,7 @@
 #include "wire/generated/create_topics.h"
 #include "wire/generated/delete_acls.h"
 #include "wire/generated/delete_topics.h"
+#include "wire/generated/elect_leaders.h"
 
 namespace bulwark::cluster {
 
@@ -36,6 +37,9 @@ struct ControllerSettings {
   std::int16_t default_replication_factor = 1;  // default.replication.factor
   std::int64_t session_timeout_ms = 9000;       // broker.session.timeout.ms
   std::int32_t producer_id_block_size = 1000;   // Kafka's ProducerIdsBlock.PRODUCER_ID_BLOCK_SIZE
+  bool auto_leader_rebalance = true;                  // auto.leader.rebalance.enable
+  std::int64_t leader_imbalance_check_interval_ms = 300000;  // leader.imbalance.check.interval.seconds
+  std::int32_t leader_imbalance_percent = 10;               // leader.imbalance.per.broker.percentage
   // Why a topic config key/value cannot be stored (Kafka's INVALID_CONFIG message), nullopt when valid.
   std::function<std::optional<std::string>(const std::string& key, const std::string& value)> topic_config_error;
 };
@@ -107,6 +111,20 @@ std::vector<AnyRecord> elect_leaders(const MetadataImage& image);
 Decision<wire::msg::AlterPartitionResponse> alter_partition(const MetadataImage& image,
                                                             const wire::msg::AlterPartitionRequest& request,
                                                             std::int16_t version);
+
+// ElectLeaders (KIP-460). PREFERRED (0): each named partition's leadership moves to its first replica
+// when that one is live and in the ISR (PREFERRED_LEADER_NOT_AVAILABLE otherwise, ELECTION_NOT_NEEDED
+// when it leads already). UNCLEAN (1): a partition without a live leader gets one from its ISR, else
+// any live replica, whose ISR it then is alone (ELIGIBLE_LEADERS_NOT_AVAILABLE when there is none,
+// ELECTION_NOT_NEEDED when a live leader exists). A null partition list means every partition, and
+// only the ones elected are reported. UNKNOWN_TOPIC_OR_PARTITION for names not in the image.
+Decision<wire::msg::ElectLeadersResponse> elect_leaders_request(const MetadataImage& image,
+                                                                const wire::msg::ElectLeadersRequest& request);
+
+// auto.leader.rebalance.enable: preferred-leader elections for the partitions of every broker whose
+// share of preferred partitions led elsewhere is above imbalance_percent
+// (leader.imbalance.per.broker.percentage), when the preferred replica is live and in the ISR.
+std::vector<AnyRecord> rebalance_leaders(const MetadataImage& image, std::int32_t imbalance_percent);
 
 // ---- Topics -----------------------------------------------------------------------------------------
 

@@ -168,6 +168,11 @@ void ControllerService::handle_enveloped(std::int16_t api_key, std::int16_t vers
           [](const MetadataImage& image, const msg::AlterUserScramCredentialsRequest& request, std::int16_t) {
             return alter_scram_credentials(image, request);
           });
+    case msg::ElectLeadersRequest::api_key:
+      return run.template operator()<msg::ElectLeadersRequest, msg::ElectLeadersResponse>(
+          [](const MetadataImage& image, const msg::ElectLeadersRequest& request, std::int16_t) {
+            return elect_leaders_request(image, request);
+          });
     case msg::AllocateProducerIdsRequest::api_key:
       return run.template operator()<msg::AllocateProducerIdsRequest, msg::AllocateProducerIdsResponse>(
           [this](const MetadataImage& image, const msg::AllocateProducerIdsRequest& request, std::int16_t) {
@@ -353,6 +358,7 @@ void ControllerService::activate_locked(std::int64_t leader_change_offset) {
   next_offset_ = leader_change_offset + 1;
   // Every registered broker gets a full session from now: heartbeats went to the old controller.
   last_heartbeat_ms_.clear();
+  next_rebalance_ms_ = 0;  // the first rebalance check comes one interval from now
   const auto now = now_ms();
   for (const auto& [id, broker] : working_->brokers()) last_heartbeat_ms_[id] = now;
   log::info("controller {} active in epoch {} at offset {} ({} brokers registered)", node_id_, leader_epoch_,
@@ -411,6 +417,23 @@ void ControllerService::expire_sessions() {
   }
 }
 
+// auto.leader.rebalance.enable: every leader.imbalance.check.interval.seconds, leadership goes back to
+// preferred replicas where a broker's imbalance is above leader.imbalance.per.broker.percentage.
+void ControllerService::rebalance_leaders_if_due() {
+  std::lock_guard lock(mu_);
+  if (!active_ || !settings_.auto_leader_rebalance) return;
+  const auto now = now_ms();
+  if (next_rebalance_ms_ == 0) next_rebalance_ms_ = now + settings_.leader_imbalance_check_interval_ms;
+  if (now < next_rebalance_ms_) return;
+  next_rebalance_ms_ = now + settings_.leader_imbalance_check_interval_ms;
+  auto records = rebalance_leaders(*working_, settings_.leader_imbalance_percent);
+  if (records.empty()) return;
+  log::info("controller: moving {} partition leadership(s) back to their preferred replicas", records.size());
+  Pending pending;
+  pending.done = [](Result<Bytes>) {};
+  (void)propose_locked(std::move(records), pending);
+}
+
 void ControllerService::run_timer() {
   std::unique_lock lock(timer_mu_);
   while (!stopping_) {
@@ -418,6 +441,7 @@ void ControllerService::run_timer() {
     if (stopping_) break;
     lock.unlock();
     expire_sessions();
+    rebalance_leaders_if_due();
     lock.lock();
   }
 }

@@ -7,7 +7,7 @@
 //
 // Requests arrive as bytes (a body after its request header) from two places: the controller listener
 // (BrokerRegistration, BrokerHeartbeat, AlterPartition, AllocateProducerIds, and Envelope around
-// CreateTopics, DeleteTopics, CreatePartitions, CreateAcls, DeleteAcls, AlterUserScramCredentials)
+// CreateTopics, DeleteTopics, CreatePartitions, ElectLeaders, CreateAcls, DeleteAcls, AlterUserScramCredentials)
 // and, on a combined node, the local broker. When not active it answers NOT_CONTROLLER (in the
 // Envelope's error code for enveloped requests), and the sender retries on the new leader.
 //
@@ -85,6 +85,7 @@ class ControllerService {
   void deactivate_locked(std::vector<Done>& failed);
   void complete_applied(std::int64_t applied_offset);
   void expire_sessions();
+  void rebalance_leaders_if_due();
   void run_timer();
   std::int64_t now_ms() const;
   IdSource ids();
@@ -103,6 +104,7 @@ class ControllerService {
   std::int64_t next_offset_ = 0;     // where our next proposal lands in the log
   std::map<std::int64_t, Pending> pending_;  // by last offset
   std::map<std::int32_t, std::int64_t> last_heartbeat_ms_;
+  std::int64_t next_rebalance_ms_ = 0;  // 0: set one interval after activation
   std::mt19937_64 rng_{std::random_device{}()};
 
   std::mutex timer_mu_;

@@ -820,6 +820,9 @@ Result<BrokerConfig> build_broker_config(const Properties& properties) {
   c.replica_fetch_backoff_ms = r.int32("replica.fetch.backoff.ms");
   c.replica_socket_timeout_ms = r.int32("replica.socket.timeout.ms");
   c.replica_high_watermark_checkpoint_interval_ms = r.integer("replica.high.watermark.checkpoint.interval.ms", 5000);
+  c.auto_leader_rebalance_enable = r.boolean("auto.leader.rebalance.enable");
+  c.leader_imbalance_check_interval_seconds = r.integer("leader.imbalance.check.interval.seconds", 300);
+  c.leader_imbalance_per_broker_percentage = r.int32("leader.imbalance.per.broker.percentage");
   c.quorum_election_timeout_ms = r.int32("controller.quorum.election.timeout.ms");
   c.quorum_fetch_timeout_ms = r.int32("controller.quorum.fetch.timeout.ms");
   c.quorum_election_backoff_max_ms = r.int32("controller.quorum.election.backoff.max.ms");

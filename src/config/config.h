@@ -250,6 +250,9 @@ struct BrokerConfig {
   std::int32_t replica_fetch_backoff_ms = 1000;
   std::int32_t replica_socket_timeout_ms = 30000;
   std::int64_t replica_high_watermark_checkpoint_interval_ms = 5000;
+  bool auto_leader_rebalance_enable = true;
+  std::int64_t leader_imbalance_check_interval_seconds = 300;
+  std::int32_t leader_imbalance_per_broker_percentage = 10;
 
   // KRaft quorum timing (controller.quorum.*) and broker lifecycle.
   std::int32_t quorum_election_timeout_ms = 1000;

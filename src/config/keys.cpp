@@ -169,9 +169,9 @@ std::vector<KeySpec> make_specs() {
       {"replica.socket.timeout.ms", int32, "30000", S, false, 1},
       {"replica.socket.receive.buffer.bytes", int32, "65536", N},
       {"replica.high.watermark.checkpoint.interval.ms", int64, "5000", S, false, 1},
-      {"auto.leader.rebalance.enable", boolean, "true", N},
-      {"leader.imbalance.check.interval.seconds", int64, "300", N, false, 1},
-      {"leader.imbalance.per.broker.percentage", int32, "10", N},
+      {"auto.leader.rebalance.enable", boolean, "true", S},
+      {"leader.imbalance.check.interval.seconds", int64, "300", S, false, 1},
+      {"leader.imbalance.per.broker.percentage", int32, "10", S, false, 0},
       {"controlled.shutdown.enable", boolean, "true", N},
       {"inter.broker.protocol.version", string, null, N},
 

@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <cassert>
 
-#include "base/log.h"
 
 namespace bulwark::replication {
 

@@ -1,6 +1,7 @@
 """Replicated partitions on a three-node cluster of real processes (mTLS everywhere), with real clients:
 - acks=all records survive the loss of the leader, and of the next leader after the first one came
-  back, with no duplicates from an idempotent producer;
+  back and was made leader again by a preferred-leader election, with no duplicates from an
+  idempotent producer;
 - acks=all waits for the ISR and times out with REQUEST_TIMED_OUT when a follower stalls; consumers
   and ListOffsets see only what the ISR has (the high watermark); the ISR shrinks after
   replica.lag.time.max.ms, min.insync.replicas then refuses acks=all with NOT_ENOUGH_REPLICAS, and the
@@ -19,8 +20,9 @@ import kafka_wire
 from cluster_harness import Cluster
 from harness import BIN, run
 
-FAST = {"replica.lag.time.max.ms": "3000", "replica.fetch.wait.max.ms": "200", "replica.fetch.backoff.ms": "200"}
-NONE, REQUEST_TIMED_OUT, NOT_ENOUGH_REPLICAS = 0, 7, 19
+FAST = {"replica.lag.time.max.ms": "3000", "replica.fetch.wait.max.ms": "200", "replica.fetch.backoff.ms": "200",
+        "auto.leader.rebalance.enable": "false"}
+NONE, REQUEST_TIMED_OUT, NOT_ENOUGH_REPLICAS, ELECTION_NOT_NEEDED = 0, 7, 19, 84
 
 
 def admin_client(cluster, node):
@@ -98,6 +100,18 @@ def latest_offset(cluster, node, topic):
     return offset
 
 
+def elect_preferred_leader(cluster, node, topic):
+    """ElectLeaders v1 (PREFERRED) for partition 0, as kafka-leader-election.sh sends it: the error code."""
+    body = struct.pack(">b", 0) + struct.pack(">i", 1) + kafka_wire.string(topic) + struct.pack(">ii", 1, 0)
+    body += struct.pack(">i", 30000)
+    payload = mtls_call(cluster, node, 43, 1, body)
+    _, top_error, _ = struct.unpack_from(">ihi", payload, 4)
+    (name_len,) = struct.unpack_from(">h", payload, 14)
+    _, _, error = struct.unpack_from(">iih", payload, 14 + 2 + name_len)
+    assert top_error == NONE, top_error
+    return error
+
+
 def delete_records_before(cluster, node, topic, offset):
     """DeleteRecords v0 for partition 0: (error code, low watermark)."""
     body = struct.pack(">i", 1) + kafka_wire.string(topic) + struct.pack(">iiq", 1, 0, offset) + struct.pack(">i", 10000)
@@ -168,11 +182,15 @@ def test_acknowledged_records_survive_two_leader_failures(tmp_path):
         assert set(acked) <= set(values), sorted(set(acked) - set(values))[:10]
         assert len(values) == len(set(values)), "duplicates after failover with enable.idempotence"
 
-        # The old leader comes back, truncates what it alone had, catches up and rejoins the ISR.
+        # The old leader comes back, truncates what it alone had, catches up and rejoins the ISR; a
+        # preferred-leader election (kafka-leader-election.sh) gives it the leadership back.
         cluster.start([old_leader])
         survivor_admin = admin_client(cluster, survivors[0])
         wait_for("the restarted node back in the ISR", lambda: len(partition_state(survivor_admin, topic)[2]) == 3)
-        second_leader = node_by_id(cluster, partition_state(survivor_admin, topic)[0])
+        assert elect_preferred_leader(cluster, survivors[0], topic) == NONE
+        wait_for("the preferred leader back", lambda: partition_state(survivor_admin, topic)[0] == old_leader.node_id)
+        assert elect_preferred_leader(cluster, survivors[0], topic) == ELECTION_NOT_NEEDED
+        second_leader = old_leader
         second_leader.kill()
         remaining = [n for n in cluster.nodes if n is not second_leader]
         remaining_admin = admin_client(cluster, remaining[0])
@@ -199,6 +217,7 @@ def test_acks_all_waits_for_the_isr_and_min_insync_replicas_holds(tmp_path):
         leader = node_by_id(cluster, leader_id)
         controller = active_controller(cluster, first)
         stalled = node_by_id(cluster, next(i for i in replicas if i not in (leader_id, controller)))
+        admin = admin_client(cluster, leader)  # never the stalled node, which answers nothing while stopped
 
         assert produce(cluster, leader, topic, [b"a", b"b"], acks=-1)[0] == NONE
         assert latest_offset(cluster, leader, topic) == 2

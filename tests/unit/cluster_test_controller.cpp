@@ -1067,5 +1067,80 @@ TEST(Controller, AlterPartitionV3ChecksEachMembersBrokerEpoch) {
   EXPECT_EQ(only_answer(alter_partition(*image, request, 3)).error_code, 0);
 }
 
+
+// ---- ElectLeaders and the automatic rebalance ---------------------------------------------------
+
+// t-0 [1,2,3] led by 2 (not its preferred 1, which is in the ISR); t-1 [2,1] led by its preferred 2;
+// t-2 [3,1] led by 1 with ISR [1] (preferred 3 out of the ISR); t-3 [4,2] with ISR [4] and no leader,
+// broker 4 fenced (only an unclean election helps).
+ImagePtr election_cluster() {
+  const Uuid t = uuid(7);
+  return apply_ok(cluster_of(3), {broker_in_rack(4, 104, "r", /*fenced=*/true), topic("t", t),
+                                  partition(t, 0, {1, 2, 3}, {1, 2, 3}, 2, 4, 6), partition(t, 1, {2, 1}, {2, 1}, 2),
+                                  partition(t, 2, {3, 1}, {1}, 1), partition(t, 3, {4, 2}, {4}, kNoLeader)});
+}
+
+msg::ElectLeadersRequest election(std::int8_t type, std::optional<std::vector<std::int32_t>> partitions) {
+  msg::ElectLeadersRequest request;
+  request.election_type = type;
+  if (!partitions) {
+    request.topic_partitions = std::nullopt;
+  } else {
+    request.topic_partitions = std::vector<msg::ElectLeadersRequest::TopicPartitions>{{"t", *partitions, {}}};
+  }
+  return request;
+}
+
+std::map<std::int32_t, std::int16_t> election_errors(const msg::ElectLeadersResponse& response) {
+  std::map<std::int32_t, std::int16_t> out;
+  for (const auto& topic : response.replica_election_results)
+    for (const auto& p : topic.partition_result) out[p.partition_id] = p.error_code;
+  return out;
+}
+
+TEST(Controller, PreferredElectionMovesLeadershipBackWhereItCan) {
+  ImagePtr image = election_cluster();
+  auto decision = elect_leaders_request(*image, election(0, std::vector<std::int32_t>{0, 1, 2, 9}));
+  EXPECT_EQ(election_errors(decision.response),
+            (std::map<std::int32_t, std::int16_t>{{0, 0}, {1, 84}, {2, 80}, {9, 3}}));
+  ASSERT_EQ(decision.records.size(), 1u);
+  ImagePtr after = apply_all(image, decision.records);
+  EXPECT_EQ(after->partition("t", 0)->leader, 1);
+  EXPECT_EQ(after->partition("t", 0)->leader_epoch, 5);  // a leader change bumps the epoch
+  EXPECT_EQ(after->partition("t", 0)->isr, (std::vector<std::int32_t>{1, 2, 3}));
+  // Every partition (a null list): only the elected ones are reported; nothing is left to elect after.
+  auto all = elect_leaders_request(*image, election(0, std::nullopt));
+  EXPECT_EQ(election_errors(all.response), (std::map<std::int32_t, std::int16_t>{{0, 0}}));
+  EXPECT_TRUE(elect_leaders_request(*after, election(0, std::nullopt)).records.empty());
+  // An unknown topic, and an unknown election type.
+  auto request = election(0, std::vector<std::int32_t>{0});
+  request.topic_partitions->front().topic = "nope";
+  EXPECT_EQ(election_errors(elect_leaders_request(*image, request).response).at(0), 3);
+  EXPECT_EQ(elect_leaders_request(*image, election(7, std::nullopt)).response.error_code, 42);
+}
+
+TEST(Controller, UncleanElectionTakesAnyLiveReplicaOnlyWhenAsked) {
+  ImagePtr image = election_cluster();
+  EXPECT_TRUE(elect_leaders(*image).empty()) << "no clean election is possible for t-3";
+  auto decision = elect_leaders_request(*image, election(1, std::vector<std::int32_t>{0, 3}));
+  EXPECT_EQ(election_errors(decision.response), (std::map<std::int32_t, std::int16_t>{{0, 84}, {3, 0}}));
+  ImagePtr after = apply_all(image, decision.records);
+  EXPECT_EQ(after->partition("t", 3)->leader, 2);
+  EXPECT_EQ(after->partition("t", 3)->isr, (std::vector<std::int32_t>{2}));
+  // With no live replica at all there is nothing to elect.
+  ImagePtr dead = apply_all(image, fence_broker(*image, 2));
+  EXPECT_EQ(election_errors(elect_leaders_request(*dead, election(1, std::vector<std::int32_t>{3})).response).at(3), 83);
+}
+
+TEST(Controller, RebalanceElectsPreferredLeadersAboveTheImbalanceThreshold) {
+  ImagePtr image = election_cluster();
+  // Broker 1 prefers t-0 only and leads none of it: 100 % imbalance.
+  auto records = rebalance_leaders(*image, 10);
+  ASSERT_EQ(records.size(), 1u);
+  EXPECT_EQ(apply_all(image, records)->partition("t", 0)->leader, 1);
+  EXPECT_TRUE(rebalance_leaders(*image, 100).empty()) << "at 100 % nothing is ever imbalanced enough";
+  EXPECT_TRUE(rebalance_leaders(*apply_all(image, records), 10).empty());
+}
+
 }  // namespace
 }  // namespace bulwark::cluster
