@@ -1,5 +1,6 @@
-"""A three-node cluster of real processes on loopback for the integration tests: combined
-broker+controller nodes, mTLS everywhere, an authorizer with the nodes and admin-1 as super users."""
+"""A cluster of real processes on loopback for the integration tests: three combined
+broker+controller nodes by default (a test may give nodes other roles), mTLS everywhere, an
+authorizer with the nodes and admin-1 as super users."""
 import subprocess
 import time
 import uuid
@@ -11,7 +12,7 @@ ELECTION_TIMEOUT_MS = 500
 
 
 class Node:
-    def __init__(self, root, node_id, keystore, truststore, voters, ports):
+    def __init__(self, root, node_id, keystore, truststore, voters, ports, super_users):
         self.root = root
         self.node_id = node_id
         self.port, self.controller_port = ports[node_id]
@@ -33,7 +34,7 @@ class Node:
             "ssl.truststore.password": PASSWORD,
             "ssl.client.auth": "required",
             "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
-            "super.users": "User:node-1;User:node-2;User:node-3;User:admin-1",
+            "super.users": super_users,
             "ssl.principal.mapping.rules": "RULE:^CN=([^,]+).*$/$1/,DEFAULT",
             "log.dirs": str(self.log_dir),
             "controller.quorum.election.timeout.ms": str(ELECTION_TIMEOUT_MS),
@@ -68,25 +69,28 @@ class Node:
 
 
 class Cluster:
-    def __init__(self, root, untrusted=None, unprivileged=None, props=None):
+    def __init__(self, root, untrusted=None, unprivileged=None, props=None, size=3):
         """untrusted / unprivileged: the id of a node whose certificate comes from another CA, or whose
-        certificate's CN (outsider) is not a super user. props: settings added to every node's config."""
+        certificate's CN (outsider) is not a super user. props: settings added to every node's config.
+        size: the number of nodes, ids 1 to size, all of them voters unless the test says otherwise."""
         self.root = root
         pki = root / "pki"
         run(BIN, "pki", "init", "--dir", pki)
         other = root / "other-pki"
         run(BIN, "pki", "init", "--dir", other)
-        ports = {i: (free_port(), free_port()) for i in (1, 2, 3)}
-        voters = ",".join(f"{i}@127.0.0.1:{ports[i][1]}" for i in (1, 2, 3))
+        ids = range(1, size + 1)
+        ports = {i: (free_port(), free_port()) for i in ids}
+        voters = ",".join(f"{i}@127.0.0.1:{ports[i][1]}" for i in ids)
+        super_users = ";".join([f"User:node-{i}" for i in ids] + ["User:admin-1"])
         self.nodes = []
-        for i in (1, 2, 3):
+        for i in ids:
             name = "outsider" if i == unprivileged else f"node-{i}"
             ca_dir = other if i == untrusted else pki
             run(BIN, "pki", "issue", "broker", name, "--dns", "localhost", "--ip", "127.0.0.1", "--dir", ca_dir)
             out = root / "export" / f"{i}"
             run(BIN, "pki", "export", name, "--format", "pkcs12", "--password", PASSWORD, "--dir", ca_dir, "--out", out)
             self.nodes.append(Node(root / f"node-{i}", i, out / f"{name}.keystore.p12", out / f"{name}.truststore.p12",
-                                   voters, ports))
+                                   voters, ports, super_users))
             self.nodes[-1].props.update(props or {})
         run(BIN, "pki", "issue", "client", "admin-1", "--dir", pki)
         run(BIN, "pki", "export", "admin-1", "--format", "pem", "--dir", pki, "--out", root / "export" / "admin-1")
@@ -97,6 +101,21 @@ class Cluster:
         for node in self.nodes:
             node.write()
             run(BIN, "storage", "format", "-t", self.cluster_id, "-c", node.config)
+
+    def separate_roles(self, controllers=1):
+        """KIP-631's separate roles: the first `controllers` nodes become the quorum, controller-only
+        (only their controller listener); the others are broker-only nodes."""
+        voters = ",".join(f"{n.node_id}@127.0.0.1:{n.controller_port}" for n in self.nodes[:controllers])
+        for node in self.nodes[:controllers]:
+            node.props.update({"process.roles": "controller", "controller.quorum.voters": voters,
+                               "listeners": f"CONTROLLER://127.0.0.1:{node.controller_port}"})
+            for key in ("advertised.listeners", "inter.broker.listener.name"):
+                node.props.pop(key)
+            node.port = node.controller_port  # what start() waits for
+        for node in self.nodes[controllers:]:
+            node.props.update({"process.roles": "broker", "controller.quorum.voters": voters,
+                               "listeners": f"MTLS://127.0.0.1:{node.port}"})
+        return self.nodes[:controllers], self.nodes[controllers:]
 
     def start(self, nodes=None):
         nodes = nodes or self.nodes

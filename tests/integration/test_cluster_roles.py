@@ -2,6 +2,7 @@
 listener) is the quorum, and two broker-only nodes (process.roles=broker, no controller listener) follow
 the metadata log as observers, register with the controller and serve clients: a topic with replication
 factor 2 is placed on them, records go through, and the quorum lists them as observers."""
+import time
 import uuid
 
 import clients
@@ -11,21 +12,18 @@ from cluster_harness import Cluster
 
 def test_controller_only_node_and_two_broker_only_nodes(tmp_path):
     cluster = Cluster(tmp_path)
-    controller, brokers = cluster.nodes[0], cluster.nodes[1:]
-    voters = f"1@127.0.0.1:{controller.controller_port}"
-    controller.props.update({"process.roles": "controller", "controller.quorum.voters": voters,
-                             "listeners": f"CONTROLLER://127.0.0.1:{controller.controller_port}"})
-    for key in ("advertised.listeners", "inter.broker.listener.name"):
-        controller.props.pop(key)
-    controller.port = controller.controller_port  # what start() waits for
-    for node in brokers:
-        node.props.update({"process.roles": "broker", "controller.quorum.voters": voters,
-                           "listeners": f"MTLS://127.0.0.1:{node.port}"})
+    (controller,), brokers = cluster.separate_roles(controllers=1)
     cluster.start()
     try:
         first = brokers[0]
         cluster.wait_until_created(first)
-        meta = clients.kcat_metadata(cluster.bootstrap(first), cluster.admin)
+        # A topic can be created once one broker has registered; wait for the second one too.
+        deadline = time.time() + 30
+        while True:
+            meta = clients.kcat_metadata(cluster.bootstrap(first), cluster.admin)
+            if sorted(b["id"] for b in meta["brokers"]) == [2, 3] or time.time() > deadline:
+                break
+            time.sleep(0.2)
         assert sorted(b["id"] for b in meta["brokers"]) == [2, 3], meta["brokers"]
         from confluent_kafka.admin import AdminClient, NewTopic
         admin = AdminClient({"bootstrap.servers": cluster.bootstrap(first), **clients.librdkafka_conf(cluster.admin)})

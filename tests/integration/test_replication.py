@@ -6,7 +6,10 @@
   and ListOffsets see only what the ISR has (the high watermark); the ISR shrinks after
   replica.lag.time.max.ms, min.insync.replicas then refuses acks=all with NOT_ENOUGH_REPLICAS, and the
   follower, whose log the leader's DeleteRecords left behind its log start, starts over there and
-  rejoins the ISR once it is back."""
+  rejoins the ISR once it is back;
+- with min.insync.replicas=2 and two of three replicas' brokers down (a separate controller keeps the
+  quorum, so the ISR can shrink), acks=all is refused with NOT_ENOUGH_REPLICAS and accepted again once
+  one broker is back in the ISR."""
 import os
 import signal
 import socket
@@ -247,5 +250,33 @@ def test_acks_all_waits_for_the_isr_and_min_insync_replicas_holds(tmp_path):
         assert produce(cluster, leader, topic, [b"g"], acks=-1)[0] == NONE
         assert latest_offset(cluster, leader, topic) == 6
         assert consume_all(cluster, [leader], topic) == ["g"]
+    finally:
+        cluster.stop()
+
+
+def test_min_insync_replicas_refuses_writes_with_two_brokers_down(tmp_path):
+    cluster = Cluster(tmp_path, props=FAST, size=4)
+    _, brokers = cluster.separate_roles(controllers=1)
+    cluster.start()
+    try:
+        cluster.wait_until_created(brokers[0])
+        admin = admin_client(cluster, brokers[0])
+        topic = create_replicated_topic(cluster, admin, min_insync=2)
+        leader = node_by_id(cluster, partition_state(admin, topic)[0])
+        down = [n for n in brokers if n is not leader]
+        admin = admin_client(cluster, leader)
+        assert produce(cluster, leader, topic, [b"a"], acks=-1)[0] == NONE
+
+        for node in down:
+            node.kill()
+        # The controller fences both (broker.session.timeout.ms) and takes them out of the ISR.
+        wait_for("an ISR of the leader alone", lambda: partition_state(admin, topic)[2] == [leader.node_id])
+        assert produce(cluster, leader, topic, [b"refused"], acks=-1)[0] == NOT_ENOUGH_REPLICAS
+        assert produce(cluster, leader, topic, [b"refused again"], acks=-1)[0] == NOT_ENOUGH_REPLICAS
+
+        cluster.start([down[0]])
+        wait_for("the restarted broker back in the ISR", lambda: len(partition_state(admin, topic)[2]) == 2)
+        assert produce(cluster, leader, topic, [b"b"], acks=-1)[0] == NONE
+        assert consume_all(cluster, [leader], topic) == ["a", "b"]
     finally:
         cluster.stop()
