@@ -54,6 +54,18 @@ def free_port_block(offsets):
     raise AssertionError(f"no free block of ports {offsets} below {low}")
 
 
+def wait_for(what, predicate, timeout=40):
+    """Polls predicate() until it returns something true, and returns that; fails after timeout s."""
+    deadline = time.time() + timeout
+    last = None
+    while time.time() < deadline:
+        last = predicate()
+        if last:
+            return last
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what} (last: {last})")
+
+
 def wait_for_port(port, timeout=30.0, proc=None):
     deadline = time.time() + timeout
     while time.time() < deadline:

@@ -2,11 +2,10 @@
 listener) is the quorum, and two broker-only nodes (process.roles=broker, no controller listener) follow
 the metadata log as observers, register with the controller and serve clients: a topic with replication
 factor 2 is placed on them, records go through, and the quorum lists them as observers."""
-import time
 import uuid
 
 import clients
-from harness import BIN, run
+from harness import BIN, run, wait_for
 from cluster_harness import Cluster
 
 
@@ -18,12 +17,8 @@ def test_controller_only_node_and_two_broker_only_nodes(tmp_path):
         first = brokers[0]
         cluster.wait_until_created(first)
         # A topic can be created once one broker has registered; wait for the second one too.
-        deadline = time.time() + 30
-        while True:
-            meta = clients.kcat_metadata(cluster.bootstrap(first), cluster.admin)
-            if sorted(b["id"] for b in meta["brokers"]) == [2, 3] or time.time() > deadline:
-                break
-            time.sleep(0.2)
+        meta = wait_for("both brokers registered", lambda: (lambda m: sorted(b["id"] for b in m["brokers"]) == [2, 3]
+                        and m)(clients.kcat_metadata(cluster.bootstrap(first), cluster.admin)), timeout=30)
         assert sorted(b["id"] for b in meta["brokers"]) == [2, 3], meta["brokers"]
         from confluent_kafka.admin import AdminClient, NewTopic
         admin = AdminClient({"bootstrap.servers": cluster.bootstrap(first), **clients.librdkafka_conf(cluster.admin)})

@@ -21,7 +21,7 @@ import uuid
 import clients
 import kafka_wire
 from cluster_harness import Cluster
-from harness import BIN, run
+from harness import BIN, run, wait_for
 
 FAST = {"replica.lag.time.max.ms": "3000", "replica.fetch.wait.max.ms": "200", "replica.fetch.backoff.ms": "200",
         "auto.leader.rebalance.enable": "false"}
@@ -41,17 +41,6 @@ def partition_state(admin, topic):
         return -1, [], []
     p = partitions[0]
     return p.leader, sorted(p.replicas), sorted(p.isrs)
-
-
-def wait_for(what, predicate, timeout=40):
-    deadline = time.time() + timeout
-    last = None
-    while time.time() < deadline:
-        last = predicate()
-        if last:
-            return last
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what} (last: {last})")
 
 
 def create_replicated_topic(cluster, admin, min_insync):
