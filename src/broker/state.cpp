@@ -171,8 +171,11 @@ void BrokerState::reconcile_logs(const cluster::MetadataImage* before, const clu
     auto info = topic_info(after, *topic);
     if (auto why = invalid_topic_configs_reason(info.configs)) {
       std::string reason = "topic " + info.name + " is offline: its stored config is invalid (" + *why + ")";
-      log::error("{}; every other topic serves. Delete the topic or correct its configs.", reason);
-      offline_topics.mark(info.name, std::move(reason));
+      // Said once: the topic changes again (leader, ISR) while it stays offline for the same reason.
+      if (offline_topics.reason(info.name) != reason) {
+        log::error("{}; every other topic serves. Delete the topic or correct its configs.", reason);
+        offline_topics.mark(info.name, std::move(reason));
+      }
       // The log manager opened its logs with the broker defaults: keep retention from deleting what the
       // topic's own (unreadable) settings may have meant to keep.
       auto frozen = default_log_config();

@@ -6,7 +6,7 @@ import time
 import uuid
 
 import clients
-from harness import BIN, PASSWORD, free_port, run, wait_for_port
+from harness import BIN, PASSWORD, free_port_block, run, wait_for_port
 
 ELECTION_TIMEOUT_MS = 500
 
@@ -79,7 +79,8 @@ class Cluster:
         other = root / "other-pki"
         run(BIN, "pki", "init", "--dir", other)
         ids = range(1, size + 1)
-        ports = {i: (free_port(), free_port()) for i in ids}
+        base = free_port_block(range(2 * size))  # below the ephemeral range, as harness.Broker's
+        ports = {i: (base + 2 * (i - 1), base + 2 * (i - 1) + 1) for i in ids}
         voters = ",".join(f"{i}@127.0.0.1:{ports[i][1]}" for i in ids)
         super_users = ";".join([f"User:node-{i}" for i in ids] + ["User:admin-1"])
         self.nodes = []

@@ -134,9 +134,11 @@ class Broker:
         self.root = root
         self.pki = pki
         self.node_id = node_id
-        self.ports = {"PLAINTEXT": free_port(), "SSL": free_port(), "MTLS": free_port(), "CONTROLLER": free_port()}
-        if sasl:
-            self.ports.update({"SASL_SSL": free_port(), "SASL_PLAINTEXT": free_port()})
+        # Below the ephemeral range: a restarted broker binds the same ports, which another test's
+        # client sockets could otherwise have taken meanwhile.
+        names = ["PLAINTEXT", "SSL", "MTLS", "CONTROLLER"] + (["SASL_SSL", "SASL_PLAINTEXT"] if sasl else [])
+        base = free_port_block(range(len(names)))
+        self.ports = {name: base + i for i, name in enumerate(names)}
         self.client_listeners = [n for n in self.ports if n != "CONTROLLER"]
         self.log_dir = root / "logs"
         self.config = root / "server.properties"
