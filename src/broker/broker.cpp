@@ -10,6 +10,7 @@
 #include "base/files.h"
 #include "base/log.h"
 #include "broker/controller_channel.h"
+#include "broker/group_partitions.h"
 #include "broker/lifecycle.h"
 #include "broker/router.h"
 #include "broker/state.h"
@@ -320,6 +321,7 @@ struct Broker::Impl {
     loader->add_listener([this](const cluster::ImagePtr& before, const cluster::ImagePtr& after) {
       state.reconcile_logs(before.get(), *after);
       state.replicas->apply_image(before.get(), *after);
+      if (state.group_coordinators) state.group_coordinators->on_image();
       if (state.acls) state.acls->sync(*after);
       if (state.scram) state.scram->sync(*after);
       state.image_waiters.on_image(*after);
@@ -614,6 +616,8 @@ void Broker::stop() {
   if (!impl_ || !impl_->started) return;
   impl_->started = false;
   impl_->stop_cluster();
+  // Waiting joins hear NOT_COORDINATOR (and find the partition's next leader) before the server closes.
+  if (impl_->state.group_coordinators) impl_->state.group_coordinators->stop();
   impl_->server->stop();
   {
     std::lock_guard lock(impl_->maintenance_mu);

@@ -7,9 +7,9 @@
 #include <set>
 
 #include "base/log.h"
+#include "broker/group_partitions.h"
 #include "broker/state.h"
 #include "groups/coordinator.h"
-#include "groups/log_store.h"
 #include "wire/generated/delete_groups.h"
 #include "wire/generated/describe_groups.h"
 #include "wire/generated/find_coordinator.h"
@@ -24,16 +24,8 @@
 
 namespace bulwark::broker {
 
-struct GroupCoordinatorNode {
-  std::int32_t broker_id;
-  std::string host;
-  std::int32_t port;
-};
-
 using security::Operation;
 using security::ResourceType;
-
-const storage::TopicPartition kOffsetsPartition{"__consumer_offsets", 0};
 
 namespace {
 
@@ -44,7 +36,9 @@ std::int16_t kafka_code(GroupError error) {
   switch (error) {
     case GroupError::none: return 0;
     case GroupError::offset_metadata_too_large: return 12;
+    case GroupError::coordinator_load_in_progress: return 14;
     case GroupError::coordinator_not_available: return 15;
+    case GroupError::not_coordinator: return 16;
     case GroupError::illegal_generation: return 22;
     case GroupError::inconsistent_group_protocol: return 23;
     case GroupError::invalid_group_id: return 24;
@@ -75,16 +69,6 @@ bool partition_exists(const BrokerState& state, const std::string& topic, std::i
 
 }  // namespace
 
-// Every group's coordinator is the unfenced broker with the lowest id, so that all nodes name the same
-// one. (Kafka spreads groups over the leaders of __consumer_offsets partitions; that arrives with
-// replicated partitions, which the committed offsets need in order to move with their coordinator.)
-std::optional<GroupCoordinatorNode> group_coordinator_node(const BrokerState& state, const std::string& listener) {
-  auto brokers = state.image()->endpoints_for(listener);
-  if (brokers.empty()) return std::nullopt;  // this node alone, not yet registered
-  const auto& first = brokers.front();
-  return GroupCoordinatorNode{first.broker_id, first.endpoint->host, first.endpoint->port};
-}
-
 Status open_group_coordinator(BrokerState& state) {
   groups::GroupSettings settings;
   const auto& cfg = state.config;
@@ -94,22 +78,81 @@ Status open_group_coordinator(BrokerState& state) {
   if (cfg.offsets_retention_minutes > 0) settings.offsets_retention_ms = std::int64_t{cfg.offsets_retention_minutes} * 60000;
   // A short retention (tests) is checked often enough to matter.
   settings.offsets_retention_check_interval_ms = std::min<std::int64_t>(600000, std::max<std::int64_t>(1000, settings.offsets_retention_ms / 4));
-
-  auto log_config = state.default_log_config();
-  log_config.retention_ms = -1;  // offsets are removed by tombstones, never by log retention
-  log_config.retention_bytes = -1;
-  log_config.max_message_bytes = INT32_MAX;
-  auto log = state.logs->get_or_create(kOffsetsPartition, log_config);
-  if (!log.ok()) return make_error(ErrorKind::io, "opening the consumer offsets log: " + log.error().message);
-  (*log)->set_config(log_config);
-  auto clock = [&state] { return state.now_ms(); };
-  auto coordinator = groups::GroupCoordinator::open(
-      settings, std::make_unique<groups::PartitionLogStore>(*log, clock), clock);
-  if (!coordinator.ok()) return coordinator.error();
-  state.groups = std::move(*coordinator);
-  state.groups->start_background_ticks(std::chrono::milliseconds(50));
+  state.group_coordinators = std::make_unique<GroupCoordinators>(state, settings);
+  state.group_coordinators->start();
   return Status::success();
 }
+
+namespace {
+
+// The coordinator of `group_id` if this broker is it, else the error to answer.
+GroupCoordinators::Lookup coordinator_for(const BrokerState& state, const std::string& group_id) {
+  if (!state.group_coordinators) return {nullptr, GroupError::coordinator_not_available, nullptr, nullptr};
+  return state.group_coordinators->for_group(group_id);
+}
+
+// Where clients of `listener` find the coordinator of `group_id`: the leader of its __consumer_offsets
+// partition. nullopt (COORDINATOR_NOT_AVAILABLE, clients retry) while the topic is being created or
+// the partition has no leader.
+std::optional<cluster::Endpoint> coordinator_endpoint(BrokerState& state, const std::string& group_id,
+                                                     const std::string& listener, std::int32_t& node_id) {
+  auto index = state.group_coordinators->partition_for(group_id);
+  if (!index) {
+    state.group_coordinators->create_topic();
+    return std::nullopt;
+  }
+  const auto image = state.image();
+  const auto* partition = image->partition(kOffsetsTopic, *index);
+  if (!partition || !partition->has_leader()) return std::nullopt;
+  const auto* broker = image->broker(partition->leader);
+  const auto* endpoint = broker && !broker->fenced ? broker->endpoint(listener) : nullptr;
+  if (!endpoint) return std::nullopt;
+  node_id = partition->leader;
+  return *endpoint;
+}
+
+// Calls done(true) once `partition`'s high watermark reaches `offset` while this broker still leads
+// it at the same epoch, done(false) when the leadership goes or `timeout` passes; on `loop`.
+void when_replicated(BrokerState& state, net::EventLoop& loop, std::shared_ptr<replication::Partition> partition,
+                     std::int64_t offset, std::chrono::milliseconds timeout, std::function<void(bool)> done) {
+  struct Wait {
+    BrokerState& state;
+    std::shared_ptr<replication::Partition> partition;
+    std::int32_t epoch;
+    std::int64_t offset;
+    std::function<void(bool)> done;
+    std::uint64_t watch = 0;
+    net::TimerId timer = 0;
+    bool finished = false;
+    // nullopt while it must wait on.
+    std::optional<bool> outcome() const {
+      const bool leads = partition->role() == replication::Role::leader && partition->leader_epoch() == epoch &&
+                         state.replicas->get(partition->topic_partition()) == partition;
+      if (!leads) return false;
+      if (partition->high_watermark() >= offset) return true;
+      return std::nullopt;
+    }
+  };
+  auto wait = std::make_shared<Wait>(Wait{state, partition, partition->leader_epoch(), offset, std::move(done)});
+  if (auto now = wait->outcome()) return wait->done(*now);
+  auto finish = [&loop](const std::shared_ptr<Wait>& w, bool timed_out) {
+    if (w->finished) return;
+    auto outcome = w->outcome();
+    if (!outcome && !timed_out) return;
+    w->finished = true;
+    w->state.notifier.unwatch(w->watch);
+    if (!timed_out) loop.cancel(w->timer);
+    w->done(outcome.value_or(false));
+  };
+  std::weak_ptr<Wait> weak = wait;
+  wait->watch = state.notifier.watch({partition->topic_partition()}, [weak, &loop, finish] {
+    if (auto w = weak.lock()) loop.post([w, finish] { finish(w, false); });
+  });
+  wait->timer = loop.run_after(timeout, [wait, finish] { finish(wait, true); });
+  loop.post([wait, finish] { finish(wait, false); });  // the high watermark moved before the watch was in place
+}
+
+}  // namespace
 
 namespace {
 bool may_read_group(const BrokerState& state, Call& call, const std::string& group_id) {
@@ -121,7 +164,6 @@ void handle_find_coordinator(BrokerState& state, Call& call) {
   wire::msg::FindCoordinatorRequest request;
   if (!decode_request(call, request)) return;
   const auto version = call.header.api_version;
-  const auto endpoint = state.advertised_for(call.ctx.peer.listener);
   auto answer = [&](const std::string& key, std::int8_t key_type) {
     wire::msg::FindCoordinatorResponse::Coordinator c;
     c.key = key;
@@ -133,19 +175,17 @@ void handle_find_coordinator(BrokerState& state, Call& call) {
     } else if (key_type != 0) {
       c.error_code = kCoordinatorNotAvailable;  // transactions are not served yet
       c.error_message = "Bulwark has no transaction coordinator yet";
-    } else if (!state.groups) {
+    } else if (!state.group_coordinators) {
       c.error_code = kCoordinatorNotAvailable;
       c.error_message = "the group coordinator is not running";
-    } else if (auto coordinator = group_coordinator_node(state, call.ctx.peer.listener)) {
-      c.node_id = coordinator->broker_id;
-      c.host = coordinator->host;
-      c.port = coordinator->port;
+    } else if (auto endpoint = coordinator_endpoint(state, key, call.ctx.peer.listener, c.node_id)) {
+      c.host = endpoint->host;
+      c.port = endpoint->port;
       c.error_message = std::nullopt;
     } else {
-      c.node_id = state.node_id();
-      c.host = endpoint.host;
-      c.port = endpoint.port;
-      c.error_message = std::nullopt;
+      c.node_id = -1;
+      c.error_code = kCoordinatorNotAvailable;
+      c.error_message = "The coordinator is not available.";
     }
     return c;
   };
@@ -180,9 +220,11 @@ void handle_join_group(BrokerState& state, Call& call) {
     for (const auto& m : result.members) response.members.push_back({m.member_id, m.group_instance_id, m.metadata, {}});
     responder.respond(encode_response_frame(header, [&](ByteWriter& w) { response.encode(w, header.api_version); }));
   };
-  if (!state.groups || !may_read_group(state, call, request.group_id)) {
+  const bool allowed = may_read_group(state, call, request.group_id);
+  auto lookup = coordinator_for(state, request.group_id);
+  if (!allowed || !lookup.coordinator) {
     groups::JoinResult r;
-    r.error = state.groups ? GroupError::group_authorization_failed : GroupError::coordinator_not_available;
+    r.error = allowed ? lookup.error : GroupError::group_authorization_failed;
     r.member_id = request.member_id;
     reply(r);
     return;
@@ -198,7 +240,7 @@ void handle_join_group(BrokerState& state, Call& call) {
   join.client_id = call.header.client_id.value_or("");
   join.client_host = client_host(call);
   join.require_known_member_id = version >= 4;
-  state.groups->join(std::move(join), std::move(reply));
+  lookup.coordinator->join(std::move(join), std::move(reply));
 }
 
 void handle_sync_group(BrokerState& state, Call& call) {
@@ -212,9 +254,11 @@ void handle_sync_group(BrokerState& state, Call& call) {
     response.assignment = result.assignment;
     responder.respond(encode_response_frame(header, [&](ByteWriter& w) { response.encode(w, header.api_version); }));
   };
-  if (!state.groups || !may_read_group(state, call, request.group_id)) {
+  const bool allowed = may_read_group(state, call, request.group_id);
+  auto lookup = coordinator_for(state, request.group_id);
+  if (!allowed || !lookup.coordinator) {
     groups::SyncResult r;
-    r.error = state.groups ? GroupError::group_authorization_failed : GroupError::coordinator_not_available;
+    r.error = allowed ? lookup.error : GroupError::group_authorization_failed;
     reply(r);
     return;
   }
@@ -226,20 +270,21 @@ void handle_sync_group(BrokerState& state, Call& call) {
   sync.protocol_type = std::move(request.protocol_type);
   sync.protocol_name = std::move(request.protocol_name);
   for (auto& a : request.assignments) sync.assignments.emplace_back(std::move(a.member_id), std::move(a.assignment));
-  state.groups->sync(std::move(sync), std::move(reply));
+  lookup.coordinator->sync(std::move(sync), std::move(reply));
 }
 
 void handle_heartbeat(BrokerState& state, Call& call) {
   wire::msg::HeartbeatRequest request;
   if (!decode_request(call, request)) return;
   wire::msg::HeartbeatResponse response;
-  if (!state.groups)
-    response.error_code = kCoordinatorNotAvailable;
-  else if (!may_read_group(state, call, request.group_id))
+  auto lookup = coordinator_for(state, request.group_id);
+  if (!may_read_group(state, call, request.group_id))
     response.error_code = code(KafkaError::group_authorization_failed);
+  else if (!lookup.coordinator)
+    response.error_code = kafka_code(lookup.error);
   else
-    response.error_code = kafka_code(
-        state.groups->heartbeat(request.group_id, request.generation_id, request.member_id, request.group_instance_id));
+    response.error_code = kafka_code(lookup.coordinator->heartbeat(request.group_id, request.generation_id,
+                                                                   request.member_id, request.group_instance_id));
   respond(call, response);
 }
 
@@ -248,8 +293,10 @@ void handle_leave_group(BrokerState& state, Call& call) {
   if (!decode_request(call, request)) return;
   const auto version = call.header.api_version;
   wire::msg::LeaveGroupResponse response;
-  if (!state.groups || !may_read_group(state, call, request.group_id)) {
-    response.error_code = state.groups ? code(KafkaError::group_authorization_failed) : kCoordinatorNotAvailable;
+  const bool allowed = may_read_group(state, call, request.group_id);
+  auto lookup = coordinator_for(state, request.group_id);
+  if (!allowed || !lookup.coordinator) {
+    response.error_code = allowed ? kafka_code(lookup.error) : code(KafkaError::group_authorization_failed);
     respond(call, response);
     return;
   }
@@ -259,7 +306,7 @@ void handle_leave_group(BrokerState& state, Call& call) {
   } else {
     for (const auto& m : request.members) members.push_back({m.member_id, m.group_instance_id});
   }
-  auto result = state.groups->leave(request.group_id, members);
+  auto result = lookup.coordinator->leave(request.group_id, members);
   response.error_code = kafka_code(result.error);
   if (version < 3) {
     if (result.error == GroupError::none && !result.members.empty())
@@ -274,7 +321,6 @@ void handle_leave_group(BrokerState& state, Call& call) {
 void handle_offset_commit(BrokerState& state, Call& call) {
   wire::msg::OffsetCommitRequest request;
   if (!decode_request(call, request)) return;
-  wire::msg::OffsetCommitResponse response;
   groups::CommitRequest commit;
   commit.group_id = request.group_id;
   commit.generation_id = request.generation_id_or_member_epoch;
@@ -313,16 +359,32 @@ void handle_offset_commit(BrokerState& state, Call& call) {
       commit.offsets.push_back(std::move(o));
     }
   }
-  std::vector<GroupError> errors(commit.offsets.size(), GroupError::coordinator_not_available);
-  if (state.groups && !commit.offsets.empty()) errors = state.groups->commit(commit);
-  for (std::size_t t = 0; t < request.topics.size(); ++t) {
-    wire::msg::OffsetCommitResponse::OffsetCommitResponseTopic topic_out;
-    topic_out.name = request.topics[t].name;
-    for (const auto& slot : slots[t])
-      topic_out.partitions.push_back({slot.partition, slot.index ? kafka_code(errors[*slot.index]) : slot.error, {}});
-    response.topics.push_back(std::move(topic_out));
-  }
-  respond(call, response);
+  auto lookup = coordinator_for(state, request.group_id);
+  std::vector<GroupError> errors(commit.offsets.size(), lookup.error);
+  if (lookup.coordinator && !commit.offsets.empty()) errors = lookup.coordinator->commit(commit);
+  auto answer = [topics = std::move(request.topics), slots = std::move(slots), reply = DeferredReply{call.header, call.responder}](
+                    const std::vector<GroupError>& errors) mutable {
+    wire::msg::OffsetCommitResponse response;
+    for (std::size_t t = 0; t < topics.size(); ++t) {
+      wire::msg::OffsetCommitResponse::OffsetCommitResponseTopic topic_out;
+      topic_out.name = topics[t].name;
+      for (const auto& slot : slots[t])
+        topic_out.partitions.push_back({slot.partition, slot.index ? kafka_code(errors[*slot.index]) : slot.error, {}});
+      response.topics.push_back(std::move(topic_out));
+    }
+    reply.send(response);
+  };
+  const bool stored = std::find(errors.begin(), errors.end(), GroupError::none) != errors.end();
+  if (!stored || !lookup.store) return answer(errors);
+  // Answered once the ISR has the offsets: a commit acknowledged is one the next coordinator loads.
+  when_replicated(state, call.ctx.loop, lookup.partition, lookup.store->appended_end(),
+                  std::chrono::milliseconds(std::max(1, state.config.offsets_commit_timeout_ms)),
+                  [answer = std::move(answer), errors](bool replicated) mutable {
+                    if (!replicated)
+                      for (auto& e : errors)
+                        if (e == GroupError::none) e = GroupError::coordinator_not_available;
+                    answer(errors);
+                  });
 }
 
 namespace {
@@ -360,15 +422,16 @@ void handle_offset_fetch(BrokerState& state, Call& call) {
   auto fetch = [&](const std::string& group_id, const std::optional<std::vector<groups::TopicPartitionKey>>& wanted,
                    std::int16_t& error) {
     groups::FetchOffsetsResult result;
-    if (!state.groups) {
-      error = kCoordinatorNotAvailable;
-      return result;
-    }
     if (!authorized(state, call, Operation::describe, ResourceType::group, group_id)) {
       error = code(KafkaError::group_authorization_failed);
       return result;
     }
-    result = state.groups->fetch_offsets(group_id, wanted);
+    auto lookup = coordinator_for(state, group_id);
+    if (!lookup.coordinator) {
+      error = kafka_code(lookup.error);
+      return result;
+    }
+    result = lookup.coordinator->fetch_offsets(group_id, wanted);
     error = kafka_code(result.error);
     // Offsets of topics the principal may not describe: an error when asked for by name, left out
     // when the client asked for all of them (Kafka's rule).
@@ -418,7 +481,7 @@ void handle_list_groups(BrokerState& state, Call& call) {
   wire::msg::ListGroupsRequest request;
   if (!decode_request(call, request)) return;
   wire::msg::ListGroupsResponse response;
-  if (!state.groups) {
+  if (!state.group_coordinators) {
     response.error_code = kCoordinatorNotAvailable;
     respond(call, response);
     return;
@@ -431,7 +494,10 @@ void handle_list_groups(BrokerState& state, Call& call) {
   for (const auto& s : request.states_filter) filter.push_back(lower(s));
   // DESCRIBE on the cluster lists every group; otherwise only the groups the principal may describe.
   const bool describe_all = authorized_cluster(state, call, Operation::describe);
-  for (const auto& g : state.groups->list_groups()) {
+  std::vector<groups::GroupListing> listed;
+  for (const auto& coordinator : state.group_coordinators->all())
+    for (auto& g : coordinator->list_groups()) listed.push_back(std::move(g));
+  for (const auto& g : listed) {
     if (!describe_all && !authorized(state, call, Operation::describe, ResourceType::group, g.group_id, false)) continue;
     const std::string state_name = groups::to_string(g.state);
     if (!filter.empty() && std::find(filter.begin(), filter.end(), lower(state_name)) == filter.end()) continue;
@@ -447,14 +513,15 @@ void handle_describe_groups(BrokerState& state, Call& call) {
   for (const auto& group_id : request.groups) {
     wire::msg::DescribeGroupsResponse::DescribedGroup out;
     out.group_id = group_id;
-    if (!state.groups) {
-      out.error_code = kCoordinatorNotAvailable;
-      out.group_state = "Dead";
-    } else if (!authorized(state, call, Operation::describe, ResourceType::group, group_id)) {
+    auto lookup = coordinator_for(state, group_id);
+    if (!authorized(state, call, Operation::describe, ResourceType::group, group_id)) {
       out.error_code = code(KafkaError::group_authorization_failed);
       out.group_state = "Dead";
+    } else if (!lookup.coordinator) {
+      out.error_code = kafka_code(lookup.error);
+      out.group_state = "Dead";
     } else {
-      auto d = state.groups->describe(group_id);
+      auto d = lookup.coordinator->describe(group_id);
       out.group_state = groups::to_string(d.state);
       out.protocol_type = d.protocol_type;
       out.protocol_data = d.protocol_name;
@@ -473,10 +540,11 @@ void handle_delete_groups(BrokerState& state, Call& call) {
   if (!decode_request(call, request)) return;
   wire::msg::DeleteGroupsResponse response;
   for (const auto& group_id : request.groups_names) {
-    auto error = !state.groups ? kCoordinatorNotAvailable
-                 : !authorized(state, call, Operation::remove, ResourceType::group, group_id)
+    auto lookup = coordinator_for(state, group_id);
+    auto error = !authorized(state, call, Operation::remove, ResourceType::group, group_id)
                      ? code(KafkaError::group_authorization_failed)
-                     : kafka_code(state.groups->delete_group(group_id));
+                 : !lookup.coordinator ? kafka_code(lookup.error)
+                                       : kafka_code(lookup.coordinator->delete_group(group_id));
     response.results.push_back({group_id, error, {}});
   }
   respond(call, response);
@@ -486,8 +554,10 @@ void handle_offset_delete(BrokerState& state, Call& call) {
   wire::msg::OffsetDeleteRequest request;
   if (!decode_request(call, request)) return;
   wire::msg::OffsetDeleteResponse response;
-  if (!state.groups || !authorized(state, call, Operation::remove, ResourceType::group, request.group_id)) {
-    response.error_code = state.groups ? code(KafkaError::group_authorization_failed) : kCoordinatorNotAvailable;
+  const bool allowed = authorized(state, call, Operation::remove, ResourceType::group, request.group_id);
+  auto lookup = coordinator_for(state, request.group_id);
+  if (!allowed || !lookup.coordinator) {
+    response.error_code = allowed ? kafka_code(lookup.error) : code(KafkaError::group_authorization_failed);
     respond(call, response);
     return;
   }
@@ -501,7 +571,7 @@ void handle_offset_delete(BrokerState& state, Call& call) {
     for (const auto& p : t.partitions) partitions.push_back({t.name, p.partition_index});
   }
   std::vector<GroupError> errors;
-  auto group_error = state.groups->delete_offsets(request.group_id, partitions, errors);
+  auto group_error = lookup.coordinator->delete_offsets(request.group_id, partitions, errors);
   response.error_code = kafka_code(group_error);
   if (group_error == GroupError::none) {
     std::size_t i = 0;

@@ -2,6 +2,7 @@
 #include <algorithm>
 
 #include "base/log.h"
+#include "broker/group_partitions.h"
 #include "broker/state.h"
 #include "wire/generated/describe_cluster.h"
 #include "wire/generated/create_topics.h"
@@ -20,6 +21,7 @@ wire::msg::MetadataResponse::MetadataResponseTopic describe_topic(const BrokerSt
   wire::msg::MetadataResponse::MetadataResponseTopic out;
   out.name = topic.name;
   out.topic_id = topic.id;
+  out.is_internal = topic.name == kOffsetsTopic;
   const bool offline = state.offline_topics.reason(topic.name).has_value();
   const auto* topic_image = image.topic(topic.id);
   if (!topic_image) return out;
@@ -135,7 +137,7 @@ void handle_metadata(BrokerState& state, Call& call) {
           response.topics.push_back(topic_error(wanted.name, KafkaError::invalid_topic_exception));
           continue;
         }
-        if (!may_create) {
+        if (!may_create || *wanted.name == kOffsetsTopic) {  // the group coordinators create that one
           response.topics.push_back(topic_error(wanted.name, KafkaError::unknown_topic_or_partition));
           continue;
         }

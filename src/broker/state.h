@@ -84,6 +84,7 @@ class OfflineTopics {
 std::optional<std::string> invalid_topic_configs_reason(const std::map<std::string, std::string>& configs);
 
 class ControllerChannel;
+class GroupCoordinators;
 }  // namespace bulwark::broker
 namespace bulwark::cluster {
 class QuorumDriver;
@@ -128,7 +129,7 @@ struct BrokerState {
   cluster::ControllerService* controller_service = nullptr;  // null unless process.roles has controller
   std::unique_ptr<TopicRegistry> topics;
   std::unique_ptr<ProducerIdAllocator> producer_ids;
-  std::unique_ptr<groups::GroupCoordinator> groups;  // null until open_group_coordinator
+  std::unique_ptr<GroupCoordinators> group_coordinators;  // null until open_group_coordinator (brokers only)
   AppendNotifier notifier;
   // Security: null acls = no authorizer configured (everything allowed, ACL APIs answer SECURITY_DISABLED).
   std::unique_ptr<AclStore> acls;
@@ -229,7 +230,7 @@ void handle_create_topics(BrokerState& state, Call& call);
 void handle_delete_topics(BrokerState& state, Call& call);
 void handle_create_partitions(BrokerState& state, Call& call);
 void handle_elect_leaders(BrokerState& state, Call& call);
-// Consumer groups (handlers_groups.cpp); open_group_coordinator replays __consumer_offsets-0 at start-up.
+// Consumer groups (handlers_groups.cpp, over the partitions of __consumer_offsets: group_partitions.h).
 Status open_group_coordinator(BrokerState& state);
 void handle_find_coordinator(BrokerState& state, Call& call);
 void handle_join_group(BrokerState& state, Call& call);

@@ -800,6 +800,7 @@ Result<BrokerConfig> build_broker_config(const Properties& properties) {
 
   c.offsets_topic_replication_factor = r.int16("offsets.topic.replication.factor");
   c.offsets_topic_num_partitions = r.int32("offsets.topic.num.partitions");
+  c.offsets_commit_timeout_ms = r.int32("offsets.commit.timeout.ms");
   c.offsets_retention_minutes = r.int32("offsets.retention.minutes");
   c.group_initial_rebalance_delay_ms = r.int32("group.initial.rebalance.delay.ms");
   c.group_min_session_timeout_ms = r.int32("group.min.session.timeout.ms");

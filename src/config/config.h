@@ -235,6 +235,7 @@ struct BrokerConfig {
   std::int16_t offsets_topic_replication_factor = 3;
   std::int32_t offsets_topic_num_partitions = 50;
   std::int32_t offsets_retention_minutes = 0;
+  std::int32_t offsets_commit_timeout_ms = 5000;
   std::int32_t group_initial_rebalance_delay_ms = 0;
   std::int32_t group_min_session_timeout_ms = 0;
   std::int32_t group_max_session_timeout_ms = 0;

@@ -176,12 +176,12 @@ std::vector<KeySpec> make_specs() {
       {"inter.broker.protocol.version", string, null, N},
 
       // --- groups and offsets
-      {"offsets.topic.replication.factor", int16, "3", N, false, 1},
+      {"offsets.topic.replication.factor", int16, "3", S, false, 1},
       {"offsets.topic.num.partitions", int32, "50", S, false, 1},
       {"offsets.topic.segment.bytes", int32, "104857600", N, false, 1},
       {"offsets.retention.minutes", int32, "10080", S, false, 1},
       {"offsets.retention.check.interval.ms", int64, "600000", N, false, 1},
-      {"offsets.commit.timeout.ms", int32, "5000", N, false, 1},
+      {"offsets.commit.timeout.ms", int32, "5000", S, false, 1},
       {"offsets.load.buffer.size", int32, "5242880", N, false, 1},
       {"group.initial.rebalance.delay.ms", int32, "3000", S},
       {"group.min.session.timeout.ms", int32, "6000", S},

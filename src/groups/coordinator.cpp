@@ -11,6 +11,8 @@ const char* to_string(GroupError error) {
   switch (error) {
     case GroupError::none: return "none";
     case GroupError::coordinator_not_available: return "coordinator not available";
+    case GroupError::not_coordinator: return "not coordinator";
+    case GroupError::coordinator_load_in_progress: return "coordinator load in progress";
     case GroupError::illegal_generation: return "illegal generation";
     case GroupError::inconsistent_group_protocol: return "inconsistent group protocol";
     case GroupError::invalid_group_id: return "invalid group id";
@@ -311,7 +313,9 @@ void GroupCoordinator::join(JoinRequest request, JoinCallback done) {
   };
   std::size_t metadata_bytes = 0;
   for (const auto& p : request.protocols) metadata_bytes += p.metadata.size() + p.name.size();
-  if (request.group_id.empty()) {
+  if (resigned_ != GroupError::none) {
+    fail(resigned_, request.member_id);
+  } else if (request.group_id.empty()) {
     fail(GroupError::invalid_group_id, request.member_id);
   } else if (request.session_timeout_ms < settings_.min_session_timeout_ms ||
              request.session_timeout_ms > settings_.max_session_timeout_ms) {
@@ -648,6 +652,11 @@ void GroupCoordinator::sync(SyncRequest request, SyncCallback done) {
     }
     defer(call_with(std::move(done), std::move(r)));
   };
+  if (resigned_ != GroupError::none) {
+    reply(resigned_, {}, nullptr);
+    run_deferred(lock);
+    return;
+  }
   auto* group = find_group_locked(request.group_id);
   Member* member = nullptr;
   if (group) {
@@ -720,6 +729,7 @@ GroupError GroupCoordinator::heartbeat(const std::string& group_id, std::int32_t
                                        const std::string& member_id, const std::optional<std::string>& group_instance_id) {
   const auto now = clock_();
   std::unique_lock lock(mu_);
+  if (resigned_ != GroupError::none) return resigned_;
   auto* group = find_group_locked(group_id);
   if (group_id.empty()) return GroupError::invalid_group_id;
   if (!group) return GroupError::unknown_member_id;
@@ -818,7 +828,9 @@ std::vector<GroupError> GroupCoordinator::commit(const CommitRequest& request) {
   auto fail_all = [&](GroupError e) { std::fill(errors.begin(), errors.end(), e); };
   auto* group = find_group_locked(request.group_id);
   bool allowed = false;
-  if (request.group_id.empty()) {
+  if (resigned_ != GroupError::none) {
+    fail_all(resigned_);
+  } else if (request.group_id.empty()) {
     fail_all(GroupError::invalid_group_id);
   } else if (!group) {
     if (request.generation_id < 0) {
@@ -1111,6 +1123,29 @@ void GroupCoordinator::start_background_ticks(std::chrono::milliseconds interval
       lock.lock();
     }
   });
+}
+
+void GroupCoordinator::resign(GroupError error) {
+  std::unique_lock lock(mu_);
+  resigned_ = error;
+  for (auto& [id, group] : groups_) {
+    for (auto& [member_id, member] : group->members) {
+      if (member.awaiting_join) {
+        JoinResult r;
+        r.error = error;
+        r.member_id = member_id;
+        defer(call_with(std::move(member.awaiting_join), std::move(r)));
+        member.awaiting_join = nullptr;
+      }
+      if (member.awaiting_sync) {
+        SyncResult r;
+        r.error = error;
+        defer(call_with(std::move(member.awaiting_sync), std::move(r)));
+        member.awaiting_sync = nullptr;
+      }
+    }
+  }
+  run_deferred(lock);
 }
 
 void GroupCoordinator::stop_background_ticks() {

@@ -40,6 +40,8 @@ namespace bulwark::groups {
 enum class GroupError {
   none,
   coordinator_not_available,   // the group is being deleted or the store failed; clients retry
+  not_coordinator,             // the group's __consumer_offsets partition is led by another broker
+  coordinator_load_in_progress,  // this broker took the partition up and is still reading it
   illegal_generation,
   inconsistent_group_protocol,
   invalid_group_id,
@@ -232,6 +234,10 @@ class GroupCoordinator {
   std::vector<GroupListing> list_groups() const;
   GroupDescription describe(const std::string& group_id) const;
 
+  // This coordinator stops serving (its partition is led elsewhere now): every waiting JoinGroup and
+  // SyncGroup is answered with `error`, and so is every later call that would change a group.
+  void resign(GroupError error);
+
   // Checks every deadline against the clock and expires old offsets; call often.
   void tick();
   // A thread calling tick() every interval until destruction (for the broker; tests call tick()).
@@ -272,6 +278,7 @@ class GroupCoordinator {
   std::map<std::string, std::unique_ptr<Group>> groups_;
   std::vector<std::function<void()>> deferred_;
   std::int64_t next_retention_check_ = 0;
+  GroupError resigned_ = GroupError::none;  // see resign()
 
   std::thread ticker_;
   std::mutex ticker_mu_;

@@ -4,20 +4,24 @@
 
 namespace bulwark::groups {
 
-Status PartitionLogStore::append(const std::vector<StoredRecord>& records) {
-  if (records.empty()) return Status::success();
-  const auto now = clock_();
+Result<Bytes> encode_group_batch(const std::vector<StoredRecord>& records, std::int64_t now_ms) {
   std::vector<wire::Record> batch_records;
   batch_records.reserve(records.size());
   for (const auto& r : records) {
     wire::Record record;
     record.offset = static_cast<std::int64_t>(batch_records.size());  // relative; the log assigns the base
-    record.timestamp = now;
+    record.timestamp = now_ms;
     record.key = r.key;
     record.value = r.value;
     batch_records.push_back(std::move(record));
   }
-  auto batch = wire::encode_batch(batch_records, {});
+  return wire::encode_batch(batch_records, {});
+}
+
+Status PartitionLogStore::append(const std::vector<StoredRecord>& records) {
+  if (records.empty()) return Status::success();
+  const auto now = clock_();
+  auto batch = encode_group_batch(records, now);
   if (!batch.ok()) return batch.error();
   storage::AppendOptions options;
   options.now_ms = now;
@@ -27,12 +31,12 @@ Status PartitionLogStore::append(const std::vector<StoredRecord>& records) {
   return Status::success();
 }
 
-Result<std::vector<StoredRecord>> PartitionLogStore::load() {
+Result<std::vector<StoredRecord>> read_group_records(storage::PartitionLog& log) {
   std::vector<StoredRecord> out;
-  auto offset = log_->log_start_offset();
-  const auto end = log_->log_end_offset();
+  auto offset = log.log_start_offset();
+  const auto end = log.log_end_offset();
   while (offset < end) {
-    auto data = log_->read(offset, 1 << 20, end);
+    auto data = log.read(offset, 1 << 20, end);
     if (!data.ok()) return static_cast<Error>(data.error());
     if (data->bytes.empty()) break;
     auto split = wire::split_batches(data->bytes);
@@ -43,7 +47,7 @@ Result<std::vector<StoredRecord>> PartitionLogStore::load() {
       if (!header.ok()) return header.error();
       auto records = wire::decode_records(batch);
       if (!records.ok())
-        return make_error(ErrorKind::corrupt, log_->dir().string() + ": batch at offset " +
+        return make_error(ErrorKind::corrupt, log.dir().string() + ": batch at offset " +
                                                   std::to_string(header->base_offset) + ": " + records.error().message);
       for (auto& record : *records) {
         if (!record.key) continue;  // not ours; a group record always has a key

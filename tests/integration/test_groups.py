@@ -289,7 +289,7 @@ def test_committed_offsets_survive_a_restart(pki, tmp_path):
         consumer.close()
         assert committed(b, group, topic, 3) == {0: 10, 1: 10, 2: 10}
 
-        b.kill()  # no clean shutdown: the offsets must come back from __consumer_offsets-0
+        b.kill()  # no clean shutdown: the offsets must come back from __consumer_offsets
         b.start()
         assert committed(b, group, topic, 3) == {0: 10, 1: 10, 2: 10}
         assert describe(b, group)["state"] == "Empty"
@@ -302,10 +302,10 @@ def test_committed_offsets_survive_a_restart(pki, tmp_path):
         b.stop()
         b.start()
         assert committed(b, group, topic, 3) == {0: 10, 1: 10, 2: 10}  # nothing committed the second time
-        # The internal log is not a topic clients see.
-        from kafka.protocol.metadata import MetadataRequest_v0
-        topics = [t[1] for t in call(b, MetadataRequest_v0(topics=[])).topics]
-        assert "__consumer_offsets" not in topics and topic in topics
+        # The offsets live in a topic, internal as Kafka's is.
+        from kafka.protocol.metadata import MetadataRequest_v1
+        internal = {t[1]: t[2] for t in call(b, MetadataRequest_v1(topics=None)).topics}
+        assert internal["__consumer_offsets"] is True and internal[topic] is False
     finally:
         b.stop()
 

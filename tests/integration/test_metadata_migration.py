@@ -109,3 +109,45 @@ def topic_partition(broker, sec):
 
 def a_topics(broker, sec):
     return [t["topic"] for t in clients.kcat_metadata(broker.bootstrap("MTLS"), sec)["topics"]]
+
+
+def test_earlier_committed_offsets_are_kept(tmp_path):
+    """The earlier release kept every group's offsets in one local log, __consumer_offsets-0: the
+    topic is then created with that one partition (whatever offsets.topic.num.partitions says), so
+    every group still finds its offsets."""
+    from confluent_kafka import Consumer, TopicPartition
+    pki = Pki(tmp_path)
+    broker = Broker(tmp_path, pki, extra={"offsets.topic.num.partitions": "1"})
+    admin = clients.security(pki, "MTLS", "admin-1")
+    conf = {"bootstrap.servers": broker.bootstrap("MTLS"), **clients.librdkafka_conf(admin)}
+
+    def committed_offsets():
+        consumer = Consumer({**conf, "group.id": "billing", "enable.auto.commit": False})
+        try:
+            return [tp.offset for tp in consumer.committed([TopicPartition("legacy", 0), TopicPartition("legacy", 1)],
+                                                            timeout=30)]
+        finally:
+            consumer.close()
+
+    broker.start()
+    from confluent_kafka.admin import AdminClient, NewTopic
+    a = AdminClient(conf)
+    a.create_topics([NewTopic("legacy", 2, 1)])["legacy"].result(timeout=30)
+    consumer = Consumer({**conf, "group.id": "billing", "enable.auto.commit": False})
+    consumer.commit(offsets=[TopicPartition("legacy", 0, 7), TopicPartition("legacy", 1, 3)], asynchronous=False)
+    consumer.close()
+    broker.stop()
+    shutil.rmtree(broker.log_dir / "__cluster_metadata-0")
+    write_earlier_release_files(broker.log_dir)
+    del broker.props["offsets.topic.num.partitions"]  # the default, 50, from now on
+
+    broker.start(format_storage=False)
+    assert committed_offsets() == [7, 3]
+    assert "holds committed offsets from before replicated offsets" in broker.log_text()
+    meta = clients.kcat_metadata(broker.bootstrap("MTLS"), admin)
+    offsets_topic = next(t for t in meta["topics"] if t["topic"] == "__consumer_offsets")
+    assert len(offsets_topic["partitions"]) == 1
+    broker.stop()
+    broker.start(format_storage=False)  # and from the metadata log from then on
+    assert committed_offsets() == [7, 3]
+    broker.stop()

@@ -197,6 +197,28 @@ TEST_F(GroupsTest, ThreeMembersJoinAndSync) {
   for (const auto& id : ids) EXPECT_EQ(coordinator->heartbeat("g", 1, id, std::nullopt), GroupError::none);
 }
 
+// A coordinator whose partition moved to another broker answers what waits, and what comes later,
+// with NOT_COORDINATOR, so clients find the new one at once instead of waiting out their timeouts.
+TEST_F(GroupsTest, ResignAnswersWaitingJoinsAndSyncsAndRefusesLaterCalls) {
+  auto [ids, generation] = stable_group(2);
+  auto waiting_join = join(join_request(new_member_id()));  // a third member: a rebalance starts
+  EXPECT_FALSE(waiting_join->has_value());
+  coordinator->resign(GroupError::not_coordinator);
+  ASSERT_TRUE(waiting_join->has_value());
+  EXPECT_EQ((*waiting_join)->error, GroupError::not_coordinator);
+  EXPECT_EQ(coordinator->heartbeat("g", generation, ids[0], std::nullopt), GroupError::not_coordinator);
+  auto later_sync = sync(ids[0], generation);
+  ASSERT_TRUE(later_sync->has_value());
+  EXPECT_EQ((*later_sync)->error, GroupError::not_coordinator);
+  CommitRequest commit;
+  commit.group_id = "g";
+  commit.offsets.push_back({"t", 0, 5, -1, "", GroupError::none});
+  EXPECT_EQ(coordinator->commit(commit), std::vector<GroupError>{GroupError::not_coordinator});
+  auto later_join = join(join_request(ids[1]));
+  ASSERT_TRUE(later_join->has_value());
+  EXPECT_EQ((*later_join)->error, GroupError::not_coordinator);
+}
+
 TEST_F(GroupsTest, ProtocolSelectedByVotesAndNoneSharedIsInconsistent) {
   settings.initial_rebalance_delay_ms = 0;
   open();
