@@ -2,13 +2,17 @@
 // delete.topic.enable), forwards the rest to the active controller, and answers once the controller's
 // records have reached this node's image (so a client may use the topic here right after the answer).
 #include <set>
+#include <tuple>
 
 #include "base/log.h"
 #include "broker/state.h"
+#include "cluster/controller.h"
+#include "wire/generated/alter_partition_reassignments.h"
 #include "wire/generated/create_partitions.h"
 #include "wire/generated/create_topics.h"
 #include "wire/generated/delete_topics.h"
 #include "wire/generated/elect_leaders.h"
+#include "wire/generated/list_partition_reassignments.h"
 
 namespace bulwark::broker {
 
@@ -261,6 +265,59 @@ void handle_elect_leaders(BrokerState& state, Call& call) {
           });
         };
       });
+}
+
+// AlterPartitionReassignments (kafka-reassign-partitions.sh --execute, and --cancel): ALTER on the
+// cluster, then the controller starts them; answered once this broker's image shows them started.
+void handle_alter_partition_reassignments(BrokerState& state, Call& call) {
+  msg::AlterPartitionReassignmentsRequest request;
+  if (!decode_request(call, request)) return;
+  if (!authorized(state, call, Operation::alter, ResourceType::cluster, security::kClusterResourceName)) {
+    msg::AlterPartitionReassignmentsResponse response;
+    response.error_code = code(KafkaError::cluster_authorization_failed);
+    response.error_message = "Cluster authorization failed.";
+    return respond(call, response);
+  }
+  forward_and_answer<msg::AlterPartitionReassignmentsRequest, msg::AlterPartitionReassignmentsResponse>(
+      state, call, request, msg::AlterPartitionReassignmentsResponse{}, request_timeout(request.timeout_ms),
+      [](msg::AlterPartitionReassignmentsResponse& response, std::optional<msg::AlterPartitionReassignmentsResponse> answer,
+         const std::string&) {
+        if (answer) response = std::move(*answer);
+        else response.error_code = kRequestTimedOut;
+      },
+      [request](const msg::AlterPartitionReassignmentsResponse& response) -> ImageWaiters::Predicate {
+        // Started: the target replicas are replicas in this broker's image (or the cancel took them out).
+        std::vector<std::tuple<std::string, std::int32_t, std::optional<std::vector<std::int32_t>>>> accepted;
+        for (std::size_t t = 0; t < response.responses.size() && t < request.topics.size(); ++t)
+          for (std::size_t i = 0; i < response.responses[t].partitions.size() && i < request.topics[t].partitions.size(); ++i)
+            if (response.responses[t].partitions[i].error_code == 0)
+              accepted.emplace_back(request.topics[t].name, request.topics[t].partitions[i].partition_index,
+                                    request.topics[t].partitions[i].replicas);
+        return [accepted](const cluster::MetadataImage& image) {
+          return std::all_of(accepted.begin(), accepted.end(), [&](const auto& a) {
+            const auto* p = image.partition(std::get<0>(a), std::get<1>(a));
+            if (!p) return true;
+            const auto& target = std::get<2>(a);
+            if (!target) return p->adding_replicas.empty() && p->removing_replicas.empty();
+            return std::all_of(target->begin(), target->end(),
+                               [&](std::int32_t r) { return std::find(p->replicas.begin(), p->replicas.end(), r) != p->replicas.end(); });
+          });
+        };
+      });
+}
+
+// ListPartitionReassignments (kafka-reassign-partitions.sh --verify, --list): DESCRIBE on the cluster,
+// answered from this broker's image.
+void handle_list_partition_reassignments(BrokerState& state, Call& call) {
+  msg::ListPartitionReassignmentsRequest request;
+  if (!decode_request(call, request)) return;
+  if (!authorized(state, call, Operation::describe, ResourceType::cluster, security::kClusterResourceName)) {
+    msg::ListPartitionReassignmentsResponse response;
+    response.error_code = code(KafkaError::cluster_authorization_failed);
+    response.error_message = "Cluster authorization failed.";
+    return respond(call, response);
+  }
+  respond(call, cluster::list_partition_reassignments(*state.image(), request));
 }
 
 }  // namespace bulwark::broker

@@ -41,6 +41,8 @@ constexpr ServedApi kServed[] = {
     {37, 0, 3, handle_create_partitions}, // CreatePartitions
     {42, 0, 2, handle_delete_groups},     // DeleteGroups
     {43, 0, 2, handle_elect_leaders},     // ElectLeaders
+    {45, 0, 0, handle_alter_partition_reassignments},  // AlterPartitionReassignments
+    {46, 0, 0, handle_list_partition_reassignments},   // ListPartitionReassignments
     {47, 0, 0, handle_offset_delete},     // OffsetDelete
     {50, 0, 0, handle_describe_user_scram_credentials},  // DescribeUserScramCredentials
     {51, 0, 0, handle_alter_user_scram_credentials},     // AlterUserScramCredentials

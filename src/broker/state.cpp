@@ -187,7 +187,17 @@ void BrokerState::reconcile_logs(const cluster::MetadataImage* before, const clu
     }
     auto log_config = log_config_for(info);
     for (const auto& [index, partition] : topic->partitions) {
-      if (std::find(partition.replicas.begin(), partition.replicas.end(), node_id()) == partition.replicas.end()) continue;
+      if (std::find(partition.replicas.begin(), partition.replicas.end(), node_id()) == partition.replicas.end()) {
+        // A reassignment moved this replica away: its copy goes, as Kafka's StopReplica with deletion.
+        const auto* was = old ? old->partition(index) : nullptr;
+        if (was && std::find(was->replicas.begin(), was->replicas.end(), node_id()) != was->replicas.end()) {
+          if (auto removed = logs->remove({info.name, index}); !removed.ok() && removed.code() != storage::LogError::not_found)
+            log::warn("deleting the log of {}-{}: {}", info.name, index, removed.error().message);
+          else
+            log::info("{}-{} moved to brokers {}: its log here is deleted", info.name, index, fmt::join(partition.replicas, ","));
+        }
+        continue;
+      }
       auto log = logs->get_or_create({info.name, index}, log_config);
       if (!log.ok()) {
         log::error("cannot open the log of {}-{}: {}", info.name, index, log.error().message);

@@ -230,6 +230,8 @@ void handle_create_topics(BrokerState& state, Call& call);
 void handle_delete_topics(BrokerState& state, Call& call);
 void handle_create_partitions(BrokerState& state, Call& call);
 void handle_elect_leaders(BrokerState& state, Call& call);
+void handle_alter_partition_reassignments(BrokerState& state, Call& call);
+void handle_list_partition_reassignments(BrokerState& state, Call& call);
 // Consumer groups (handlers_groups.cpp, over the partitions of __consumer_offsets: group_partitions.h).
 Status open_group_coordinator(BrokerState& state);
 void handle_find_coordinator(BrokerState& state, Call& call);

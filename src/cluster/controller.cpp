@@ -40,6 +40,7 @@ enum Code : std::int16_t {
   kInvalidUpdateVersion = 82,
   kEligibleLeadersNotAvailable = 83,
   kElectionNotNeeded = 84,
+  kNoReassignmentInProgress = 85,
   kResourceNotFound = 91,
   kDuplicateResource = 92,
   kUnacceptableCredential = 93,
@@ -676,6 +677,40 @@ std::vector<AnyRecord> rebalance_leaders(const MetadataImage& image, std::int32_
 
 namespace {
 
+// A partition's replicas become `target` (no reassignment in progress after it), its ISR what of
+// `isr` is in the target, and a leader not in the target hands over to the first target replica in
+// that ISR. False, and `change` untouched, when no target replica is in sync and live.
+bool settle_replicas(const MetadataImage& image, const PartitionState& p, const std::vector<std::int32_t>& target,
+                     const std::vector<std::int32_t>& isr, rec::PartitionChangeRecord& change) {
+  std::vector<std::int32_t> target_isr;
+  for (std::int32_t r : isr)
+    if (contains(target, r)) target_isr.push_back(r);
+  PartitionState next = p;
+  next.replicas = target;
+  const std::int32_t leader = elect_leader(next, target_isr, [&](std::int32_t r) { return is_active(image, r); });
+  if (target_isr.empty() || leader == kNoLeader) return false;
+  change.replicas = target;
+  if (target_isr != p.isr) change.isr = target_isr;
+  change.adding_replicas = std::vector<std::int32_t>{};
+  change.removing_replicas = std::vector<std::int32_t>{};
+  if (leader != p.leader) change.leader = leader;  // the delta bumps the leader epoch
+  return true;
+}
+
+// The end of a reassignment once every adding replica is in `isr` (Kafka's
+// PartitionReassignmentReplicas.maybeCompleteReassignment): the replicas become the target, without
+// the removing ones.
+bool complete_reassignment(const MetadataImage& image, const PartitionState& p, const std::vector<std::int32_t>& isr,
+                           rec::PartitionChangeRecord& change) {
+  if (p.adding_replicas.empty() && p.removing_replicas.empty()) return false;
+  for (std::int32_t r : p.adding_replicas)
+    if (!contains(isr, r)) return false;
+  std::vector<std::int32_t> target;
+  for (std::int32_t r : p.replicas)
+    if (!contains(p.removing_replicas, r)) target.push_back(r);
+  return settle_replicas(image, p, target, isr, change);
+}
+
 using AlterPartitionData = msg::AlterPartitionRequest::PartitionData;
 using AlterPartitionResult = msg::AlterPartitionResponse::PartitionData;
 
@@ -730,8 +765,9 @@ std::int16_t alter_partition_error(const MetadataImage& image, std::int32_t brok
 }
 
 // A validated change: the record when the ISR or recovery state changes, and the state it leaves.
-AlterPartitionResult apply_alter_partition(const Uuid& topic_id, const PartitionState& p, const AlterPartitionData& data,
-                                           std::int16_t version, std::vector<AnyRecord>& records) {
+AlterPartitionResult apply_alter_partition(const MetadataImage& image, const Uuid& topic_id, const PartitionState& p,
+                                           const AlterPartitionData& data, std::int16_t version,
+                                           std::vector<AnyRecord>& records) {
   std::vector<std::int32_t> isr;
   for (const auto& m : requested_isr(data, version)) isr.push_back(m.broker_id);
   AlterPartitionResult result;
@@ -746,6 +782,13 @@ AlterPartitionResult apply_alter_partition(const Uuid& topic_id, const Partition
   change.partition_id = p.partition;
   if (isr != p.isr) change.isr = isr;  // order matters, as in Kafka's list comparison
   if (data.leader_recovery_state != p.leader_recovery_state) change.leader_recovery_state = data.leader_recovery_state;
+  if (complete_reassignment(image, p, isr, change)) {
+    if (change.isr) result.isr = *change.isr;
+    if (change.leader != kNoLeaderChange) {
+      result.leader_id = change.leader;
+      result.leader_epoch = p.leader_epoch + 1;
+    }
+  }
   if (!change.isr && change.leader_recovery_state == -1) return result;
   records.push_back(make_record(std::move(change)));
   result.partition_epoch = p.partition_epoch + 1;  // what the delta makes of the record
@@ -784,8 +827,112 @@ Decision<msg::AlterPartitionResponse> alter_partition(const MetadataImage& image
         answer.partitions.push_back(std::move(refused));
         continue;
       }
-      answer.partitions.push_back(apply_alter_partition(topic->id, *p, data, version, out.records));
+      answer.partitions.push_back(apply_alter_partition(image, topic->id, *p, data, version, out.records));
     }
+  }
+  return out;
+}
+
+// ---- Reassignments ----------------------------------------------------------------------------------------
+
+namespace {
+
+using Refusal = std::pair<std::int16_t, std::string>;
+
+// One partition's reassignment to `target` (nullopt: cancel) as a PartitionChangeRecord (none when it
+// is there already), or the refusal.
+std::variant<std::optional<AnyRecord>, Refusal> reassign_one(const MetadataImage& image, const Uuid& topic_id,
+                                                             const PartitionState& p,
+                                                             const std::optional<std::vector<std::int32_t>>& target) {
+  const bool in_progress = !p.adding_replicas.empty() || !p.removing_replicas.empty();
+  std::vector<std::int32_t> original;  // the replicas before any reassignment in progress
+  for (std::int32_t r : p.replicas)
+    if (!contains(p.adding_replicas, r)) original.push_back(r);
+  if (!target && !in_progress) return Refusal{kNoReassignmentInProgress, "No reassignment is in progress for this partition."};
+  const std::vector<std::int32_t> wanted = target ? *target : original;
+  if (wanted.empty()) return Refusal{kInvalidReplicaAssignment, "The replica list is empty."};
+  if (std::set<std::int32_t>(wanted.begin(), wanted.end()).size() != wanted.size())
+    return Refusal{kInvalidReplicaAssignment, "The replica list has duplicates."};
+  for (std::int32_t r : wanted)
+    if (image.broker(r) == nullptr) return Refusal{kInvalidReplicaAssignment, "Broker " + str(r) + " is not registered."};
+  if (wanted == original && !in_progress) return std::optional<AnyRecord>{};
+  std::vector<std::int32_t> adding, removing;
+  for (std::int32_t r : wanted)
+    if (!contains(original, r)) adding.push_back(r);
+  for (std::int32_t r : original)
+    if (!contains(wanted, r)) removing.push_back(r);
+  rec::PartitionChangeRecord change;
+  change.topic_id = topic_id;
+  change.partition_id = p.partition;
+  if (adding.empty()) {  // nothing to copy (a shrink, a reordering, a cancel): done at once
+    if (!settle_replicas(image, p, wanted, p.isr, change))
+      return Refusal{kInvalidReplicaAssignment, "None of the target replicas is in sync and live."};
+    return std::optional<AnyRecord>{make_record(std::move(change))};
+  }
+  std::vector<std::int32_t> replicas = wanted;  // the target first, then what leaves once it is in sync
+  replicas.insert(replicas.end(), removing.begin(), removing.end());
+  std::vector<std::int32_t> isr;  // a replaced reassignment's additions leave the ISR with it
+  for (std::int32_t r : p.isr)
+    if (contains(replicas, r)) isr.push_back(r);
+  if (isr.empty()) return Refusal{kInvalidReplicaAssignment, "None of the current replicas in sync would stay."};
+  change.replicas = replicas;
+  change.adding_replicas = adding;
+  change.removing_replicas = removing;
+  if (isr != p.isr) change.isr = isr;
+  return std::optional<AnyRecord>{make_record(std::move(change))};
+}
+
+}  // namespace
+
+Decision<msg::AlterPartitionReassignmentsResponse> alter_partition_reassignments(
+    const MetadataImage& image, const msg::AlterPartitionReassignmentsRequest& request) {
+  Decision<msg::AlterPartitionReassignmentsResponse> out;
+  out.response.error_message = std::nullopt;
+  for (const auto& topic_request : request.topics) {
+    auto& topic_out = out.response.responses.emplace_back();
+    topic_out.name = topic_request.name;
+    const TopicImage* topic = image.topic(topic_request.name);
+    for (const auto& partition : topic_request.partitions) {
+      auto& result = topic_out.partitions.emplace_back();
+      result.partition_index = partition.partition_index;
+      result.error_message = std::nullopt;
+      const PartitionState* p = topic ? topic->partition(partition.partition_index) : nullptr;
+      if (!p) {
+        result.error_code = kUnknownTopicOrPartition;
+        result.error_message = "This server does not host this topic-partition.";
+        continue;
+      }
+      auto outcome = reassign_one(image, topic->id, *p, partition.replicas);
+      if (auto* refusal = std::get_if<Refusal>(&outcome)) {
+        result.error_code = refusal->first;
+        result.error_message = refusal->second;
+      } else if (auto& record = std::get<std::optional<AnyRecord>>(outcome)) {
+        out.records.push_back(std::move(*record));
+      }
+    }
+  }
+  return out;
+}
+
+msg::ListPartitionReassignmentsResponse list_partition_reassignments(const MetadataImage& image,
+                                                                     const msg::ListPartitionReassignmentsRequest& request) {
+  msg::ListPartitionReassignmentsResponse out;
+  out.error_message = std::nullopt;
+  auto add_topic = [&](const TopicImage& topic, const std::vector<std::int32_t>* only) {
+    msg::ListPartitionReassignmentsResponse::OngoingTopicReassignment topic_out;
+    topic_out.name = topic.name;
+    for (const auto& [index, p] : topic.partitions) {
+      if (only && !contains(*only, index)) continue;
+      if (p.adding_replicas.empty() && p.removing_replicas.empty()) continue;
+      topic_out.partitions.push_back({index, p.replicas, p.adding_replicas, p.removing_replicas, {}});
+    }
+    if (!topic_out.partitions.empty()) out.topics.push_back(std::move(topic_out));
+  };
+  if (!request.topics) {
+    for (const TopicImage* topic : image.topics()) add_topic(*topic, nullptr);
+  } else {
+    for (const auto& wanted : *request.topics)
+      if (const TopicImage* topic = image.topic(wanted.name)) add_topic(*topic, &wanted.partition_indexes);
   }
   return out;
 }

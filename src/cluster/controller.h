@@ -25,7 +25,9 @@
 #include "wire/generated/broker_registration.h"
 #include "wire/generated/create_acls.h"
 #include "wire/generated/create_partitions.h"
+#include "wire/generated/alter_partition_reassignments.h"
 #include "wire/generated/create_topics.h"
+#include "wire/generated/list_partition_reassignments.h"
 #include "wire/generated/delete_acls.h"
 #include "wire/generated/delete_topics.h"
 #include "wire/generated/elect_leaders.h"
@@ -107,7 +109,8 @@ std::vector<AnyRecord> elect_leaders(const MetadataImage& image);
 // replicas including the leader, a recovery state other than 0/1, RECOVERED -> RECOVERING, or
 // RECOVERING with more than the leader; INELIGIBLE_REPLICA (OPERATION_NOT_ATTEMPTED below v2) when an
 // ISR member is unregistered, fenced, in controlled shutdown or, in v3, has another broker epoch than
-// given (-1 skips the check). Reassignments are not completed here (the controller starts none).
+// given (-1 skips the check). An ISR that holds every adding replica of a reassignment completes it
+// (see alter_partition_reassignments).
 Decision<wire::msg::AlterPartitionResponse> alter_partition(const MetadataImage& image,
                                                             const wire::msg::AlterPartitionRequest& request,
                                                             std::int16_t version);
@@ -125,6 +128,23 @@ Decision<wire::msg::ElectLeadersResponse> elect_leaders_request(const MetadataIm
 // share of preferred partitions led elsewhere is above imbalance_percent
 // (leader.imbalance.per.broker.percentage), when the preferred replica is live and in the ISR.
 std::vector<AnyRecord> rebalance_leaders(const MetadataImage& image, std::int32_t imbalance_percent);
+
+// ---- Reassignments (KIP-455) ------------------------------------------------------------------------
+
+// AlterPartitionReassignments: per partition, a PartitionChangeRecord that makes the replicas the
+// target followed by the replicas that leave, with adding_replicas (target - current) and
+// removing_replicas (current - target). The reassignment completes in alter_partition once every adding
+// replica is in the ISR (replicas = target, the ISR without the leaving ones, and a new leader from the
+// target when the leader leaves); one that adds nothing (a shrink, a reordering) completes at once.
+// Null replicas cancel a reassignment (back to the replicas before it; NO_REASSIGNMENT_IN_PROGRESS when
+// there is none); a new target replaces one in progress. INVALID_REPLICA_ASSIGNMENT for an empty or
+// duplicated list, an unregistered broker, or a target none of whose replicas is in sync and live;
+// UNKNOWN_TOPIC_OR_PARTITION.
+Decision<wire::msg::AlterPartitionReassignmentsResponse> alter_partition_reassignments(
+    const MetadataImage& image, const wire::msg::AlterPartitionReassignmentsRequest& request);
+// The partitions with a reassignment in progress (every topic, or the ones named), from the image.
+wire::msg::ListPartitionReassignmentsResponse list_partition_reassignments(
+    const MetadataImage& image, const wire::msg::ListPartitionReassignmentsRequest& request);
 
 // ---- Topics -----------------------------------------------------------------------------------------
 

@@ -173,6 +173,11 @@ void ControllerService::handle_enveloped(std::int16_t api_key, std::int16_t vers
           [](const MetadataImage& image, const msg::ElectLeadersRequest& request, std::int16_t) {
             return elect_leaders_request(image, request);
           });
+    case msg::AlterPartitionReassignmentsRequest::api_key:
+      return run.template operator()<msg::AlterPartitionReassignmentsRequest, msg::AlterPartitionReassignmentsResponse>(
+          [](const MetadataImage& image, const msg::AlterPartitionReassignmentsRequest& request, std::int16_t) {
+            return alter_partition_reassignments(image, request);
+          });
     case msg::AllocateProducerIdsRequest::api_key:
       return run.template operator()<msg::AllocateProducerIdsRequest, msg::AllocateProducerIdsResponse>(
           [this](const MetadataImage& image, const msg::AllocateProducerIdsRequest& request, std::int16_t) {

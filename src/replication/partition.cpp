@@ -27,6 +27,7 @@ bool Partition::apply(const cluster::PartitionState& state, std::int64_t now_ms)
                                                           : Role::none;
   const bool changed = role != role_ || state.leader_epoch != leader_epoch_ || state.leader != leader_id_;
   now_ms_ = std::max(now_ms_, now_ms);
+  const bool replicas_changed = replicas_ != state.replicas;
   replicas_ = state.replicas;
   // Only a newer partition epoch settles the change in flight: an image the controller's answer already
   // brought (the same epoch) must not drop a change sent since.
@@ -36,7 +37,15 @@ bool Partition::apply(const cluster::PartitionState& state, std::int64_t now_ms)
     pending_isr_.reset();
   }
   leader_id_ = state.leader;
-  if (!changed) return false;
+  if (!changed) {
+    // A reassignment adds replicas (they fetch from here and join the ISR once caught up) or removes them.
+    if (replicas_changed && role_ == Role::leader) {
+      std::erase_if(followers_, [&](const auto& f) { return !contains(replicas_, f.first); });
+      for (auto id : replicas_)
+        if (id != local_id_) followers_.try_emplace(id, FollowerState{-1, contains(isr_, id) ? now_ms : 0, 0, -1});
+    }
+    return false;
+  }
   pending_isr_.reset();  // a change sent at another leader epoch can only be refused
   role_ = role;
   leader_epoch_ = state.leader_epoch;

@@ -1142,5 +1142,97 @@ TEST(Controller, RebalanceElectsPreferredLeadersAboveTheImbalanceThreshold) {
   EXPECT_TRUE(rebalance_leaders(*apply_all(image, records), 10).empty());
 }
 
+// ---- Reassignments ----------------------------------------------------------------------------------------
+
+msg::AlterPartitionReassignmentsRequest reassign(std::int32_t index, std::optional<std::vector<std::int32_t>> target) {
+  msg::AlterPartitionReassignmentsRequest request;
+  auto& topic = request.topics.emplace_back();
+  topic.name = "orders";
+  topic.partitions.push_back({index, std::move(target), {}});
+  return request;
+}
+
+const msg::AlterPartitionReassignmentsResponse::ReassignablePartitionResponse& reassign_answer(
+    const Decision<msg::AlterPartitionReassignmentsResponse>& d) {
+  return d.response.responses.at(0).partitions.at(0);
+}
+
+std::vector<std::int32_t> ids(std::initializer_list<std::int32_t> list) { return list; }
+
+TEST(Controller, ReassignmentAddsReplicasThenCompletesWhenTheyAreInSync) {
+  ImagePtr image = led_partitions();  // orders-2: replicas and ISR [1], led by 1
+  auto started = alter_partition_reassignments(*image, reassign(2, ids({2, 3})));
+  EXPECT_EQ(reassign_answer(started).error_code, 0);
+  ASSERT_EQ(started.records.size(), 1u);
+  image = apply_all(image, started.records);
+  const PartitionState* p = image->partition("orders", 2);
+  EXPECT_EQ(p->replicas, ids({2, 3, 1}));  // the target, then what leaves
+  EXPECT_EQ(p->adding_replicas, ids({2, 3}));
+  EXPECT_EQ(p->removing_replicas, ids({1}));
+  EXPECT_EQ(p->isr, ids({1}));
+  EXPECT_EQ(p->leader, 1);
+  auto listed = list_partition_reassignments(*image, {});
+  ASSERT_EQ(listed.topics.size(), 1u);
+  EXPECT_EQ(listed.topics[0].partitions.at(0).partition_index, 2);
+  EXPECT_EQ(listed.topics[0].partitions.at(0).adding_replicas, ids({2, 3}));
+
+  // One new replica in sync is not enough.
+  auto half = alter_partition(*image, alter_request(*image, 1, 2, {1, 2}), 1);
+  image = apply_all(image, half.records);
+  EXPECT_EQ(image->partition("orders", 2)->adding_replicas, ids({2, 3}));
+  // Both in sync: the target is the replica set, the leaving leader hands over, its epoch moves on.
+  const auto epoch = image->partition("orders", 2)->leader_epoch;
+  auto done = alter_partition(*image, alter_request(*image, 1, 2, {1, 2, 3}), 1);
+  EXPECT_EQ(only_answer(done).leader_id, 2);
+  EXPECT_EQ(only_answer(done).isr, ids({2, 3}));
+  image = apply_all(image, done.records);
+  p = image->partition("orders", 2);
+  EXPECT_EQ(p->replicas, ids({2, 3}));
+  EXPECT_EQ(p->isr, ids({2, 3}));
+  EXPECT_TRUE(p->adding_replicas.empty() && p->removing_replicas.empty());
+  EXPECT_EQ(p->leader, 2);
+  EXPECT_EQ(p->leader_epoch, epoch + 1);
+  EXPECT_EQ(only_answer(done).leader_epoch, p->leader_epoch);
+  EXPECT_TRUE(list_partition_reassignments(*image, {}).topics.empty());
+}
+
+TEST(Controller, ReassignmentThatAddsNothingCompletesAtOnce) {
+  ImagePtr image = led_partitions();  // orders-0: [1,2,3] led by 1
+  auto d = alter_partition_reassignments(*image, reassign(0, ids({2, 3})));
+  EXPECT_EQ(reassign_answer(d).error_code, 0);
+  image = apply_all(image, d.records);
+  const PartitionState* p = image->partition("orders", 0);
+  EXPECT_EQ(p->replicas, ids({2, 3}));
+  EXPECT_EQ(p->isr, ids({2, 3}));
+  EXPECT_EQ(p->leader, 2);  // 1 left: the first target replica in sync leads
+  EXPECT_TRUE(p->adding_replicas.empty() && p->removing_replicas.empty());
+  // The same target again changes nothing.
+  EXPECT_TRUE(alter_partition_reassignments(*image, reassign(0, ids({2, 3}))).records.empty());
+}
+
+TEST(Controller, ReassignmentCancelGoesBackToTheReplicasBefore) {
+  ImagePtr image = led_partitions();
+  image = apply_all(image, alter_partition_reassignments(*image, reassign(2, ids({2, 3}))).records);
+  image = apply_all(image, alter_partition(*image, alter_request(*image, 1, 2, {1, 2}), 1).records);
+  auto cancel = alter_partition_reassignments(*image, reassign(2, std::nullopt));
+  EXPECT_EQ(reassign_answer(cancel).error_code, 0);
+  image = apply_all(image, cancel.records);
+  const PartitionState* p = image->partition("orders", 2);
+  EXPECT_EQ(p->replicas, ids({1}));
+  EXPECT_EQ(p->isr, ids({1}));  // the replica the cancelled reassignment added leaves the ISR
+  EXPECT_TRUE(p->adding_replicas.empty() && p->removing_replicas.empty());
+  EXPECT_EQ(reassign_answer(alter_partition_reassignments(*image, reassign(2, std::nullopt))).error_code, 85);
+}
+
+TEST(Controller, ReassignmentRefusals) {
+  ImagePtr image = led_partitions();
+  for (auto target : {ids({}), ids({2, 2}), ids({2, 9})}) {
+    auto d = alter_partition_reassignments(*image, reassign(0, target));
+    EXPECT_EQ(reassign_answer(d).error_code, 39);  // INVALID_REPLICA_ASSIGNMENT
+    EXPECT_TRUE(d.records.empty());
+  }
+  EXPECT_EQ(reassign_answer(alter_partition_reassignments(*image, reassign(7, ids({1})))).error_code, 3);
+}
+
 }  // namespace
 }  // namespace bulwark::cluster
