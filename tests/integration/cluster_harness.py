@@ -12,9 +12,11 @@ ELECTION_TIMEOUT_MS = 500
 
 
 class Node:
-    def __init__(self, root, node_id, keystore, truststore, voters, ports, super_users):
+    def __init__(self, root, node_id, keystore, truststore, voters, ports, super_users, host="127.0.0.1", launcher=()):
         self.root = root
         self.node_id = node_id
+        self.host = host
+        self.launcher = list(launcher)  # e.g. ["ip", "netns", "exec", ns]: what the broker runs under
         self.port, self.controller_port = ports[node_id]
         self.log_dir = root / "logs"
         self.config = root / "server.properties"
@@ -25,8 +27,8 @@ class Node:
             "node.id": str(node_id),
             "controller.quorum.voters": voters,
             "controller.listener.names": "CONTROLLER",
-            "listeners": f"MTLS://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{self.controller_port}",
-            "advertised.listeners": f"MTLS://127.0.0.1:{self.port}",
+            "listeners": f"MTLS://{host}:{self.port},CONTROLLER://{host}:{self.controller_port}",
+            "advertised.listeners": f"MTLS://{host}:{self.port}",
             "inter.broker.listener.name": "MTLS",
             "listener.security.protocol.map": "MTLS:SSL,CONTROLLER:SSL",
             "ssl.keystore.type": "PKCS12", "ssl.keystore.location": str(keystore), "ssl.keystore.password": PASSWORD,
@@ -50,7 +52,8 @@ class Node:
     def spawn(self):
         self.write()
         self.log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen([BIN, "broker", "-c", str(self.config)], stdout=self.log, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(self.launcher + [BIN, "broker", "-c", str(self.config)], stdout=self.log,
+                                     stderr=subprocess.STDOUT)
 
     def kill(self):
         if self.proc and self.proc.poll() is None:
@@ -69,29 +72,35 @@ class Node:
 
 
 class Cluster:
-    def __init__(self, root, untrusted=None, unprivileged=None, props=None, size=3):
+    def __init__(self, root, untrusted=None, unprivileged=None, props=None, size=3, hosts=None):
         """untrusted / unprivileged: the id of a node whose certificate comes from another CA, or whose
         certificate's CN (outsider) is not a super user. props: settings added to every node's config.
-        size: the number of nodes, ids 1 to size, all of them voters unless the test says otherwise."""
+        size: the number of nodes, ids 1 to size, all of them voters unless the test says otherwise.
+        hosts: {id: (address, launcher)} for nodes on hosts of their own (netns.py), which then all use
+        the ports 9093 (MTLS) and 9094 (CONTROLLER); by default every node is on 127.0.0.1."""
         self.root = root
         pki = root / "pki"
         run(BIN, "pki", "init", "--dir", pki)
         other = root / "other-pki"
         run(BIN, "pki", "init", "--dir", other)
         ids = range(1, size + 1)
-        base = free_port_block(range(2 * size))  # below the ephemeral range, as harness.Broker's
-        ports = {i: (base + 2 * (i - 1), base + 2 * (i - 1) + 1) for i in ids}
-        voters = ",".join(f"{i}@127.0.0.1:{ports[i][1]}" for i in ids)
+        if hosts:
+            ports = {i: (9093, 9094) for i in ids}
+        else:
+            base = free_port_block(range(2 * size))  # below the ephemeral range, as harness.Broker's
+            ports = {i: (base + 2 * (i - 1), base + 2 * (i - 1) + 1) for i in ids}
+            hosts = {i: ("127.0.0.1", ()) for i in ids}
+        voters = ",".join(f"{i}@{hosts[i][0]}:{ports[i][1]}" for i in ids)
         super_users = ";".join([f"User:node-{i}" for i in ids] + ["User:admin-1"])
         self.nodes = []
         for i in ids:
             name = "outsider" if i == unprivileged else f"node-{i}"
             ca_dir = other if i == untrusted else pki
-            run(BIN, "pki", "issue", "broker", name, "--dns", "localhost", "--ip", "127.0.0.1", "--dir", ca_dir)
+            run(BIN, "pki", "issue", "broker", name, "--dns", "localhost", "--ip", hosts[i][0], "--dir", ca_dir)
             out = root / "export" / f"{i}"
             run(BIN, "pki", "export", name, "--format", "pkcs12", "--password", PASSWORD, "--dir", ca_dir, "--out", out)
             self.nodes.append(Node(root / f"node-{i}", i, out / f"{name}.keystore.p12", out / f"{name}.truststore.p12",
-                                   voters, ports, super_users))
+                                   voters, ports, super_users, *hosts[i]))
             self.nodes[-1].props.update(props or {})
         run(BIN, "pki", "issue", "client", "admin-1", "--dir", pki)
         run(BIN, "pki", "export", "admin-1", "--format", "pem", "--dir", pki, "--out", root / "export" / "admin-1")
@@ -106,16 +115,16 @@ class Cluster:
     def separate_roles(self, controllers=1):
         """KIP-631's separate roles: the first `controllers` nodes become the quorum, controller-only
         (only their controller listener); the others are broker-only nodes."""
-        voters = ",".join(f"{n.node_id}@127.0.0.1:{n.controller_port}" for n in self.nodes[:controllers])
+        voters = ",".join(f"{n.node_id}@{n.host}:{n.controller_port}" for n in self.nodes[:controllers])
         for node in self.nodes[:controllers]:
             node.props.update({"process.roles": "controller", "controller.quorum.voters": voters,
-                               "listeners": f"CONTROLLER://127.0.0.1:{node.controller_port}"})
+                               "listeners": f"CONTROLLER://{node.host}:{node.controller_port}"})
             for key in ("advertised.listeners", "inter.broker.listener.name"):
                 node.props.pop(key)
             node.port = node.controller_port  # what start() waits for
         for node in self.nodes[controllers:]:
             node.props.update({"process.roles": "broker", "controller.quorum.voters": voters,
-                               "listeners": f"MTLS://127.0.0.1:{node.port}"})
+                               "listeners": f"MTLS://{node.host}:{node.port}"})
         return self.nodes[:controllers], self.nodes[controllers:]
 
     def start(self, nodes=None):
@@ -123,7 +132,7 @@ class Cluster:
         for node in nodes:
             node.spawn()
         for node in nodes:
-            wait_for_port(node.port, proc=node.proc)
+            wait_for_port(node.port, proc=node.proc, host=node.host)
 
     def stop(self):
         # Last node first: brokers then reach the controllers for their controlled shutdown.
@@ -132,7 +141,7 @@ class Cluster:
                 node.stop()
 
     def bootstrap(self, node):
-        return f"127.0.0.1:{node.port}"
+        return f"{node.host}:{node.port}"
 
     def create_topic(self, via, name, timeout_ms=5000):
         """CreateTopics through `via` with the operation timeout `timeout_ms`; returns the error (None on

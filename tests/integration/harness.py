@@ -66,17 +66,17 @@ def wait_for(what, predicate, timeout=40):
     raise AssertionError(f"timed out waiting for {what} (last: {last})")
 
 
-def wait_for_port(port, timeout=30.0, proc=None):
+def wait_for_port(port, timeout=30.0, proc=None, host="127.0.0.1"):
     deadline = time.time() + timeout
     while time.time() < deadline:
         if proc is not None and proc.poll() is not None:
             raise AssertionError(f"broker exited early with {proc.returncode}")
         try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            with socket.create_connection((host, port), timeout=0.5):
                 return
         except OSError:
             time.sleep(0.05)
-    raise AssertionError(f"nothing listens on 127.0.0.1:{port} after {timeout}s")
+    raise AssertionError(f"nothing listens on {host}:{port} after {timeout}s")
 
 
 def wait_for_started(log_file, offset=0, proc=None, timeout=30.0):

@@ -87,7 +87,7 @@ def mtls_call_raw(cluster, node, frame):
     import kafka_wire
     context = ssl.create_default_context(cafile=cluster.admin["ca"])
     context.load_cert_chain(cluster.admin["cert"], cluster.admin["key"])
-    with socket.create_connection(("127.0.0.1", node.port), timeout=30) as raw:
+    with socket.create_connection((node.host, node.port), timeout=30) as raw:
         with context.wrap_socket(raw, server_hostname="localhost") as sock:
             sock.sendall(frame)
             return kafka_wire.read_frame(sock, timeout=30)

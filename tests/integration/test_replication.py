@@ -64,7 +64,7 @@ def node_by_id(cluster, node_id):
 def mtls_call(cluster, node, api_key, version, body, timeout=30):
     context = ssl.create_default_context(cafile=cluster.admin["ca"])
     context.load_cert_chain(cluster.admin["cert"], cluster.admin["key"])
-    with socket.create_connection(("127.0.0.1", node.port), timeout=timeout) as raw:
+    with socket.create_connection((node.host, node.port), timeout=timeout) as raw:
         with context.wrap_socket(raw, server_hostname="localhost") as sock:
             sock.sendall(kafka_wire.request(api_key, version, 7, body))
             return kafka_wire.read_frame(sock, timeout=timeout)
