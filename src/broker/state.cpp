@@ -4,6 +4,7 @@
 #include <chrono>
 #include <stdexcept>
 
+#include "base/clock.h"
 #include "base/files.h"
 #include "base/log.h"
 #include "broker/access.h"
@@ -93,10 +94,7 @@ storage::LogConfig BrokerState::log_config_for(const TopicInfo& topic) const {
   return c;
 }
 
-std::int64_t BrokerState::now_ms() const {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
+std::int64_t BrokerState::now_ms() const { return wall_clock_ms(); }
 
 
 std::int32_t BrokerState::controller_id() const {

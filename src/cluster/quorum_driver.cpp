@@ -14,6 +14,7 @@
 #include <utility>
 #include <variant>
 
+#include "base/clock.h"
 #include "base/log.h"
 #include "cluster/quorum_store.h"
 #include "cluster/raft_wire.h"
@@ -31,10 +32,6 @@ std::int64_t steady_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now().time_since_epoch()).count();
 }
 
-std::int64_t system_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 std::uint64_t random_seed() {
   std::random_device device;
@@ -346,7 +343,7 @@ struct QuorumDriver::Impl {
     inbound.erase(it);
     RecordEncoding encoding;
     encoding.max_bytes = pending.max_record_bytes;
-    encoding.timestamp_ms = system_ms();
+    encoding.timestamp_ms = wall_clock_ms();
     auto body = encode_response(out.message, pending.api_version, encoding);
     if (!body.ok()) {
       log::error("quorum driver of node {}: cannot encode {} to node {}: {}", node.id(), raft::message_name(out.message),
@@ -491,7 +488,7 @@ Result<std::unique_ptr<QuorumDriver>> QuorumDriver::open(QuorumDriverOptions opt
   std::optional<raft::SnapshotInstall> restored;
   if (persisted.snapshot.valid()) restored = raft::SnapshotInstall{persisted.snapshot, persisted.snapshot_bytes};
 
-  const std::int64_t clock_offset_ms = system_ms() - steady_ms();
+  const std::int64_t clock_offset_ms = wall_clock_ms() - steady_ms();
   const std::uint64_t seed = options.seed != 0 ? options.seed : random_seed();
   auto node = raft::RaftNode::create(options.raft, std::move(persisted), seed, steady_ms() + clock_offset_ms);
   if (!node.ok()) return node.error();

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "base/clock.h"
 #include "base/log.h"
 #include "replication/replica_manager.h"
 #include "wire/generated/fetch.h"
@@ -17,10 +18,6 @@ namespace {
 
 constexpr std::int16_t kFetchVersion = 12;  // ReplicaId in the body, LastFetchedEpoch, DivergingEpoch
 constexpr std::int16_t kNone = 0, kOffsetOutOfRange = 1;
-
-std::int64_t wall_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
-}
 
 // Where a follower cuts its log when the leader says its log diverges after (epoch, end offset):
 // Kafka's rule, the smaller of the leader's end of that epoch and our own end of it. The next fetch
@@ -84,7 +81,7 @@ bool apply_fetched(Partition& partition, std::int32_t leader_epoch, const msg::F
       return false;
     }
     if (!fresh->empty()) {
-      auto appended = partition.append_as_follower(*fresh, leader_epoch, wall_ms());
+      auto appended = partition.append_as_follower(*fresh, leader_epoch, wall_clock_ms());
       if (!appended) return false;  // the leadership changed while the fetch was out
       if (!appended->ok()) {
         log::error("{}-{}: cannot append replicated records: {}", tp.topic, tp.partition, appended->error().message);

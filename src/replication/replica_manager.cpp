@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <utility>
 
+#include "base/clock.h"
 #include "base/files.h"
 #include "base/log.h"
 #include "replication/fetcher.h"
@@ -17,10 +18,6 @@ namespace {
 
 constexpr const char* kHighWatermarkFile = "replication-offset-checkpoint";
 constexpr std::int16_t kAlterPartitionVersion = 1;  // topics by name
-
-std::int64_t wall_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
-}
 
 bool hosts(const cluster::PartitionState& state, std::int32_t node_id) {
   return std::find(state.replicas.begin(), state.replicas.end(), node_id) != state.replicas.end();
@@ -76,7 +73,7 @@ std::shared_ptr<Partition> ReplicaManager::get(const storage::TopicPartition& tp
 }
 
 void ReplicaManager::apply_image(const cluster::MetadataImage* before, const cluster::MetadataImage& after) {
-  const auto now = wall_ms();
+  const auto now = wall_clock_ms();
   const auto me = settings_.node_id;
   std::vector<storage::TopicPartition> changed;
   FollowerAssignment assignment;
@@ -160,7 +157,7 @@ void ReplicaManager::run() {
   std::unique_lock lock(mu_);
   while (!cv_.wait_for(lock, tick, [this] { return stopping_; })) {
     lock.unlock();
-    send_isr_changes(wall_ms());
+    send_isr_changes(wall_clock_ms());
     if (std::chrono::steady_clock::now() >= next_checkpoint) {
       write_checkpoints();
       next_checkpoint = std::chrono::steady_clock::now() + std::chrono::milliseconds(settings_.checkpoint_interval_ms);
@@ -212,7 +209,7 @@ void ReplicaManager::on_alter_partition_response(std::vector<std::pair<std::shar
   std::optional<msg::AlterPartitionResponse> decoded;
   // Failures are retried every tick: said at most once per 30 s.
   auto warn = [this](const std::string& why) {
-    const auto now = wall_ms();
+    const auto now = wall_clock_ms();
     std::lock_guard lock(mu_);
     if (now - last_failure_log_ms_ < 30000) return;
     last_failure_log_ms_ = now;

@@ -4,6 +4,7 @@
 #include <charconv>
 #include <chrono>
 
+#include "base/clock.h"
 #include "base/files.h"
 #include "base/log.h"
 #include "storage/env.h"
@@ -20,10 +21,6 @@ constexpr std::size_t kProducerBatchesKept = 5;
 constexpr std::size_t kStandaloneOpenFiles = 64;     // sealed-segment files a PartitionLog opened alone keeps
 constexpr std::int64_t kRejectReportIntervalMs = 10'000;  // as Kafka's ProducerStateEntry.NUM_BATCHES_TO_RETAIN
 
-std::int64_t wall_clock_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 // Sequence numbers wrap from INT32_MAX to 0 (Kafka's DefaultRecordBatch.incrementSequence).
 std::int32_t sequence_add(std::int32_t sequence, std::int32_t delta) {
