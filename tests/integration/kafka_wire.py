@@ -75,3 +75,80 @@ def record_batch(values, codec=0):
     for i, v in enumerate(values):
         builder.append(i, timestamp=1_700_000_000_000 + i, key=None, value=v, headers=[])
     return bytes(builder.build())
+
+
+# ---- flexible versions (KIP-482): unsigned varints, compact strings and arrays, tagged fields -------
+
+def uvarint(n):
+    out = b""
+    while True:
+        byte = n & 0x7F
+        n >>= 7
+        if n:
+            out += bytes([byte | 0x80])
+        else:
+            return out + bytes([byte])
+
+
+def compact_string(s):
+    if s is None:
+        return uvarint(0)
+    b = s.encode()
+    return uvarint(len(b) + 1) + b
+
+
+def compact_int32s(values):
+    """A compact nullable array of int32."""
+    return uvarint(0) if values is None else uvarint(len(values) + 1) + b"".join(struct.pack(">i", v) for v in values)
+
+
+def flexible_request(api_key, version, body, correlation_id=9):
+    """A request with header v2 (client id, then no tagged fields) and its size prefix."""
+    payload = struct.pack(">hhi", api_key, version, correlation_id) + string("bulwark-test") + b"\0" + body
+    return struct.pack(">i", len(payload)) + payload
+
+
+class FlexReader:
+    """Reads a flexible-version response body from `pos`."""
+
+    def __init__(self, data, pos=0):
+        self.data, self.pos = data, pos
+
+    def take(self, fmt):
+        (value,) = struct.unpack_from(fmt, self.data, self.pos)
+        self.pos += struct.calcsize(fmt)
+        return value
+
+    def uvarint(self):
+        shift = value = 0
+        while True:
+            b = self.data[self.pos]
+            self.pos += 1
+            value |= (b & 0x7F) << shift
+            shift += 7
+            if not b & 0x80:
+                return value
+
+    def string(self):
+        n = self.uvarint()
+        if n == 0:
+            return None
+        s = self.data[self.pos:self.pos + n - 1].decode()
+        self.pos += n - 1
+        return s
+
+    def array(self, item):
+        return [item() for _ in range(self.uvarint() - 1)]
+
+    def int32s(self):
+        return self.array(lambda: self.take(">i"))
+
+    def tags(self):
+        """No tagged fields (what Bulwark sends)."""
+        assert self.uvarint() == 0
+
+    def skip_tags(self):
+        for _ in range(self.uvarint()):
+            self.uvarint()
+            self.pos += self.uvarint()
+

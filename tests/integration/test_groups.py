@@ -472,63 +472,6 @@ def test_librdkafka_admin_lists_and_describes_groups(broker, tmp_path):
 
 # ---- flexible versions by hand: FindCoordinator v4 and OffsetFetch v8 (batched) --------------------
 
-def uvarint(n):
-    out = b""
-    while True:
-        byte = n & 0x7F
-        n >>= 7
-        if n:
-            out += bytes([byte | 0x80])
-        else:
-            return out + bytes([byte])
-
-
-def compact_string(s):
-    if s is None:
-        return uvarint(0)
-    b = s.encode()
-    return uvarint(len(b) + 1) + b
-
-
-def flexible_request(api_key, version, body, correlation_id=9):
-    payload = struct.pack(">hhi", api_key, version, correlation_id) + kafka_wire.string("bulwark-test") + b"\0" + body
-    return struct.pack(">i", len(payload)) + payload
-
-
-class FlexReader:
-    def __init__(self, data):
-        self.data, self.pos = data, 0
-
-    def take(self, fmt):
-        (value,) = struct.unpack_from(fmt, self.data, self.pos)
-        self.pos += struct.calcsize(fmt)
-        return value
-
-    def uvarint(self):
-        shift = value = 0
-        while True:
-            b = self.data[self.pos]
-            self.pos += 1
-            value |= (b & 0x7F) << shift
-            shift += 7
-            if not b & 0x80:
-                return value
-
-    def string(self):
-        n = self.uvarint()
-        if n == 0:
-            return None
-        s = self.data[self.pos:self.pos + n - 1].decode()
-        self.pos += n - 1
-        return s
-
-    def array(self, item):
-        return [item() for _ in range(self.uvarint() - 1)]
-
-    def tags(self):
-        assert self.uvarint() == 0
-
-
 def test_batched_find_coordinator_and_offset_fetch(broker):
     from kafka.protocol.commit import OffsetCommitRequest_v2
     topic = new_topic(broker)
@@ -540,10 +483,10 @@ def test_batched_find_coordinator_and_offset_fetch(broker):
         assert response.topics[0][1] == [(0, 0), (1, 0)]
 
     # FindCoordinator v4: one answer per key, all this broker on the SSL listener's advertised port.
-    body = struct.pack(">b", 0) + uvarint(3) + compact_string(groups[0]) + compact_string(groups[1]) + b"\0"
+    body = struct.pack(">b", 0) + kafka_wire.uvarint(3) + kafka_wire.compact_string(groups[0]) + kafka_wire.compact_string(groups[1]) + b"\0"
     with socket.create_connection(("127.0.0.1", broker.ports["PLAINTEXT"]), timeout=30) as sock:
-        sock.sendall(flexible_request(10, 4, body))
-        r = FlexReader(kafka_wire.read_frame(sock))
+        sock.sendall(kafka_wire.flexible_request(10, 4, body))
+        r = kafka_wire.FlexReader(kafka_wire.read_frame(sock))
     assert r.take(">i") == 9
     r.tags()
     r.take(">i")  # throttle
@@ -556,14 +499,14 @@ def test_batched_find_coordinator_and_offset_fetch(broker):
     assert r.array(coordinator) == [(g, 1, "127.0.0.1", broker.ports["PLAINTEXT"], 0, None) for g in groups]
 
     # OffsetFetch v8: all offsets of the first group, two partitions (one never committed) of the second.
-    body = uvarint(3)
-    body += compact_string(groups[0]) + uvarint(0) + b"\0"
-    body += compact_string(groups[1]) + uvarint(2) + compact_string(topic) + uvarint(3) + struct.pack(">ii", 1, 5)
+    body = kafka_wire.uvarint(3)
+    body += kafka_wire.compact_string(groups[0]) + kafka_wire.uvarint(0) + b"\0"
+    body += kafka_wire.compact_string(groups[1]) + kafka_wire.uvarint(2) + kafka_wire.compact_string(topic) + kafka_wire.uvarint(3) + struct.pack(">ii", 1, 5)
     body += b"\0" + b"\0"
     body += b"\0" + b"\0"  # require_stable false, tags
     with socket.create_connection(("127.0.0.1", broker.ports["PLAINTEXT"]), timeout=30) as sock:
-        sock.sendall(flexible_request(9, 8, body))
-        r = FlexReader(kafka_wire.read_frame(sock))
+        sock.sendall(kafka_wire.flexible_request(9, 8, body))
+        r = kafka_wire.FlexReader(kafka_wire.read_frame(sock))
     r.take(">i")
     r.tags()
     r.take(">i")

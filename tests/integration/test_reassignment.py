@@ -8,89 +8,27 @@ import struct
 import threading
 import uuid
 
+import kafka_wire
 from cluster_harness import Cluster
 from harness import wait_for
+from kafka_wire import FlexReader, compact_int32s, compact_string, flexible_request, uvarint
 from test_replication import FAST, admin_client, consume_all, node_by_id, partition_state, produce_while
 
 INVALID_REPLICA_ASSIGNMENT, NO_REASSIGNMENT_IN_PROGRESS = 39, 85
 
 
-# Flexible-version encoding (KIP-482): unsigned varints, compact strings and arrays, tagged fields.
-def uvarint(n):
-    out = b""
-    while True:
-        byte = n & 0x7F
-        n >>= 7
-        if n:
-            out += bytes([byte | 0x80])
-        else:
-            return out + bytes([byte])
-
-
-def compact_string(s):
-    return uvarint(len(s.encode()) + 1) + s.encode()
-
-
-def compact_int32s(values):
-    return b"\x00" if values is None else uvarint(len(values) + 1) + b"".join(struct.pack(">i", v) for v in values)
-
-
-class Reader:
-    def __init__(self, data, pos=0):
-        self.data, self.pos = data, pos
-
-    def take(self, fmt):
-        (value,) = struct.unpack_from(fmt, self.data, self.pos)
-        self.pos += struct.calcsize(fmt)
-        return value
-
-    def uvarint(self):
-        shift = value = 0
-        while True:
-            byte = self.data[self.pos]
-            self.pos += 1
-            value |= (byte & 0x7F) << shift
-            if not byte & 0x80:
-                return value
-            shift += 7
-
-    def compact_string(self):
-        n = self.uvarint() - 1
-        if n < 0:
-            return None
-        s = self.data[self.pos:self.pos + n].decode()
-        self.pos += n
-        return s
-
-    def int32s(self):
-        return [self.take(">i") for _ in range(self.uvarint() - 1)]
-
-    def skip_tags(self):
-        for _ in range(self.uvarint()):
-            self.uvarint()
-            self.pos += self.uvarint()
-
-
 def flexible_call(cluster, node, api_key, body):
-    """A v0 request of a flexible API (request header v2); the response after its header v1."""
-    header = struct.pack(">hhi", api_key, 0, 11) + struct.pack(">h", 4) + b"test" + b"\x00"
-    frame = header + body
-    payload = mtls_call_raw(cluster, node, struct.pack(">i", len(frame)) + frame)
-    reader = Reader(payload, 4)  # the correlation id
-    reader.skip_tags()
-    return reader
-
-
-def mtls_call_raw(cluster, node, frame):
+    """A v0 request of a flexible API over mTLS; a reader at the body after the response header v1."""
     import socket
     import ssl
-    import kafka_wire
     context = ssl.create_default_context(cafile=cluster.admin["ca"])
     context.load_cert_chain(cluster.admin["cert"], cluster.admin["key"])
     with socket.create_connection((node.host, node.port), timeout=30) as raw:
         with context.wrap_socket(raw, server_hostname="localhost") as sock:
-            sock.sendall(frame)
-            return kafka_wire.read_frame(sock, timeout=30)
+            sock.sendall(flexible_request(api_key, 0, body))
+            reader = FlexReader(kafka_wire.read_frame(sock, timeout=30), 4)  # after the correlation id
+    reader.skip_tags()
+    return reader
 
 
 def alter_reassignments(cluster, node, topic, targets):
@@ -101,13 +39,13 @@ def alter_reassignments(cluster, node, topic, targets):
     r = flexible_call(cluster, node, 45, body)
     r.take(">i")  # throttle
     assert r.take(">h") == 0
-    r.compact_string()
+    r.string()
     errors = {}
     for _ in range(r.uvarint() - 1):
-        r.compact_string()
+        r.string()
         for _ in range(r.uvarint() - 1):
             index, error = r.take(">i"), r.take(">h")
-            r.compact_string()
+            r.string()
             r.skip_tags()
             errors[index] = error
         r.skip_tags()
@@ -119,10 +57,10 @@ def list_reassignments(cluster, node):
     r = flexible_call(cluster, node, 46, struct.pack(">i", 30000) + b"\x00" + b"\x00")
     r.take(">i")
     assert r.take(">h") == 0
-    r.compact_string()
+    r.string()
     out = {}
     for _ in range(r.uvarint() - 1):
-        name = r.compact_string()
+        name = r.string()
         for _ in range(r.uvarint() - 1):
             index = r.take(">i")
             out[(name, index)] = (r.int32s(), r.int32s(), r.int32s())
