@@ -1,6 +1,7 @@
 #include "broker/group_partitions.h"
 
 #include <algorithm>
+#include <utility>
 
 #include "base/log.h"
 #include "broker/controller_channel.h"
@@ -140,8 +141,10 @@ std::map<std::int32_t, std::shared_ptr<replication::Partition>> GroupCoordinator
 }
 
 // Resigns the coordinators whose partition left (or came back at another epoch: the log may have
-// been truncated as a follower meanwhile), then loads the new ones from their logs.
-void GroupCoordinators::reconcile() {
+// been truncated as a follower meanwhile), then loads the new ones from their logs. False when a load
+// failed (the next tick tries again).
+bool GroupCoordinators::reconcile() {
+  bool loaded_all = true;
   auto led = led_partitions();
   std::vector<std::shared_ptr<groups::GroupCoordinator>> resigned;
   {
@@ -170,6 +173,7 @@ void GroupCoordinators::reconcile() {
     auto opened = groups::GroupCoordinator::open(settings_, std::move(store), clock);
     if (!opened.ok()) {
       log::error("{}-{}: cannot load its groups: {} (retrying)", kOffsetsTopic, index, opened.error().message);
+      loaded_all = false;
       continue;
     }
     std::shared_ptr<groups::GroupCoordinator> coordinator = std::move(*opened);
@@ -177,6 +181,7 @@ void GroupCoordinators::reconcile() {
     entries_[index] = Entry{partition, epoch, std::move(coordinator), store_ptr};
     log::info("{}-{}: coordinating its groups (leader epoch {})", kOffsetsTopic, index, epoch);
   }
+  return loaded_all;
 }
 
 void GroupCoordinators::run() {
@@ -184,9 +189,9 @@ void GroupCoordinators::run() {
   while (!stopping_) {
     wake_cv_.wait_for(lock, std::chrono::milliseconds(50), [this] { return stopping_ || wake_; });
     if (stopping_) break;
-    wake_ = false;
+    const bool leadership_may_have_moved = std::exchange(wake_, false);
     lock.unlock();
-    reconcile();
+    if (leadership_may_have_moved || retry_load_) retry_load_ = !reconcile();
     for (auto& coordinator : all()) coordinator->tick();
     lock.lock();
   }

@@ -88,7 +88,7 @@ class GroupCoordinators {
     const ReplicatedGroupStore* store = nullptr;
   };
   void run();
-  void reconcile();
+  bool reconcile();
   std::map<std::int32_t, std::shared_ptr<replication::Partition>> led_partitions() const;
 
   BrokerState& state_;
@@ -100,7 +100,8 @@ class GroupCoordinators {
   std::thread thread_;
   std::mutex wake_mu_;
   std::condition_variable wake_cv_;
-  bool wake_ = false;
+  bool wake_ = true;  // the first round reconciles with whatever image is there already
+  bool retry_load_ = false;  // the manager thread's own
   bool stopping_ = false;
 };
 
