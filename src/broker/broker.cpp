@@ -619,6 +619,7 @@ void Broker::stop() {
   // Waiting joins hear NOT_COORDINATOR (and find the partition's next leader) before the server closes.
   if (impl_->state.group_coordinators) impl_->state.group_coordinators->stop();
   impl_->server->stop();
+  impl_->router->stop();  // the appends that were running finish before the logs close
   {
     std::lock_guard lock(impl_->maintenance_mu);
     impl_->stopping = true;

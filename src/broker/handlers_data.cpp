@@ -44,8 +44,14 @@ class DelayedProduce : public std::enable_shared_from_this<DelayedProduce> {
   void add(PendingAck ack) { pending_.push_back(std::move(ack)); }
   bool empty() const { return pending_.empty(); }
 
+  // From any thread; the waiting happens on the connection's event loop.
   void start(std::int32_t timeout_ms) {
     if (check()) return send();
+    loop_.post([self = shared_from_this(), timeout_ms] { self->wait(timeout_ms); });
+  }
+
+ private:
+  void wait(std::int32_t timeout_ms) {
     std::vector<storage::TopicPartition> partitions;
     for (const auto& ack : pending_) partitions.push_back(ack.tp);
     std::weak_ptr<DelayedProduce> weak = shared_from_this();
@@ -57,7 +63,6 @@ class DelayedProduce : public std::enable_shared_from_this<DelayedProduce> {
     if (check()) try_complete(false);  // the ISR caught up before the watch was in place
   }
 
- private:
   // Settles what can be settled; true when nothing is left waiting.
   bool check() {
     bool all = true;

@@ -112,7 +112,8 @@ std::optional<cluster::Endpoint> coordinator_endpoint(BrokerState& state, const 
 }
 
 // Calls done(true) once `partition`'s high watermark reaches `offset` while this broker still leads
-// it at the same epoch, done(false) when the leadership goes or `timeout` passes; on `loop`.
+// it at the same epoch, done(false) when the leadership goes or `timeout` passes; on `loop` (or at once,
+// on the calling thread, when the answer is known already).
 void when_replicated(BrokerState& state, net::EventLoop& loop, std::shared_ptr<replication::Partition> partition,
                      std::int64_t offset, std::chrono::milliseconds timeout, std::function<void(bool)> done) {
   struct Wait {
@@ -144,12 +145,14 @@ void when_replicated(BrokerState& state, net::EventLoop& loop, std::shared_ptr<r
     if (!timed_out) loop.cancel(w->timer);
     w->done(outcome.value_or(false));
   };
-  std::weak_ptr<Wait> weak = wait;
-  wait->watch = state.notifier.watch({partition->topic_partition()}, [weak, &loop, finish] {
-    if (auto w = weak.lock()) loop.post([w, finish] { finish(w, false); });
+  loop.post([wait, finish, &loop, timeout] {  // the Wait is touched only on `loop` from here on
+    std::weak_ptr<Wait> weak = wait;
+    wait->watch = wait->state.notifier.watch({wait->partition->topic_partition()}, [weak, &loop, finish] {
+      if (auto w = weak.lock()) loop.post([w, finish] { finish(w, false); });
+    });
+    wait->timer = loop.run_after(timeout, [wait, finish] { finish(wait, true); });
+    finish(wait, false);  // the high watermark moved before the watch was in place
   });
-  wait->timer = loop.run_after(timeout, [wait, finish] { finish(wait, true); });
-  loop.post([wait, finish] { finish(wait, false); });  // the high watermark moved before the watch was in place
 }
 
 }  // namespace

@@ -13,11 +13,11 @@ void handle_api_versions(BrokerState&, Call&);
 // Version ranges: the old versions real clients still send (kafka-python: Metadata v0, ListOffsets v1,
 // Fetch v4; see FACTS.md) up to the newest ones whose semantics Bulwark implements.
 constexpr ServedApi kServed[] = {
-    {0, 3, 9, handle_produce},            // Produce: v3+ carries record batch v2
+    {0, 3, 9, handle_produce, true},      // Produce: v3+ carries record batch v2
     {1, 4, 12, handle_fetch},             // Fetch: v13+ names topics by id only
     {2, 1, 6, handle_list_offsets},       // ListOffsets: v7 adds max-timestamp lookups
     {3, 0, 12, handle_metadata},          // Metadata
-    {8, 0, 8, handle_offset_commit},      // OffsetCommit: v9 is the new consumer protocol's member epoch
+    {8, 0, 8, handle_offset_commit, true},  // OffsetCommit: v9 is the new consumer protocol's member epoch
     {9, 0, 8, handle_offset_fetch},       // OffsetFetch: v9 likewise
     {10, 0, 4, handle_find_coordinator},  // FindCoordinator
     {11, 0, 9, handle_join_group},        // JoinGroup
@@ -90,6 +90,43 @@ static void lift_frame_limit_after_login(net::RequestContext& ctx, const Session
   if (session.authenticated()) ctx.frame_limit = SIZE_MAX;
 }
 
+Router::Router(BrokerState& state) : state_(state), pool_(std::max(state.config.num_io_threads, 1)) {}
+
+// What a request on the pool sees of its connection: a copy taken when it arrived (the connection may
+// close, or a SASL re-login change its session, while the request waits).
+struct PooledRequest {
+  PooledRequest(net::RequestContext& ctx, const Session& session, Bytes request_frame, net::Responder r)
+      : peer(copy_peer(ctx.peer)), loop(ctx.loop), frame(std::move(request_frame)), responder(std::move(r)) {
+    auto copy = std::make_unique<Session>();
+    copy->principal = session.principal;
+    copy->mechanism = session.mechanism;
+    state = std::move(copy);
+  }
+  static net::PeerInfo copy_peer(const net::PeerInfo& p) {
+    net::PeerInfo out{p.connection_id, p.listener, p.protocol, p.remote_address, p.remote_port, nullptr, p.client_subject};
+    if (p.client_certificate) out.client_certificate = share(p.client_certificate.get());
+    return out;
+  }
+  net::PeerInfo peer;
+  std::unique_ptr<net::ConnectionState> state;
+  net::EventLoop& loop;
+  std::size_t frame_limit = SIZE_MAX;
+  Bytes frame;
+  net::Responder responder;
+};
+
+void Router::run_on_pool(net::RequestContext& ctx, Bytes frame, net::Responder responder, const ServedApi& api) {
+  auto request = std::make_shared<PooledRequest>(ctx, static_cast<Session&>(*ctx.state), std::move(frame),
+                                                 std::move(responder));
+  pool_.submit(ctx.peer.connection_id, [this, request, handler = api.handler] {
+    net::RequestContext pooled{request->peer, request->state, request->loop, request->frame_limit};
+    ByteReader reader(request->frame);
+    auto header = wire::decode_request_header(reader);  // decoded once already: cannot fail
+    Call call{pooled, *header, reader, request->responder};
+    handler(state_, call);
+  });
+}
+
 void Router::on_request(net::RequestContext& ctx, Bytes frame, net::Responder responder) {
   if (!ctx.state) {
     auto session = open_session(state_, ctx.peer);
@@ -144,6 +181,10 @@ void Router::on_request(net::RequestContext& ctx, Bytes frame, net::Responder re
               ctx.peer.connection_id, ctx.peer.remote_address, wire::find_api(call.header.api_key)->name,
               call.header.api_version, served->min_version, served->max_version);
     call.responder.close_connection();
+    return;
+  }
+  if (served->writes_storage) {
+    run_on_pool(ctx, std::move(frame), std::move(call.responder), *served);
     return;
   }
   served->handler(state_, call);

@@ -10,6 +10,7 @@
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
+#include <pthread.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -1092,9 +1093,12 @@ Status Server::start() {
     }
   }
   impl_->started = true;
-  for (auto& loop : impl_->loops) {
-    detail::LoopImpl* impl = &loop->impl();
-    impl->thread = std::thread([impl] { impl->run(); });
+  for (std::size_t i = 0; i < impl_->loops.size(); ++i) {
+    detail::LoopImpl* impl = &impl_->loops[i]->impl();
+    impl->thread = std::thread([impl, name = "bw-net-" + std::to_string(i)] {
+      pthread_setname_np(pthread_self(), name.c_str());  // what top -H and /proc/<pid>/task/*/comm show
+      impl->run();
+    });
   }
   return Status::success();
 }

@@ -1,5 +1,7 @@
 #include "storage/fault_env.h"
 
+#include <thread>
+
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -101,7 +103,18 @@ int FaultEnv::ftruncate(int fd, std::uint64_t size) {
   return rc;
 }
 
+void FaultEnv::slow_syncs(std::chrono::milliseconds delay) {
+  std::lock_guard lock(mu_);
+  sync_delay_ = delay;
+}
+
 int FaultEnv::fdatasync(int fd) {
+  std::chrono::milliseconds delay;
+  {
+    std::lock_guard lock(mu_);
+    delay = sync_delay_;
+  }
+  std::this_thread::sleep_for(delay);
   std::lock_guard lock(mu_);
   if (dead_) return -EIO;
   if (sync_countdown_ > 0 && --sync_countdown_ == 0) return -sync_error_;

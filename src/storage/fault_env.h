@@ -3,6 +3,7 @@
 // power loss, which cuts every file back to what its last successful fdatasync made durable.
 #pragma once
 
+#include <chrono>
 #include <map>
 #include <mutex>
 
@@ -19,6 +20,8 @@ class FaultEnv final : public Env {
   // The nth pwrite from now fails with error; persistent: that one and every later one, until clear().
   void fail_write(int nth, int error, bool persistent = false);
   void clear();
+  // Every fdatasync from now takes at least this long (a slow disk), outside the Env's lock.
+  void slow_syncs(std::chrono::milliseconds delay);
   // Power loss: every file written through this Env is cut back to its size at its last successful
   // fdatasync (never synced: empty), and every later call fails with EIO until clear().
   void power_loss();
@@ -43,6 +46,7 @@ class FaultEnv final : public Env {
   mutable std::mutex mu_;
   std::map<int, std::filesystem::path> open_;             // fd -> path
   std::map<std::filesystem::path, std::uint64_t> synced_;  // path -> durable size
+  std::chrono::milliseconds sync_delay_{0};
   int sync_countdown_ = 0, sync_error_ = 0;
   int write_countdown_ = 0, write_error_ = 0;
   bool write_persistent_ = false, write_failing_ = false;

@@ -317,8 +317,96 @@ LogResult<AppendResult> PartitionLog::append(ByteView records, const AppendOptio
     headers.push_back(*h);
   }
   Bytes data(records.begin(), records.end());
-
+  if (config().flush_interval_messages <= 1) return append_in_group(headers, data, options);
   std::lock_guard lock(mu_);
+  auto appended = append_locked(headers, data, options, /*may_roll=*/true, /*defer_sync=*/false);
+  return appended ? std::move(*appended) : LogFailure(LogError::io, "unreachable: a roll was refused");
+}
+
+// Group commit (flush.messages=1): appenders queue; the first one in the queue writes every queued
+// append and covers them all with one fdatasync, then hands each its result. The others wait meanwhile
+// and none of them is answered before the fdatasync that covers it.
+LogResult<AppendResult> PartitionLog::append_in_group(std::vector<wire::BatchHeader>& headers, Bytes& data,
+                                                      const AppendOptions& options) {
+  GroupMember me{&headers, &data, &options, std::nullopt};
+  std::unique_lock queue_lock(group_mu_);
+  group_queue_.push_back(&me);
+  group_cv_.wait(queue_lock, [&] { return me.result.has_value() || (!group_busy_ && group_queue_.front() == &me); });
+  if (me.result) return std::move(*me.result);
+  group_busy_ = true;
+  std::vector<GroupMember*> group(group_queue_.begin(), group_queue_.end());
+  group_queue_.clear();
+  queue_lock.unlock();
+  auto results = commit_group(group);
+  queue_lock.lock();
+  for (std::size_t i = 0; i < results.size(); ++i) group[i]->result = std::move(results[i]);
+  // Those left out (they had to roll the segment) lead the next group, in their order.
+  group_queue_.insert(group_queue_.begin(), group.begin() + static_cast<std::ptrdiff_t>(results.size()), group.end());
+  group_busy_ = false;
+  queue_lock.unlock();
+  group_cv_.notify_all();
+  return std::move(*me.result);
+}
+
+// Appends a prefix of the group (at least its first member) and covers it with one fdatasync; their
+// results. The fdatasync runs outside mu_, so readers are not held up by the disk (what they may read
+// early is unacknowledged, and a follower may have it, as in Kafka). When it fails, none of the group
+// counts as written: the dir goes offline, and the log end and producer table are put back.
+std::vector<LogResult<AppendResult>> PartitionLog::commit_group(const std::vector<GroupMember*>& group) {
+  std::unique_lock lock(mu_);
+  const std::int64_t end_before = log_end_offset_;
+  const auto epochs_before = epochs_;
+  std::map<std::int64_t, std::optional<ProducerState>> producers_before;
+  for (const auto* member : group)
+    for (const auto& h : *member->headers)
+      if (h.producer_id >= 0 && !producers_before.count(h.producer_id)) {
+        auto it = producers_.find(h.producer_id);
+        producers_before[h.producer_id] = it == producers_.end() ? std::nullopt : std::optional(it->second);
+      }
+  const auto active_before = segments_.empty() ? nullptr : segments_.back();
+  const std::uint64_t size_before = active_before ? active_before->size : 0;
+
+  std::vector<LogResult<AppendResult>> results;
+  bool wrote = false;
+  for (const auto* member : group) {
+    auto appended = append_locked(*member->headers, *member->data, *member->options, /*may_roll=*/results.empty(),
+                                  /*defer_sync=*/true);
+    if (!appended) break;  // needs a new segment: it leads the next group
+    wrote = wrote || (appended->ok() && !(*appended)->duplicate);
+    results.push_back(std::move(*appended));
+  }
+  if (!wrote) return results;
+  auto active = segments_.back();
+  const std::uint64_t start = active == active_before ? size_before : 0;
+  const std::int64_t group_end = log_end_offset_;
+  auto file = active->log_file();
+  lock.unlock();
+  Status synced = file.ok() ? (*file)->datasync() : Status(file.error());
+  lock.lock();
+  if (synced.ok()) {
+    unflushed_messages_ = 0;
+    last_flush_ms_ = group.front()->options->now_ms;
+    recovery_point_ = std::max(recovery_point_, std::min(group_end, log_end_offset_));
+    return results;
+  }
+  auto failure = sync_failed(synced.error());
+  if (file.ok()) (void)(*file)->truncate(start);  // best effort; recovery decides what is left
+  active->size = start;
+  log_end_offset_ = end_before;
+  epochs_ = epochs_before;
+  for (auto& [id, state] : producers_before) {
+    if (state) producers_[id] = std::move(*state);
+    else producers_.erase(id);
+  }
+  for (auto& result : results) result = failure;
+  return results;
+}
+
+// One append under mu_. nullopt when it needs a new segment and may_roll is false; with defer_sync the
+// caller fdatasyncs (a group commit) and nothing here does.
+std::optional<LogResult<AppendResult>> PartitionLog::append_locked(std::vector<wire::BatchHeader>& headers, Bytes& data,
+                                                                   const AppendOptions& options, bool may_roll,
+                                                                   bool defer_sync) {
   if (closed_ || context_->offline()) {
     auto failure = offline_failure();
     context_->report_refused(failure.message);
@@ -369,7 +457,10 @@ LogResult<AppendResult> PartitionLog::append(ByteView records, const AppendOptio
     const bool full = active->size + data.size() > static_cast<std::uint64_t>(config_.segment_bytes);
     const bool old = config_.segment_ms >= 0 && options.now_ms - rolling >= config_.segment_ms;
     const bool far = last_offset - active->base_offset > INT32_MAX;
-    if (active->size > 0 && (full || old || far)) BULWARK_TRY(roll_locked(options.now_ms, first_offset));
+    if (active->size > 0 && (full || old || far)) {
+      if (!may_roll) return std::nullopt;
+      if (auto rolled = roll_locked(options.now_ms, first_offset); !rolled.ok()) return LogFailure(rolled.error());
+    }
   }
   Segment* active = segments_.back().get();
 
@@ -401,7 +492,8 @@ LogResult<AppendResult> PartitionLog::append(ByteView records, const AppendOptio
   // offsets nor the producer table know of this batch, and the dir goes offline.
   std::int32_t record_count = 0;
   for (const auto& h : headers) record_count += h.record_count;
-  if (unflushed_messages_ + record_count >= config_.flush_interval_messages) {
+  const bool sync_now = !defer_sync && unflushed_messages_ + record_count >= config_.flush_interval_messages;
+  if (sync_now) {
     if (auto synced = (*file)->datasync(); !synced.ok()) {
       (void)(*file)->truncate(start);  // best effort; the dir is offline and recovery decides
       return sync_failed(synced.error());
@@ -421,7 +513,7 @@ LogResult<AppendResult> PartitionLog::append(ByteView records, const AppendOptio
   const auto epochs_before = epochs_.size();
   for (const auto& h : headers) note_batch_epoch_locked(h);
   if (epochs_.size() != epochs_before) write_epoch_checkpoint_locked();
-  if (unflushed_messages_ + record_count >= config_.flush_interval_messages) {
+  if (sync_now) {
     unflushed_messages_ = 0;
     last_flush_ms_ = options.now_ms;
     recovery_point_ = log_end_offset_;

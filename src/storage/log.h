@@ -35,6 +35,7 @@
 #pragma once
 
 #include <atomic>
+#include <condition_variable>
 #include <cstdint>
 #include <deque>
 #include <filesystem>
@@ -301,6 +302,17 @@ class PartitionLog {
   void note_batch_epoch_locked(const wire::BatchHeader& header);
   void write_epoch_checkpoint_locked();
   LogStatus flush_locked(std::int64_t now_ms);
+  struct GroupMember {  // one caller's append waiting in a group commit
+    std::vector<wire::BatchHeader>* headers;
+    Bytes* data;
+    const AppendOptions* options;
+    std::optional<LogResult<AppendResult>> result;  // set, under group_mu_, when it is done
+  };
+  LogResult<AppendResult> append_in_group(std::vector<wire::BatchHeader>& headers, Bytes& data,
+                                          const AppendOptions& options);
+  std::vector<LogResult<AppendResult>> commit_group(const std::vector<GroupMember*>& group);
+  std::optional<LogResult<AppendResult>> append_locked(std::vector<wire::BatchHeader>& headers, Bytes& data,
+                                                       const AppendOptions& options, bool may_roll, bool defer_sync);
 
   const std::filesystem::path dir_;
   const std::shared_ptr<LogDirContext> context_;
@@ -316,6 +328,11 @@ class PartitionLog {
   bool closed_ = false;
   std::map<std::int64_t, ProducerState> producers_;
   std::vector<EpochStart> epochs_;
+  // The group commit's queue (flush.messages=1); its own lock, so appends queue while one fdatasyncs.
+  std::mutex group_mu_;
+  std::condition_variable group_cv_;
+  std::deque<GroupMember*> group_queue_;
+  bool group_busy_ = false;  // a group is being written
 };
 
 struct TopicPartition {

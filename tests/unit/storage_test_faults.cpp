@@ -5,12 +5,15 @@
 #include "temp_dir.h"
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "base/log.h"
 #include "storage/fault_env.h"
@@ -109,6 +112,66 @@ TEST(StorageFaults, FailedFsyncIsNeverAcknowledgedAndTakesTheDirOffline) {
   ASSERT_TRUE(appended.ok()) << appended.error().message;
   EXPECT_FALSE(appended->duplicate);
   EXPECT_EQ(appended->base_offset, 1);
+  log::set_level(log::Level::info);
+}
+
+// flush.messages=1 is a group commit: appends that arrive while an fdatasync runs share the next one,
+// and none is answered before an fdatasync covered it.
+TEST(StorageFaults, GroupCommitSharesOneFsyncBetweenConcurrentAppends) {
+  TempDir tmp;
+  FaultyLog f(tmp.path());
+  f.env.slow_syncs(std::chrono::milliseconds(3));
+  constexpr int kThreads = 8, kPerThread = 20;
+  std::atomic<int> unsynced_acks{0}, failures{0};
+  std::vector<std::thread> producers;
+  for (int t = 0; t < kThreads; ++t)
+    producers.emplace_back([&, t] {
+      for (int i = 0; i < kPerThread; ++i) {
+        auto appended = f.log->append(batch(t * 1000 + i, 100 + t, i), now());
+        if (!appended.ok()) ++failures;
+        else if (f.log->recovery_point() <= appended->last_offset) ++unsynced_acks;
+      }
+    });
+  for (auto& p : producers) p.join();
+  EXPECT_EQ(failures.load(), 0);
+  EXPECT_EQ(unsynced_acks.load(), 0) << "an append was answered before an fdatasync covered it";
+  EXPECT_EQ(f.log->log_end_offset(), kThreads * kPerThread);
+  std::printf("group commit: %d appends, %d fdatasyncs\n", kThreads * kPerThread, f.env.syncs());
+  EXPECT_LT(f.env.syncs(), kThreads * kPerThread / 2) << "appends waiting together did not share an fdatasync";
+  for (int t = 0; t < kThreads; ++t) EXPECT_EQ(f.log->producer_state(100 + t)->batches.back().last_sequence, kPerThread - 1);
+
+  // Every record is there once, at consecutive offsets.
+  f.log->close();
+  auto again = reopen(tmp.path() / "t-0");
+  ASSERT_NE(again, nullptr);
+  EXPECT_EQ(again->log_end_offset(), kThreads * kPerThread);
+}
+
+// When a group's fdatasync fails, no append of the group is acknowledged, and what was acknowledged
+// before is exactly what a restart finds.
+TEST(StorageFaults, GroupCommitFailedFsyncAcknowledgesNoneOfTheGroup) {
+  TempDir tmp;
+  log::set_level(log::Level::error);
+  FaultyLog f(tmp.path());
+  f.env.slow_syncs(std::chrono::milliseconds(2));
+  f.env.fail_sync(6, EIO);
+  constexpr int kThreads = 4, kPerThread = 15;
+  std::atomic<int> acknowledged{0};
+  std::vector<std::thread> producers;
+  for (int t = 0; t < kThreads; ++t)
+    producers.emplace_back([&, t] {
+      for (int i = 0; i < kPerThread; ++i)
+        if (f.log->append(batch(t * 1000 + i), now()).ok()) ++acknowledged;
+    });
+  for (auto& p : producers) p.join();
+  EXPECT_TRUE(f.context->offline());
+  EXPECT_GT(acknowledged.load(), 0);
+  EXPECT_LT(acknowledged.load(), kThreads * kPerThread);
+  EXPECT_EQ(f.log->log_end_offset(), acknowledged.load()) << "a batch of the failed group counts as written";
+  f.log->close();
+  auto again = reopen(tmp.path() / "t-0");
+  ASSERT_NE(again, nullptr);
+  EXPECT_EQ(again->log_end_offset(), acknowledged.load());
   log::set_level(log::Level::info);
 }
 

@@ -1,5 +1,6 @@
 // LD_PRELOAD shim for fault tests: while the file named by $FAILING_FSYNC_TRIGGER exists, fdatasync and
-// fsync on files under $FAILING_FSYNC_DIR fail with EIO, as a dying disk answers. The kernel on these
+// fsync on files under $FAILING_FSYNC_DIR fail with EIO, as a dying disk answers; with $SLOW_FSYNC_MS
+// set they succeed instead, after that many milliseconds, as a slow disk does. The kernel on these
 // machines has no device-mapper (dm-error, dm-flakey), so this is how a real broker process meets a
 // failing fsync. Built by the test that uses it; never part of Bulwark.
 #define _GNU_SOURCE
@@ -11,7 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
-static int should_fail(int fd) {
+static int affected(int fd) {
   const char* trigger = getenv("FAILING_FSYNC_TRIGGER");
   const char* dir = getenv("FAILING_FSYNC_DIR");
   if (!trigger || !dir || access(trigger, F_OK) != 0) return 0;
@@ -21,6 +22,15 @@ static int should_fail(int fd) {
   if (n <= 0) return 0;
   path[n] = '\0';
   return strncmp(path, dir, strlen(dir)) == 0;
+}
+
+// 1: answer EIO. 0: go on to the real call (after the delay, for a slow disk).
+static int should_fail(int fd) {
+  if (!affected(fd)) return 0;
+  const char* slow = getenv("SLOW_FSYNC_MS");
+  if (!slow) return 1;
+  usleep((useconds_t)atoi(slow) * 1000u);
+  return 0;
 }
 
 int fdatasync(int fd) {
