@@ -553,6 +553,7 @@ Result<std::unique_ptr<Broker>> Broker::create(config::BrokerConfig config) {
     broker->impl_->metadata_dir_lock = std::move(*lock);
   }
   state.topics = std::make_unique<TopicRegistry>(state.images);
+  state.fetch_sessions = std::make_unique<FetchSessionCache>(cfg.max_incremental_fetch_session_cache_slots);
   BULWARK_TRY(broker->impl_->open_replication());
   BULWARK_TRY(broker->impl_->open_cluster(metadata_dir));
   state.producer_ids = std::make_unique<ProducerIdAllocator>([impl = broker->impl_.get()] {

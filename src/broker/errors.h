@@ -49,6 +49,8 @@ enum class KafkaError : std::int16_t {
   transactional_id_authorization_failed = 53,
   security_disabled = 54,
   operation_not_attempted = 55,
+  fetch_session_id_not_found = 70,
+  invalid_fetch_session_epoch = 71,
   topic_deletion_disabled = 73,
   fenced_leader_epoch = 74,
   unknown_leader_epoch = 75,

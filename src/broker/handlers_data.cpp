@@ -220,13 +220,13 @@ constexpr std::int32_t kMaxFetchWaitMs = 30'000;
 // the append notifications both post there, so no locking is needed.
 class FetchOperation : public std::enable_shared_from_this<FetchOperation> {
  public:
-  FetchOperation(BrokerState& state, const Call& call, wire::msg::FetchRequest request,
-                 std::set<std::string> denied_topics)
+  FetchOperation(BrokerState& state, const Call& call, FetchContext context, std::set<std::string> denied_topics)
       : state_(state),
         header_(call.header),
         responder_(call.responder),
         loop_(call.ctx.loop),
-        request_(std::move(request)),
+        session_(std::move(context)),
+        request_(session_.effective),
         replica_id_(request_.replica_id >= 0 ? request_.replica_id : request_.replica_state.replica_id),
         denied_topics_(std::move(denied_topics)) {}
 
@@ -261,8 +261,9 @@ class FetchOperation : public std::enable_shared_from_this<FetchOperation> {
     send(response);
   }
 
-  void send(const wire::msg::FetchResponse& response) {
+  void send(wire::msg::FetchResponse& response) {
     done_ = true;
+    state_.fetch_sessions->finish(session_, response);
     if (watch_id_) state_.notifier.unwatch(watch_id_);
     responder_.respond(encode_response_frame(header_, [&](ByteWriter& w) { response.encode(w, header_.api_version); }));
   }
@@ -348,7 +349,8 @@ class FetchOperation : public std::enable_shared_from_this<FetchOperation> {
   wire::RequestHeader header_;
   net::Responder responder_;
   net::EventLoop& loop_;
-  wire::msg::FetchRequest request_;
+  FetchContext session_;
+  const wire::msg::FetchRequest& request_;  // every partition of the session
   const std::int32_t replica_id_;  // a follower's broker id, -1 for consumers
   const std::set<std::string> denied_topics_;  // no READ: TOPIC_AUTHORIZATION_FAILED
   bool done_ = false;
@@ -363,15 +365,21 @@ void handle_fetch(BrokerState& state, Call& call) {
   wire::msg::FetchRequest request;
   if (!decode_request(call, request)) return;
   // A follower's fetch (replica id set) needs CLUSTER_ACTION; a consumer's needs READ on each topic.
-  const bool replica = request.replica_id >= 0 || request.replica_state.replica_id >= 0;
+  const auto replica_id = request.replica_id >= 0 ? request.replica_id : request.replica_state.replica_id;
+  const bool replica = replica_id >= 0;
+  auto context = state.fetch_sessions->begin(std::move(request), {session_of(call).principal.to_string(), replica_id},
+                                             state.now_ms());
+  if (context.error) {
+    wire::msg::FetchResponse response;
+    response.error_code = context.error;
+    return respond(call, response);
+  }
   const bool cluster_action = replica && authorized_cluster(state, call, Operation::cluster_action);
   std::set<std::string> denied;
-  for (const auto& topic : request.topics)
+  for (const auto& topic : context.effective.topics)
     if (replica ? !cluster_action : !authorized(state, call, Operation::read, ResourceType::topic, topic.topic))
       denied.insert(topic.topic);
-  // Fetch sessions (KIP-227) are not kept: session id 0 in the answer tells the client to send full
-  // fetches, which every client supports.
-  std::make_shared<FetchOperation>(state, call, std::move(request), std::move(denied))->start();
+  std::make_shared<FetchOperation>(state, call, std::move(context), std::move(denied))->start();
 }
 
 void handle_list_offsets(BrokerState& state, Call& call) {

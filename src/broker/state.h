@@ -17,6 +17,7 @@
 #include "base/bytes.h"
 #include "broker/access.h"
 #include "broker/errors.h"
+#include "broker/fetch_sessions.h"
 #include "broker/topics.h"
 #include "cluster/image.h"
 #include "cluster/metadata_loader.h"
@@ -131,6 +132,7 @@ struct BrokerState {
   std::unique_ptr<ProducerIdAllocator> producer_ids;
   std::unique_ptr<GroupCoordinators> group_coordinators;  // null until open_group_coordinator (brokers only)
   AppendNotifier notifier;
+  std::unique_ptr<FetchSessionCache> fetch_sessions;  // KIP-227
   // Security: null acls = no authorizer configured (everything allowed, ACL APIs answer SECURITY_DISABLED).
   std::unique_ptr<AclStore> acls;
   std::map<std::string, security::PrincipalMappingRules> mapping_rules;  // per SSL listener

@@ -817,6 +817,7 @@ Result<BrokerConfig> build_broker_config(const Properties& properties) {
   c.replica_fetch_wait_max_ms = r.int32("replica.fetch.wait.max.ms");
   c.replica_fetch_min_bytes = r.int32("replica.fetch.min.bytes");
   c.replica_fetch_max_bytes = r.int32("replica.fetch.max.bytes");
+  c.max_incremental_fetch_session_cache_slots = r.int32("max.incremental.fetch.session.cache.slots");
   c.replica_fetch_response_max_bytes = r.int32("replica.fetch.response.max.bytes");
   c.replica_fetch_backoff_ms = r.int32("replica.fetch.backoff.ms");
   c.replica_socket_timeout_ms = r.int32("replica.socket.timeout.ms");

@@ -247,6 +247,7 @@ struct BrokerConfig {
   std::int32_t replica_fetch_wait_max_ms = 500;
   std::int32_t replica_fetch_min_bytes = 1;
   std::int32_t replica_fetch_max_bytes = 1048576;
+  std::int32_t max_incremental_fetch_session_cache_slots = 1000;
   std::int32_t replica_fetch_response_max_bytes = 10485760;
   std::int32_t replica_fetch_backoff_ms = 1000;
   std::int32_t replica_socket_timeout_ms = 30000;

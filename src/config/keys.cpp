@@ -200,7 +200,7 @@ std::vector<KeySpec> make_specs() {
       {"metric.reporters", list, "", N},
       {"auto.include.jmx.reporter", boolean, "true", N},
       {"request.timeout.ms", int32, "30000", N},
-      {"max.incremental.fetch.session.cache.slots", int32, "1000", N, false, 0},
+      {"max.incremental.fetch.session.cache.slots", int32, "1000", S, false, 0},
       {"fetch.max.bytes", int32, "57671680", N, false, 1024},
       {"delegation.token.master.key", password, null, N},
       {"delegation.token.secret.key", password, null, N},

@@ -18,6 +18,7 @@ namespace {
 
 constexpr std::int16_t kFetchVersion = 12;  // ReplicaId in the body, LastFetchedEpoch, DivergingEpoch
 constexpr std::int16_t kNone = 0, kOffsetOutOfRange = 1;
+constexpr std::int16_t kFetchSessionIdNotFound = 70, kInvalidFetchSessionEpoch = 71;
 
 // Where a follower cuts its log when the leader says its log diverges after (epoch, end offset):
 // Kafka's rule, the smaller of the leader's end of that epoch and our own end of it. The next fetch
@@ -128,6 +129,7 @@ void FollowerFetcher::set_assignment(FollowerAssignment assignment) {
     const auto& address = assignment.leaders[leader_id];
     if (!(state.address == address)) {
       state.address = address;
+      state.session = {};  // a session lives on one broker
       client_->set_peer(leader_id, address.host, address.port);
     }
     state.partitions = std::move(partitions);
@@ -160,8 +162,14 @@ void FollowerFetcher::send_fetch_locked(std::int32_t leader_id, LeaderState& lea
   request.max_wait_ms = settings_.fetch_wait_max_ms;
   request.min_bytes = settings_.fetch_min_bytes;
   request.max_bytes = settings_.fetch_response_max_bytes;
-  request.session_epoch = -1;  // no fetch session: full fetches
+  // Full: every partition, opening a session. Incremental: only the partitions whose position moved,
+  // and the ones to forget; the leader still fetches over every partition of the session.
+  auto& session = leader.session;
+  const bool full = session.next_epoch == 0;
+  request.session_id = session.id;
+  request.session_epoch = session.next_epoch;
   std::vector<SentPartition> sent;
+  std::map<storage::TopicPartition, msg::FetchRequest::FetchPartition> wanted;
   for (const auto& partition : leader.partitions) {
     const auto& tp = partition->topic_partition();
     auto backoff = leader.backoff_until.find(tp);
@@ -174,32 +182,52 @@ void FollowerFetcher::send_fetch_locked(std::int32_t leader_id, LeaderState& lea
     p.last_fetched_epoch = partition->log()->latest_epoch();
     p.log_start_offset = partition->log()->log_start_offset();
     p.partition_max_bytes = settings_.fetch_max_bytes;
+    sent.push_back({partition, p.current_leader_epoch});
+    auto before = session.sent.find(tp);
+    if (!full && before != session.sent.end() && before->second == p) {
+      wanted.emplace(tp, p);
+      continue;
+    }
     if (request.topics.empty() || request.topics.back().topic != tp.topic) request.topics.push_back({tp.topic, {}});
     request.topics.back().partitions.push_back(p);
-    sent.push_back({partition, p.current_leader_epoch});
+    wanted.emplace(tp, p);
   }
   if (sent.empty()) return;
+  if (!full)
+    for (const auto& [tp, p] : session.sent) {
+      if (wanted.count(tp)) continue;
+      if (request.forgotten_topics_data.empty() || request.forgotten_topics_data.back().topic != tp.topic)
+        request.forgotten_topics_data.push_back({tp.topic, {}, {}});
+      request.forgotten_topics_data.back().partitions.push_back(tp.partition);
+    }
+  session.sent = std::move(wanted);
   leader.in_flight = true;
   net::OutboundRequest out;
   out.api_key = msg::FetchRequest::api_key;
   out.api_version = kFetchVersion;
   out.body = wire::encode_message(request, kFetchVersion);
   out.timeout = std::chrono::milliseconds(settings_.fetch_wait_max_ms + 30000);
-  client_->send(leader_id, std::move(out), [this, leader_id, sent = std::move(sent)](net::OutboundResponse response) {
-    on_response(leader_id, sent, std::move(response));
+  client_->send(leader_id, std::move(out), [this, leader_id, full, sent = std::move(sent)](net::OutboundResponse response) {
+    on_response(leader_id, full, sent, std::move(response));
   });
 }
 
-void FollowerFetcher::on_response(std::int32_t leader_id, std::vector<SentPartition> partitions,
+void FollowerFetcher::on_response(std::int32_t leader_id, bool full, std::vector<SentPartition> partitions,
                                   net::OutboundResponse response) {
   std::vector<storage::TopicPartition> backing_off;
+  std::optional<std::int32_t> session_id;  // the session to go on with; none: the next fetch is a full one
+  auto decoded = response.ok() ? wire::decode_message<msg::FetchResponse>(response.body, kFetchVersion) : std::nullopt;
   if (!response.ok()) {
     log::debug("fetch from leader {} failed: {}", leader_id, response.message);
     for (const auto& p : partitions) backing_off.push_back(p.partition->topic_partition());
-  } else if (auto decoded = wire::decode_message<msg::FetchResponse>(response.body, kFetchVersion); !decoded) {
+  } else if (!decoded) {
     log::warn("leader {} sent a fetch response that does not decode", leader_id);
     for (const auto& p : partitions) backing_off.push_back(p.partition->topic_partition());
+  } else if (decoded->error_code == kFetchSessionIdNotFound || decoded->error_code == kInvalidFetchSessionEpoch) {
+    log::info("leader {} ended the fetch session (error {}); the next fetch opens a new one", leader_id,
+              decoded->error_code);
   } else {
+    if (decoded->session_id != 0) session_id = decoded->session_id;
     std::map<storage::TopicPartition, const SentPartition*> by_tp;
     for (const auto& p : partitions) by_tp[p.partition->topic_partition()] = &p;
     for (const auto& topic : decoded->responses)
@@ -214,6 +242,13 @@ void FollowerFetcher::on_response(std::int32_t leader_id, std::vector<SentPartit
   auto leader = leaders_.find(leader_id);
   if (leader == leaders_.end()) return;
   leader->second.in_flight = false;
+  auto& session = leader->second.session;
+  if (!session_id) {
+    session.next_epoch = 0;
+  } else {
+    session.id = *session_id;
+    session.next_epoch = full || session.next_epoch == INT32_MAX ? 1 : session.next_epoch + 1;
+  }
   const auto until = Clock::now() + std::chrono::milliseconds(settings_.fetch_backoff_ms);
   for (const auto& tp : backing_off) leader->second.backoff_until[tp] = until;
   cv_.notify_all();

@@ -1,6 +1,7 @@
 // The follower side of replication (Kafka's ReplicaFetcherThread): one connection per leader broker
 // over the inter-broker listener, and on it one Fetch (v12, ReplicaId set, LastFetchedEpoch per
-// partition) at a time for every partition this node follows on that leader. Each response is applied
+// partition) at a time for every partition this node follows on that leader, in a fetch session
+// (KIP-227): after the first full fetch, each fetch names only the partitions whose position changed. Each response is applied
 // to the local logs: records appended with the leader's offsets, the log truncated where the leader
 // reports a DivergingEpoch, and the follower's high watermark moved to the leader's.
 //
@@ -62,9 +63,15 @@ class FollowerFetcher {
   std::map<std::int32_t, std::vector<storage::TopicPartition>> assignment() const;
 
  private:
+  struct FetchSession {  // KIP-227, the client side (Kafka's FetchSessionHandler)
+    std::int32_t id = 0;
+    std::int32_t next_epoch = 0;  // 0: the next fetch is a full one, which opens a new session
+    std::map<storage::TopicPartition, wire::msg::FetchRequest::FetchPartition> sent;  // the session's partitions
+  };
   struct LeaderState {
     LeaderAddress address;
     std::vector<std::shared_ptr<Partition>> partitions;
+    FetchSession session;
     bool in_flight = false;
     std::map<storage::TopicPartition, std::chrono::steady_clock::time_point> backoff_until;
   };
@@ -74,7 +81,8 @@ class FollowerFetcher {
   };
   void run();
   void send_fetch_locked(std::int32_t leader_id, LeaderState& leader);
-  void on_response(std::int32_t leader_id, std::vector<SentPartition> partitions, net::OutboundResponse response);
+  void on_response(std::int32_t leader_id, bool full, std::vector<SentPartition> partitions,
+                   net::OutboundResponse response);
 
   const ReplicationSettings& settings_;
   std::unique_ptr<net::OutboundClient> client_;

@@ -54,6 +54,14 @@ def test_the_checker_finds_each_anomaly():
         return h, [read, {p: list(r) for p, r in read.items()}], {0: 2, 1: 1, 2: -1}, {0: True, 1: True, 2: True}
 
     assert fault_campaign.check(*clean()) == []
+    # An implicit acknowledgement (no offset) of a record that is in the log is not an anomaly...
+    history, reads, committed, replicas = clean()
+    history.acked[1] = (0, None, "b")
+    assert fault_campaign.check(history, reads, committed, replicas) == []
+    # ...but the record must be there.
+    reads[0][0].pop(), reads[1][0].pop()
+    history.polled.remove((1, 0, 1, "b"))
+    assert any(line.startswith("lost write 'b'") for line in fault_campaign.check(history, reads, committed, replicas))
     planted = {
         "lost write": lambda h, reads, c, r: reads[0][2].clear() or reads[1][2].clear(),
         "duplicate": lambda h, reads, c, r: [reads[i][1].append((1, "a")) for i in (0, 1)],
