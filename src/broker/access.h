@@ -3,6 +3,8 @@
 // broker folder.
 #pragma once
 
+#include <atomic>
+
 #include <filesystem>
 #include <functional>
 #include <map>
@@ -38,6 +40,8 @@ struct Session final : net::ConnectionState {
   bool authenticated() const { return sasl_stage == SaslStage::done; }
   std::optional<security::sasl::Mechanism> mechanism;
   std::unique_ptr<security::sasl::ScramServer> scram;
+  // Requests of this connection handed to the request pool and not yet processed there (see Router).
+  std::shared_ptr<std::atomic<int>> requests_on_pool = std::make_shared<std::atomic<int>>(0);
 };
 
 // The session of a connection, made on its first request: the TLS principal on SSL listeners (after

@@ -230,6 +230,8 @@ class FetchOperation : public std::enable_shared_from_this<FetchOperation> {
         replica_id_(request_.replica_id >= 0 ? request_.replica_id : request_.replica_state.replica_id),
         denied_topics_(std::move(denied_topics)) {}
 
+  // From any thread (the request pool runs it when the connection has requests there); the waiting
+  // happens on the connection's event loop.
   void start() {
     if (replica_id_ >= 0) record_replica_fetches();
     std::size_t bytes = 0;
@@ -238,6 +240,11 @@ class FetchOperation : public std::enable_shared_from_this<FetchOperation> {
       send(response);
       return;
     }
+    loop_.post([self = shared_from_this()] { self->wait(); });
+  }
+
+ private:
+  void wait() {
     std::vector<storage::TopicPartition> partitions;
     for (const auto& topic : request_.topics)
       for (const auto& partition : topic.partitions) partitions.push_back({topic.topic, partition.partition});
@@ -247,11 +254,11 @@ class FetchOperation : public std::enable_shared_from_this<FetchOperation> {
     });
     auto self = shared_from_this();
     // Capped so that fetches parked by clients that went away cannot pile up for days.
-    const auto wait = std::chrono::milliseconds(std::min(request_.max_wait_ms, kMaxFetchWaitMs));
-    timer_id_ = loop_.run_after(wait, [self] { self->try_complete(true); });
+    const auto max_wait = std::chrono::milliseconds(std::min(request_.max_wait_ms, kMaxFetchWaitMs));
+    timer_id_ = loop_.run_after(max_wait, [self] { self->try_complete(true); });
+    try_complete(false);  // records may have arrived before the watch was in place
   }
 
- private:
   void try_complete(bool timed_out) {
     if (done_) return;
     std::size_t bytes = 0;

@@ -20,17 +20,17 @@ constexpr ServedApi kServed[] = {
     {8, 0, 8, handle_offset_commit, true},  // OffsetCommit: v9 is the new consumer protocol's member epoch
     {9, 0, 8, handle_offset_fetch},       // OffsetFetch: v9 likewise
     {10, 0, 4, handle_find_coordinator},  // FindCoordinator
-    {11, 0, 9, handle_join_group},        // JoinGroup
+    {11, 0, 9, handle_join_group, true},  // JoinGroup (stores the group)
     {12, 0, 4, handle_heartbeat},         // Heartbeat
-    {13, 0, 5, handle_leave_group},       // LeaveGroup
-    {14, 0, 5, handle_sync_group},        // SyncGroup
+    {13, 0, 5, handle_leave_group, true},  // LeaveGroup
+    {14, 0, 5, handle_sync_group, true},  // SyncGroup
     {15, 0, 5, handle_describe_groups},   // DescribeGroups
     {16, 0, 4, handle_list_groups},       // ListGroups
     {17, 0, 1, handle_sasl_handshake},    // SaslHandshake: v0 = bare tokens follow, v1 = SaslAuthenticate
     {18, 0, 3, handle_api_versions},      // ApiVersions
     {19, 0, 7, handle_create_topics},     // CreateTopics
     {20, 0, 6, handle_delete_topics},     // DeleteTopics
-    {21, 0, 2, handle_delete_records},    // DeleteRecords
+    {21, 0, 2, handle_delete_records, true},  // DeleteRecords (checkpoints the log start)
     {22, 0, 4, handle_init_producer_id},  // InitProducerId
     {23, 0, 4, handle_offset_for_leader_epoch},  // OffsetForLeaderEpoch
     {29, 0, 3, handle_describe_acls},     // DescribeAcls
@@ -39,11 +39,11 @@ constexpr ServedApi kServed[] = {
     {32, 0, 4, handle_describe_configs},  // DescribeConfigs
     {36, 0, 2, handle_sasl_authenticate}, // SaslAuthenticate
     {37, 0, 3, handle_create_partitions}, // CreatePartitions
-    {42, 0, 2, handle_delete_groups},     // DeleteGroups
+    {42, 0, 2, handle_delete_groups, true},  // DeleteGroups
     {43, 0, 2, handle_elect_leaders},     // ElectLeaders
     {45, 0, 0, handle_alter_partition_reassignments},  // AlterPartitionReassignments
     {46, 0, 0, handle_list_partition_reassignments},   // ListPartitionReassignments
-    {47, 0, 0, handle_offset_delete},     // OffsetDelete
+    {47, 0, 0, handle_offset_delete, true},  // OffsetDelete
     {50, 0, 0, handle_describe_user_scram_credentials},  // DescribeUserScramCredentials
     {51, 0, 0, handle_alter_user_scram_credentials},     // AlterUserScramCredentials
     {55, 0, 1, handle_describe_quorum},   // DescribeQuorum
@@ -116,14 +116,17 @@ struct PooledRequest {
 };
 
 void Router::run_on_pool(net::RequestContext& ctx, Bytes frame, net::Responder responder, const ServedApi& api) {
-  auto request = std::make_shared<PooledRequest>(ctx, static_cast<Session&>(*ctx.state), std::move(frame),
-                                                 std::move(responder));
-  pool_.submit(ctx.peer.connection_id, [this, request, handler = api.handler] {
+  auto& session = static_cast<Session&>(*ctx.state);
+  auto request = std::make_shared<PooledRequest>(ctx, session, std::move(frame), std::move(responder));
+  auto on_pool = session.requests_on_pool;
+  on_pool->fetch_add(1);
+  pool_.submit(ctx.peer.connection_id, [this, request, on_pool, handler = api.handler] {
     net::RequestContext pooled{request->peer, request->state, request->loop, request->frame_limit};
     ByteReader reader(request->frame);
     auto header = wire::decode_request_header(reader);  // decoded once already: cannot fail
     Call call{pooled, *header, reader, request->responder};
     handler(state_, call);
+    on_pool->fetch_sub(1);
   });
 }
 
@@ -183,7 +186,11 @@ void Router::on_request(net::RequestContext& ctx, Bytes frame, net::Responder re
     call.responder.close_connection();
     return;
   }
-  if (served->writes_storage) {
+  // A connection's requests are processed in the order it sent them, as in Kafka: once one of them is
+  // on the pool, the ones after it follow it there (the same worker, in order) until it is done. SASL
+  // requests change the connection's own session, so they stay here.
+  const bool sasl = call.header.api_key == 17 || call.header.api_key == 36;
+  if (!sasl && (served->writes_storage || session.requests_on_pool->load() > 0)) {
     run_on_pool(ctx, std::move(frame), std::move(call.responder), *served);
     return;
   }

@@ -14,7 +14,7 @@ struct ServedApi {
   std::int16_t min_version;
   std::int16_t max_version;
   void (*handler)(BrokerState&, Call&);
-  bool writes_storage = false;  // runs on the request pool, not on the network thread
+  bool writes_storage = false;  // runs on the request pool (num.io.threads), not on a network thread
 };
 
 class Router : public net::RequestHandler {

@@ -21,6 +21,8 @@ Partition::Partition(storage::TopicPartition tp, std::int32_t local_id, std::sha
 }
 
 bool Partition::apply(const cluster::PartitionState& state, std::int64_t now_ms) {
+  std::lock_guard gate(leadership_gate_);
+  std::unique_lock leadership(leadership_mu_);  // no append runs while the role or epoch may change
   std::lock_guard lock(mu_);
   const Role role = state.leader == local_id_ ? Role::leader
                     : contains(state.replicas, local_id_) ? Role::follower
@@ -110,9 +112,10 @@ storage::EpochEndOffset Partition::end_offset_for_epoch(std::int32_t epoch) cons
 }
 
 std::optional<storage::LogStatus> Partition::restart_as_follower(std::int64_t offset, std::int32_t leader_epoch) {
-  std::lock_guard lock(mu_);
-  if (role_ != Role::follower || leader_epoch_ != leader_epoch) return std::nullopt;
+  auto leadership = lock_for_append();
+  if (!holds_role(Role::follower, leader_epoch)) return std::nullopt;
   auto restarted = log_->restart_at(offset);
+  std::lock_guard lock(mu_);
   high_watermark_ = std::min(high_watermark_, log_->log_end_offset());
   return restarted;
 }
@@ -146,21 +149,37 @@ bool Partition::record_follower_fetch(std::int32_t replica_id, std::int64_t fetc
   return advance_high_watermark_locked();
 }
 
+std::shared_lock<std::shared_mutex> Partition::lock_for_append() const {
+  std::lock_guard gate(leadership_gate_);
+  return std::shared_lock(leadership_mu_);
+}
+
+bool Partition::holds_role(Role role, std::optional<std::int32_t> leader_epoch) const {
+  std::lock_guard lock(mu_);
+  return role_ == role && (!leader_epoch || leader_epoch_ == *leader_epoch);
+}
+
 std::optional<Partition::LeaderAppend> Partition::append_as_leader(ByteView records, storage::AppendOptions options) {
-  std::lock_guard lock(mu_);  // leadership cannot change under an append (Kafka's leaderIsrUpdateLock)
-  if (role_ != Role::leader) return std::nullopt;
+  auto leadership = lock_for_append();  // leadership cannot change under an append
+  {
+    std::lock_guard lock(mu_);
+    if (role_ != Role::leader) return std::nullopt;
+    options.leader_epoch = leader_epoch_;
+    now_ms_ = std::max(now_ms_, options.now_ms);
+  }
   options.assign_offsets = true;
-  options.leader_epoch = leader_epoch_;
-  now_ms_ = std::max(now_ms_, options.now_ms);
   LeaderAppend out{log_->append(records, options)};
-  if (out.result.ok()) out.high_watermark_moved = advance_high_watermark_locked();
+  if (out.result.ok()) {
+    std::lock_guard lock(mu_);
+    out.high_watermark_moved = advance_high_watermark_locked();
+  }
   return out;
 }
 
 std::optional<storage::LogStatus> Partition::append_as_follower(ByteView records, std::int32_t leader_epoch,
                                                                 std::int64_t now_ms) {
-  std::lock_guard lock(mu_);
-  if (role_ != Role::follower || leader_epoch_ != leader_epoch) return std::nullopt;
+  auto leadership = lock_for_append();
+  if (!holds_role(Role::follower, leader_epoch)) return std::nullopt;
   storage::AppendOptions options;
   options.assign_offsets = false;
   options.max_message_bytes = 0;  // the leader checked max.message.bytes
@@ -171,15 +190,18 @@ std::optional<storage::LogStatus> Partition::append_as_follower(ByteView records
 }
 
 std::optional<storage::LogStatus> Partition::truncate_as_follower(std::int64_t offset, std::int32_t leader_epoch) {
-  std::lock_guard lock(mu_);
-  if (role_ != Role::follower || leader_epoch_ != leader_epoch) return std::nullopt;
+  auto leadership = lock_for_append();
+  if (!holds_role(Role::follower, leader_epoch)) return std::nullopt;
   auto cut = log_->truncate_to(offset);
+  std::lock_guard lock(mu_);
   high_watermark_ = std::min(high_watermark_, log_->log_end_offset());
   return cut;
 }
 
 bool Partition::advance_high_watermark_locked() {
-  std::int64_t candidate = log_->log_end_offset();
+  // Not past what this log may acknowledge: in fsync-before-ack mode, an fdatasync in progress covers
+  // the rest (a consumer must not read what a power failure could take back).
+  std::int64_t candidate = log_->acknowledgeable_end();
   const auto members = maximal_isr_locked();
   for (const auto& [id, f] : followers_) {
     // Kafka's maybeIncrementLeaderHW: ISR members, and followers caught up recently (about to join),

@@ -13,7 +13,10 @@
 // - One ISR change is in flight at a time; the controller's answer to it, or an image with a newer
 //   partition epoch, settles it.
 //
-// Thread safety: every method may be called from any thread (one mutex; the log has its own).
+// Thread safety: every method may be called from any thread. Appends hold leadership_mu_ shared (Kafka's
+// leaderIsrUpdateLock) and a change of role or leader epoch holds it exclusively, so an append (and the
+// fdatasync it may wait for) runs outside mu_: readers of the high watermark, role and ISR are never
+// held up by the disk, and concurrent appends reach the log's group commit together.
 #pragma once
 
 #include <cstdint>
@@ -21,6 +24,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <shared_mutex>
 #include <string>
 #include <vector>
 
@@ -108,12 +112,18 @@ class Partition {
 
  private:
   bool advance_high_watermark_locked();
+  bool holds_role(Role role, std::optional<std::int32_t> leader_epoch) const;
+  std::shared_lock<std::shared_mutex> lock_for_append() const;
   std::vector<std::int32_t> maximal_isr_locked() const;
 
   const storage::TopicPartition tp_;
   const std::int32_t local_id_;
   const std::shared_ptr<storage::PartitionLog> log_;
 
+  // The gate keeps a waiting leadership change from being starved by a stream of appends: it is held
+  // while taking leadership_mu_, exclusively by a change and briefly by each append.
+  mutable std::mutex leadership_gate_;
+  mutable std::shared_mutex leadership_mu_;  // before mu_ when both are taken
   mutable std::mutex mu_;
   Role role_ = Role::none;
   std::int32_t leader_id_ = -1;

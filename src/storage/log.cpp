@@ -380,9 +380,11 @@ std::vector<LogResult<AppendResult>> PartitionLog::commit_group(const std::vecto
   const std::uint64_t start = active == active_before ? size_before : 0;
   const std::int64_t group_end = log_end_offset_;
   auto file = active->log_file();
+  syncing_from_ = end_before;
   lock.unlock();
   Status synced = file.ok() ? (*file)->datasync() : Status(file.error());
   lock.lock();
+  syncing_from_ = -1;
   if (synced.ok()) {
     unflushed_messages_ = 0;
     last_flush_ms_ = group.front()->options->now_ms;
@@ -565,6 +567,11 @@ LogStatus PartitionLog::flush_locked(std::int64_t now_ms) {
   last_flush_ms_ = now_ms;
   recovery_point_ = log_end_offset_;
   return LogDone{};
+}
+
+std::int64_t PartitionLog::acknowledgeable_end() const {
+  std::lock_guard lock(mu_);
+  return syncing_from_ >= 0 ? syncing_from_ : log_end_offset_;
 }
 
 LogStatus PartitionLog::flush() {

@@ -270,6 +270,9 @@ class PartitionLog {
 
   std::int64_t log_start_offset() const;
   std::int64_t log_end_offset() const;
+  // The log end, except while a group commit's fdatasync runs (flush.messages=1): then where that
+  // group starts, since nothing of it may be acknowledged or read by consumers yet.
+  std::int64_t acknowledgeable_end() const;
   // Every offset below this is on disk (fdatasync'ed): Kafka's recovery point.
   std::int64_t recovery_point() const;
   std::int64_t size_bytes() const;
@@ -333,6 +336,7 @@ class PartitionLog {
   std::condition_variable group_cv_;
   std::deque<GroupMember*> group_queue_;
   bool group_busy_ = false;  // a group is being written
+  std::int64_t syncing_from_ = -1;  // under mu_: where the group whose fdatasync runs starts; -1 if none
 };
 
 struct TopicPartition {
