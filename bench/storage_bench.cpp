@@ -1,6 +1,9 @@
-// Partition log throughput: appends of 16 KiB batches with and without fdatasync per batch, and
-// sequential reads. Run from a build dir; the log lives under $TMPDIR (the disk being measured).
+// Partition log throughput: appends of 16 KiB batches with and without fdatasync per batch, the group
+// commit of flush.messages=1 with several appending threads, the disk's own floor (pwrite + fdatasync
+// of 16 KiB in a loop, no log) and sequential reads. Run from a build dir; the log lives under $TMPDIR
+// (the disk being measured). Compare appends/s of BM_GroupCommit/threads:N with BM_DiskSyncWriteFloor.
 #include <benchmark/benchmark.h>
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -62,6 +65,55 @@ void append_bench(benchmark::State& state, std::int64_t flush_messages) {
 void BM_AppendNoFlush(benchmark::State& state) { append_bench(state, INT64_MAX); }
 void BM_AppendFlushEachBatch(benchmark::State& state) { append_bench(state, 1); }
 
+// flush.messages=1 with state.threads() appenders on one log: appends waiting while an fdatasync runs
+// share the next one, so appends/s grows with the threads while fdatasyncs/s stays near the floor.
+std::shared_ptr<storage::PartitionLog> shared_log;
+fs::path shared_dir;
+
+void BM_GroupCommit(benchmark::State& state) {
+  if (state.thread_index() == 0) {
+    log::set_level(log::Level::warn);
+    shared_dir = fresh_dir();
+    storage::LogConfig config;
+    config.segment_bytes = 1 << 30;
+    config.flush_interval_messages = 1;
+    auto opened = storage::PartitionLog::open(shared_dir, config);
+    if (opened.ok()) shared_log = *opened;
+    else state.SkipWithError(opened.error().message.c_str());
+  }
+  const Bytes batch = batch_16k();
+  for (auto _ : state) {
+    if (!shared_log || !shared_log->append(batch, storage::AppendOptions{}).ok()) {
+      state.SkipWithError("append failed");
+      break;
+    }
+  }
+  state.SetItemsProcessed(state.iterations());
+  if (state.thread_index() == 0) {
+    shared_log.reset();
+    fs::remove_all(shared_dir.parent_path());
+  }
+}
+
+// The disk's own rate of 16 KiB synchronous appends: the floor BM_AppendFlushEachBatch is measured against.
+void BM_DiskSyncWriteFloor(benchmark::State& state) {
+  const auto dir = fresh_dir().parent_path();
+  const int fd = ::open((dir / "floor").c_str(), O_CREAT | O_WRONLY, 0600);
+  const Bytes block = batch_16k();
+  std::uint64_t offset = 0;
+  for (auto _ : state) {
+    if (::pwrite(fd, block.data(), block.size(), static_cast<off_t>(offset)) != static_cast<ssize_t>(block.size()) ||
+        ::fdatasync(fd) != 0) {
+      state.SkipWithError("pwrite/fdatasync failed");
+      break;
+    }
+    offset += block.size();
+  }
+  state.SetItemsProcessed(state.iterations());
+  ::close(fd);
+  fs::remove_all(dir);
+}
+
 void BM_ReadSequential(benchmark::State& state) {
   log::set_level(log::Level::warn);
   const auto dir = fresh_dir();
@@ -93,6 +145,8 @@ void BM_ReadSequential(benchmark::State& state) {
 // Real time: fdatasync waits off-CPU, and that wait is the cost being measured.
 BENCHMARK(BM_AppendNoFlush)->MinTime(2.0)->UseRealTime();
 BENCHMARK(BM_AppendFlushEachBatch)->MinTime(2.0)->UseRealTime();
+BENCHMARK(BM_DiskSyncWriteFloor)->MinTime(2.0)->UseRealTime();
+BENCHMARK(BM_GroupCommit)->Threads(1)->Threads(4)->Threads(16)->MinTime(2.0)->UseRealTime();
 BENCHMARK(BM_ReadSequential)->Arg(64 << 10)->Arg(1 << 20)->MinTime(2.0)->UseRealTime();
 
 }  // namespace
