@@ -194,6 +194,58 @@ KeyClass classify(std::string_view key) {
   return kc;
 }
 
+// Optimal string alignment distance (Levenshtein plus adjacent transpositions: "clinet" is one step
+// from "client"), stopping early past `limit`.
+std::size_t edit_distance(std::string_view a, std::string_view b, std::size_t limit) {
+  if ((a.size() > b.size() ? a.size() - b.size() : b.size() - a.size()) > limit) return limit + 1;
+  std::vector<std::vector<std::size_t>> d(a.size() + 1, std::vector<std::size_t>(b.size() + 1));
+  for (std::size_t i = 0; i <= a.size(); ++i) d[i][0] = i;
+  for (std::size_t j = 0; j <= b.size(); ++j) d[0][j] = j;
+  for (std::size_t i = 1; i <= a.size(); ++i)
+    for (std::size_t j = 1; j <= b.size(); ++j) {
+      d[i][j] = std::min({d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1]) d[i][j] = std::min(d[i][j], d[i - 2][j - 2] + 1);
+    }
+  return d[a.size()][b.size()];
+}
+
+// The known key an unknown one most likely meant (within two edits), with a listener.name.<l>. prefix
+// kept; nullopt when none is that close.
+std::optional<std::string> nearest_known_key(std::string_view key) {
+  std::string prefix;
+  std::string_view tail = key;
+  bool per_listener = false;
+  if (key.starts_with(kListenerPrefix)) {
+    auto dot = key.find('.', kListenerPrefix.size());
+    if (dot != std::string_view::npos) {
+      prefix = std::string(key.substr(0, dot + 1));
+      tail = key.substr(dot + 1);
+      per_listener = true;
+    }
+  }
+  constexpr std::size_t kMaxEdits = 2;
+  std::optional<std::string> best;
+  std::size_t best_distance = kMaxEdits + 1;
+  for (const auto& spec : key_specs()) {
+    if (per_listener && !spec.per_listener) continue;
+    const auto distance = edit_distance(tail, spec.name, kMaxEdits);
+    if (distance < best_distance) {
+      best_distance = distance;
+      best = prefix + std::string(spec.name);
+    }
+  }
+  return best;
+}
+
+// Keys whose typo would silently weaken security (mTLS off, no authorizer, a listener missing): an
+// unknown key this close to one of them stops start-up.
+bool security_relevant(std::string_view key) {
+  if (key.starts_with(kListenerPrefix)) key = key.substr(key.find('.', kListenerPrefix.size()) + 1);
+  for (std::string_view prefix : {"ssl.", "sasl.", "listener", "super.users", "authorizer.", "allow.everyone"})
+    if (key.starts_with(prefix)) return true;
+  return false;
+}
+
 // Reads typed values: the property if set, else the table's default. Values were checked before, so a
 // parse failure here only happens for a bad default and falls back to `fallback`.
 class Reader {
@@ -505,6 +557,7 @@ std::vector<std::string> BrokerConfig::startup_report() const {
       } else if (p.key.starts_with("zookeeper.")) {
         hint = " (Bulwark runs in KRaft mode only; ZooKeeper is not used)";
       }
+      if (auto meant = nearest_known_key(p.key)) hint = " (did you mean " + *meant + "?)";
       out.push_back(where + "unknown key " + p.key + " is ignored" + hint);
       continue;
     }
@@ -602,10 +655,15 @@ Result<BrokerConfig> build_broker_config(const Properties& properties) {
   c.source = properties.source;
   c.properties = properties;
 
-  // 1. Every known key set in the file: type, range, allowed values.
+  // 1. Every known key set in the file: type, range, allowed values; a typo of a security key.
   for (const auto& p : properties.entries) {
     auto kc = classify(p.key);
-    if (!kc.spec) continue;
+    if (!kc.spec) {
+      if (auto meant = nearest_known_key(p.key); meant && security_relevant(*meant))
+        problems.add(p.key, "unknown key; did you mean " + *meant +
+                                "? (a misspelt security key would be ignored and leave that protection off)");
+      continue;
+    }
     if (auto msg = check_key_value(*kc.spec, p.value)) problems.add(p.key, *msg);
   }
   if (!problems.empty()) return problems.error();

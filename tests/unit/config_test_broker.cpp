@@ -115,6 +115,38 @@ TEST(BrokerConfig, EnumMessageNamesFileLineKeyAndChoices) {
   EXPECT_EQ(msg, "server.properties:13: ssl.client.auth: 'mandatory' is not one of none, requested, required");
 }
 
+// A misspelt security key would be ignored and leave that protection off: it stops start-up, naming
+// the key meant. Other unknown keys warn with the same suggestion.
+TEST(BrokerConfig, AMisspeltSecurityKeyStopsStartUp) {
+  EXPECT_CONTAINS(load_error(kBase + "ssl.clinet.auth=required\n"),
+                  "server.properties:13: ssl.clinet.auth: unknown key; did you mean ssl.client.auth?");
+  EXPECT_CONTAINS(load_error(kBase + "listener.name.mtls.ssl.client.auht=required\n"),
+                  "did you mean listener.name.mtls.ssl.client.auth?");
+  EXPECT_CONTAINS(load_error(kBase + "super.user=User:admin\n"), "did you mean super.users?");
+  EXPECT_CONTAINS(load_error(kBase + "allow.everyone.if.no.acl.foud=false\n"),
+                  "did you mean allow.everyone.if.no.acl.found?");
+  EXPECT_CONTAINS(load_error(kBase + "sasl.enabled.mechanism=PLAIN\n"), "did you mean sasl.enabled.mechanisms?");
+  // Unknown keys far from every security key start, with a suggestion when one is close.
+  auto c = load_ok(kBase + "num.partiton=3\nno.such.key=1\n");
+  auto report = c.startup_report();
+  auto has = [&](const std::string& s) {
+    for (const auto& line : report)
+      if (line.find(s) != std::string::npos) return true;
+    return false;
+  };
+  EXPECT_TRUE(has("unknown key num.partiton is ignored (did you mean num.partitions?)"));
+  EXPECT_TRUE(has("unknown key no.such.key is ignored"));
+  EXPECT_FALSE(has("no.such.key is ignored (did you mean"));
+}
+
+TEST(BrokerConfig, AMisspeltListenersKeyIsNamed) {
+  std::string text = kBase;
+  auto at = text.find("listeners=");
+  ASSERT_NE(at, std::string::npos);
+  text.replace(at, 10, "listners=");
+  EXPECT_CONTAINS(load_error(text), "listners: unknown key; did you mean listeners?");
+}
+
 TEST(BrokerConfig, TypeAndRangeMessages) {
   EXPECT_CONTAINS(load_error(kBase + "num.partitions=abc\n"), "server.properties:13: num.partitions: 'abc' is not a valid int");
   EXPECT_CONTAINS(load_error(kBase + "num.partitions=0\n"), "server.properties:13: num.partitions: '0' is below the minimum 1");
