@@ -5,6 +5,7 @@
 #include <CLI/CLI.hpp>
 
 #include <functional>
+#include <string>
 
 namespace bulwark::cli {
 
@@ -19,6 +20,9 @@ CLI::App* command_group(CLI::App& app, const std::string& name, const std::strin
 
 // Runs `action` when the subcommand is chosen; its return value becomes the process exit code.
 void set_action(CLI::App* command, std::function<int()> action);
+
+// "bulwark <version> (<OpenSSL version>)": `bulwark version` and `bulwark --version`.
+std::string version_text();
 
 }  // namespace bulwark::cli
 

@@ -12,6 +12,8 @@
 
 #include "config/config.h"
 
+#include "base/edit_distance.h"
+
 namespace bulwark::config {
 namespace {
 
@@ -194,21 +196,6 @@ KeyClass classify(std::string_view key) {
   return kc;
 }
 
-// Optimal string alignment distance (Levenshtein plus adjacent transpositions: "clinet" is one step
-// from "client"), stopping early past `limit`.
-std::size_t edit_distance(std::string_view a, std::string_view b, std::size_t limit) {
-  if ((a.size() > b.size() ? a.size() - b.size() : b.size() - a.size()) > limit) return limit + 1;
-  std::vector<std::vector<std::size_t>> d(a.size() + 1, std::vector<std::size_t>(b.size() + 1));
-  for (std::size_t i = 0; i <= a.size(); ++i) d[i][0] = i;
-  for (std::size_t j = 0; j <= b.size(); ++j) d[0][j] = j;
-  for (std::size_t i = 1; i <= a.size(); ++i)
-    for (std::size_t j = 1; j <= b.size(); ++j) {
-      d[i][j] = std::min({d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1)});
-      if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1]) d[i][j] = std::min(d[i][j], d[i - 2][j - 2] + 1);
-    }
-  return d[a.size()][b.size()];
-}
-
 // The known key an unknown one most likely meant (within two edits), with a listener.name.<l>. prefix
 // kept; nullopt when none is that close.
 std::optional<std::string> nearest_known_key(std::string_view key) {
@@ -223,18 +210,12 @@ std::optional<std::string> nearest_known_key(std::string_view key) {
       per_listener = true;
     }
   }
-  constexpr std::size_t kMaxEdits = 2;
-  std::optional<std::string> best;
-  std::size_t best_distance = kMaxEdits + 1;
-  for (const auto& spec : key_specs()) {
-    if (per_listener && !spec.per_listener) continue;
-    const auto distance = edit_distance(tail, spec.name, kMaxEdits);
-    if (distance < best_distance) {
-      best_distance = distance;
-      best = prefix + std::string(spec.name);
-    }
-  }
-  return best;
+  std::vector<std::string> names;
+  for (const auto& spec : key_specs())
+    if (!per_listener || spec.per_listener) names.emplace_back(spec.name);
+  auto meant = nearest_word(tail, names);
+  if (!meant) return std::nullopt;
+  return prefix + *meant;
 }
 
 // Keys whose typo would silently weaken security (mTLS off, no authorizer, a listener missing): an

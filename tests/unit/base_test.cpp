@@ -4,6 +4,7 @@
 #include <filesystem>
 
 #include "base/bytes.h"
+#include "base/edit_distance.h"
 #include "base/files.h"
 
 namespace bulwark {
@@ -107,6 +108,28 @@ TEST(Crc32c, IncrementalEqualsWhole) {
     EXPECT_EQ(crc32c(all.subspan(split), crc32c(all.first(split))), crc32c(all));
     EXPECT_EQ(crc32c_software(all), crc32c(all));
   }
+}
+
+}  // namespace
+}  // namespace bulwark
+
+namespace bulwark {
+namespace {
+
+TEST(EditDistance, CountsEditsAndTranspositionsUpToTheLimit) {
+  EXPECT_EQ(edit_distance("ssl.client.auth", "ssl.client.auth", 2), 0u);
+  EXPECT_EQ(edit_distance("ssl.clinet.auth", "ssl.client.auth", 2), 1u);  // one transposition
+  EXPECT_EQ(edit_distance("listners", "listeners", 2), 1u);
+  EXPECT_EQ(edit_distance("kitten", "sitting", 5), 3u);
+  EXPECT_EQ(edit_distance("a", "abcdef", 2), 3u) << "past the limit: limit + 1";
+  EXPECT_EQ(edit_distance("abcdef", "fedcba", 2), 3u);
+}
+
+TEST(EditDistance, NearestWordIsTheClosestWithinTheLimit) {
+  const std::vector<std::string> commands{"init", "issue", "export", "list"};
+  EXPECT_EQ(nearest_word("isue", commands), "issue");
+  EXPECT_EQ(nearest_word("lsit", commands), "list");
+  EXPECT_EQ(nearest_word("frobnicate", commands), std::nullopt);
 }
 
 }  // namespace
