@@ -169,4 +169,49 @@ void LimitReporter::write_line(LimitKind kind, Entry& e, Clock::time_point now) 
   e.last_line = now;
 }
 
+void HandshakeFailureLog::failed(const std::string& address, const std::string& reason, std::string line,
+                                 Clock::time_point now) {
+  std::lock_guard lock(mutex_);
+  auto [it, fresh] = entries_.try_emplace({address, reason});
+  Entry& e = it->second;
+  if (!fresh && now - e.last_line < interval_) {
+    ++e.left_out;
+    e.latest = std::move(line);
+    return;
+  }
+  e.latest = std::move(line);
+  write(e, now);
+}
+
+void HandshakeFailureLog::flush(Clock::time_point now) {
+  std::lock_guard lock(mutex_);
+  for (auto it = entries_.begin(); it != entries_.end();) {
+    Entry& e = it->second;
+    if (now - e.last_line < interval_) {
+      ++it;
+    } else if (e.left_out > 0) {
+      write(e, now);
+      ++it;
+    } else {
+      it = entries_.erase(it);  // quiet for a whole interval: its next failure is news again
+    }
+  }
+}
+
+std::size_t HandshakeFailureLog::tracked() const {
+  std::lock_guard lock(mutex_);
+  return entries_.size();
+}
+
+void HandshakeFailureLog::write(Entry& e, Clock::time_point now) {
+  if (e.left_out == 0) {
+    log::info("{}", e.latest);
+  } else {
+    const auto since = std::chrono::duration_cast<std::chrono::milliseconds>(now - e.last_line).count();
+    log::info("{} ({} more like it from this address in the last {} ms)", e.latest, e.left_out, since);
+  }
+  e.left_out = 0;
+  e.last_line = now;
+}
+
 }  // namespace bulwark::net

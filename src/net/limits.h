@@ -107,4 +107,31 @@ class LimitReporter {
   std::array<Entry, kLimitKinds> entries_{};
 };
 
+// Failed TLS handshakes, logged once per client address and reason per interval: a client retrying
+// with a wrong configuration every 100 ms writes one line per interval, with a count of the attempts
+// left out, instead of one per attempt.
+class HandshakeFailureLog {
+ public:
+  using Clock = std::chrono::steady_clock;
+  explicit HandshakeFailureLog(std::chrono::milliseconds interval) : interval_(interval) {}
+
+  // `line` is the full message for this failure (listener, peer, explanation).
+  void failed(const std::string& address, const std::string& reason, std::string line, Clock::time_point now = Clock::now());
+  // Logs the counts left out whose interval has passed, and forgets quiet addresses. Call regularly.
+  void flush(Clock::time_point now = Clock::now());
+  std::size_t tracked() const;  // address and reason pairs remembered now
+
+ private:
+  struct Entry {
+    Clock::time_point last_line{};
+    std::uint64_t left_out = 0;
+    std::string latest;  // the latest line left out
+  };
+  void write(Entry& entry, Clock::time_point now);
+
+  const std::chrono::milliseconds interval_;
+  mutable std::mutex mutex_;
+  std::map<std::pair<std::string, std::string>, Entry> entries_;
+};
+
 }  // namespace bulwark::net

@@ -169,6 +169,7 @@ struct detail::ServerImpl {
   std::vector<std::unique_ptr<ListenerState>> listeners;
   std::unique_ptr<ConnectionLimits> limits;  // made by start()
   std::unique_ptr<LimitReporter> reporter;
+  std::unique_ptr<HandshakeFailureLog> handshake_failures;
   // Bytes of requests read (in full or in part) but not yet answered, over every connection; only
   // counted when queued.max.request.bytes is set.
   std::atomic<std::int64_t> queued_request_bytes{0};
@@ -421,8 +422,9 @@ class Connection : public Pollable {
     failure.notes = notes_.get();
     const std::string why = tls::explain_handshake_failure(failure);
     ERR_clear_error();
-    loop_.server->conn_log.info("listener {}: TLS handshake with {}:{} failed: {}", where(), peer_.remote_address,
-                                peer_.remote_port, why);
+    loop_.server->handshake_failures->failed(
+        peer_.remote_address, where() + why,
+        fmt::format("listener {}: TLS handshake with {}:{} failed: {}", where(), peer_.remote_address, peer_.remote_port, why));
     close();
   }
 
@@ -910,7 +912,10 @@ void detail::LoopImpl::limits_scan() {
     conn->close();
   }
   resume_memory_waiters();  // also here, in case a wake-up was missed
-  if (this == &server->loops.front()->impl()) server->reporter->flush(now);
+  if (this == &server->loops.front()->impl()) {
+    server->reporter->flush(now);
+    server->handshake_failures->flush(now);
+  }
 }
 
 void detail::LoopImpl::resume_memory_waiters() {
@@ -996,6 +1001,7 @@ Server::Server(ServerOptions options, RequestHandler& handler) : impl_(std::make
   impl_->options.request_receive_timeout = std::max(impl_->options.request_receive_timeout, std::chrono::milliseconds(1));
   impl_->options.idle_timeout = std::max(impl_->options.idle_timeout, std::chrono::milliseconds(1));
   impl_->reporter = std::make_unique<LimitReporter>(impl_->options.limit_log_interval);
+  impl_->handshake_failures = std::make_unique<HandshakeFailureLog>(impl_->options.limit_log_interval);
   impl_->handler = &handler;
 }
 

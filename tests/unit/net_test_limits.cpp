@@ -325,3 +325,38 @@ TEST(ConnectionLimitsTest, HostNameOverridesCoverEveryAddress) {
 
 }  // namespace
 }  // namespace bulwark::net
+
+namespace bulwark::net {
+namespace {
+
+// One line per client address and reason per interval, then the count of what was left out.
+TEST(HandshakeFailureLog, OneLinePerAddressAndReasonPerInterval) {
+  using namespace std::chrono_literals;
+  HandshakeFailureLog failures(5000ms);
+  const auto t0 = HandshakeFailureLog::Clock::now();
+  ::testing::internal::CaptureStderr();
+  failures.failed("10.0.0.1", "no certificate", "attempt 1 from 10.0.0.1", t0);
+  for (int i = 2; i <= 30; ++i)
+    failures.failed("10.0.0.1", "no certificate", "attempt " + std::to_string(i) + " from 10.0.0.1", t0 + i * 100ms);
+  failures.failed("10.0.0.2", "no certificate", "attempt 1 from 10.0.0.2", t0 + 200ms);
+  failures.failed("10.0.0.1", "unknown CA", "another reason from 10.0.0.1", t0 + 300ms);
+  failures.flush(t0 + 1s);
+  std::string early = ::testing::internal::GetCapturedStderr();
+  EXPECT_NE(early.find("attempt 1 from 10.0.0.1"), std::string::npos) << early;
+  EXPECT_NE(early.find("attempt 1 from 10.0.0.2"), std::string::npos) << early;
+  EXPECT_NE(early.find("another reason from 10.0.0.1"), std::string::npos) << early;
+  EXPECT_EQ(early.find("attempt 2 "), std::string::npos) << "a repeat within the interval was logged";
+
+  ::testing::internal::CaptureStderr();
+  failures.flush(t0 + 6s);
+  std::string later = ::testing::internal::GetCapturedStderr();
+  EXPECT_NE(later.find("attempt 30 from 10.0.0.1 (29 more like it from this address in the last 6000 ms)"),
+            std::string::npos) << later;
+  EXPECT_EQ(later.find("10.0.0.2"), std::string::npos) << "nothing was left out for 10.0.0.2";
+  EXPECT_EQ(failures.tracked(), 1u) << "quiet addresses are forgotten";
+  failures.flush(t0 + 12s);
+  EXPECT_EQ(failures.tracked(), 0u);
+}
+
+}  // namespace
+}  // namespace bulwark::net
