@@ -60,6 +60,10 @@ def test_demo_starts_an_mtls_broker_that_the_printed_kcat_lines_reach(tmp_path):
         assert granted.returncode == 0, granted.stderr
         consumed = subprocess.run(consume, capture_output=True, text=True, timeout=60)
         assert consumed.stdout.strip() == "hello", consumed.stderr
+        # The printed group consumer line starts from the beginning, so it shows what was produced.
+        group_line = next(line.strip() for line in text.splitlines() if " -G demo " in line)
+        in_group = subprocess.run(group_line, shell=True, capture_output=True, text=True, timeout=90)
+        assert in_group.stdout.strip() == "hello", in_group.stderr
         demo.send_signal(signal.SIGINT)
         assert demo.wait(timeout=60) == 0
         assert "stopped" in (tmp_path / "demo.out").read_text()
