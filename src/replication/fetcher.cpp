@@ -92,6 +92,12 @@ bool apply_fetched(Partition& partition, std::int32_t leader_epoch, const msg::F
     }
   }
   moved = partition.update_follower_high_watermark(data.high_watermark) || moved;
+  if (data.log_start_offset > log.log_start_offset()) {
+    auto started = partition.follow_log_start(data.log_start_offset, leader_epoch);
+    if (started && !started->ok())
+      log::error("{}-{}: cannot move the log start to the leader's {}: {}", tp.topic, tp.partition,
+                 data.log_start_offset, started->error().message);
+  }
   if (moved) notify(tp);
   return true;
 }

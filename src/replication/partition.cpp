@@ -225,6 +225,16 @@ bool Partition::update_follower_high_watermark(std::int64_t leader_high_watermar
 }
 
 
+std::optional<storage::LogStatus> Partition::follow_log_start(std::int64_t leader_log_start, std::int32_t leader_epoch) {
+  auto leadership = lock_for_append();
+  if (!holds_role(Role::follower, leader_epoch)) return std::nullopt;
+  const auto target = std::min(leader_log_start, high_watermark());
+  if (target <= log_->log_start_offset()) return storage::LogStatus(storage::LogDone{});
+  auto moved = log_->delete_records_before(target);
+  if (!moved.ok()) return storage::LogStatus(moved.error());
+  return storage::LogStatus(storage::LogDone{});
+}
+
 std::optional<IsrChange> Partition::next_isr_change(std::int64_t now_ms) {
   std::lock_guard lock(mu_);
   now_ms_ = std::max(now_ms_, now_ms);

@@ -98,6 +98,10 @@ class Partition {
   bool record_follower_fetch(std::int32_t replica_id, std::int64_t fetch_offset, std::int64_t now_ms);
   // A follower takes the leader's high watermark, bounded by its own log end. True when it moved.
   bool update_follower_high_watermark(std::int64_t leader_high_watermark);
+  // A follower moves its log start up to the leader's (DeleteRecords, retention on the leader), never past
+  // its own high watermark (Kafka's maybeIncrementLogStartOffset). nullopt when it does not follow at
+  // that epoch; otherwise the log's answer (done when nothing was to move).
+  std::optional<storage::LogStatus> follow_log_start(std::int64_t leader_log_start, std::int32_t leader_epoch);
 
   // The ISR change due now, if none is in flight: followers lagging longer than replica.lag.time.max.ms
   // leave, caught-up followers outside the ISR join. Marks it in flight.

@@ -43,9 +43,17 @@ def partition_state(admin, topic):
     return p.leader, sorted(p.replicas), sorted(p.isrs)
 
 
+def known_partition_state(admin, topic):
+    """partition_state once the broker asked knows the topic and its leader (Metadata may come from a
+    broker whose image is a moment behind)."""
+    return wait_for("the partition's leader in Metadata", lambda: (lambda s: s[0] >= 0 and s)(partition_state(admin, topic)))
+
+
 def create_replicated_topic(cluster, admin, min_insync):
     from confluent_kafka.admin import NewTopic
     topic = f"replicated-{uuid.uuid4().hex[:8]}"
+    # Placement needs the three brokers registered, which the first topic creation does not show.
+    wait_for("three registered brokers", lambda: len(admin.list_topics(timeout=15).brokers) == len(cluster.nodes))
     admin.create_topics([NewTopic(topic, 1, 3, config={"min.insync.replicas": str(min_insync)})])[topic].result(timeout=30)
     wait_for("a leader and a full ISR", lambda: (lambda s: s[0] >= 0 and len(s[2]) == 3 and s)(partition_state(admin, topic)))
     return topic
@@ -165,7 +173,7 @@ def test_acknowledged_records_survive_two_leader_failures(tmp_path):
         cluster.wait_until_created(first)
         admin = admin_client(cluster, first)
         topic = create_replicated_topic(cluster, admin, min_insync=2)
-        old_leader = node_by_id(cluster, partition_state(admin, topic)[0])
+        old_leader = node_by_id(cluster, known_partition_state(admin, topic)[0])
 
         acked = produce_while(cluster, topic, 3000, old_leader.kill)
         assert len(acked) == 3000, len(acked)  # two of three replicas stay: min.insync.replicas=2 holds
@@ -205,7 +213,7 @@ def test_acks_all_waits_for_the_isr_and_min_insync_replicas_holds(tmp_path):
         cluster.wait_until_created(first)
         admin = admin_client(cluster, first)
         topic = create_replicated_topic(cluster, admin, min_insync=3)
-        leader_id, replicas, _ = partition_state(admin, topic)
+        leader_id, replicas, _ = known_partition_state(admin, topic)
         leader = node_by_id(cluster, leader_id)
         controller = active_controller(cluster, first)
         stalled = node_by_id(cluster, next(i for i in replicas if i not in (leader_id, controller)))
@@ -251,7 +259,7 @@ def test_min_insync_replicas_refuses_writes_with_two_brokers_down(tmp_path):
         cluster.wait_until_created(brokers[0])
         admin = admin_client(cluster, brokers[0])
         topic = create_replicated_topic(cluster, admin, min_insync=2)
-        leader = node_by_id(cluster, partition_state(admin, topic)[0])
+        leader = node_by_id(cluster, known_partition_state(admin, topic)[0])
         down = [n for n in brokers if n is not leader]
         admin = admin_client(cluster, leader)
         assert produce(cluster, leader, topic, [b"a"], acks=-1)[0] == NONE

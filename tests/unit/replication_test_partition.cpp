@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "cluster/image.h"
+#include "replication/fetcher.h"
 #include "replication/partition.h"
 #include "storage/log.h"
 #include "wire/record_batch.h"
@@ -373,6 +374,27 @@ TEST_F(PartitionTest, FollowerHighWatermarkIsCappedByItsLogEnd) {
   ASSERT_TRUE(cut->ok());
   EXPECT_EQ(log_->log_end_offset(), 3);
   EXPECT_EQ(partition_->high_watermark(), 3) << "truncation lowers the high watermark with the log end";
+}
+
+// DeleteRecords (or retention) on the leader reaches the follower through the fetch's log start offset.
+TEST_F(PartitionTest, FollowerMovesItsLogStartToTheLeadersUpToItsHighWatermark) {
+  ASSERT_TRUE(partition_->apply(state(2, 5, {1, 2}, {1, 2}), kT0));
+  wire::msg::FetchResponse::PartitionData data;
+  data.records = make_batch(6, 0, 5);
+  data.high_watermark = 4;
+  data.log_start_offset = 0;
+  ASSERT_TRUE(apply_fetched(*partition_, 5, data, [](const storage::TopicPartition&) {}));
+  EXPECT_EQ(log_->log_end_offset(), 6);
+  EXPECT_EQ(log_->log_start_offset(), 0);
+
+  data.records = Bytes{};
+  data.log_start_offset = 5;  // the leader deleted records below 5; this follower has only 4 committed
+  ASSERT_TRUE(apply_fetched(*partition_, 5, data, [](const storage::TopicPartition&) {}));
+  EXPECT_EQ(log_->log_start_offset(), 4) << "a follower's log start never passes its high watermark";
+  data.high_watermark = 6;
+  ASSERT_TRUE(apply_fetched(*partition_, 5, data, [](const storage::TopicPartition&) {}));
+  EXPECT_EQ(log_->log_start_offset(), 5);
+  EXPECT_FALSE(partition_->follow_log_start(6, 4).has_value()) << "an answer to an older epoch moved the log start";
 }
 
 TEST_F(PartitionTest, CheckpointedHighWatermarkIsClampedToTheLog) {
