@@ -392,13 +392,17 @@ std::vector<LogResult<AppendResult>> PartitionLog::commit_group(const std::vecto
     return results;
   }
   auto failure = sync_failed(synced.error());
-  if (file.ok()) (void)(*file)->truncate(start);  // best effort; recovery decides what is left
-  active->size = start;
-  log_end_offset_ = end_before;
-  epochs_ = epochs_before;
-  for (auto& [id, state] : producers_before) {
-    if (state) producers_[id] = std::move(*state);
-    else producers_.erase(id);
+  // Put back only what this group did: an append that came in while the fdatasync ran (possible only
+  // after a flush.messages change) keeps its state, and recovery decides about its bytes.
+  if (log_end_offset_ == group_end && segments_.back() == active) {
+    if (file.ok()) (void)(*file)->truncate(start);  // best effort; recovery decides what is left
+    active->size = start;
+    log_end_offset_ = end_before;
+    epochs_ = epochs_before;
+    for (auto& [id, state] : producers_before) {
+      if (state) producers_[id] = std::move(*state);
+      else producers_.erase(id);
+    }
   }
   for (auto& result : results) result = failure;
   return results;
