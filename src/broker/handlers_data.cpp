@@ -234,6 +234,7 @@ class FetchOperation : public std::enable_shared_from_this<FetchOperation> {
   // happens on the connection's event loop.
   void start() {
     if (replica_id_ >= 0) record_replica_fetches();
+    notifications_seen_ = state_.notifier.notifications();
     std::size_t bytes = 0;
     auto response = gather(bytes);
     if (bytes >= static_cast<std::size_t>(std::max(request_.min_bytes, 0)) || request_.max_wait_ms <= 0 || errors_) {
@@ -256,7 +257,8 @@ class FetchOperation : public std::enable_shared_from_this<FetchOperation> {
     // Capped so that fetches parked by clients that went away cannot pile up for days.
     const auto max_wait = std::chrono::milliseconds(std::min(request_.max_wait_ms, kMaxFetchWaitMs));
     timer_id_ = loop_.run_after(max_wait, [self] { self->try_complete(true); });
-    try_complete(false);  // records may have arrived before the watch was in place
+    // Records may have arrived between the first look and the watch: look again only then.
+    if (state_.notifier.notifications() != notifications_seen_) try_complete(false);
   }
 
   void try_complete(bool timed_out) {
@@ -364,6 +366,7 @@ class FetchOperation : public std::enable_shared_from_this<FetchOperation> {
   bool errors_ = false;
   std::uint64_t watch_id_ = 0;
   net::TimerId timer_id_ = 0;
+  std::uint64_t notifications_seen_ = 0;  // AppendNotifier::notifications() before the first look
 };
 
 }  // namespace

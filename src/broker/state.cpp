@@ -25,6 +25,7 @@ void AppendNotifier::unwatch(std::uint64_t id) {
 }
 
 void AppendNotifier::notify(const storage::TopicPartition& partition) {
+  notifications_.fetch_add(1);
   std::vector<Callback> to_call;
   {
     std::lock_guard lock(mu_);

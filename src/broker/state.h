@@ -38,8 +38,12 @@ class AppendNotifier {
   std::uint64_t watch(const std::vector<storage::TopicPartition>& partitions, Callback callback);
   void unwatch(std::uint64_t id);
   void notify(const storage::TopicPartition& partition);
+  // How many notify() calls so far: a waiter that read it before looking can tell whether anything
+  // was appended before its watch was in place.
+  std::uint64_t notifications() const { return notifications_.load(); }
 
  private:
+  std::atomic<std::uint64_t> notifications_{0};
   struct Watch {
     std::vector<storage::TopicPartition> partitions;
     Callback callback;

@@ -317,10 +317,14 @@ LogResult<AppendResult> PartitionLog::append(ByteView records, const AppendOptio
     headers.push_back(*h);
   }
   Bytes data(records.begin(), records.end());
-  if (config().flush_interval_messages <= 1) return append_in_group(headers, data, options);
-  std::lock_guard lock(mu_);
-  auto appended = append_locked(headers, data, options, /*may_roll=*/true, /*defer_sync=*/false);
-  return appended ? std::move(*appended) : LogFailure(LogError::io, "unreachable: a roll was refused");
+  {
+    std::lock_guard lock(mu_);
+    if (config_.flush_interval_messages > 1) {
+      auto appended = append_locked(headers, data, options, /*may_roll=*/true, /*defer_sync=*/false);
+      return appended ? std::move(*appended) : LogFailure(LogError::io, "unreachable: a roll was refused");
+    }
+  }
+  return append_in_group(headers, data, options);
 }
 
 // Group commit (flush.messages=1): appenders queue; the first one in the queue writes every queued
