@@ -271,7 +271,7 @@ int main(int argc, char** argv) {
     return 1;
   }
   auto client_ctx = tls::make_client_context(client_settings(pki)).value();
-  SSL_CTX_set_read_ahead(client_ctx->get(), 1);
+  SSL_CTX_set_read_ahead(client_ctx->current().get(), 1);
 
   // --- memory per idle connection (before the throughput runs grow the heap) ---
   auto measure_idle = [&](const char* name, std::uint16_t port, bool tls) {

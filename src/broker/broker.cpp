@@ -14,6 +14,7 @@
 #include "broker/lifecycle.h"
 #include "broker/router.h"
 #include "broker/state.h"
+#include "broker/tls_reloader.h"
 #include "cluster/controller_service.h"
 #include "cluster/metadata_loader.h"
 #include "cluster/quorum_driver.h"
@@ -38,82 +39,17 @@ net::SecurityProtocol to_net(config::SecurityProtocol p) {
   return net::SecurityProtocol::plaintext;
 }
 
-tls::ClientAuth to_tls(config::ClientAuth a) {
-  switch (a) {
-    case config::ClientAuth::none: return tls::ClientAuth::none;
-    case config::ClientAuth::requested: return tls::ClientAuth::requested;
-    case config::ClientAuth::required: return tls::ClientAuth::required;
-  }
-  return tls::ClientAuth::none;
-}
-
-Result<std::optional<keystore::Format>> store_format(const std::string& type) {
-  if (type.empty()) return std::optional<keystore::Format>{};
-  auto format = keystore::parse_format(type);
-  if (!format.ok()) return format.error();
-  return std::optional<keystore::Format>{*format};
-}
-
-// The TLS settings of one listener from its effective ssl.* settings (listener.name.<l>. prefixes applied).
-Result<tls::TlsSettings> listener_tls_settings(const config::ListenerSecurity& sec) {
-  auto where = [&](const Error& e) { return make_error(e.kind, "listener " + sec.listener + ": " + e.message); };
-  tls::TlsFileSettings files;
-  auto keystore_type = store_format(sec.keystore_type);
-  if (!keystore_type.ok()) return where(keystore_type.error());
-  auto truststore_type = store_format(sec.truststore_type);
-  if (!truststore_type.ok()) return where(truststore_type.error());
-  files.keystore_location = sec.keystore_location;
-  files.keystore_type = *keystore_type;
-  files.keystore_password = sec.keystore_password.reveal();
-  files.key_password = sec.key_password.reveal();
-  files.truststore_location = sec.truststore_location;
-  files.truststore_type = *truststore_type;
-  files.truststore_password = sec.truststore_password.reveal();
-  files.client_auth = to_tls(sec.client_auth);
-  if (!sec.enabled_protocols.empty()) files.enabled_protocols = sec.enabled_protocols;
-  files.cipher_suites = sec.cipher_suites;
-  auto settings = tls::load_tls_settings(files);
-  if (!settings.ok()) return where(settings.error());
-  // KIP-651: PEM key and chain (and trusted certificates) given inline in the configuration.
-  if (!sec.keystore_key.empty()) {
-    auto inline_store = keystore::decode_pem(sec.keystore_key.reveal() + "\n" + sec.keystore_certificate_chain.reveal(),
-                                             sec.key_password.reveal());
-    if (!inline_store.ok()) return where(inline_store.error());
-    settings->keystore = std::move(*inline_store);
-  }
-  if (!sec.truststore_certificates.empty()) {
-    auto inline_trust = keystore::decode_pem(sec.truststore_certificates.reveal());
-    if (!inline_trust.ok()) return where(inline_trust.error());
-    settings->truststore = std::move(*inline_trust);
-  }
-  if (settings->keystore.keys.empty())
-    return make_error(ErrorKind::invalid_argument,
-                      "listener " + sec.listener + " uses TLS but no keystore with a private key is configured "
-                      "(set ssl.keystore.location, or ssl.keystore.key and ssl.keystore.certificate.chain)");
-  return settings;
-}
-
-Result<std::shared_ptr<tls::ServerTlsContext>> listener_tls(const config::ListenerSecurity& sec) {
-  auto settings = listener_tls_settings(sec);
-  if (!settings.ok()) return settings.error();
-  auto context = tls::make_server_context(*settings);
-  if (!context.ok()) return make_error(context.error().kind, "listener " + sec.listener + ": " + context.error().message);
-  return context;
-}
-
 // How this node dials `listener` on the others: that listener's security protocol, and its keystore as
 // the client certificate (mTLS), as Kafka's inter-node clients do. `options` brings the timeouts.
-Result<net::OutboundOptions> peer_client_options(const config::BrokerConfig& cfg, const std::string& name,
-                                                 net::OutboundOptions options) {
+Result<net::OutboundOptions> peer_client_options(const config::BrokerConfig& cfg, TlsReloader& tls,
+                                                 const std::string& name, net::OutboundOptions options) {
   options.client_id = "bulwark-" + std::to_string(cfg.node_id);
   auto sec = cfg.security_for(name);
   if (config::uses_sasl(sec.protocol))
     return make_error(ErrorKind::unsupported, "listener " + name + " uses " + std::string(config::to_string(sec.protocol)) +
                                                   ": Bulwark's nodes dial each other over PLAINTEXT or SSL only");
   if (!config::uses_tls(sec.protocol)) return options;
-  auto settings = listener_tls_settings(sec);
-  if (!settings.ok()) return settings.error();
-  auto context = tls::make_client_context(*settings);
+  auto context = tls.client_context(name);
   if (!context.ok()) return context.error();
   options.protocol = net::SecurityProtocol::ssl;
   options.tls = std::move(*context);
@@ -125,7 +61,7 @@ Result<net::OutboundOptions> peer_client_options(const config::BrokerConfig& cfg
   return options;
 }
 
-Result<net::OutboundOptions> controller_client_options(const config::BrokerConfig& cfg) {
+Result<net::OutboundOptions> controller_client_options(const config::BrokerConfig& cfg, TlsReloader& tls) {
   net::OutboundOptions options;
   options.client_id = "bulwark-" + std::to_string(cfg.node_id);
   options.request_timeout = std::chrono::milliseconds(cfg.quorum_request_timeout_ms);
@@ -133,17 +69,17 @@ Result<net::OutboundOptions> controller_client_options(const config::BrokerConfi
   options.reconnect_backoff = std::chrono::milliseconds(std::max(cfg.quorum_retry_backoff_ms, 1));
   options.failure_log_interval = std::chrono::milliseconds(30000);
   if (cfg.controller_listener_names.empty()) return options;  // ZooKeeper-mode config: a one-voter quorum
-  return peer_client_options(cfg, cfg.controller_listener_names.front(), std::move(options));
+  return peer_client_options(cfg, tls, cfg.controller_listener_names.front(), std::move(options));
 }
 
 // Followers dial their leaders' inter-broker listener (replica.socket.timeout.ms per fetch).
-Result<net::OutboundOptions> replica_client_options(const config::BrokerConfig& cfg) {
+Result<net::OutboundOptions> replica_client_options(const config::BrokerConfig& cfg, TlsReloader& tls) {
   net::OutboundOptions options;
   options.request_timeout = std::chrono::milliseconds(cfg.replica_socket_timeout_ms);
   options.reconnect_backoff = std::chrono::milliseconds(std::max(cfg.replica_fetch_backoff_ms / 10, 50));
   options.reconnect_backoff_max = std::chrono::milliseconds(std::max(cfg.replica_fetch_backoff_ms, 50));
   options.failure_log_interval = std::chrono::milliseconds(30000);
-  return peer_client_options(cfg, cfg.inter_broker_listener_name, std::move(options));
+  return peer_client_options(cfg, tls, cfg.inter_broker_listener_name, std::move(options));
 }
 
 std::int16_t kafka_protocol_id(config::SecurityProtocol p) {
@@ -306,6 +242,7 @@ struct Broker::Impl {
   std::unique_ptr<BrokerLifecycle> lifecycle;
   std::unique_ptr<Router> router;
   std::unique_ptr<net::Server> server;
+  std::unique_ptr<TlsReloader> tls;
   std::thread maintenance;
   std::mutex maintenance_mu;
   std::condition_variable maintenance_cv;
@@ -326,7 +263,7 @@ struct Broker::Impl {
       if (state.scram) state.scram->sync(*after);
       state.image_waiters.on_image(*after);
     });
-    auto outbound = controller_client_options(cfg);
+    auto outbound = controller_client_options(cfg, *tls);
     if (!outbound.ok()) return outbound.error();
 
     cluster::QuorumDriverOptions q;
@@ -427,7 +364,7 @@ struct Broker::Impl {
     settings.checkpoint_interval_ms = cfg.replica_high_watermark_checkpoint_interval_ms;
     if (!cfg.is_broker()) {
       settings.fetch_disabled_reason = "the node is not a broker";  // it hosts no partitions
-    } else if (auto outbound = replica_client_options(cfg); outbound.ok()) {
+    } else if (auto outbound = replica_client_options(cfg, *tls); outbound.ok()) {
       settings.outbound = std::move(*outbound);
     } else {
       settings.fetch_disabled_reason = outbound.error().message;
@@ -552,6 +489,9 @@ Result<std::unique_ptr<Broker>> Broker::create(config::BrokerConfig config) {
     if (!lock.ok()) return lock.error();
     broker->impl_->metadata_dir_lock = std::move(*lock);
   }
+  auto tls = TlsReloader::create({&state.config});
+  if (!tls.ok()) return tls.error();
+  broker->impl_->tls = std::move(*tls);
   state.topics = std::make_unique<TopicRegistry>(state.images);
   state.fetch_sessions = std::make_unique<FetchSessionCache>(cfg.max_incremental_fetch_session_cache_slots);
   BULWARK_TRY(broker->impl_->open_replication());
@@ -590,11 +530,7 @@ Result<std::unique_ptr<Broker>> Broker::create(config::BrokerConfig config) {
     // As in Kafka, max.connections never locks out the inter-broker (or controller) listener.
     spec.counts_toward_broker_limit =
         listener.listener != cfg.inter_broker_listener_name && !is_controller_listener_name(cfg, listener.listener);
-    if (config::uses_tls(listener.protocol)) {
-      auto context = listener_tls(cfg.security_for(listener.listener));
-      if (!context.ok()) return context.error();
-      spec.tls = std::move(*context);
-    }
+    if (config::uses_tls(listener.protocol)) spec.tls = broker->impl_->tls->server_context(listener.listener);
     BULWARK_TRY(broker->impl_->server->add_listener(std::move(spec)));
   }
   return broker;
@@ -606,6 +542,7 @@ Status Broker::start() {
   BULWARK_TRY(impl_->server->start());
   if (!one_voter) BULWARK_TRY(impl_->start_cluster());
   impl_->state.replicas->start();
+  impl_->tls->start();
   impl_->started = true;
   impl_->maintenance = std::thread([this] { impl_->run_maintenance(); });
   log::info("{} {} of cluster {} started", impl_->state.config.is_broker() ? "broker" : "controller",
@@ -616,6 +553,7 @@ Status Broker::start() {
 void Broker::stop() {
   if (!impl_ || !impl_->started) return;
   impl_->started = false;
+  impl_->tls->stop();
   impl_->stop_cluster();
   // Waiting joins hear NOT_COORDINATOR (and find the partition's next leader) before the server closes.
   if (impl_->state.group_coordinators) impl_->state.group_coordinators->stop();
@@ -652,6 +590,8 @@ Status add_scram_credentials(const config::BrokerConfig& config, const std::vect
   return write_file_atomic(file, security::sasl::encode_scram_credentials(credentials), kPrivateFileMode,
                            Overwrite::allow);
 }
+
+void Broker::reload_certificates(std::string_view reason) { impl_->tls->reload_all(reason); }
 
 std::uint16_t Broker::port(const std::string& listener) const { return impl_->server->bound_port(listener); }
 

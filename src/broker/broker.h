@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
 
 #include "base/result.h"
 #include "config/config.h"
@@ -25,6 +26,8 @@ class Broker {
 
   Status start();
   void stop();
+  // Reads every TLS listener's keystore, truststore and CRL again (SIGHUP); each listener logs the outcome.
+  void reload_certificates(std::string_view reason);
   // The port a listener is bound to (useful when the configured port is 0).
   std::uint16_t port(const std::string& listener) const;
 

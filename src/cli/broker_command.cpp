@@ -20,6 +20,7 @@ int run_broker(const std::string& config_path) {
   sigemptyset(&stop_signals);
   sigaddset(&stop_signals, SIGINT);
   sigaddset(&stop_signals, SIGTERM);
+  sigaddset(&stop_signals, SIGHUP);  // reloads the TLS material (systemd's ExecReload)
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
   signal(SIGPIPE, SIG_IGN);
 
@@ -33,7 +34,12 @@ int run_broker(const std::string& config_path) {
     return 1;
   }
   int received = 0;
-  sigwait(&stop_signals, &received);
+  for (;;) {
+    sigwait(&stop_signals, &received);
+    if (received != SIGHUP) break;
+    bulwark::log::info("received SIGHUP: reloading the TLS material of every listener");
+    (*broker)->reload_certificates("SIGHUP");
+  }
   bulwark::log::info("received {}, stopping", received == SIGINT ? "SIGINT" : "SIGTERM");
   (*broker)->stop();
   return 0;

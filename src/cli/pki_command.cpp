@@ -274,14 +274,19 @@ void add_pki_commands(CLI::App& app) {
 
   // --- revoke
   {
-    auto* cmd = group->add_subcommand("revoke", "Mark a certificate revoked and write a new CRL");
+    auto* cmd = group->add_subcommand("revoke", "Revoke every serial a certificate name has had (or --superseded, "
+                                                "or --serial S) and write a new CRL");
     struct Flags {
-      std::string name, dir = "./pki", reason = "unspecified";
+      std::string name, dir = "./pki", reason = "unspecified", serial;
+      bool superseded = false;
       CaKeyPasswordFlag ca_key_password;
     };
     auto flags = std::make_shared<Flags>();
     flags->ca_key_password.add(cmd);
     cmd->add_option("name", flags->name, "Name of the issued certificate")->required();
+    auto* superseded = cmd->add_flag("--superseded", flags->superseded,
+                                     "Only the serials a renewal replaced (the current one stays valid)");
+    cmd->add_option("--serial", flags->serial, "Only this serial (hex, as `pki list` prints it)")->excludes(superseded);
     cmd->add_option("--dir", flags->dir, "PKI state directory")->capture_default_str();
     cmd->add_option("--reason", flags->reason,
                     "unspecified, keyCompromise, cACompromise, affiliationChanged, superseded, "
@@ -291,6 +296,10 @@ void add_pki_commands(CLI::App& app) {
       pki::RevokeOptions options;
       options.dir = flags->dir;
       options.name = flags->name;
+      options.which = flags->superseded ? pki::RevokeWhich::superseded
+                      : flags->serial.empty() ? pki::RevokeWhich::all
+                                              : pki::RevokeWhich::serial;
+      options.serial = flags->serial;
       auto reason = pki::parse_revocation_reason(flags->reason);
       if (!reason) return fail(reason.error());
       options.reason = *reason;

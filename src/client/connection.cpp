@@ -118,6 +118,7 @@ struct AdminConnection::Socket {
     failure.error_code = ERR_peek_error();
     failure.sys_errno = saved_errno;
     failure.verify_result = SSL_get_verify_result(ssl.get());
+    failure.own_certificate = SSL_get_certificate(ssl.get());
     failure.notes = &notes;
     const int reason = failure.error_code != 0 ? ERR_GET_REASON(failure.error_code) : 0;
     if (reason == SSL_R_UNEXPECTED_EOF_WHILE_READING && notes.verify_error == X509_V_OK) {

@@ -496,6 +496,9 @@ ListenerSecurity BrokerConfig::security_for(std::string_view listener_name) cons
   s.cipher_suites = split(raw("ssl.cipher.suites").value_or(""), ',');
   s.endpoint_identification_algorithm = lower(str("ssl.endpoint.identification.algorithm"));
   s.principal_mapping_rules = str("ssl.principal.mapping.rules");
+  s.crl_location = str("ssl.crl.location");
+  s.allow_dn_changes = iequals(str("ssl.allow.dn.changes"), "true");
+  s.allow_san_changes = iequals(str("ssl.allow.san.changes"), "true");
   s.sasl_enabled_mechanisms = split(raw("sasl.enabled.mechanisms").value_or(""), ',');
 
   for (const auto& p : properties.entries) {
@@ -833,6 +836,8 @@ Result<BrokerConfig> build_broker_config(const Properties& properties) {
   }
   c.connections_max_idle_ms = r.integer("connections.max.idle.ms", 600000);
   c.request_receive_timeout_ms = r.integer("bulwark.request.receive.timeout.ms", 30000);
+  c.ssl_expiry_warning_days = static_cast<int>(r.integer("bulwark.ssl.certificate.expiry.warning.days", 30));
+  c.ssl_reload_on_file_change = r.boolean("bulwark.ssl.reload.on.file.change");
   c.queued_max_request_bytes = r.integer("queued.max.request.bytes", -1);
   c.sasl_server_max_receive_size = r.int32("sasl.server.max.receive.size");
   c.connection_failed_authentication_delay_ms = r.int32("connection.failed.authentication.delay.ms");

@@ -158,6 +158,9 @@ struct ListenerSecurity {
   std::vector<std::string> cipher_suites;      // empty = library defaults
   std::string endpoint_identification_algorithm;
   std::string principal_mapping_rules;
+  std::string crl_location;       // ssl.crl.location
+  bool allow_dn_changes = false;  // ssl.allow.dn.changes
+  bool allow_san_changes = false;  // ssl.allow.san.changes
 
   std::vector<std::string> sasl_enabled_mechanisms;
   // listener.name.<l>.<mechanism lower case>.sasl.jaas.config, keyed by mechanism in upper case.
@@ -228,6 +231,8 @@ struct BrokerConfig {
   std::vector<std::pair<std::string, std::int32_t>> max_connections_per_ip_overrides;  // host -> limit
   std::int64_t connections_max_idle_ms = 0;
   std::int64_t request_receive_timeout_ms = 30000;  // bulwark.request.receive.timeout.ms
+  int ssl_expiry_warning_days = 30;                 // bulwark.ssl.certificate.expiry.warning.days
+  bool ssl_reload_on_file_change = true;            // bulwark.ssl.reload.on.file.change
   std::int64_t queued_max_request_bytes = -1;       // -1 = unlimited
   std::int32_t sasl_server_max_receive_size = 524288;
   std::int32_t connection_failed_authentication_delay_ms = 100;

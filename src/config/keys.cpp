@@ -94,8 +94,15 @@ std::vector<KeySpec> make_specs() {
       {"ssl.secure.random.implementation", string, null, N, true},
       {"ssl.provider", string, null, N, true},
       {"ssl.engine.factory.class", class_name, null, N, true},
-      {"ssl.allow.dn.changes", boolean, "false", N, true},
-      {"ssl.allow.san.changes", boolean, "false", N, true},
+      {"ssl.allow.dn.changes", boolean, "false", S, true},
+      {"ssl.allow.san.changes", boolean, "false", S, true},
+      // Bulwark's own TLS keys. Kafka leaves CRLs to the JVM's java.security; here a PEM or DER CRL file,
+      // reloaded like the truststore.
+      {"ssl.crl.location", string, null, S, true},
+      // Warn this many days before a certificate of ours or a trusted CA expires (start-up, then hourly).
+      {"bulwark.ssl.certificate.expiry.warning.days", int32, "30", S, false, 0},
+      // Reload a listener when its keystore, truststore or CRL file changes (SIGHUP always reloads).
+      {"bulwark.ssl.reload.on.file.change", boolean, "true", S},
       {"principal.builder.class", class_name, null, N, true},
 
       // --- SASL (listener.name.<l>.<mechanism>.sasl.jaas.config for the JAAS config)

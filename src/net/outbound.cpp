@@ -87,6 +87,7 @@ std::string explain_tls(SSL* ssl, const tls::HandshakeNotes* notes, int ssl_erro
   failure.error_code = ERR_peek_error();
   failure.sys_errno = saved_errno;
   failure.verify_result = SSL_get_verify_result(ssl);
+  failure.own_certificate = SSL_get_certificate(ssl);
   failure.notes = notes;
   const int reason = failure.error_code != 0 ? ERR_GET_REASON(failure.error_code) : 0;
   const long verify =

@@ -1,4 +1,5 @@
 #include "net/server.h"
+#include "tls/certificates.h"
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -218,10 +219,10 @@ struct ListenerState : Pollable {
 class Connection : public Pollable {
  public:
   // `limit_index` and `address_key` are what ServerImpl::limits counted this connection under.
-  Connection(detail::LoopImpl& loop, int fd, PeerInfo peer, SslPtr ssl, tls::ClientAuth client_auth,
+  Connection(detail::LoopImpl& loop, int fd, PeerInfo peer, SslPtr ssl, std::shared_ptr<const tls::ServerTlsContext> tls,
              std::size_t limit_index, std::string address_key, std::size_t frame_limit)
-      : loop_(loop), fd_(fd), peer_(std::move(peer)), ssl_(std::move(ssl)), client_auth_(client_auth),
-        limit_index_(limit_index), address_key_(std::move(address_key)), frame_limit_(frame_limit) {
+      : loop_(loop), fd_(fd), peer_(std::move(peer)), ssl_(std::move(ssl)), tls_(std::move(tls)),
+        client_auth_(tls_ ? tls_->client_auth() : tls::ClientAuth::none), limit_index_(limit_index), address_key_(std::move(address_key)), frame_limit_(frame_limit) {
     last_activity_ = Clock::now();
     created_ = last_activity_;
     if (ssl_) {
@@ -395,6 +396,17 @@ class Connection : public Pollable {
       if (X509* cert = SSL_get1_peer_certificate(ssl_.get())) {
         peer_.client_certificate.reset(cert);
         peer_.client_subject = tls::subject_rfc2253(cert);
+        // A resumed session skipped verification: its certificate may have been revoked since.
+        if (SSL_session_reused(ssl_.get()) && tls_->revoked(cert)) {
+          const auto facts = tls::certificate_facts(cert);
+          loop_.server->handshake_failures->failed(
+              peer_.remote_address, where() + "revoked",
+              fmt::format("listener {}: TLS session resumed by {}:{} refused: the client's certificate ({}, serial {}) "
+                          "is revoked: the CRL of {} lists it, so the client needs a new certificate",
+                          where(), peer_.remote_address, peer_.remote_port, facts.subject, facts.serial, facts.issuer));
+          close();
+          return;
+        }
       }
       log::debug("listener {}: TLS with {}:{} established ({}, {}), client {}", where(), peer_.remote_address,
                  peer_.remote_port, SSL_get_version(ssl_.get()), SSL_get_cipher_name(ssl_.get()),
@@ -420,6 +432,7 @@ class Connection : public Pollable {
     failure.verify_result = SSL_get_verify_result(ssl_.get());
     failure.client_auth = client_auth_;
     failure.notes = notes_.get();
+    failure.own_certificate = SSL_get_certificate(ssl_.get());
     const std::string why = tls::explain_handshake_failure(failure);
     ERR_clear_error();
     loop_.server->handshake_failures->failed(
@@ -783,6 +796,7 @@ class Connection : public Pollable {
   PeerInfo peer_;
   std::unique_ptr<ConnectionState> state_;
   SslPtr ssl_;
+  std::shared_ptr<const tls::ServerTlsContext> tls_;  // the listener's, for the CRL in force
   tls::ClientAuth client_auth_;
   std::unique_ptr<tls::HandshakeNotes> notes_;
   std::size_t limit_index_;
@@ -1149,10 +1163,8 @@ void detail::ServerImpl::accept_on(ListenerState& listener) {
     const bool sasl = peer.protocol == SecurityProtocol::sasl_plaintext || peer.protocol == SecurityProtocol::sasl_ssl;
     const std::size_t frame_limit = sasl ? options.max_frame_bytes_before_login : SIZE_MAX;
     SslPtr ssl;
-    tls::ClientAuth client_auth = tls::ClientAuth::none;
     if (uses_tls(listener.spec.protocol)) {
       ssl.reset(SSL_new(listener.spec.tls->current().get()));
-      client_auth = listener.spec.tls->client_auth();
       if (!ssl || SSL_set_fd(ssl.get(), fd) != 1 || !buffer_tls_writes(ssl.get())) {
         log::warn("listener {}: cannot create a TLS session: {}", listener.spec.name, openssl_errors());
         ::close(fd);
@@ -1163,7 +1175,7 @@ void detail::ServerImpl::accept_on(ListenerState& listener) {
     }
     detail::LoopImpl* target = &loops[next_loop++ % loops.size()]->impl();
     auto conn = std::make_shared<std::unique_ptr<Connection>>(
-        std::make_unique<Connection>(*target, fd, std::move(peer), std::move(ssl), client_auth, listener.limit_index,
+        std::make_unique<Connection>(*target, fd, std::move(peer), std::move(ssl), listener.spec.tls, listener.limit_index,
                                      std::move(address_key), frame_limit));
     auto adopt = [target, conn] {
       Connection* c = conn->get();

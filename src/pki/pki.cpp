@@ -122,6 +122,10 @@ IssuedRecord* PkiState::find(const std::string& name) {
   return nullptr;
 }
 
+bool PkiState::is_revoked(const std::string& serial) const {
+  return std::any_of(revoked.begin(), revoked.end(), [&](const RevokedSerial& r) { return r.serial == serial; });
+}
+
 bool Session::exists(const fs::path& dir) {
   std::error_code ec;
   return fs::exists(dir / "state.json", ec) && fs::exists(dir / "ca" / "intermediate.crt", ec);
@@ -143,7 +147,8 @@ std::string Session::state_json() const {
                       {"from_csr", r.from_csr},
                       {"revoked", r.revoked},
                       {"revoked_at", r.revoked_at},
-                      {"reason", r.revoked ? revocation_reason_name(r.reason) : ""}});
+                      {"reason", r.revoked ? revocation_reason_name(r.reason) : ""},
+                      {"superseded", r.superseded}});
   }
   json revoked = json::array();
   for (const auto& r : state.revoked)
@@ -193,6 +198,7 @@ Result<PkiState> parse_state(const std::string& text, const std::string& source)
       r.revoked_at = item.value("revoked_at", std::int64_t{0});
       auto reason = parse_revocation_reason(item.value("reason", "unspecified"));
       r.reason = reason ? *reason : 0;
+      r.superseded = item.value("superseded", std::vector<std::string>{});
       state.serials.insert(r.serial);
       state.issued.push_back(std::move(r));
     }
@@ -476,6 +482,10 @@ Status plan_issue(Session& session, FilePlan& plan, const IssueRequest& request)
   record.not_after = spec.not_after;
   record.from_csr = csr != nullptr || (existing && existing->from_csr && request.renewal);
   std::string old_serial = existing ? existing->serial : "";
+  if (existing) {
+    record.superseded = existing->superseded;
+    if (!old_serial.empty() && old_serial != *serial) record.superseded.push_back(old_serial);
+  }
   if (existing) *existing = record;
   else session.state.issued.push_back(record);
   session.state.serials.insert(*serial);
@@ -493,9 +503,9 @@ Status plan_issue(Session& session, FilePlan& plan, const IssueRequest& request)
   plan.messages.push_back(line);
   plan.messages.push_back("Wrote " + display(folder / "cert.pem") + " and " + display(folder / "chain.pem") +
                           (key_pem ? ", key " + display(folder / "key.pem") + " (mode 0600)" : std::string()));
-  if (!old_serial.empty() && old_serial != *serial)
-    plan.messages.push_back("The previous certificate (serial " + old_serial +
-                            ") is not revoked; revoke it with `bulwark pki revoke` if it must stop working");
+  if (!old_serial.empty() && old_serial != *serial && !session.state.is_revoked(old_serial))
+    plan.messages.push_back("The previous certificate (serial " + old_serial + ") is not revoked; revoke it with " +
+                            "`bulwark pki revoke " + request.name + " --superseded` if it must stop working");
   session.new_certs[request.name] = std::move(*cert);
   if (write_key) session.new_keys[request.name] = generated ? std::move(generated) : share(subject_key);
   session.save(plan);
@@ -630,21 +640,79 @@ Result<Outcome> renew(const RenewOptions& options) {
   return Outcome{std::move(plan.messages)};
 }
 
+namespace {
+
+// "0x1a:2b" -> "1A2B", as `pki list` and `openssl x509 -serial` print serials.
+std::string normalize_serial(std::string_view text) {
+  if (text.starts_with("0x") || text.starts_with("0X")) text.remove_prefix(2);
+  std::string out;
+  for (char c : text)
+    if (c != ':') out += static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  return out;
+}
+
+// The serials of `record` that `options` asks to revoke, oldest first.
+Result<std::vector<std::string>> serials_to_revoke(const IssuedRecord& record, const RevokeOptions& options) {
+  std::vector<std::string> all = record.superseded;
+  all.push_back(record.serial);
+  switch (options.which) {
+    case RevokeWhich::all: return all;
+    case RevokeWhich::superseded:
+      if (record.superseded.empty())
+        return make_error(ErrorKind::not_found, options.name + " has no superseded serial (it was never renewed here); "
+                                                "its current serial is " + record.serial);
+      return record.superseded;
+    case RevokeWhich::serial: {
+      const std::string wanted = normalize_serial(options.serial);
+      // Serials print with or without a leading zero byte ("03" and "3").
+      auto bare = [](const std::string& s) {
+        const auto first = s.find_first_not_of('0');
+        return first == std::string::npos ? std::string("0") : s.substr(first);
+      };
+      auto same = [&](const std::string& s) { return bare(s) == bare(wanted); };
+      for (const auto& s : all)
+        if (same(s)) return std::vector<std::string>{s};
+      std::string known;
+      for (const auto& s : all) known += (known.empty() ? "" : ", ") + s;
+      return make_error(ErrorKind::not_found,
+                        "serial " + options.serial + " is not one of " + options.name + "'s (it has had " + known + ")");
+    }
+  }
+  return all;
+}
+
+}  // namespace
+
 Result<Outcome> revoke(const RevokeOptions& options) {
   auto session = Session::open(options.dir, options.ca_key_password);
   if (!session) return session.error();
   IssuedRecord* record = session->state.find(options.name);
   if (!record) return make_error(ErrorKind::not_found, "no certificate named " + options.name + " in " + display(options.dir));
-  if (record->revoked)
-    return make_error(ErrorKind::already_exists, options.name + " (serial " + record->serial + ") is already revoked");
+  auto wanted = serials_to_revoke(*record, options);
+  if (!wanted) return wanted.error();
+  std::vector<std::string> fresh;
+  for (const auto& serial : *wanted)
+    if (!session->state.is_revoked(serial)) fresh.push_back(serial);
+  if (fresh.empty()) {
+    std::string list;
+    for (const auto& s : *wanted) list += (list.empty() ? "" : ", ") + s;
+    return make_error(ErrorKind::already_exists, options.name + " (serial " + list + ") is already revoked");
+  }
   std::time_t now = std::time(nullptr);
-  record->revoked = true;
-  record->revoked_at = now;
-  record->reason = options.reason;
-  session->state.revoked.push_back({record->serial, record->name, now, options.reason});
+  std::string described;
+  for (const auto& serial : fresh) {
+    session->state.revoked.push_back({serial, record->name, now, options.reason});
+    const bool current = serial == record->serial;
+    if (current) {
+      record->revoked = true;
+      record->revoked_at = now;
+      record->reason = options.reason;
+    }
+    described += (described.empty() ? "" : ", ") + serial + (current ? " (current)" : " (superseded)");
+  }
   FilePlan plan;
-  plan.messages.push_back("Revoked " + options.name + " (serial " + record->serial + ", reason " +
-                          revocation_reason_name(options.reason) + ")");
+  plan.messages.push_back("Revoked " + options.name + " serial " + described + ", reason " +
+                          revocation_reason_name(options.reason));
   BULWARK_TRY(plan_crl(*session, plan, 30));
   BULWARK_TRY(plan.commit());
   return Outcome{std::move(plan.messages)};

@@ -106,9 +106,14 @@ struct RenewOptions {
 };
 Result<Outcome> renew(const RenewOptions& options);
 
+// Which serials of a name: all it ever had (the default), those a renewal superseded, or one.
+enum class RevokeWhich { all, superseded, serial };
+
 struct RevokeOptions {
   fs::path dir = "pki";
   std::string name;
+  RevokeWhich which = RevokeWhich::all;
+  std::string serial;  // for RevokeWhich::serial: hex, with or without colons or 0x
   int reason = 0;
   std::string ca_key_password;  // decrypts the CA keys when they were made with one (--ca-key-password-file)
 };

@@ -52,9 +52,10 @@ struct IssuedRecord {
   int days = 365;
   std::int64_t not_after = 0;
   bool from_csr = false;
-  bool revoked = false;
+  bool revoked = false;  // the current serial
   std::int64_t revoked_at = 0;
   int reason = 0;
+  std::vector<std::string> superseded;  // the serials this name had before, oldest first
 };
 
 struct RevokedSerial {
@@ -74,6 +75,7 @@ struct PkiState {
   std::vector<RevokedSerial> revoked;
 
   IssuedRecord* find(const std::string& name);
+  bool is_revoked(const std::string& serial) const;
 };
 
 struct Session {

@@ -1,6 +1,8 @@
 #include "tls/tls.h"
 
 #include <arpa/inet.h>
+#include <ctime>
+#include <openssl/rand.h>
 #include <openssl/x509_vfy.h>
 
 #include <algorithm>
@@ -9,6 +11,8 @@
 #include <cstring>
 
 #include <fmt/format.h>
+
+#include "tls/certificates.h"
 
 namespace bulwark::tls {
 namespace {
@@ -36,17 +40,28 @@ int notes_index() {
   return index;
 }
 
+// A CA without a CRL in ssl.crl.location is not checked; a CRL past its nextUpdate still revokes what it
+// lists rather than locking out every client of its CA.
+bool is_tolerated_crl_error(int error) {
+  return error == X509_V_ERR_UNABLE_TO_GET_CRL || error == X509_V_ERR_CRL_HAS_EXPIRED ||
+         error == X509_V_ERR_CRL_NOT_YET_VALID;
+}
+
 // Records where verification failed so explain_handshake_failure can name the certificate and issuer.
 int verify_callback(int preverify_ok, X509_STORE_CTX* store) {
   if (preverify_ok) return 1;
+  if (is_tolerated_crl_error(X509_STORE_CTX_get_error(store))) return 1;
   auto* ssl = static_cast<SSL*>(X509_STORE_CTX_get_ex_data(store, SSL_get_ex_data_X509_STORE_CTX_idx()));
   if (ssl == nullptr) return 0;
   auto* notes = static_cast<HandshakeNotes*>(SSL_get_ex_data(ssl, notes_index()));
   if (notes != nullptr && notes->verify_error == X509_V_OK) {
     notes->verify_error = X509_STORE_CTX_get_error(store);
     if (X509* cert = X509_STORE_CTX_get_current_cert(store)) {
-      notes->failing_subject = subject_rfc2253(cert);
-      notes->failing_issuer = name_rfc2253(X509_get_issuer_name(cert));
+      const auto facts = certificate_facts(cert);
+      notes->failing_subject = facts.subject;
+      notes->failing_issuer = facts.issuer;
+      notes->failing_serial = facts.serial;
+      notes->failing_not_after = facts.not_after;
     }
   }
   return 0;
@@ -148,29 +163,27 @@ Status use_key(SSL_CTX* ctx, const keystore::PrivateKeyEntry& entry) {
 
 // Every truststore certificate (and the CA certificates of its key entries, as Java does for a
 // truststore given as a keystore) is an anchor; partial chains make trusted intermediates anchors too.
-Result<std::size_t> use_truststore(SSL_CTX* ctx, const keystore::KeyStore& truststore, bool send_ca_list) {
+Result<std::size_t> use_truststore(SSL_CTX* ctx, const TlsSettings& settings, bool send_ca_list) {
   X509StorePtr store(X509_STORE_new());
   if (!store) return ssl_error("out of memory");
-  std::size_t count = 0;
-  auto add = [&](X509* cert) -> Status {
+  const auto anchors = trust_anchors(settings.truststore);
+  for (const X509* anchor : anchors) {
+    X509* cert = const_cast<X509*>(anchor);
     if (X509_STORE_add_cert(store.get(), cert) != 1) {
       unsigned long err = ERR_peek_last_error();
       if (ERR_GET_REASON(err) != X509_R_CERT_ALREADY_IN_HASH_TABLE) return ssl_error("cannot add a trusted certificate");
       ERR_clear_error();
     }
     if (send_ca_list && SSL_CTX_add_client_CA(ctx, cert) != 1) return ssl_error("cannot add to the client CA list");
-    ++count;
-    return Status::success();
-  };
-  for (const auto& entry : truststore.trusted) {
-    if (entry.cert) BULWARK_TRY(add(entry.cert.get()));
   }
-  for (const auto& entry : truststore.keys) {
-    for (const auto& cert : entry.chain) BULWARK_TRY(add(cert.get()));
+  unsigned long flags = X509_V_FLAG_PARTIAL_CHAIN;
+  for (const auto& crl : settings.crls) {
+    if (X509_STORE_add_crl(store.get(), crl.get()) != 1) return ssl_error("cannot add a CRL");
+    flags |= X509_V_FLAG_CRL_CHECK;  // the leaf's issuer's CRL; see is_tolerated_crl_error
   }
-  X509_STORE_set_flags(store.get(), X509_V_FLAG_PARTIAL_CHAIN);
+  X509_STORE_set_flags(store.get(), flags);
   SSL_CTX_set_cert_store(ctx, store.release());
-  return count;
+  return anchors.size();
 }
 
 Result<std::shared_ptr<SSL_CTX>> build_server_ctx(const TlsSettings& settings) {
@@ -182,8 +195,9 @@ Result<std::shared_ptr<SSL_CTX>> build_server_ctx(const TlsSettings& settings) {
                       "the keystore has no private key entry: a TLS listener needs the broker's key and certificate");
   }
   BULWARK_TRY(use_key(ctx.get(), settings.keystore.keys.front()));
+  BULWARK_TRY(check_crls_signed(settings));
   const bool verify = settings.client_auth != ClientAuth::none;
-  auto anchors = use_truststore(ctx.get(), settings.truststore, verify);
+  auto anchors = use_truststore(ctx.get(), settings, verify);
   if (!anchors.ok()) return anchors.error();
   if (verify && *anchors == 0) {
     return make_error(ErrorKind::invalid_argument,
@@ -210,6 +224,16 @@ Result<std::shared_ptr<SSL_CTX>> build_server_ctx(const TlsSettings& settings) {
   // message); RELEASE_BUFFERS still frees this buffer when the connection goes idle.
   SSL_CTX_set_default_read_buffer_len(ctx.get(), 64 * 1024);
   return ctx;
+}
+
+constexpr std::size_t kTicketKeysSize = 80;  // OpenSSL's layout: 16 name, 32 HMAC, 32 AES
+
+bool same_trust(const TlsSettings& a, const TlsSettings& b) {
+  const auto x = trust_anchors(a.truststore), y = trust_anchors(b.truststore);
+  if (a.client_auth != b.client_auth || x.size() != y.size()) return false;
+  for (std::size_t i = 0; i < x.size(); ++i)
+    if (X509_cmp(x[i], y[i]) != 0) return false;
+  return true;
 }
 
 bool is_ip_literal(std::string_view host) {
@@ -240,6 +264,80 @@ bool is_untrusted_issuer(long err) {
          err == X509_V_ERR_UNABLE_TO_VERIFY_LEAF_SIGNATURE;
 }
 
+bool is_alert_about_our_certificate(int reason) {
+  return reason == SSL_R_TLSV1_ALERT_UNKNOWN_CA || reason == SSL_R_SSLV3_ALERT_BAD_CERTIFICATE ||
+         reason == SSL_R_SSLV3_ALERT_CERTIFICATE_UNKNOWN || reason == SSL_R_SSLV3_ALERT_UNSUPPORTED_CERTIFICATE ||
+         reason == SSL_R_SSLV3_ALERT_CERTIFICATE_EXPIRED || reason == SSL_R_SSLV3_ALERT_CERTIFICATE_REVOKED ||
+         reason == SSL_R_TLSV1_ALERT_DECRYPT_ERROR;
+}
+
+std::int64_t clock_or(std::int64_t now) { return now != 0 ? now : static_cast<std::int64_t>(std::time(nullptr)); }
+
+// We verified the peer's certificate and it failed: say which class of failure, with its fix.
+std::string explain_rejected_peer(const HandshakeFailure& f, long verify) {
+  const HandshakeNotes* notes = f.notes;
+  const char* peer = f.server_side ? "client" : "server";
+  const std::string subject = notes != nullptr && !notes->failing_subject.empty() ? notes->failing_subject : "?";
+  const std::string issuer = notes != nullptr && !notes->failing_issuer.empty() ? notes->failing_issuer : "?";
+  const std::string serial = notes != nullptr && !notes->failing_serial.empty() ? notes->failing_serial : "?";
+  if (is_untrusted_issuer(verify)) {
+    return fmt::format("the {}'s certificate ({}) was issued by {}, which is not in the truststore (add that CA to "
+                       "the truststore, or give the {} a certificate from a CA it holds)",
+                       peer, subject, issuer, peer);
+  }
+  if (verify == X509_V_ERR_CERT_HAS_EXPIRED) {
+    const std::string when = notes != nullptr && notes->failing_not_after != 0 ? " on " + format_utc(notes->failing_not_after) : "";
+    return fmt::format("the {}'s certificate ({}, serial {}) expired{}: the {} needs a renewed certificate", peer, subject,
+                       serial, when, peer);
+  }
+  if (verify == X509_V_ERR_CERT_NOT_YET_VALID) {
+    return fmt::format("the {}'s certificate ({}) is not valid yet (check the clocks)", peer, subject);
+  }
+  if (verify == X509_V_ERR_CERT_REVOKED) {
+    return fmt::format("the {}'s certificate ({}, serial {}) is revoked: the CRL of {} lists it, so the {} needs a new "
+                       "certificate",
+                       peer, subject, serial, issuer, peer);
+  }
+  if (verify == X509_V_ERR_HOSTNAME_MISMATCH || verify == X509_V_ERR_IP_ADDRESS_MISMATCH) {
+    return fmt::format("the {}'s certificate ({}) does not name the host that was dialled in its SAN", peer, subject);
+  }
+  return fmt::format("the {}'s certificate ({}) was rejected: {}", peer, subject, X509_verify_cert_error_string(verify));
+}
+
+// The peer refused the certificate we presented: its alert, held against what we know of that certificate.
+std::string explain_refused_by_peer(const HandshakeFailure& f, int reason) {
+  const char* peer = f.server_side ? "client" : "server";
+  const auto own = certificate_facts(f.own_certificate);
+  const std::string ours = f.own_certificate != nullptr ? fmt::format("our certificate ({}, serial {})", own.subject, own.serial)
+                                                        : std::string("our certificate");
+  const std::int64_t now = clock_or(f.now);
+  if (f.own_certificate != nullptr && own.not_after <= now) {
+    return fmt::format("the {} refused {}, which expired on {}: renew it (bulwark pki renew)",
+                       peer, ours, format_utc(own.not_after));
+  }
+  if (f.own_certificate != nullptr && own.not_before > now) {
+    return fmt::format("the {} refused {}, which is not valid until {}: check this machine's clock", peer, ours,
+                       format_utc(own.not_before));
+  }
+  if (reason == SSL_R_SSLV3_ALERT_CERTIFICATE_EXPIRED) {
+    return fmt::format("the {} says {} has expired, but it is valid until {}: check the {}'s clock", peer, ours,
+                       format_utc(own.not_after), peer);
+  }
+  if (reason == SSL_R_SSLV3_ALERT_CERTIFICATE_REVOKED) {
+    return fmt::format("the {} says {} is revoked: issue a new certificate (bulwark pki renew)", peer, ours);
+  }
+  if (reason == SSL_R_TLSV1_ALERT_UNKNOWN_CA) {
+    return fmt::format("the {} does not trust {}, the CA that issued {}: add that CA to the {}'s truststore", peer,
+                       own.issuer.empty() ? "the CA" : own.issuer, ours, peer);
+  }
+  std::string sans;
+  for (const auto& san : own.sans) sans += (sans.empty() ? "" : ", ") + san;
+  return fmt::format("the {} refused {} ({}): most often the host it dialled is not among our SANs ({}), or it does not "
+                     "trust our CA ({})",
+                     peer, ours, ERR_reason_error_string(ERR_PACK(ERR_LIB_SSL, 0, reason)),
+                     sans.empty() ? "none" : sans, own.issuer.empty() ? "?" : own.issuer);
+}
+
 }  // namespace
 
 Result<ClientAuth> parse_client_auth(std::string_view value) {
@@ -260,6 +358,28 @@ std::string_view to_string(ClientAuth auth) {
   return "none";
 }
 
+TlsSettings share_settings(const TlsSettings& settings) {
+  TlsSettings copy;
+  auto share_store = [](const keystore::KeyStore& from, keystore::KeyStore& to) {
+    for (const auto& entry : from.keys) {
+      keystore::PrivateKeyEntry shared{entry.alias, entry.key ? share(entry.key.get()) : EvpPkeyPtr(), {}};
+      for (const auto& cert : entry.chain) shared.chain.push_back(share(cert.get()));
+      to.keys.push_back(std::move(shared));
+    }
+    for (const auto& entry : from.trusted) to.trusted.push_back({entry.alias, entry.cert ? share(entry.cert.get()) : X509Ptr()});
+  };
+  share_store(settings.keystore, copy.keystore);
+  share_store(settings.truststore, copy.truststore);
+  copy.client_auth = settings.client_auth;
+  copy.enabled_protocols = settings.enabled_protocols;
+  copy.cipher_suites = settings.cipher_suites;
+  for (const auto& crl : settings.crls) {
+    X509_CRL_up_ref(crl.get());
+    copy.crls.emplace_back(crl.get());
+  }
+  return copy;
+}
+
 Result<TlsSettings> load_tls_settings(const TlsFileSettings& files) {
   TlsSettings settings;
   if (!files.keystore_location.empty()) {
@@ -271,6 +391,11 @@ Result<TlsSettings> load_tls_settings(const TlsFileSettings& files) {
     auto store = keystore::load(files.truststore_location, files.truststore_type, files.truststore_password);
     if (!store.ok()) return store.error();
     settings.truststore = std::move(store.value());
+  }
+  if (!files.crl_location.empty()) {
+    auto crls = load_crls(files.crl_location);
+    if (!crls.ok()) return crls.error();
+    settings.crls = std::move(*crls);
   }
   settings.client_auth = files.client_auth;
   settings.enabled_protocols = files.enabled_protocols;
@@ -305,16 +430,35 @@ std::shared_ptr<SSL_CTX> ServerTlsContext::current() const {
 
 ClientAuth ServerTlsContext::client_auth() const {
   std::lock_guard lock(mutex_);
-  return client_auth_;
+  return settings_ ? settings_->client_auth : ClientAuth::none;
+}
+
+std::shared_ptr<const TlsSettings> ServerTlsContext::settings() const {
+  std::lock_guard lock(mutex_);
+  return settings_;
 }
 
 Status ServerTlsContext::reload(const TlsSettings& settings) {
   auto ctx = build_server_ctx(settings);
   if (!ctx.ok()) return ctx.error();
+  auto kept = std::make_shared<const TlsSettings>(share_settings(settings));
   std::lock_guard lock(mutex_);
+  // A ticket vouches for a verification done under the trust in force then; new trust, new keys.
+  if (!settings_ || !same_trust(*settings_, settings)) {
+    ticket_keys_.assign(kTicketKeysSize, 0);
+    if (RAND_bytes(ticket_keys_.data(), static_cast<int>(ticket_keys_.size())) != 1)
+      return ssl_error("cannot make session ticket keys");
+  }
+  if (SSL_CTX_set_tlsext_ticket_keys(ctx->get(), ticket_keys_.data(), static_cast<long>(ticket_keys_.size())) != 1)
+    return ssl_error("cannot set the session ticket keys");
   ctx_ = std::move(ctx.value());
-  client_auth_ = settings.client_auth;
+  settings_ = std::move(kept);
   return Status::success();
+}
+
+bool ServerTlsContext::revoked(const X509* cert) const {
+  auto in_force = settings();
+  return in_force && cert != nullptr && is_revoked(in_force->crls, cert);
 }
 
 Result<std::shared_ptr<ServerTlsContext>> make_server_context(const TlsSettings& settings) {
@@ -323,12 +467,13 @@ Result<std::shared_ptr<ServerTlsContext>> make_server_context(const TlsSettings&
   return context;
 }
 
-Result<std::shared_ptr<ClientTlsContext>> make_client_context(const TlsSettings& settings) {
+namespace {
+Result<std::shared_ptr<SSL_CTX>> build_client_ctx(const TlsSettings& settings) {
   std::shared_ptr<SSL_CTX> ctx(SSL_CTX_new(TLS_client_method()), SSL_CTX_free);
   if (!ctx) return ssl_error("cannot create a TLS context");
   BULWARK_TRY(configure_common(ctx.get(), settings));
   if (!settings.keystore.keys.empty()) BULWARK_TRY(use_key(ctx.get(), settings.keystore.keys.front()));
-  auto anchors = use_truststore(ctx.get(), settings.truststore, false);
+  auto anchors = use_truststore(ctx.get(), settings, false);
   if (!anchors.ok()) return anchors.error();
   if (*anchors == 0) {
     return make_error(ErrorKind::invalid_argument,
@@ -336,11 +481,31 @@ Result<std::shared_ptr<ClientTlsContext>> make_client_context(const TlsSettings&
   }
   SSL_CTX_set_verify(ctx.get(), SSL_VERIFY_PEER, verify_callback);
   SSL_CTX_set_verify_depth(ctx.get(), 10);
-  return std::make_shared<ClientTlsContext>(std::move(ctx));
+  return ctx;
+}
+}  // namespace
+
+Result<std::shared_ptr<ClientTlsContext>> make_client_context(const TlsSettings& settings) {
+  auto ctx = build_client_ctx(settings);
+  if (!ctx.ok()) return ctx.error();
+  return std::make_shared<ClientTlsContext>(std::move(*ctx));
+}
+
+std::shared_ptr<SSL_CTX> ClientTlsContext::current() const {
+  std::lock_guard lock(mutex_);
+  return ctx_;
+}
+
+Status ClientTlsContext::reload(const TlsSettings& settings) {
+  auto ctx = build_client_ctx(settings);
+  if (!ctx.ok()) return ctx.error();
+  std::lock_guard lock(mutex_);
+  ctx_ = std::move(*ctx);
+  return Status::success();
 }
 
 Result<SslPtr> ClientTlsContext::new_ssl(std::string_view host) const {
-  SslPtr ssl(SSL_new(ctx_.get()));
+  SslPtr ssl(SSL_new(current().get()));
   if (!ssl) return ssl_error("cannot create a TLS connection");
   std::string h(host);
   X509_VERIFY_PARAM* param = SSL_get0_param(ssl.get());
@@ -409,31 +574,12 @@ std::string explain_handshake_failure(const HandshakeFailure& f) {
   }
   long verify = notes != nullptr && notes->verify_error != X509_V_OK ? notes->verify_error : f.verify_result;
   if (verify != X509_V_OK && (reason == SSL_R_CERTIFICATE_VERIFY_FAILED || reason == 0 || notes != nullptr)) {
-    const std::string subject = notes != nullptr && !notes->failing_subject.empty() ? notes->failing_subject : "?";
-    const std::string issuer = notes != nullptr && !notes->failing_issuer.empty() ? notes->failing_issuer : "?";
-    if (is_untrusted_issuer(verify)) {
-      return fmt::format("the {}'s certificate ({}) was issued by {}, which is not in the truststore", peer, subject,
-                         issuer);
-    }
-    if (verify == X509_V_ERR_CERT_HAS_EXPIRED) return fmt::format("the {}'s certificate ({}) has expired", peer, subject);
-    if (verify == X509_V_ERR_CERT_NOT_YET_VALID) {
-      return fmt::format("the {}'s certificate ({}) is not valid yet (check the clocks)", peer, subject);
-    }
-    if (verify == X509_V_ERR_HOSTNAME_MISMATCH || verify == X509_V_ERR_IP_ADDRESS_MISMATCH) {
-      return fmt::format("the {}'s certificate ({}) does not name the host that was dialled in its SAN", peer, subject);
-    }
-    return fmt::format("the {}'s certificate ({}) was rejected: {}", peer, subject,
-                       X509_verify_cert_error_string(verify));
+    return explain_rejected_peer(f, verify);
   }
   if (reason == SSL_R_NO_SHARED_CIPHER) {
     return fmt::format("no shared cipher suite: the {} offers none of the enabled ssl.cipher.suites", peer);
   }
-  if (reason == SSL_R_TLSV1_ALERT_UNKNOWN_CA || reason == SSL_R_SSLV3_ALERT_BAD_CERTIFICATE ||
-      reason == SSL_R_SSLV3_ALERT_CERTIFICATE_UNKNOWN || reason == SSL_R_SSLV3_ALERT_UNSUPPORTED_CERTIFICATE ||
-      reason == SSL_R_SSLV3_ALERT_CERTIFICATE_EXPIRED || reason == SSL_R_TLSV1_ALERT_DECRYPT_ERROR) {
-    return fmt::format("the {} rejected our certificate ({}): add our CA to its truststore or check the certificate",
-                       peer, ERR_reason_error_string(f.error_code));
-  }
+  if (is_alert_about_our_certificate(reason)) return explain_refused_by_peer(f, reason);
   if (reason == SSL_R_TLSV13_ALERT_CERTIFICATE_REQUIRED) {
     return "the server requires a client certificate (ssl.client.auth=required) and none was sent";
   }

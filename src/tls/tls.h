@@ -35,7 +35,13 @@ struct TlsSettings {
   // Kafka's ssl.cipher.suites in IANA/Java names (TLS_AES_128_GCM_SHA256,
   // TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256); empty = secure defaults.
   std::vector<std::string> cipher_suites;
+  // ssl.crl.location: a peer certificate that a CRL of its issuer lists is refused. A peer whose issuer
+  // has no CRL here is not checked (revocation is opt-in per CA, as the CRL file says which CAs).
+  std::vector<X509CrlPtr> crls;
 };
+
+// A copy that shares the keys, certificates and CRLs (OpenSSL reference counts).
+TlsSettings share_settings(const TlsSettings& settings);
 
 // Where the keystores live, as Kafka's ssl.* keys name them. Passwords are never logged.
 struct TlsFileSettings {
@@ -49,6 +55,7 @@ struct TlsFileSettings {
   ClientAuth client_auth = ClientAuth::none;
   std::vector<std::string> enabled_protocols{"TLSv1.2", "TLSv1.3"};
   std::vector<std::string> cipher_suites;
+  std::filesystem::path crl_location;  // empty = no CRL
 };
 Result<TlsSettings> load_tls_settings(const TlsFileSettings& files);
 
@@ -64,14 +71,21 @@ class ServerTlsContext {
   // The context for new connections (never null once made by make_server_context).
   std::shared_ptr<SSL_CTX> current() const;
   ClientAuth client_auth() const;
+  // What current() was built from (the reload checks compare against it).
+  std::shared_ptr<const TlsSettings> settings() const;
   // Builds a new SSL_CTX from settings and swaps it in for new connections; on error the old one stays.
+  // Session tickets issued before stay good when the trust (truststore, client auth) is unchanged, so
+  // a renewed certificate or a new CRL costs the clients no full handshakes; see revoked().
   Status reload(const TlsSettings& settings);
+  // Whether a CRL in force lists `cert`. A resumed session skips certificate verification, so the
+  // server asks this after every resumed handshake.
+  bool revoked(const X509* cert) const;
 
  private:
-  friend Result<std::shared_ptr<ServerTlsContext>> make_server_context(const TlsSettings&);
   mutable std::mutex mutex_;
   std::shared_ptr<SSL_CTX> ctx_;
-  ClientAuth client_auth_ = ClientAuth::none;
+  std::shared_ptr<const TlsSettings> settings_;
+  std::vector<unsigned char> ticket_keys_;  // name, HMAC and AES keys of the session tickets
 };
 
 Result<std::shared_ptr<ServerTlsContext>> make_server_context(const TlsSettings& settings);
@@ -79,12 +93,15 @@ Result<std::shared_ptr<ServerTlsContext>> make_server_context(const TlsSettings&
 class ClientTlsContext {
  public:
   explicit ClientTlsContext(std::shared_ptr<SSL_CTX> ctx) : ctx_(std::move(ctx)) {}
-  SSL_CTX* get() const { return ctx_.get(); }
   // A new client SSL for `host` (a DNS name or an IP literal): sets SNI for names and checks the
   // server certificate's SAN against the host (IP SAN for IP literals).
   Result<SslPtr> new_ssl(std::string_view host) const;
+  // Swaps in new material for later connections (the node's renewed certificate); on error the old stays.
+  Status reload(const TlsSettings& settings);
+  std::shared_ptr<SSL_CTX> current() const;  // the context new_ssl uses now
 
  private:
+  mutable std::mutex mutex_;
   std::shared_ptr<SSL_CTX> ctx_;
 };
 
@@ -105,6 +122,8 @@ struct HandshakeNotes {
   int verify_error = 0;               // X509_V_OK when the peer's chain verified or none was checked
   std::string failing_subject;        // the certificate verification stopped at
   std::string failing_issuer;
+  std::string failing_serial;
+  std::int64_t failing_not_after = 0;  // seconds since the epoch
 };
 void attach_notes(SSL* ssl, HandshakeNotes* notes);
 
@@ -116,6 +135,8 @@ struct HandshakeFailure {
   long verify_result = X509_V_OK; // SSL_get_verify_result()
   ClientAuth client_auth = ClientAuth::none;
   const HandshakeNotes* notes = nullptr;
+  const X509* own_certificate = nullptr;  // what we presented (explains the peer's alerts about it)
+  std::int64_t now = 0;                   // seconds since the epoch; 0 = the clock
 };
 
 // One sentence for a log line or a user: why the handshake failed, in plain words. Never secrets.

@@ -6,7 +6,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <openssl/pem.h>
+
+#include <algorithm>
 #include <filesystem>
+#include <set>
 #include <fstream>
 
 #include "base/files.h"
@@ -105,6 +109,82 @@ TEST(PkiLibrary, InitIssueRevokeRoundTrip) {
   listed = list(dir);
   EXPECT_TRUE((*listed)[0].revoked);
   EXPECT_EQ((*listed)[0].revocation_reason, "keyCompromise");
+}
+
+// The serials a CRL lists, in upper-case hex.
+std::set<std::string> crl_serials(const fs::path& crl_file) {
+  std::set<std::string> out;
+  auto text = read_file(crl_file);
+  BioPtr bio(BIO_new_mem_buf(text->data(), static_cast<int>(text->size())));
+  X509CrlPtr crl(PEM_read_bio_X509_CRL(bio.get(), nullptr, nullptr, nullptr));
+  STACK_OF(X509_REVOKED)* revoked = X509_CRL_get_REVOKED(crl.get());
+  for (int i = 0; i < sk_X509_REVOKED_num(revoked); ++i) {
+    BignumPtr bn(ASN1_INTEGER_to_BN(X509_REVOKED_get0_serialNumber(sk_X509_REVOKED_value(revoked, i)), nullptr));
+    char* hex = BN_bn2hex(bn.get());
+    out.insert(hex);
+    OPENSSL_free(hex);
+  }
+  return out;
+}
+
+TEST(PkiLibrary, RevokeTakesTheSupersededOneSerialOrEverySerial) {
+  TempDir temp;
+  auto dir = temp.path() / "pki";
+  InitOptions init_options;
+  init_options.dir = dir;
+  ASSERT_TRUE(init(init_options).ok());
+  IssueOptions issue_options;
+  issue_options.dir = dir;
+  issue_options.name = "kafka-1";
+  ASSERT_TRUE(issue(issue_options).ok());
+  auto serial_now = [&] { return (*list(dir))[0].serial; };
+  const std::string first = serial_now();
+  RevokeOptions options;
+  options.dir = dir;
+  options.name = "kafka-1";
+  options.which = RevokeWhich::superseded;
+  auto nothing = revoke(options);
+  ASSERT_FALSE(nothing.ok());
+  EXPECT_NE(nothing.error().message.find("no superseded serial"), std::string::npos);
+
+  RenewOptions renew_options;
+  renew_options.dir = dir;
+  renew_options.name = "kafka-1";
+  ASSERT_TRUE(renew(renew_options).ok());
+  const std::string second = serial_now();
+  ASSERT_TRUE(renew(renew_options).ok());
+  const std::string third = serial_now();
+
+  auto superseded = revoke(options);
+  ASSERT_TRUE(superseded.ok()) << superseded.error().message;
+  EXPECT_NE(superseded->messages[0].find(first + " (superseded), " + second + " (superseded)"), std::string::npos)
+      << superseded->messages[0];
+  EXPECT_EQ(crl_serials(dir / "crl.pem"), (std::set<std::string>{first, second}));
+  EXPECT_FALSE((*list(dir))[0].revoked);  // the current certificate still works
+
+  options.which = RevokeWhich::serial;
+  options.serial = "0x" + third;
+  options.serial.insert(4, ":");
+  std::transform(options.serial.begin(), options.serial.end(), options.serial.begin(), ::tolower);
+  ASSERT_TRUE(revoke(options).ok());
+  EXPECT_EQ(crl_serials(dir / "crl.pem"), (std::set<std::string>{first, second, third}));
+  EXPECT_TRUE((*list(dir))[0].revoked);
+  options.serial = "ABCDEF";
+  auto unknown = revoke(options);
+  ASSERT_FALSE(unknown.ok());
+  EXPECT_NE(unknown.error().message.find("is not one of kafka-1's"), std::string::npos);
+
+  options.which = RevokeWhich::all;
+  auto again = revoke(options);
+  ASSERT_FALSE(again.ok());
+  EXPECT_NE(again.error().message.find("already revoked"), std::string::npos);
+  // After one more renewal, revoking the name takes only what is not revoked yet.
+  ASSERT_TRUE(renew(renew_options).ok());
+  auto all = revoke(options);
+  ASSERT_TRUE(all.ok());
+  EXPECT_NE(all->messages[0].find(serial_now() + " (current)"), std::string::npos) << all->messages[0];
+  EXPECT_EQ(all->messages[0].find(first), std::string::npos) << all->messages[0];
+  EXPECT_EQ(crl_serials(dir / "crl.pem").size(), 4u);
 }
 
 TEST(PkiLibrary, MissingDirectoryIsExplained) {

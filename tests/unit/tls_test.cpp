@@ -9,68 +9,6 @@ namespace {
 
 using namespace bulwark::testing;
 
-// Runs a handshake between a client and a server SSL over a memory BIO pair; returns the server's and
-// client's SSL_get_error results (SSL_ERROR_NONE on success).
-struct PairResult {
-  bool ok = false;
-  int server_error = 0, client_error = 0;
-  unsigned long server_code = 0, client_code = 0;
-};
-
-PairResult handshake_pair(SSL* server, SSL* client) {
-  BIO *server_bio = nullptr, *client_bio = nullptr;
-  BIO_new_bio_pair(&server_bio, 0, &client_bio, 0);
-  SSL_set_bio(server, server_bio, server_bio);
-  SSL_set_bio(client, client_bio, client_bio);
-  SSL_set_accept_state(server);
-  SSL_set_connect_state(client);
-  PairResult result;
-  bool server_done = false, client_done = false;
-  for (int i = 0; i < 100 && !(server_done && client_done); ++i) {
-    if (!client_done) {
-      int r = SSL_do_handshake(client);
-      if (r == 1) {
-        client_done = true;
-      } else {
-        int e = SSL_get_error(client, r);
-        if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE) {
-          result.client_error = e;
-          result.client_code = ERR_peek_error();
-          ERR_clear_error();
-          return result;
-        }
-      }
-    }
-    if (!server_done) {
-      int r = SSL_do_handshake(server);
-      if (r == 1) {
-        server_done = true;
-      } else {
-        int e = SSL_get_error(server, r);
-        if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE) {
-          result.server_error = e;
-          result.server_code = ERR_peek_error();
-          ERR_clear_error();
-          return result;
-        }
-      }
-    }
-  }
-  // TLS 1.3: the server checks the client certificate after the client finished; exchange data so a
-  // rejection reaches both sides.
-  char byte = 'x';
-  SSL_write(client, &byte, 1);
-  char in;
-  int r = SSL_read(server, &in, 1);
-  if (r <= 0) {
-    result.server_error = SSL_get_error(server, r);
-    result.server_code = ERR_peek_error();
-    ERR_clear_error();
-    return result;
-  }
-  result.ok = server_done && client_done;
-  return result;
-}
 
 TEST(TlsSubject, Rfc2253LikeJava) {
   const auto& p = test_pki();
