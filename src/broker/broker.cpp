@@ -257,6 +257,7 @@ struct Broker::Impl {
     loader = std::make_unique<cluster::MetadataLoader>(state.images);
     loader->add_listener([this](const cluster::ImagePtr& before, const cluster::ImagePtr& after) {
       state.reconcile_logs(before.get(), *after);
+      apply_dynamic_broker_configs(before.get(), *after);
       state.replicas->apply_image(before.get(), *after);
       if (state.group_coordinators) state.group_coordinators->on_image();
       if (state.acls) state.acls->sync(*after);
@@ -306,6 +307,10 @@ struct Broker::Impl {
       settings.topic_config_error = [](const std::string& key, const std::string& value) {
         return config::topic_config_error(key, value);
       };
+      settings.broker_config_error = [](const std::string& key, const std::optional<std::string>& value, bool per_broker) {
+        return config::dynamic_broker_config_error(key, value ? std::optional<std::string_view>(*value) : std::nullopt,
+                                                   per_broker);
+      };
       controller = std::make_unique<cluster::ControllerService>(std::move(settings), cfg.node_id, *quorum, *loader);
       controller->set_first_records([metadata_dir, id = cfg.node_id](const cluster::MetadataImage&) {
         return migrated_records(metadata_dir, id);
@@ -333,6 +338,19 @@ struct Broker::Impl {
     life.applied_offset = [this] { return loader->applied_offset(); };
     lifecycle = std::make_unique<BrokerLifecycle>(std::move(life), *channel);
     return Status::success();
+  }
+
+  // Dynamic broker configs that changed (kafka-configs --alter --entity-type brokers) reach the listeners.
+  void apply_dynamic_broker_configs(const cluster::MetadataImage* before, const cluster::MetadataImage& after) {
+    const cluster::ConfigResource mine{cluster::ConfigResourceType::broker, std::to_string(state.config.node_id)};
+    const cluster::ConfigResource defaults{cluster::ConfigResourceType::broker, ""};
+    auto same = [&](const cluster::ConfigResource& r) {
+      const auto* a = before ? before->configs(r) : nullptr;
+      const auto* b = after.configs(r);
+      return a == b || (a && b && *a == *b);
+    };
+    if (same(mine) && same(defaults)) return;
+    tls->apply_dynamic(after.configs(defaults), after.configs(mine));
   }
 
   // KIP-630: after metadata.log.max.record.bytes.between.snapshots of records, a snapshot of the image
@@ -492,6 +510,7 @@ Result<std::unique_ptr<Broker>> Broker::create(config::BrokerConfig config) {
   auto tls = TlsReloader::create({&state.config});
   if (!tls.ok()) return tls.error();
   broker->impl_->tls = std::move(*tls);
+  state.tls = broker->impl_->tls.get();
   state.topics = std::make_unique<TopicRegistry>(state.images);
   state.fetch_sessions = std::make_unique<FetchSessionCache>(cfg.max_incremental_fetch_session_cache_slots);
   BULWARK_TRY(broker->impl_->open_replication());

@@ -5,6 +5,7 @@
 #include <tuple>
 
 #include "base/log.h"
+#include "broker/forwarding.h"
 #include "broker/state.h"
 #include "cluster/controller.h"
 #include "wire/generated/alter_partition_reassignments.h"
@@ -26,31 +27,6 @@ constexpr std::int16_t kRequestTimedOut = 7;
 
 std::chrono::milliseconds request_timeout(std::int32_t timeout_ms) {
   return std::chrono::milliseconds(timeout_ms > 0 ? timeout_ms : 30000);
-}
-
-// Forwards `forwarded` (the part of the request the broker did not answer itself), merges the
-// controller's results into `response` with `merge`, waits for `visible` on the local image, answers.
-template <class Request, class Response>
-void forward_and_answer(BrokerState& state, Call& call, const Request& forwarded, Response response,
-                        std::chrono::milliseconds timeout,
-                        std::function<void(Response&, std::optional<Response>, const std::string& failure)> merge,
-                        std::function<ImageWaiters::Predicate(const Response&)> visible) {
-  DeferredReply reply{call.header, call.responder};
-  const auto version = call.header.api_version;
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  state.forward_to_controller(
-      call, call.header.api_key, version, wire::encode_message(forwarded, version), timeout,
-      [&state, reply, version, deadline, response = std::move(response), merge, visible](Result<Bytes> answer) mutable {
-        std::optional<Response> decoded;
-        std::string failure;
-        if (!answer.ok()) failure = answer.error().message;
-        else if (!(decoded = wire::decode_message<Response>(*answer, version))) failure = "malformed answer from the controller";
-        if (!failure.empty()) log::warn("forwarding to the controller failed: {}", failure);
-        merge(response, std::move(decoded), failure);
-        auto predicate = visible(response);
-        state.image_waiters.wait(state.image(), std::move(predicate), deadline,
-                                 [reply, response](bool) mutable { reply.send(response); });
-      });
 }
 
 }  // namespace

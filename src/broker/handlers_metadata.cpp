@@ -1,4 +1,4 @@
-// Metadata, DescribeCluster and DescribeConfigs: what the cluster looks like to a client.
+// Metadata and DescribeCluster: what the cluster looks like to a client.
 #include <algorithm>
 
 #include "base/log.h"
@@ -6,7 +6,6 @@
 #include "broker/state.h"
 #include "wire/generated/describe_cluster.h"
 #include "wire/generated/create_topics.h"
-#include "wire/generated/describe_configs.h"
 #include "wire/generated/metadata.h"
 
 namespace bulwark::broker {
@@ -175,118 +174,6 @@ void handle_describe_cluster(BrokerState& state, Call& call) {
   if (request.include_cluster_authorized_operations)
     response.cluster_authorized_operations =
         authorized_operations(state, call, ResourceType::cluster, security::kClusterResourceName);
-  respond(call, response);
-}
-
-namespace {
-
-constexpr std::int8_t kResourceTopic = 2;
-constexpr std::int8_t kResourceBroker = 4;
-// DescribeConfigs config sources.
-constexpr std::int8_t kSourceTopicConfig = 1;
-constexpr std::int8_t kSourceStaticBrokerConfig = 4;
-constexpr std::int8_t kSourceDefault = 5;
-// Config types (v3+).
-constexpr std::int8_t kTypeString = 2, kTypeInt = 3, kTypeLong = 5, kTypeList = 7;
-
-struct TopicConfigDefault {
-  const char* name;
-  std::int8_t type;
-  std::string value;
-};
-
-std::vector<TopicConfigDefault> topic_defaults(const BrokerState& state) {
-  const auto& c = state.config;
-  auto join = [](const std::vector<std::string>& items) {
-    std::string out;
-    for (const auto& item : items) out += (out.empty() ? "" : ",") + item;
-    return out;
-  };
-  return {
-      {"cleanup.policy", kTypeList, c.log_cleanup_policy.empty() ? "delete" : join(c.log_cleanup_policy)},
-      {"compression.type", kTypeString, c.compression_type.empty() ? "producer" : c.compression_type},
-      {"max.message.bytes", kTypeInt, std::to_string(c.message_max_bytes)},
-      {"message.timestamp.type", kTypeString,
-       c.log_message_timestamp_type.empty() ? "CreateTime" : c.log_message_timestamp_type},
-      {"min.insync.replicas", kTypeInt, std::to_string(c.min_insync_replicas)},
-      {"retention.bytes", kTypeLong, std::to_string(c.log_retention_bytes)},
-      {"retention.ms", kTypeLong, std::to_string(c.log_retention_ms)},
-      {"segment.bytes", kTypeInt, std::to_string(c.log_segment_bytes)},
-      {"segment.ms", kTypeLong, std::to_string(state.default_log_config().segment_ms)},
-      {"flush.messages", kTypeLong, std::to_string(c.log_flush_interval_messages)},
-      {"flush.ms", kTypeLong, std::to_string(c.log_flush_interval_ms)},
-  };
-}
-
-bool wanted(const std::optional<std::vector<std::string>>& keys, const std::string& name) {
-  return !keys || keys->empty() || std::find(keys->begin(), keys->end(), name) != keys->end();
-}
-
-}  // namespace
-
-void handle_describe_configs(BrokerState& state, Call& call) {
-  wire::msg::DescribeConfigsRequest request;
-  if (!decode_request(call, request)) return;
-  wire::msg::DescribeConfigsResponse response;
-  using Entry = wire::msg::DescribeConfigsResponse::DescribeConfigsResourceResult;
-  for (const auto& resource : request.resources) {
-    wire::msg::DescribeConfigsResponse::DescribeConfigsResult result;
-    result.resource_type = resource.resource_type;
-    result.resource_name = resource.resource_name;
-    if (resource.resource_type == kResourceTopic) {
-      auto topic = state.topics->find(resource.resource_name);
-      if (!authorized(state, call, Operation::describe_configs, ResourceType::topic, resource.resource_name)) {
-        result.error_code = code(KafkaError::topic_authorization_failed);
-        result.error_message = "Topic authorization failed.";
-      } else if (!topic) {
-        result.error_code = code(KafkaError::unknown_topic_or_partition);
-        result.error_message = "Topic " + resource.resource_name + " does not exist.";
-      } else {
-        for (const auto& d : topic_defaults(state)) {
-          if (!wanted(resource.configuration_keys, d.name)) continue;
-          Entry entry;
-          entry.name = d.name;
-          auto override_it = topic->configs.find(d.name);
-          const bool overridden = override_it != topic->configs.end();
-          entry.value = overridden ? override_it->second : d.value;
-          entry.is_default = !overridden;
-          entry.config_source = overridden ? kSourceTopicConfig : kSourceDefault;
-          entry.config_type = d.type;
-          result.configs.push_back(std::move(entry));
-        }
-      }
-    } else if (resource.resource_type == kResourceBroker) {
-      if (!authorized_cluster(state, call, Operation::describe_configs)) {
-        result.error_code = code(KafkaError::cluster_authorization_failed);
-        result.error_message = "Cluster authorization failed.";
-      } else if (!resource.resource_name.empty() && resource.resource_name != std::to_string(state.node_id())) {
-        result.error_code = code(KafkaError::invalid_request);
-        result.error_message = "Broker " + resource.resource_name + " is not this broker";
-      } else {
-        // The keys as set in server.properties; passwords are sensitive and never sent.
-        for (const auto& property : state.config.properties.entries) {
-          if (!wanted(resource.configuration_keys, property.key)) continue;
-          const auto* spec = config::find_key_spec(property.key);
-          const bool sensitive = (spec && spec->type == config::KeyType::password) ||
-                                 property.key.find("password") != std::string::npos ||
-                                 property.key.find("jaas") != std::string::npos ||
-                                 property.key.find("keystore.key") != std::string::npos;
-          Entry entry;
-          entry.name = property.key;
-          if (!sensitive) entry.value = property.value;
-          entry.is_sensitive = sensitive;
-          entry.read_only = true;
-          entry.config_source = kSourceStaticBrokerConfig;
-          entry.config_type = kTypeString;
-          result.configs.push_back(std::move(entry));
-        }
-      }
-    } else {
-      result.error_code = code(KafkaError::invalid_request);
-      result.error_message = "Bulwark describes topic and broker configs only";
-    }
-    response.results.push_back(std::move(result));
-  }
   respond(call, response);
 }
 

@@ -37,10 +37,12 @@ constexpr ServedApi kServed[] = {
     {30, 0, 3, handle_create_acls},       // CreateAcls
     {31, 0, 3, handle_delete_acls},       // DeleteAcls
     {32, 0, 4, handle_describe_configs},  // DescribeConfigs
+    {33, 0, 2, handle_alter_configs},     // AlterConfigs
     {36, 0, 2, handle_sasl_authenticate}, // SaslAuthenticate
     {37, 0, 3, handle_create_partitions}, // CreatePartitions
     {42, 0, 2, handle_delete_groups, true},  // DeleteGroups
     {43, 0, 2, handle_elect_leaders},     // ElectLeaders
+    {44, 0, 1, handle_incremental_alter_configs},  // IncrementalAlterConfigs
     {45, 0, 0, handle_alter_partition_reassignments},  // AlterPartitionReassignments
     {46, 0, 0, handle_list_partition_reassignments},   // ListPartitionReassignments
     {47, 0, 0, handle_offset_delete, true},  // OffsetDelete

@@ -89,6 +89,7 @@ class OfflineTopics {
 std::optional<std::string> invalid_topic_configs_reason(const std::map<std::string, std::string>& configs);
 
 class ControllerChannel;
+class TlsReloader;
 class GroupCoordinators;
 }  // namespace bulwark::broker
 namespace bulwark::cluster {
@@ -132,6 +133,7 @@ struct BrokerState {
   std::function<std::int32_t()> quorum_leader;  // the quorum leader's id as this node knows it
   cluster::QuorumDriver* quorum = nullptr;                  // owned by Broker
   cluster::ControllerService* controller_service = nullptr;  // null unless process.roles has controller
+  TlsReloader* tls = nullptr;  // the listeners' TLS material (owned by Broker)
   std::unique_ptr<TopicRegistry> topics;
   std::unique_ptr<ProducerIdAllocator> producer_ids;
   std::unique_ptr<GroupCoordinators> group_coordinators;  // null until open_group_coordinator (brokers only)
@@ -226,6 +228,8 @@ bool decode_request(Call& call, Request& request) {
 void handle_metadata(BrokerState& state, Call& call);
 void handle_describe_cluster(BrokerState& state, Call& call);
 void handle_describe_configs(BrokerState& state, Call& call);
+void handle_alter_configs(BrokerState& state, Call& call);
+void handle_incremental_alter_configs(BrokerState& state, Call& call);
 void handle_produce(BrokerState& state, Call& call);
 void handle_fetch(BrokerState& state, Call& call);
 void handle_list_offsets(BrokerState& state, Call& call);

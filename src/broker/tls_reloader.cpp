@@ -91,6 +91,17 @@ struct Entry {
 
 }  // namespace
 
+bool same_tls_settings(const config::ListenerSecurity& a, const config::ListenerSecurity& b) {
+  return a.keystore_type == b.keystore_type && a.keystore_location == b.keystore_location &&
+         a.keystore_password.reveal() == b.keystore_password.reveal() &&
+         a.keystore_key.reveal() == b.keystore_key.reveal() &&
+         a.keystore_certificate_chain.reveal() == b.keystore_certificate_chain.reveal() &&
+         a.key_password.reveal() == b.key_password.reveal() && a.truststore_type == b.truststore_type &&
+         a.truststore_location == b.truststore_location &&
+         a.truststore_password.reveal() == b.truststore_password.reveal() &&
+         a.truststore_certificates.reveal() == b.truststore_certificates.reveal() && a.crl_location == b.crl_location;
+}
+
 Result<tls::TlsSettings> listener_tls_settings(const config::ListenerSecurity& sec) {
   auto where = [&](const Error& e) { return make_error(e.kind, "listener " + sec.listener + ": " + e.message); };
   tls::TlsFileSettings files;
@@ -172,6 +183,18 @@ struct TlsReloader::Impl {
     return Status::success();
   }
 
+  // The entry's material read from `security`, if it passes every check against what is in force.
+  Result<tls::TlsSettings> prepare(const Entry& entry, const config::ListenerSecurity& security) const {
+    auto next = listener_tls_settings(security);
+    if (!next.ok()) return next.error();
+    if (entry.server && next->keystore.keys.empty())
+      return make_error(ErrorKind::invalid_argument, "the keystore has no private key entry");
+    BULWARK_TRY(check_new(security.listener, *next));
+    if (auto in_force = entry.in_force())
+      BULWARK_TRY(tls::check_replacement(*in_force, *next, rules_for(security), wall_clock()));
+    return next;
+  }
+
   // Reads the entry's material again and swaps it in when it passes the checks. Caller holds mu.
   Status reload(Entry& entry, std::string_view reason) {
     const std::string& name = entry.security.listener;
@@ -182,15 +205,8 @@ struct TlsReloader::Impl {
                  reason, describe_certificate(in_force.get()), why.message);
       return why;
     };
-    auto next = listener_tls_settings(entry.security);
+    auto next = prepare(entry, entry.security);
     if (!next.ok()) return refuse(next.error());
-    if (entry.server && next->keystore.keys.empty())
-      return refuse(make_error(ErrorKind::invalid_argument, "the keystore has no private key entry"));
-    if (auto valid = check_new(name, *next); !valid.ok()) return refuse(valid.error());
-    if (in_force) {
-      if (auto allowed = tls::check_replacement(*in_force, *next, entry.rules, wall_clock()); !allowed.ok())
-        return refuse(allowed.error());
-    }
     const std::string before = describe_certificate(in_force.get());
     const std::string after = describe_certificate(&*next);
     const std::string trust = describe_trust(*next);
@@ -207,6 +223,23 @@ struct TlsReloader::Impl {
     else
       log::info("listener {}: TLS material reloaded ({}): certificate {} replaced by {}; {}", name, reason, before, after,
                 trust);
+    return Status::success();
+  }
+
+  // Points an entry at new settings and reloads it; on failure the old settings stay. Caller holds mu.
+  Status reconfigure(Entry& entry, const config::ListenerSecurity& security, std::string_view reason) {
+    config::ListenerSecurity previous = entry.security;
+    entry.security = security;
+    entry.rules = rules_for(security);
+    if (auto done = reload(entry, reason); !done.ok()) {
+      entry.security = std::move(previous);
+      entry.rules = rules_for(entry.security);
+      entry.fingerprint = fingerprint(entry.security);
+      return done;
+    }
+    rewatch = true;
+    const std::uint64_t one = 1;
+    (void)!::write(wake_fd, &one, sizeof one);
     return Status::success();
   }
 
@@ -395,26 +428,26 @@ void TlsReloader::reload_all(std::string_view reason) {
   for (auto& [name, entry] : impl_->entries) (void)impl_->reload(entry, reason);
 }
 
-Status TlsReloader::reconfigure(const config::ListenerSecurity& security, std::string_view reason) {
+Status TlsReloader::validate(const config::ListenerSecurity& security) const {
   std::lock_guard lock(impl_->mu);
   auto it = impl_->entries.find(security.listener);
   if (it == impl_->entries.end() || !it->second.server)
     return make_error(ErrorKind::invalid_argument, "listener " + security.listener + " is not a TLS listener of this broker");
-  Entry& entry = it->second;
-  config::ListenerSecurity previous = entry.security;
-  entry.security = security;
-  entry.rules = impl_->rules_for(security);
-  auto done = impl_->reload(entry, reason);
-  if (!done.ok()) {
-    entry.security = std::move(previous);
-    entry.rules = impl_->rules_for(entry.security);
-    entry.fingerprint = fingerprint(entry.security);
-    return done;
-  }
-  impl_->rewatch = true;
-  const std::uint64_t one = 1;
-  (void)!::write(impl_->wake_fd, &one, sizeof one);
+  auto next = impl_->prepare(it->second, security);
+  if (!next.ok()) return next.error();
+  auto context = tls::make_server_context(*next);  // what OpenSSL itself refuses
+  if (!context.ok()) return context.error();
   return Status::success();
+}
+
+void TlsReloader::apply_dynamic(const config::DynamicConfigs* cluster_default, const config::DynamicConfigs* this_broker) {
+  config::BrokerConfig effective = impl_->cfg();
+  effective.properties = config::with_dynamic_configs(effective.properties, cluster_default, this_broker);
+  std::lock_guard lock(impl_->mu);
+  for (auto& [name, entry] : impl_->entries) {
+    auto security = effective.security_for(name);
+    if (!same_tls_settings(security, entry.security)) (void)impl_->reconfigure(entry, security, "dynamic config");
+  }
 }
 
 std::optional<config::ListenerSecurity> TlsReloader::security(const std::string& listener) const {

@@ -3,7 +3,7 @@
 //   - on SIGHUP (reload_all),
 //   - when one of their files changes: inotify watches each file and its directory, so rename-style
 //     rotation and Kubernetes secret updates (a swapped ..data link) are seen too,
-//   - when the listener's dynamic ssl.* configs change (reconfigure).
+//   - when the dynamic listener.name.<l>.ssl.* configs change (apply_dynamic: AlterConfigs).
 // New handshakes get the new material and open connections keep theirs. A reload that fails Kafka's
 // checks (tls::check_replacement), or finds our certificate expired or not yet valid, keeps the old
 // material in force and logs why. Every reload logs the old and new serial and the new expiry. The
@@ -26,6 +26,9 @@ namespace bulwark::broker {
 // The TLS settings of one listener from its effective ssl.* settings (listener.name.<l>. prefixes
 // applied): keystore, truststore and CRL files read, or their PEM given inline (KIP-651).
 Result<tls::TlsSettings> listener_tls_settings(const config::ListenerSecurity& security);
+
+// Whether two listener settings name the same TLS material (files, types, passwords, inline PEM, CRL).
+bool same_tls_settings(const config::ListenerSecurity& a, const config::ListenerSecurity& b);
 
 class TlsReloader {
  public:
@@ -50,9 +53,12 @@ class TlsReloader {
 
   // Reads every listener's material again; `reason` (e.g. "SIGHUP") goes into the log lines.
   void reload_all(std::string_view reason);
-  // Replaces a listener's effective security (dynamic configs) and reloads it; an error says why the
-  // new settings are refused, and the old ones then stay in force.
-  Status reconfigure(const config::ListenerSecurity& security, std::string_view reason);
+  // Whether `security` would be accepted for its listener (its files load and pass every reload check),
+  // without using it: a dynamic config change is checked so before it is stored.
+  Status validate(const config::ListenerSecurity& security) const;
+  // The dynamic configs in force changed: each listener whose TLS settings they change is reloaded
+  // with them (a refused one keeps its material, and says why).
+  void apply_dynamic(const config::DynamicConfigs* cluster_default, const config::DynamicConfigs* this_broker);
   // The effective security in force for `listener` (DescribeConfigs), if it is a TLS listener of ours.
   std::optional<config::ListenerSecurity> security(const std::string& listener) const;
 

@@ -14,6 +14,7 @@
 
 #include "base/files.h"
 #include "cli/command.h"
+#include "config/config.h"
 #include "cluster/quorum_store.h"
 #include "cluster/raft_wire.h"
 #include "cluster/records.h"
@@ -22,11 +23,6 @@ namespace {
 
 using namespace bulwark;
 namespace rec = cluster::rec;
-
-bool looks_secret(const std::string& key) {
-  return key.find("password") != std::string::npos || key.find("jaas") != std::string::npos ||
-         key.find("keystore.key") != std::string::npos;
-}
 
 // The fields worth reading of the records operators meet; the name alone for the others.
 std::string describe(const cluster::AnyRecord& record) {
@@ -52,7 +48,7 @@ std::string describe(const cluster::AnyRecord& record) {
           return fmt::format("broker={} epoch={}", r.id, r.epoch);
         else if constexpr (std::is_same_v<R, rec::ConfigRecord>)
           return fmt::format("resourceType={} resource={} {}={}", r.resource_type, r.resource_name, r.name,
-                             looks_secret(r.name) ? "[hidden]" : r.value.value_or("(deleted)"));
+                             config::is_sensitive_key(r.name) ? "[hidden]" : r.value.value_or("(deleted)"));
         else if constexpr (std::is_same_v<R, rec::AccessControlEntryRecord>)
           return fmt::format("resourceType={} resource={} pattern={} principal={} host={} operation={} permission={}",
                              r.resource_type, r.resource_name, r.pattern_type, r.principal, r.host, r.operation,

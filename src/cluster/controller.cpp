@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <limits>
+#include <map>
 #include <set>
 #include <string_view>
 #include <variant>
@@ -1195,6 +1196,148 @@ Decision<msg::CreatePartitionsResponse> create_partitions(const MetadataImage& i
   }
   if (!request.validate_only) out.records = std::move(records);
   return out;
+}
+
+// ---- Configs ----------------------------------------------------------------------------------------------
+
+namespace {
+
+// IncrementalAlterConfigs' OpType.
+enum ConfigOp : std::int8_t { kSet = 0, kDelete = 1, kAppend = 2, kSubtract = 3 };
+
+struct ConfigEdit {
+  const std::string& name;
+  std::int8_t op;
+  const std::optional<std::string>& value;
+};
+
+struct EditOutcome {
+  std::int16_t error = kNone;
+  std::string message;
+  std::vector<AnyRecord> records;
+};
+
+std::vector<std::string> split_list(std::string_view text) {
+  std::vector<std::string> out;
+  std::size_t start = 0;
+  while (start <= text.size()) {
+    const auto comma = text.find(',', start);
+    const auto end = comma == std::string_view::npos ? text.size() : comma;
+    if (end > start) out.emplace_back(text.substr(start, end - start));
+    if (comma == std::string_view::npos) break;
+    start = comma + 1;
+  }
+  return out;
+}
+
+// A list value after APPEND (the items not there yet) or SUBTRACT.
+std::string edit_list(std::string_view current, std::string_view items, bool append) {
+  auto list = split_list(current);
+  for (const auto& item : split_list(items)) {
+    auto at = std::find(list.begin(), list.end(), item);
+    if (append && at == list.end()) list.push_back(item);
+    if (!append && at != list.end()) list.erase(at);
+  }
+  std::string out;
+  for (const auto& item : list) out += (out.empty() ? "" : ",") + item;
+  return out;
+}
+
+// The ConfigRecords that make `edits` true of one resource, or why not (then no records).
+// replace_all (AlterConfigs): the keys not edited are deleted.
+EditOutcome edit_configs(const MetadataImage& image, std::int8_t type, const std::string& name,
+                         const std::vector<ConfigEdit>& edits, bool replace_all, const ControllerSettings& settings) {
+  EditOutcome out;
+  auto fail = [&](std::int16_t code, std::string message) {
+    out.error = code;
+    out.message = std::move(message);
+    out.records.clear();
+    return out;
+  };
+  const bool topic = type == static_cast<std::int8_t>(ConfigResourceType::topic);
+  const bool broker = type == static_cast<std::int8_t>(ConfigResourceType::broker);
+  if (!topic && !broker) return fail(kInvalidRequest, "Bulwark alters topic and broker configs only");
+  if (topic && image.topic(name) == nullptr) return fail(kUnknownTopicOrPartition, "The topic '" + name + "' does not exist.");
+  if (broker && !name.empty() && name.find_first_not_of("0123456789") != std::string::npos)
+    return fail(kInvalidRequest, "Invalid broker id " + name + " (a node id, or empty for the cluster default)");
+  const ConfigMap* current = image.configs({topic ? ConfigResourceType::topic : ConfigResourceType::broker, name});
+  auto current_value = [&](const std::string& key) -> std::optional<std::string> {
+    if (current == nullptr) return std::nullopt;
+    auto it = current->find(key);
+    return it == current->end() ? std::nullopt : std::optional<std::string>(it->second);
+  };
+  std::map<std::string, std::optional<std::string>> next;  // nullopt = delete
+  for (const auto& edit : edits) {
+    if (next.count(edit.name) != 0) return fail(kInvalidRequest, "Error due to duplicate config keys");
+    std::optional<std::string> value;
+    switch (edit.op) {
+      case kSet:
+        if (!edit.value) return fail(kInvalidRequest, "Null value not supported for : " + edit.name);
+        value = *edit.value;
+        break;
+      case kDelete: break;
+      case kAppend:
+      case kSubtract:
+        value = edit_list(current_value(edit.name).value_or(""), edit.value.value_or(""), edit.op == kAppend);
+        break;
+      default: return fail(kInvalidRequest, "Unknown config operation " + std::to_string(edit.op));
+    }
+    if (topic && value) {
+      if (auto why = settings.topic_config_error(edit.name, *value)) return fail(kInvalidConfig, *why);
+    }
+    if (broker) {
+      if (!settings.broker_config_error) return fail(kInvalidConfig, "Cannot update these configs dynamically: " + edit.name);
+      if (auto why = settings.broker_config_error(edit.name, value, !name.empty())) return fail(kInvalidConfig, *why);
+    }
+    next[edit.name] = std::move(value);
+  }
+  if (replace_all && current != nullptr)
+    for (const auto& [key, value] : *current) next.try_emplace(key, std::nullopt);
+  for (auto& [key, value] : next) {
+    if (current_value(key) == value) continue;
+    rec::ConfigRecord c;
+    c.resource_type = type;
+    c.resource_name = name;
+    c.name = key;
+    c.value = std::move(value);
+    out.records.push_back(make_record(std::move(c)));
+  }
+  return out;
+}
+
+template <class Request, class Response, class Op>
+Decision<Response> decide_configs(const MetadataImage& image, const Request& request, const ControllerSettings& settings,
+                                  bool replace_all, Op op_of) {
+  Decision<Response> out;
+  for (const auto& resource : request.resources) {
+    std::vector<ConfigEdit> edits;
+    for (const auto& config : resource.configs) edits.push_back({config.name, op_of(config), config.value});
+    auto outcome = edit_configs(image, resource.resource_type, resource.resource_name, edits, replace_all, settings);
+    typename Response::AlterConfigsResourceResponse answer;
+    answer.error_code = outcome.error;
+    answer.error_message = outcome.error == kNone ? std::nullopt : std::optional<std::string>(outcome.message);
+    answer.resource_type = resource.resource_type;
+    answer.resource_name = resource.resource_name;
+    out.response.responses.push_back(std::move(answer));
+    if (!request.validate_only)
+      for (auto& record : outcome.records) out.records.push_back(std::move(record));
+  }
+  return out;
+}
+
+}  // namespace
+
+Decision<msg::IncrementalAlterConfigsResponse> incremental_alter_configs(const MetadataImage& image,
+                                                                         const msg::IncrementalAlterConfigsRequest& request,
+                                                                         const ControllerSettings& settings) {
+  return decide_configs<msg::IncrementalAlterConfigsRequest, msg::IncrementalAlterConfigsResponse>(
+      image, request, settings, false, [](const auto& config) { return config.config_operation; });
+}
+
+Decision<msg::AlterConfigsResponse> alter_configs(const MetadataImage& image, const msg::AlterConfigsRequest& request,
+                                                  const ControllerSettings& settings) {
+  return decide_configs<msg::AlterConfigsRequest, msg::AlterConfigsResponse>(
+      image, request, settings, true, [](const auto&) { return static_cast<std::int8_t>(kSet); });
 }
 
 // ---- Security ---------------------------------------------------------------------------------------------

@@ -19,7 +19,9 @@
 #include "cluster/image.h"
 #include "cluster/records.h"
 #include "wire/generated/allocate_producer_ids.h"
+#include "wire/generated/alter_configs.h"
 #include "wire/generated/alter_partition.h"
+#include "wire/generated/incremental_alter_configs.h"
 #include "wire/generated/alter_user_scram_credentials.h"
 #include "wire/generated/broker_heartbeat.h"
 #include "wire/generated/broker_registration.h"
@@ -44,6 +46,11 @@ struct ControllerSettings {
   std::int32_t leader_imbalance_percent = 10;               // leader.imbalance.per.broker.percentage
   // Why a topic config key/value cannot be stored (Kafka's INVALID_CONFIG message), nullopt when valid.
   std::function<std::optional<std::string>(const std::string& key, const std::string& value)> topic_config_error;
+  // Why a broker config key (= value; nullopt = deleted) cannot change at run time; per_broker: for one
+  // broker rather than the cluster default. Unset: no broker config can change.
+  std::function<std::optional<std::string>(const std::string& key, const std::optional<std::string>& value,
+                                           bool per_broker)>
+      broker_config_error;
 };
 
 // Randomness the caller owns (seeded in tests and in the simulator).
@@ -182,6 +189,19 @@ Decision<wire::msg::DeleteTopicsResponse> delete_topics(const MetadataImage& ima
 Decision<wire::msg::CreatePartitionsResponse> create_partitions(const MetadataImage& image,
                                                                 const wire::msg::CreatePartitionsRequest& request,
                                                                 const IdSource& ids);
+
+// ---- Configs ---------------------------------------------------------------------------------------
+
+// IncrementalAlterConfigs (SET, DELETE, APPEND, SUBTRACT) and AlterConfigs (the resource's whole set):
+// ConfigRecords for topic configs, by the topic rules, and for dynamic broker configs (resource name ""
+// for the cluster default, or a broker id), by Kafka's rules for what is dynamic. What only the broker
+// that serves a listener can check (that new TLS files load) it checked before forwarding.
+Decision<wire::msg::IncrementalAlterConfigsResponse> incremental_alter_configs(
+    const MetadataImage& image, const wire::msg::IncrementalAlterConfigsRequest& request,
+    const ControllerSettings& settings);
+Decision<wire::msg::AlterConfigsResponse> alter_configs(const MetadataImage& image,
+                                                        const wire::msg::AlterConfigsRequest& request,
+                                                        const ControllerSettings& settings);
 
 // ---- Security ---------------------------------------------------------------------------------------
 

@@ -153,6 +153,16 @@ void ControllerService::handle_enveloped(std::int16_t api_key, std::int16_t vers
           [this](const MetadataImage& image, const msg::CreatePartitionsRequest& request, std::int16_t) {
             return create_partitions(image, request, ids());
           });
+    case msg::IncrementalAlterConfigsRequest::api_key:
+      return run.template operator()<msg::IncrementalAlterConfigsRequest, msg::IncrementalAlterConfigsResponse>(
+          [this](const MetadataImage& image, const msg::IncrementalAlterConfigsRequest& request, std::int16_t) {
+            return incremental_alter_configs(image, request, settings_);
+          });
+    case msg::AlterConfigsRequest::api_key:
+      return run.template operator()<msg::AlterConfigsRequest, msg::AlterConfigsResponse>(
+          [this](const MetadataImage& image, const msg::AlterConfigsRequest& request, std::int16_t) {
+            return alter_configs(image, request, settings_);
+          });
     case msg::CreateAclsRequest::api_key:
       return run.template operator()<msg::CreateAclsRequest, msg::CreateAclsResponse>(
           [this](const MetadataImage& image, const msg::CreateAclsRequest& request, std::int16_t) {

@@ -90,6 +90,20 @@ const KeySpec* find_key_spec(std::string_view name);
 // names neither file nor key (the caller adds them) and never repeats a secret value.
 std::optional<std::string> check_key_value(const KeySpec& spec, std::string_view raw);
 
+// Dynamic broker configs (kafka-configs --alter --entity-type brokers, stored in the metadata log).
+using DynamicConfigs = std::map<std::string, std::string, std::less<>>;
+// Why `key` (= value; nullopt = deleted) cannot be set at run time, in Kafka's words; nullopt when it
+// can. per_broker: for one broker rather than the cluster default (the broker named "").
+std::optional<std::string> dynamic_broker_config_error(std::string_view key, std::optional<std::string_view> value,
+                                                       bool per_broker);
+// Whether a key's value is a secret that DescribeConfigs and logs never show (passwords, keys, JAAS).
+bool is_sensitive_key(std::string_view key);
+// Whether `key` is one of the TLS keys a listener reloads (with or without the listener prefix).
+bool is_dynamic_tls_key(std::string_view key);
+// `properties` with the dynamic configs layered over them: the cluster defaults, then this broker's.
+Properties with_dynamic_configs(Properties properties, const DynamicConfigs* cluster_defaults,
+                                const DynamicConfigs* this_broker);
+
 // Topic-level configs (Kafka's LogConfig), as CreateTopics and a stored topic carry them. Each is
 // checked with the same validator as server.properties and has the broker key it defaults from.
 struct TopicKeySpec {

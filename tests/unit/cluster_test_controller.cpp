@@ -96,6 +96,130 @@ std::string message_of(const msg::CreateTopicsResponse& r, const std::string& na
   return "";
 }
 
+// ---- Configs ----------------------------------------------------------------------------------------------
+
+constexpr std::int16_t kUnknownTopicOrPartition = 3, kInvalidConfig = 40, kInvalidRequest = 42;
+
+msg::IncrementalAlterConfigsRequest incremental(std::int8_t type, const std::string& name,
+                                                std::vector<std::tuple<std::string, std::int8_t, std::optional<std::string>>> edits) {
+  msg::IncrementalAlterConfigsRequest request;
+  msg::IncrementalAlterConfigsRequest::AlterConfigsResource resource;
+  resource.resource_type = type;
+  resource.resource_name = name;
+  for (auto& [key, op, value] : edits) {
+    msg::IncrementalAlterConfigsRequest::AlterableConfig config;
+    config.name = key;
+    config.config_operation = op;
+    config.value = value;
+    resource.configs.push_back(std::move(config));
+  }
+  request.resources.push_back(std::move(resource));
+  return request;
+}
+
+ControllerSettings with_broker_rules() {
+  auto s = settings();
+  s.broker_config_error = [](const std::string& key, const std::optional<std::string>&, bool per_broker)
+      -> std::optional<std::string> {
+    if (key != "listener.name.ssl.ssl.keystore.location") return "Cannot update these configs dynamically: " + key;
+    if (!per_broker) return "broker id must be specified";
+    return std::nullopt;
+  };
+  return s;
+}
+
+TEST(Controller, IncrementalAlterConfigsSetDeleteAppendSubtract) {
+  ImagePtr image = with_topics(cluster_of(1), {new_topic("orders", 1, 1)});
+  auto d = incremental_alter_configs(*image, incremental(2, "orders", {{"retention.ms", 0, "1000"},
+                                                                     {"cleanup.policy", 2, "delete"}}), settings());
+  ASSERT_EQ(d.response.responses.size(), 1u);
+  EXPECT_EQ(d.response.responses[0].error_code, 0);
+  EXPECT_EQ(d.records.size(), 2u);
+  image = apply_all(image, d.records);
+  EXPECT_EQ(image->config({ConfigResourceType::topic, "orders"}, "retention.ms")->value, "1000");
+  EXPECT_EQ(image->config({ConfigResourceType::topic, "orders"}, "cleanup.policy")->value, "delete");
+
+  // APPEND adds what is missing, SUBTRACT takes away; setting a value it already has makes no record.
+  d = incremental_alter_configs(*image, incremental(2, "orders", {{"cleanup.policy", 2, "delete,other"}}), settings());
+  image = apply_all(image, d.records);
+  EXPECT_EQ(image->config({ConfigResourceType::topic, "orders"}, "cleanup.policy")->value, "delete,other");
+  d = incremental_alter_configs(*image, incremental(2, "orders", {{"cleanup.policy", 3, "delete"}, {"retention.ms", 0, "1000"}}),
+                                settings());
+  ASSERT_EQ(d.records.size(), 1u);
+  image = apply_all(image, d.records);
+  EXPECT_EQ(image->config({ConfigResourceType::topic, "orders"}, "cleanup.policy")->value, "other");
+  d = incremental_alter_configs(*image, incremental(2, "orders", {{"retention.ms", 1, std::nullopt}}), settings());
+  image = apply_all(image, d.records);
+  EXPECT_FALSE(image->config({ConfigResourceType::topic, "orders"}, "retention.ms").has_value());
+}
+
+TEST(Controller, AlterConfigsRefusalsMakeNoRecords) {
+  ImagePtr image = with_topics(cluster_of(1), {new_topic("orders", 1, 1)});
+  struct Case {
+    msg::IncrementalAlterConfigsRequest request;
+    std::int16_t error;
+    std::string words;
+  };
+  const Case cases[] = {
+      {incremental(2, "missing", {{"retention.ms", 0, "1"}}), kUnknownTopicOrPartition, "does not exist"},
+      {incremental(2, "orders", {{"retention.ms", 0, "soon"}}), kInvalidConfig, "Invalid value soon"},
+      {incremental(2, "orders", {{"retention.ms", 0, "1"}, {"retention.ms", 1, std::nullopt}}), kInvalidRequest,
+       "duplicate config keys"},
+      {incremental(2, "orders", {{"retention.ms", 7, "1"}}), kInvalidRequest, "Unknown config operation 7"},
+      {incremental(2, "orders", {{"retention.ms", 0, std::nullopt}}), kInvalidRequest, "Null value"},
+      {incremental(4, "1", {{"log.retention.ms", 0, "1"}}), kInvalidConfig, "Cannot update these configs dynamically"},
+      {incremental(4, "", {{"listener.name.ssl.ssl.keystore.location", 0, "/k"}}), kInvalidConfig, "broker id must be"},
+      {incremental(4, "one", {{"listener.name.ssl.ssl.keystore.location", 0, "/k"}}), kInvalidRequest, "Invalid broker id"},
+      {incremental(16, "x", {{"a", 0, "1"}}), kInvalidRequest, "topic and broker configs only"},
+  };
+  for (const auto& c : cases) {
+    auto d = incremental_alter_configs(*image, c.request, with_broker_rules());
+    EXPECT_TRUE(d.records.empty()) << c.words;
+    ASSERT_EQ(d.response.responses.size(), 1u);
+    EXPECT_EQ(d.response.responses[0].error_code, c.error) << c.words;
+    EXPECT_NE(d.response.responses[0].error_message.value_or("").find(c.words), std::string::npos)
+        << d.response.responses[0].error_message.value_or("");
+  }
+  // Without broker rules no broker config changes at all.
+  auto d = incremental_alter_configs(*image, incremental(4, "1", {{"listener.name.ssl.ssl.keystore.location", 0, "/k"}}),
+                                     settings());
+  EXPECT_EQ(d.response.responses[0].error_code, kInvalidConfig);
+}
+
+TEST(Controller, AlterConfigsReplacesTheWholeSetAndValidateOnlyStoresNothing) {
+  ImagePtr image = cluster_of(1);
+  auto d = incremental_alter_configs(*image, incremental(4, "1", {{"listener.name.ssl.ssl.keystore.location", 0, "/a"}}),
+                                     with_broker_rules());
+  ASSERT_EQ(d.records.size(), 1u);
+  image = apply_all(image, d.records);
+  EXPECT_EQ(image->config({ConfigResourceType::broker, "1"}, "listener.name.ssl.ssl.keystore.location")->value, "/a");
+
+  auto request = incremental(4, "1", {{"listener.name.ssl.ssl.keystore.location", 0, "/b"}});
+  request.validate_only = true;
+  d = incremental_alter_configs(*image, request, with_broker_rules());
+  EXPECT_EQ(d.response.responses[0].error_code, 0);
+  EXPECT_TRUE(d.records.empty());
+
+  image = with_topics(image, {new_topic("orders", 1, 1)});
+  image = apply_all(image, incremental_alter_configs(*image, incremental(2, "orders", {{"retention.ms", 0, "5"},
+                                                                                      {"segment.ms", 0, "6"}}),
+                                                     settings()).records);
+  msg::AlterConfigsRequest legacy;
+  msg::AlterConfigsRequest::AlterConfigsResource resource;
+  resource.resource_type = 2;
+  resource.resource_name = "orders";
+  msg::AlterConfigsRequest::AlterableConfig config;
+  config.name = "retention.ms";
+  config.value = "7";
+  resource.configs.push_back(config);
+  legacy.resources.push_back(resource);
+  auto replaced = alter_configs(*image, legacy, settings());
+  EXPECT_EQ(replaced.response.responses[0].error_code, 0);
+  image = apply_all(image, replaced.records);
+  EXPECT_EQ(image->config({ConfigResourceType::topic, "orders"}, "retention.ms")->value, "7");
+  EXPECT_FALSE(image->config({ConfigResourceType::topic, "orders"}, "segment.ms").has_value()) << "AlterConfigs replaces the set";
+}
+
 // ---- Topic names and placement ----------------------------------------------------------------------------
 
 TEST(Controller, TopicNameRules) {
