@@ -81,7 +81,10 @@ std::string span_text(std::time_t seconds) {
 }
 
 bool self_signed(X509* cert) { return (X509_get_extension_flags(cert) & EXFLAG_SS) != 0; }
-bool is_ca(X509* cert) { return (X509_get_extension_flags(cert) & EXFLAG_CA) != 0; }
+// An X.509 v1 certificate has no extensions; self-signed, it is a legal root (RFC 5280 6.1: a trust
+// anchor needs no basicConstraints), and OpenSSL and Java accept it as a CA, as seed 002's recipe makes.
+bool is_v1_root(X509* cert) { return X509_get_version(cert) == X509_VERSION_1 && self_signed(cert); }
+bool is_ca(X509* cert) { return (X509_get_extension_flags(cert) & EXFLAG_CA) != 0 || is_v1_root(cert); }
 
 bool same_cert(X509* a, X509* b) { return X509_cmp(a, b) == 0; }
 
@@ -380,9 +383,16 @@ ChainResult check_chain(const VerifyInput& input, X509* leaf, std::time_t now) {
     }
   }
   // CAs close to their end take every certificate they signed with them.
+  const auto leaf_end = to_time(X509_get0_notAfter(leaf));
   for (std::size_t i = 1; i < result.built.size(); ++i) {
     X509* c = result.built[i].get();
     auto end = to_time(X509_get0_notAfter(c));
+    if (end && leaf_end && *leaf_end > *end)
+      result.findings.push_back(warning("chain", fmt::format("the certificate is valid until {}, but {} expires on {}: "
+                                                             "from then on clients refuse it; renew that CA first, or "
+                                                             "reissue the certificate to end before it",
+                                                             format_date(*leaf_end),
+                                                             ca_label(c, contains(input.anchors, c)), format_date(*end))));
     if (end && *end >= now && *end - now < static_cast<std::time_t>(input.expiry_warning_days) * kDay)
       result.findings.push_back(warning("chain", fmt::format("{} expires on {}, in {}; renew the CA before then",
                                                              ca_label(c, contains(input.anchors, c)),
@@ -848,7 +858,10 @@ std::vector<Finding> verify_ca(const VerifyInput& input) {
   out.insert(out.end(), std::make_move_iterator(chain.findings.begin()), std::make_move_iterator(chain.findings.end()));
   check_validity(ca, now, input.expiry_warning_days, "the CA certificate", out);
   std::uint32_t flags = X509_get_extension_flags(ca);
-  if (!(flags & EXFLAG_CA))
+  if (is_v1_root(ca))
+    out.push_back(ok("usage", "an X.509 v1 self-signed root (it has no extensions, which RFC 5280 allows for a trust "
+                              "anchor): it may sign certificates"));
+  else if (!(flags & EXFLAG_CA))
     out.push_back(error("usage", "the certificate is not a CA (no basicConstraints CA:TRUE), so clients refuse "
                                  "what it signs"));
   else if ((flags & EXFLAG_KUSAGE) && !(X509_get_key_usage(ca) & KU_KEY_CERT_SIGN))
@@ -874,7 +887,9 @@ std::vector<Finding> verify_trusted_certificate(X509* cert, const std::string& l
   std::vector<Finding> out;
   std::time_t now = at.value_or(std::time(nullptr));
   std::string subject = name_text(X509_get_subject_name(cert));
-  if (is_ca(cert))
+  if (is_v1_root(cert))
+    out.push_back(ok("trust", fmt::format("{}: X.509 v1 self-signed root {} (legal as a trust anchor)", label, subject)));
+  else if (is_ca(cert))
     out.push_back(ok("trust", fmt::format("{}: CA certificate {}", label, subject)));
   else
     out.push_back(warning("trust", fmt::format("{}: {} is not a CA certificate (no basicConstraints CA:TRUE); as "

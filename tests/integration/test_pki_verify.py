@@ -534,3 +534,33 @@ def test_keystores_exported_by_bulwark_pki(tmp_path):
             code, out = verify(store, "--password", PASSWORD, "--dir", d, "--host", "kafka-1", "--host",
                                "127.0.0.1")
             assert code == 0, out
+
+
+def test_seed_002_v1_root_is_a_legal_anchor_and_a_leaf_outliving_it_is_warned(tmp_path):
+    """Seed 002's recipe: `openssl req -new -x509` with a config whose extensions are only in [v3_req]
+    makes an X.509 v1 root without extensions; its leaves are signed with `openssl x509 -req` for longer
+    than the root lives."""
+    cnf = tmp_path / "openssl.cnf"
+    cnf.write_text("[req]\ndefault_bits = 2048\nencrypt_key = no\ndefault_md = sha256\nprompt = no\n"
+                   "distinguished_name = dn\nreq_extensions = v3_req\n[dn]\nC = KR\nO = Organization\n"
+                   "CN = Kafka-Security-CA\n[v3_req]\nbasicConstraints = CA:TRUE\n")
+    ca_key, ca = tmp_path / "ca.key", tmp_path / "ca.crt"
+    run("openssl", "req", "-new", "-x509", "-keyout", ca_key, "-out", ca, "-days", "100", "-config", cnf)
+    assert "Version: 1 (0x0)" in run("openssl", "x509", "-in", ca, "-noout", "-text").stdout
+    code, out = verify(ca, "--ca", ca)
+    assert code == 0, out
+    assert "WARNING" not in out, out  # not "no SAN", not "not a CA"
+    assert "X.509 v1 self-signed root" in one_line(out)
+
+    key, csr, leaf, ext = (tmp_path / n for n in ("leaf.key", "leaf.csr", "leaf.crt", "ext.cnf"))
+    ext.write_text("subjectAltName = DNS:kafka-1\nextendedKeyUsage = serverAuth, clientAuth\n")
+    run("openssl", "req", "-new", "-nodes", "-newkey", "rsa:2048", "-keyout", key, "-out", csr, "-subj", "/CN=kafka-1")
+    run("openssl", "x509", "-req", "-CA", ca, "-CAkey", ca_key, "-in", csr, "-out", leaf, "-days", "365",
+        "-CAcreateserial", "-extfile", ext)
+    code, out = verify(leaf, "--ca", ca, "--host", "kafka-1")
+    assert code == 0, out
+    assert "but the trusted CA CN=Kafka-Security-CA,O=Organization,C=KR expires on" in one_line(out), out
+    run("openssl", "x509", "-req", "-CA", ca, "-CAkey", ca_key, "-in", csr, "-out", leaf, "-days", "30",
+        "-CAcreateserial", "-extfile", ext)
+    code, out = verify(leaf, "--ca", ca, "--host", "kafka-1")
+    assert code == 0 and "but the trusted CA" not in one_line(out), out
