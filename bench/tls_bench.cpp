@@ -1,0 +1,169 @@
+// TLS handshakes and reloads, in memory (BIO pairs, one thread doing both sides):
+//   BM_FullMtlsHandshake/<key>  a full TLS 1.3 handshake with a client certificate (ssl.client.auth=
+//                               required), ECDSA P-256 and RSA-2048 keys on both sides; the server's
+//                               share of the CPU is what a broker core spends per new client
+//   BM_Resumption               the same client resuming with its session ticket (no certificates)
+//   BM_ReloadFromFiles          what a changed keystore costs the broker: read the PKCS12 keystore and
+//                               the truststore, build the new context, one handshake on it. A watched
+//                               file adds the watcher's quiet time (250 ms) before this starts.
+// The ratios worth reading are in bench/README.md: handshakes per second per core against the
+// issue's goal of 2,000, and resumption against a full handshake.
+#include <benchmark/benchmark.h>
+#include <openssl/x509v3.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "security/keystore.h"
+#include "tls/tls.h"
+
+using namespace bulwark;
+
+namespace {
+
+X509Ptr make_cert(const char* cn, EVP_PKEY* key, X509* issuer, EVP_PKEY* issuer_key, long serial, bool ca) {
+  X509Ptr cert(X509_new());
+  X509_set_version(cert.get(), 2);
+  ASN1_INTEGER_set(X509_get_serialNumber(cert.get()), serial);
+  X509_gmtime_adj(X509_getm_notBefore(cert.get()), -3600);
+  X509_gmtime_adj(X509_getm_notAfter(cert.get()), 3600L * 24 * 300);
+  X509_NAME_add_entry_by_txt(X509_get_subject_name(cert.get()), "CN", MBSTRING_ASC,
+                             reinterpret_cast<const unsigned char*>(cn), -1, -1, 0);
+  X509_set_issuer_name(cert.get(), issuer ? X509_get_subject_name(issuer) : X509_get_subject_name(cert.get()));
+  X509_set_pubkey(cert.get(), key);
+  X509V3_CTX ctx;
+  X509V3_set_ctx_nodb(&ctx);
+  X509V3_set_ctx(&ctx, issuer ? issuer : cert.get(), cert.get(), nullptr, nullptr, 0);
+  auto add = [&](int nid, const char* value) {
+    X509_EXTENSION* ext = X509V3_EXT_conf_nid(nullptr, &ctx, nid, value);
+    X509_add_ext(cert.get(), ext, -1);
+    X509_EXTENSION_free(ext);
+  };
+  add(NID_basic_constraints, ca ? "critical,CA:TRUE" : "critical,CA:FALSE");
+  if (!ca) add(NID_subject_alt_name, "IP:127.0.0.1");
+  X509_sign(cert.get(), issuer ? issuer_key : key, EVP_sha256());
+  return cert;
+}
+
+EvpPkeyPtr make_key(bool rsa) { return EvpPkeyPtr(rsa ? EVP_RSA_gen(2048) : EVP_EC_gen("P-256")); }
+
+struct Material {
+  EvpPkeyPtr ca_key, server_key, client_key;
+  X509Ptr ca, server, client;
+  explicit Material(bool rsa)
+      : ca_key(make_key(rsa)), server_key(make_key(rsa)), client_key(make_key(rsa)) {
+    ca = make_cert("Bench CA", ca_key.get(), nullptr, nullptr, 1, true);
+    server = make_cert("bench-broker", server_key.get(), ca.get(), ca_key.get(), 2, false);
+    client = make_cert("bench-client", client_key.get(), ca.get(), ca_key.get(), 3, false);
+  }
+  tls::TlsSettings side(EVP_PKEY* key, X509* cert) const {
+    tls::TlsSettings s;
+    s.keystore.keys.push_back({"key", share(key), {}});
+    s.keystore.keys.back().chain.push_back(share(cert));
+    s.truststore.trusted.push_back({"ca", share(ca.get())});
+    s.enabled_protocols = {"TLSv1.3"};
+    return s;
+  }
+  tls::TlsSettings server_settings() const {
+    auto s = side(server_key.get(), server.get());
+    s.client_auth = tls::ClientAuth::required;
+    return s;
+  }
+  tls::TlsSettings client_settings() const { return side(client_key.get(), client.get()); }
+};
+
+// Drives both ends over a BIO pair until both finished (and the server sent its ticket).
+bool handshake(SSL* server, SSL* client) {
+  BIO *server_bio = nullptr, *client_bio = nullptr;
+  BIO_new_bio_pair(&server_bio, 0, &client_bio, 0);
+  SSL_set_bio(server, server_bio, server_bio);
+  SSL_set_bio(client, client_bio, client_bio);
+  SSL_set_accept_state(server);
+  SSL_set_connect_state(client);
+  bool server_done = false, client_done = false;
+  for (int i = 0; i < 50 && !(server_done && client_done); ++i) {
+    if (!client_done) client_done = SSL_do_handshake(client) == 1;
+    if (!server_done) server_done = SSL_do_handshake(server) == 1;
+  }
+  // The TLS 1.3 ticket follows the handshake: one byte each way delivers it.
+  char byte = 'x', in = 0;
+  if (SSL_write(client, &byte, 1) != 1 || SSL_read(server, &in, 1) != 1) return false;
+  if (SSL_write(server, &byte, 1) != 1 || SSL_read(client, &in, 1) != 1) return false;
+  return server_done && client_done;
+}
+
+void BM_FullMtlsHandshake(benchmark::State& state) {
+  const Material m(state.range(0) == 1);
+  auto server = tls::make_server_context(m.server_settings()).value();
+  auto client = tls::make_client_context(m.client_settings()).value();
+  SSL_CTX_set_session_cache_mode(server->current().get(), SSL_SESS_CACHE_OFF);
+  SSL_CTX_set_options(server->current().get(), SSL_OP_NO_TICKET);
+  for (auto _ : state) {
+    SslPtr s(SSL_new(server->current().get()));
+    auto c = client->new_ssl("127.0.0.1");
+    if (!handshake(s.get(), c->get())) state.SkipWithError("handshake failed");
+  }
+  state.SetItemsProcessed(state.iterations());
+  state.SetLabel(state.range(0) == 1 ? "RSA-2048" : "ECDSA P-256");
+}
+BENCHMARK(BM_FullMtlsHandshake)->Arg(0)->Arg(1)->Unit(benchmark::kMicrosecond);
+
+void BM_Resumption(benchmark::State& state) {
+  const Material m(false);
+  auto server = tls::make_server_context(m.server_settings()).value();
+  auto client = tls::make_client_context(m.client_settings()).value();
+  SslPtr first_server(SSL_new(server->current().get()));
+  auto first = client->new_ssl("127.0.0.1");
+  if (!handshake(first_server.get(), first->get())) return state.SkipWithError("first handshake failed");
+  SSL_SESSION* ticket = SSL_get1_session(first->get());
+  benchmark::IterationCount resumed = 0;
+  for (auto _ : state) {
+    SslPtr s(SSL_new(server->current().get()));
+    auto c = client->new_ssl("127.0.0.1");
+    SSL_set_session(c->get(), ticket);
+    if (!handshake(s.get(), c->get())) state.SkipWithError("resumption failed");
+    resumed += SSL_session_reused(c->get()) ? 1 : 0;
+  }
+  SSL_SESSION_free(ticket);
+  if (resumed != state.iterations()) state.SkipWithError("some handshakes did not resume");
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_Resumption)->Unit(benchmark::kMicrosecond);
+
+void BM_ReloadFromFiles(benchmark::State& state) {
+  const Material m(false);
+  const auto dir = std::filesystem::temp_directory_path() / ("bulwark-tls-bench-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  auto settings = m.server_settings();
+  keystore::KeyStore trust;
+  trust.trusted.push_back({"ca", share(m.ca.get())});
+  auto write = [&](const std::filesystem::path& path, const Bytes& bytes) {
+    std::ofstream(path, std::ios::binary).write(reinterpret_cast<const char*>(bytes.data()), static_cast<long>(bytes.size()));
+  };
+  write(dir / "keystore.p12", keystore::encode_pkcs12(settings.keystore, "bench-pw").value());
+  write(dir / "truststore.p12", keystore::encode_pkcs12(trust, "bench-pw").value());
+  tls::TlsFileSettings files;
+  files.keystore_location = dir / "keystore.p12";
+  files.keystore_password = "bench-pw";
+  files.truststore_location = dir / "truststore.p12";
+  files.truststore_password = "bench-pw";
+  files.client_auth = tls::ClientAuth::required;
+  files.enabled_protocols = {"TLSv1.3"};
+  auto server = tls::make_server_context(settings).value();
+  auto client = tls::make_client_context(m.client_settings()).value();
+  for (auto _ : state) {
+    auto loaded = tls::load_tls_settings(files);
+    if (!loaded.ok() || !server->reload(*loaded).ok()) return state.SkipWithError("reload failed");
+    SslPtr s(SSL_new(server->current().get()));
+    auto c = client->new_ssl("127.0.0.1");
+    if (!handshake(s.get(), c->get())) state.SkipWithError("handshake after reload failed");
+  }
+  std::filesystem::remove_all(dir);
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_ReloadFromFiles)->Unit(benchmark::kMicrosecond);
+
+}  // namespace
+
+BENCHMARK_MAIN();
