@@ -3,6 +3,7 @@
 #include <cstdio>
 
 #include "base/log.h"
+#include "base/service_notify.h"
 #include "broker/broker.h"
 #include "cli/command.h"
 #include "config/config.h"
@@ -33,13 +34,17 @@ int run_broker(const std::string& config_path) {
     std::fprintf(stderr, "bulwark broker: cannot start: %s\n", started.error().message.c_str());
     return 1;
   }
+  bulwark::service::notify("READY=1\nSTATUS=serving");  // the listeners are bound
   int received = 0;
   for (;;) {
     sigwait(&stop_signals, &received);
     if (received != SIGHUP) break;
+    bulwark::service::notify_reloading();
     bulwark::log::info("received SIGHUP: reloading the TLS material of every listener");
     (*broker)->reload_certificates("SIGHUP");
+    bulwark::service::notify("READY=1\nSTATUS=serving");
   }
+  bulwark::service::notify("STOPPING=1");
   bulwark::log::info("received {}, stopping", received == SIGINT ? "SIGINT" : "SIGTERM");
   (*broker)->stop();
   return 0;
