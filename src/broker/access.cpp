@@ -65,7 +65,10 @@ bool authorized(const BrokerState& state, Call& call, security::Operation operat
   if (state.acls->authorizer().authorize(principal, host, operation, resource_type, resource_name) ==
       security::Decision::allowed)
     return true;
-  if (audit) audit_denial(security::render_denial(principal, host, operation, resource_type, resource_name));
+  if (audit) {
+    state.metrics.denied(operation, resource_type);
+    audit_denial(security::render_denial(principal, host, operation, resource_type, resource_name));
+  }
   return false;
 }
 
@@ -78,6 +81,7 @@ bool authorized_idempotent_write(const BrokerState& state, Call& call) {
   const auto& principal = session_of(call).principal;
   const auto& host = call.ctx.peer.remote_address;
   if (state.acls->authorizer().authorize_idempotent_write(principal, host) == security::Decision::allowed) return true;
+  state.metrics.denied(security::Operation::idempotent_write, security::ResourceType::cluster);
   audit_denial(security::render_denial(principal, host, security::Operation::idempotent_write,
                                        security::ResourceType::cluster, security::kClusterResourceName));
   return false;

@@ -15,6 +15,7 @@
 #include "broker/router.h"
 #include "broker/state.h"
 #include "broker/tls_reloader.h"
+#include "metrics/endpoint.h"
 #include "cluster/controller_service.h"
 #include "cluster/metadata_loader.h"
 #include "cluster/quorum_driver.h"
@@ -243,6 +244,7 @@ struct Broker::Impl {
   std::unique_ptr<Router> router;
   std::unique_ptr<net::Server> server;
   std::unique_ptr<TlsReloader> tls;
+  std::unique_ptr<metrics::Endpoint> metrics_endpoint;
   std::thread maintenance;
   std::mutex maintenance_mu;
   std::condition_variable maintenance_cv;
@@ -258,6 +260,7 @@ struct Broker::Impl {
     loader->add_listener([this](const cluster::ImagePtr& before, const cluster::ImagePtr& after) {
       state.reconcile_logs(before.get(), *after);
       apply_dynamic_broker_configs(before.get(), *after);
+      count_isr_changes(before.get(), *after);
       state.replicas->apply_image(before.get(), *after);
       if (state.group_coordinators) state.group_coordinators->on_image();
       if (state.acls) state.acls->sync(*after);
@@ -338,6 +341,21 @@ struct Broker::Impl {
     life.applied_offset = [this] { return loader->applied_offset(); };
     lifecycle = std::make_unique<BrokerLifecycle>(std::move(life), *channel);
     return Status::success();
+  }
+
+  // Kafka's IsrShrinksPerSec/IsrExpandsPerSec: ISR changes of the partitions this node leads.
+  void count_isr_changes(const cluster::MetadataImage* before, const cluster::MetadataImage& after) {
+    if (before == nullptr) return;
+    const auto me = state.config.node_id;
+    for (const auto* topic : after.topics()) {
+      const auto* old = before->topic(topic->id);
+      if (old == nullptr || old == topic) continue;
+      for (const auto& [index, p] : topic->partitions) {
+        const auto* was = old->partition(index);
+        if (was == nullptr || p.leader != me || was->leader != me || was->isr.size() == p.isr.size()) continue;
+        state.metrics.isr_changed(p.isr.size() < was->isr.size());
+      }
+    }
   }
 
   // Dynamic broker configs that changed (kafka-configs --alter --entity-type brokers) reach the listeners.
@@ -449,6 +467,24 @@ struct Broker::Impl {
     if (quorum) quorum->stop();
   }
 
+  // metrics.listener: a port taken by something else stops start-up only when the key was set on purpose.
+  Status start_metrics() {
+    const auto& cfg = state.config;
+    if (cfg.metrics_listener.empty()) return Status::success();
+    auto address = metrics::parse_listener(cfg.metrics_listener);
+    if (!address.ok()) return address.error();
+    auto endpoint = metrics::Endpoint::start(*address, [this] { return state.metrics.registry().render(); });
+    if (!endpoint.ok()) {
+      if (cfg.metrics_listener_set) return endpoint.error();
+      log::warn("{}; metrics are not served (set metrics.listener to another address, or empty to turn this off)",
+                endpoint.error().message);
+      return Status::success();
+    }
+    metrics_endpoint = std::move(*endpoint);
+    log::info("metrics on http://{}:{}/metrics", address->host, metrics_endpoint->port());
+    return Status::success();
+  }
+
   void run_maintenance() {
     const auto flush_every = std::max<std::int64_t>(
         100, std::min<std::int64_t>(state.config.log_flush_scheduler_interval_ms > 0
@@ -535,9 +571,16 @@ Result<std::unique_ptr<Broker>> Broker::create(config::BrokerConfig config) {
   options.max_queued_request_bytes = cfg.queued_max_request_bytes;
   if (cfg.queued_max_requests > 0)
     options.max_in_flight_per_connection = std::min<std::size_t>(cfg.queued_max_requests, 1000);
+  options.on_request_done = [&state](const std::string&, std::int16_t api_key, std::chrono::microseconds elapsed) {
+    state.metrics.request_done(api_key, elapsed);
+  };
+  options.on_handshake_failed = [&state](const std::string& listener, std::string_view failure_class) {
+    state.metrics.handshake_failed(listener, failure_class);
+  };
 
   broker->impl_->router = std::make_unique<Router>(state);
   broker->impl_->server = std::make_unique<net::Server>(options, *broker->impl_->router);
+  add_broker_collectors(state.metrics, state, *broker->impl_->server, *broker->impl_->tls);
   for (const auto& listener : cfg.listeners) {
     net::ListenerSpec spec;
     spec.name = listener.listener;
@@ -562,6 +605,7 @@ Status Broker::start() {
   if (!one_voter) BULWARK_TRY(impl_->start_cluster());
   impl_->state.replicas->start();
   impl_->tls->start();
+  BULWARK_TRY(impl_->start_metrics());
   impl_->started = true;
   impl_->maintenance = std::thread([this] { impl_->run_maintenance(); });
   log::info("{} {} of cluster {} started", impl_->state.config.is_broker() ? "broker" : "controller",
@@ -572,6 +616,7 @@ Status Broker::start() {
 void Broker::stop() {
   if (!impl_ || !impl_->started) return;
   impl_->started = false;
+  impl_->metrics_endpoint.reset();
   impl_->tls->stop();
   impl_->stop_cluster();
   // Waiting joins hear NOT_COORDINATOR (and find the partition's next leader) before the server closes.

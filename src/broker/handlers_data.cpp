@@ -158,7 +158,10 @@ std::optional<PendingAck> produce_to_partition(BrokerState& state, Call& call, c
   out.base_offset = result.base_offset;
   out.log_append_time_ms = result.log_append_time;
   out.log_start_offset = result.log_start_offset;
-  if (!result.duplicate) state.notifier.notify(tp);  // followers and consumers waiting on this partition
+  if (!result.duplicate) {
+    state.notifier.notify(tp);  // followers and consumers waiting on this partition
+    state.metrics.produced(tp.topic, records.size(), result.last_offset - result.base_offset + 1);
+  }
   if (acks != -1 || partition.high_watermark() > result.last_offset) return std::nullopt;
   return PendingAck{&out, tp, nullptr, result.last_offset + 1, min_insync};
 }
@@ -274,6 +277,10 @@ class FetchOperation : public std::enable_shared_from_this<FetchOperation> {
     done_ = true;
     state_.fetch_sessions->finish(session_, response);
     if (watch_id_) state_.notifier.unwatch(watch_id_);
+    if (replica_id_ < 0)  // as Kafka's BytesOutPerSec: what consumers read, not replication
+      for (const auto& topic : response.responses)
+        for (const auto& partition : topic.partitions)
+          if (partition.records && !partition.records->empty()) state_.metrics.fetched(topic.topic, partition.records->size());
     responder_.respond(encode_response_frame(header_, [&](ByteWriter& w) { response.encode(w, header_.api_version); }));
   }
 

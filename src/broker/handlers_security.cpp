@@ -384,6 +384,7 @@ void handle_sasl_authenticate(BrokerState& state, Call& call) {
   auto outcome = process_token(state, call.ctx.peer, session, request.auth_bytes);
   if (!outcome.reply.ok()) {
     log_failed_login(call.ctx.peer, session, outcome.reply.error());
+    state.metrics.authentication(call.ctx.peer.listener, false);
     // No second try on this connection: everything after a failure closes it.
     session.sasl_stage = Session::SaslStage::failed;
     response.error_code = code(KafkaError::sasl_authentication_failed);
@@ -396,7 +397,10 @@ void handle_sasl_authenticate(BrokerState& state, Call& call) {
     return;
   }
   response.auth_bytes = std::move(*outcome.reply);
-  if (outcome.complete) finish_login(call.ctx.peer, session);
+  if (outcome.complete) {
+    finish_login(call.ctx.peer, session);
+    state.metrics.authentication(call.ctx.peer.listener, true);
+  }
   respond(call, response);
 }
 
@@ -406,12 +410,16 @@ void handle_raw_sasl_token(BrokerState& state, net::RequestContext& ctx, Bytes f
   if (!outcome.reply.ok()) {
     // Kafka answers a failed v0 login by closing the connection (after the failure delay).
     log_failed_login(ctx.peer, session, outcome.reply.error());
+    state.metrics.authentication(ctx.peer.listener, false);
     session.sasl_stage = Session::SaslStage::failed;
     auto delay = login_throttle.failure_delay(ctx.peer.remote_address, state.config.connection_failed_authentication_delay_ms);
     ctx.loop.run_after(delay, [responder]() mutable { responder.close_connection(); });
     return;
   }
-  if (outcome.complete) finish_login(ctx.peer, session);
+  if (outcome.complete) {
+    finish_login(ctx.peer, session);
+    state.metrics.authentication(ctx.peer.listener, true);
+  }
   responder.respond(std::move(*outcome.reply));  // a bare token (empty for PLAIN's success)
 }
 

@@ -16,6 +16,7 @@
 
 #include "base/bytes.h"
 #include "broker/access.h"
+#include "broker/broker_metrics.h"
 #include "broker/errors.h"
 #include "broker/fetch_sessions.h"
 #include "broker/topics.h"
@@ -134,6 +135,7 @@ struct BrokerState {
   cluster::QuorumDriver* quorum = nullptr;                  // owned by Broker
   cluster::ControllerService* controller_service = nullptr;  // null unless process.roles has controller
   TlsReloader* tls = nullptr;  // the listeners' TLS material (owned by Broker)
+  mutable BrokerMetrics metrics;  // counted through const views too (an ACL check)
   std::unique_ptr<TopicRegistry> topics;
   std::unique_ptr<ProducerIdAllocator> producer_ids;
   std::unique_ptr<GroupCoordinators> group_coordinators;  // null until open_group_coordinator (brokers only)

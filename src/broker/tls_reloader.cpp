@@ -450,6 +450,26 @@ void TlsReloader::apply_dynamic(const config::DynamicConfigs* cluster_default, c
   }
 }
 
+std::vector<TlsReloader::CertificateInForce> TlsReloader::certificates() const {
+  std::vector<CertificateInForce> out;
+  std::lock_guard lock(impl_->mu);
+  for (const auto& [name, entry] : impl_->entries) {
+    auto in_force = entry.in_force();
+    if (!in_force || !entry.server) continue;
+    auto add = [&](const X509* cert, const char* role) {
+      const auto facts = tls::certificate_facts(cert);
+      out.push_back({name, role, facts.subject, facts.serial, facts.not_after});
+    };
+    if (!in_force->keystore.keys.empty()) {
+      const auto& chain = in_force->keystore.keys.front().chain;
+      for (std::size_t i = 0; i < chain.size(); ++i) add(chain[i].get(), i == 0 ? "keystore" : "chain");
+    }
+    for (const auto& entry_cert : in_force->truststore.trusted)
+      if (entry_cert.cert) add(entry_cert.cert.get(), "truststore");
+  }
+  return out;
+}
+
 std::optional<config::ListenerSecurity> TlsReloader::security(const std::string& listener) const {
   std::lock_guard lock(impl_->mu);
   auto it = impl_->entries.find(listener);

@@ -16,6 +16,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "base/result.h"
 #include "config/config.h"
@@ -59,6 +60,13 @@ class TlsReloader {
   // The dynamic configs in force changed: each listener whose TLS settings they change is reloaded
   // with them (a refused one keeps its material, and says why).
   void apply_dynamic(const config::DynamicConfigs* cluster_default, const config::DynamicConfigs* this_broker);
+  // Every certificate in force: each listener's own ("keystore", then its chain's CAs as "chain") and
+  // its trusted CAs ("truststore"), for the expiry metrics.
+  struct CertificateInForce {
+    std::string listener, role, subject, serial;
+    std::int64_t not_after = 0;
+  };
+  std::vector<CertificateInForce> certificates() const;
   // The effective security in force for `listener` (DescribeConfigs), if it is a TLS listener of ours.
   std::optional<config::ListenerSecurity> security(const std::string& listener) const;
 

@@ -838,6 +838,8 @@ Result<BrokerConfig> build_broker_config(const Properties& properties) {
   c.request_receive_timeout_ms = r.integer("bulwark.request.receive.timeout.ms", 30000);
   c.ssl_expiry_warning_days = static_cast<int>(r.integer("bulwark.ssl.certificate.expiry.warning.days", 30));
   c.ssl_reload_on_file_change = r.boolean("bulwark.ssl.reload.on.file.change");
+  c.metrics_listener = trim(r.raw("metrics.listener").value_or(""));
+  c.metrics_listener_set = c.properties.find("metrics.listener") != nullptr;
   c.queued_max_request_bytes = r.integer("queued.max.request.bytes", -1);
   c.sasl_server_max_receive_size = r.int32("sasl.server.max.receive.size");
   c.connection_failed_authentication_delay_ms = r.int32("connection.failed.authentication.delay.ms");

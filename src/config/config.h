@@ -247,6 +247,8 @@ struct BrokerConfig {
   std::int64_t request_receive_timeout_ms = 30000;  // bulwark.request.receive.timeout.ms
   int ssl_expiry_warning_days = 30;                 // bulwark.ssl.certificate.expiry.warning.days
   bool ssl_reload_on_file_change = true;            // bulwark.ssl.reload.on.file.change
+  std::string metrics_listener = "http://127.0.0.1:9404";  // metrics.listener ("" = off)
+  bool metrics_listener_set = false;                // given in the file (then a bind failure stops start-up)
   std::int64_t queued_max_request_bytes = -1;       // -1 = unlimited
   std::int32_t sasl_server_max_receive_size = 524288;
   std::int32_t connection_failed_authentication_delay_ms = 100;

@@ -103,6 +103,8 @@ std::vector<KeySpec> make_specs() {
       {"bulwark.ssl.certificate.expiry.warning.days", int32, "30", S, false, 0},
       // Reload a listener when its keystore, truststore or CRL file changes (SIGHUP always reloads).
       {"bulwark.ssl.reload.on.file.change", boolean, "true", S},
+      // Prometheus metrics over HTTP (loopback by default; empty = off). Kafka exports JMX instead.
+      {"metrics.listener", string, "http://127.0.0.1:9404", S},
       {"principal.builder.class", class_name, null, N, true},
 
       // --- SASL (listener.name.<l>.<mechanism>.sasl.jaas.config for the JAAS config)

@@ -84,6 +84,11 @@ std::size_t ConnectionLimits::listener_limit(std::size_t listener) const {
   return listener < listeners_.size() ? listeners_[listener].limit : kUnlimited;
 }
 
+std::size_t ConnectionLimits::listener_open(std::size_t listener) const {
+  std::lock_guard lock(mutex_);
+  return listener < listeners_.size() ? listeners_[listener].open : 0;
+}
+
 Refusal ConnectionLimits::try_acquire(std::size_t listener, const std::string& address) {
   std::lock_guard lock(mutex_);
   Listener& l = listeners_.at(listener);

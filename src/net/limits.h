@@ -47,6 +47,7 @@ class ConnectionLimits {
   std::size_t limit_for_address(const std::string& address) const;
   std::size_t broker_limit() const { return settings_.max_connections; }
   std::size_t listener_limit(std::size_t listener) const;
+  std::size_t listener_open(std::size_t listener) const;
 
   // "::ffff:1.2.3.4" -> "1.2.3.4", other addresses in inet_ntop's form; what per-IP limits key on.
   static std::string canonical_address(const std::string& address);

@@ -274,6 +274,9 @@ class Connection : public Pollable {
     Slot& slot = slots_[sequence - first_seq_];
     if (slot.done) return;  // a second answer to the same request is ignored
     slot.done = true;
+    if (const auto& observe = loop_.server->options.on_request_done)
+      observe(peer_.listener, slot.api_key,
+              std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - slot.received));
     unqueue(std::exchange(slot.request_bytes, 0));
     slot.kind = kind;
     slot.data = std::move(data);
@@ -350,6 +353,8 @@ class Connection : public Pollable {
  private:
   struct Slot {
     bool done = false;
+    std::int16_t api_key = -1;
+    Clock::time_point received;   // when the whole request had arrived (for ServerOptions::on_request_done)
     std::size_t request_bytes = 0;  // counted in ServerImpl::queued_request_bytes until answered
     Responder::Kind kind = Responder::Kind::none;
     Bytes data;
@@ -399,6 +404,7 @@ class Connection : public Pollable {
         // A resumed session skipped verification: its certificate may have been revoked since.
         if (SSL_session_reused(ssl_.get()) && tls_->revoked(cert)) {
           const auto facts = tls::certificate_facts(cert);
+          if (const auto& observe = loop_.server->options.on_handshake_failed) observe(peer_.listener, "revoked");
           loop_.server->handshake_failures->failed(
               peer_.remote_address, where() + "revoked",
               fmt::format("listener {}: TLS session resumed by {}:{} refused: the client's certificate ({}, serial {}) "
@@ -434,6 +440,7 @@ class Connection : public Pollable {
     failure.notes = notes_.get();
     failure.own_certificate = SSL_get_certificate(ssl_.get());
     const std::string why = tls::explain_handshake_failure(failure);
+    if (const auto& observe = loop_.server->options.on_handshake_failed) observe(peer_.listener, tls::failure_class(failure));
     ERR_clear_error();
     loop_.server->handshake_failures->failed(
         peer_.remote_address, where() + why,
@@ -642,6 +649,8 @@ class Connection : public Pollable {
   void dispatch(Bytes frame) {
     const std::uint64_t seq = first_seq_ + slots_.size();
     slots_.emplace_back();
+    if (frame.size() >= 2) slots_.back().api_key = static_cast<std::int16_t>(frame[0] << 8 | frame[1]);
+    slots_.back().received = Clock::now();
     if (loop_.server->counts_queued_bytes()) slots_.back().request_bytes = frame.size();  // counted in append_body
     Responder responder(loop_.shared, peer_.connection_id, seq);
     RequestContext ctx{peer_, state_, *loop_.self, frame_limit_};
@@ -1235,6 +1244,14 @@ std::uint16_t Server::bound_port(const std::string& listener) const {
 }
 
 std::size_t Server::connection_count() const { return impl_->limits ? impl_->limits->total() : 0; }
+
+std::vector<std::pair<std::string, std::size_t>> Server::connections_per_listener() const {
+  std::vector<std::pair<std::string, std::size_t>> out;
+  if (!impl_->limits) return out;
+  for (const auto& listener : impl_->listeners)
+    out.emplace_back(listener->spec.name, impl_->limits->listener_open(listener->limit_index));
+  return out;
+}
 
 std::uint64_t Server::limit_hits(LimitKind kind) const { return impl_->reporter->hits(kind); }
 

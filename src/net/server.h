@@ -119,6 +119,10 @@ struct ServerOptions {
   std::int64_t max_queued_request_bytes = -1;
   // Limits that were hit are logged at most once per this interval each, with their count.
   std::chrono::milliseconds limit_log_interval{5000};
+  // Observers (on the connection's loop thread; keep them cheap): a request answered, from when it had
+  // arrived in full to its answer; a TLS handshake that failed, with its short class (tls::failure_class).
+  std::function<void(const std::string& listener, std::int16_t api_key, std::chrono::microseconds)> on_request_done;
+  std::function<void(const std::string& listener, std::string_view failure_class)> on_handshake_failed;
 };
 
 using TimerId = std::uint64_t;
@@ -158,6 +162,8 @@ class Server {
   void stop();
   std::uint16_t bound_port(const std::string& listener) const;  // for port 0
   std::size_t connection_count() const;
+  // Open connections per listener name.
+  std::vector<std::pair<std::string, std::size_t>> connections_per_listener() const;
   // How often `kind` of limit was hit since start() (see net/limits.h).
   std::uint64_t limit_hits(LimitKind kind) const;
 

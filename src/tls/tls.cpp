@@ -536,6 +536,30 @@ std::string subject_rfc2253(const X509* cert) {
 
 void attach_notes(SSL* ssl, HandshakeNotes* notes) { SSL_set_ex_data(ssl, notes_index(), notes); }
 
+std::string_view failure_class(const HandshakeFailure& f) {
+  const HandshakeNotes* notes = f.notes;
+  if (f.server_side && notes != nullptr && notes->first_bytes_len > 0 && notes->first_bytes[0] != 0x16) return "plaintext";
+  const int reason = f.error_code != 0 ? ERR_GET_REASON(f.error_code) : 0;
+  if (reason == SSL_R_UNSUPPORTED_PROTOCOL || reason == SSL_R_VERSION_TOO_LOW || reason == SSL_R_WRONG_SSL_VERSION ||
+      reason == SSL_R_NO_PROTOCOLS_AVAILABLE || reason == SSL_R_TLSV1_ALERT_PROTOCOL_VERSION)
+    return "protocol_version";
+  if (reason == SSL_R_PEER_DID_NOT_RETURN_A_CERTIFICATE || reason == SSL_R_TLSV13_ALERT_CERTIFICATE_REQUIRED)
+    return "no_client_certificate";
+  const long verify = notes != nullptr && notes->verify_error != X509_V_OK ? notes->verify_error : f.verify_result;
+  if (verify != X509_V_OK && (reason == SSL_R_CERTIFICATE_VERIFY_FAILED || reason == 0 || notes != nullptr)) {
+    if (is_untrusted_issuer(verify)) return "unknown_ca";
+    if (verify == X509_V_ERR_CERT_HAS_EXPIRED) return "expired";
+    if (verify == X509_V_ERR_CERT_NOT_YET_VALID) return "not_yet_valid";
+    if (verify == X509_V_ERR_CERT_REVOKED) return "revoked";
+    if (verify == X509_V_ERR_HOSTNAME_MISMATCH || verify == X509_V_ERR_IP_ADDRESS_MISMATCH) return "hostname";
+    return "other";
+  }
+  if (reason == SSL_R_NO_SHARED_CIPHER) return "no_shared_cipher";
+  if (is_alert_about_our_certificate(reason)) return "refused_by_peer";
+  if (f.ssl_error == SSL_ERROR_ZERO_RETURN || (f.ssl_error == SSL_ERROR_SYSCALL && f.error_code == 0)) return "closed";
+  return "other";
+}
+
 std::string explain_handshake_failure(const HandshakeFailure& f) {
   const HandshakeNotes* notes = f.notes;
   const char* peer = f.server_side ? "client" : "server";

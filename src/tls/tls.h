@@ -141,5 +141,8 @@ struct HandshakeFailure {
 
 // One sentence for a log line or a user: why the handshake failed, in plain words. Never secrets.
 std::string explain_handshake_failure(const HandshakeFailure& failure);
+// The same failure as a short class for metrics: plaintext, protocol_version, no_client_certificate,
+// unknown_ca, expired, not_yet_valid, revoked, hostname, no_shared_cipher, refused_by_peer, closed, other.
+std::string_view failure_class(const HandshakeFailure& failure);
 
 }  // namespace bulwark::tls
