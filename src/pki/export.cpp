@@ -78,23 +78,28 @@ Result<ExportedFiles> plan_export(Session& session, FilePlan& plan, const Export
     return make_error(ErrorKind::corrupt, "the key of " + request.name + " does not match its certificate");
   }
 
+  // DIR/ca's intermediate and root, or the chain an ACME server sent (pki/pki.h, issuer_chain).
+  auto issuers = issuer_chain(session, request.name);
+  if (!issuers) return issuers.error();
   keystore::KeyStore keys;
   keystore::PrivateKeyEntry entry;
   entry.alias = request.name;
   entry.key = share(key->get());
   entry.chain.push_back(share(cert->get()));
-  entry.chain.push_back(share(session.intermediate.get()));
-  entry.chain.push_back(share(session.root.get()));
+  for (const auto& issuer : *issuers) entry.chain.push_back(share(issuer.get()));
   keys.keys.push_back(std::move(entry));
   keystore::KeyStore trust;
-  trust.trusted.push_back({kTrustAlias, share(session.root.get())});
+  trust.trusted.push_back({kTrustAlias, share(issuers->back().get())});
 
   auto cert_pem = crypto::certificate_pem(cert->get());
-  auto intermediate_pem = crypto::certificate_pem(session.intermediate.get());
-  auto root_pem = crypto::certificate_pem(session.root.get());
-  if (!cert_pem || !intermediate_pem || !root_pem) return make_error(ErrorKind::internal, "cannot write PEM");
-  std::string chain = *cert_pem + *intermediate_pem + *root_pem;
-  std::string bundle = *intermediate_pem + *root_pem;
+  if (!cert_pem) return make_error(ErrorKind::internal, "cannot write PEM");
+  std::string bundle;
+  for (const auto& issuer : *issuers) {
+    auto pem = crypto::certificate_pem(issuer.get());
+    if (!pem) return make_error(ErrorKind::internal, "cannot write PEM");
+    bundle += *pem;
+  }
+  std::string chain = *cert_pem + bundle;
 
   ExportedFiles files;
   const auto& out = request.out;
@@ -119,8 +124,8 @@ Result<ExportedFiles> plan_export(Session& session, FilePlan& plan, const Export
     plan.write(files.truststore, std::string(as_chars(*truststore)), kPublicFileMode, request.force);
     described = std::string(format_name(request.format)) + (request.legacy_pkcs12 && !jks ? " (legacy 3DES form)" : "") +
                 " keystore " + display(files.keystore) + " (mode 0600; alias " + name +
-                ", key + chain of 3: leaf, intermediate, root) and truststore " + display(files.truststore) +
-                " (root CA as trusted entry \"" + kTrustAlias + "\")";
+                ", key + chain of " + std::to_string(issuers->size() + 1) + ": leaf, then its issuers) and truststore " +
+                display(files.truststore) + " (the chain's top CA as trusted entry \"" + kTrustAlias + "\")";
   }
   bool pem = request.format == ExportFormat::pem;
   if (pem || request.pem_copies) {

@@ -10,6 +10,7 @@
 #include <cstring>
 #include <cstdio>
 #include <nlohmann/json.hpp>
+#include <openssl/pem.h>
 
 #include "base/files.h"
 #include "pki/crypto.h"
@@ -226,7 +227,9 @@ Result<X509Ptr> load_certificate(const fs::path& path) {
 }  // namespace
 
 Result<Session> Session::open(const fs::path& dir, const std::string& ca_key_password) {
-  if (!exists(dir))
+  std::error_code exists_error;
+  const bool external_only = !exists(dir) && fs::exists(dir / "state.json", exists_error);
+  if (!exists(dir) && !external_only)
     return make_error(ErrorKind::not_found, "no PKI in " + display(dir) + ": run `bulwark pki init --dir " +
                                                 display(dir) + "` first");
   Session session;
@@ -245,6 +248,11 @@ Result<Session> Session::open(const fs::path& dir, const std::string& ca_key_pas
   auto state = parse_state(*text, display(dir / "state.json"));
   if (!state) return state.error();
   session.state = std::move(*state);
+  if (external_only) {  // only certificates from an ACME server so far (record_external)
+    session.signing_key_error = display(dir) + " has no CA of its own, only certificates from an ACME server: run "
+                                "`bulwark pki init --dir " + display(dir) + "` to add one (it keeps them)";
+    return session;
+  }
   auto root = load_certificate(session.ca_dir() / "root.crt");
   if (!root) return root.error();
   auto intermediate = load_certificate(session.ca_dir() / "intermediate.crt");
@@ -277,6 +285,34 @@ Status Session::require_signing_key() const {
 // ---------------------------------------------------------------------------------------------------
 // Planning
 
+namespace {
+
+// A DIR that so far holds only external certificates keeps them when it gets a CA; any other init
+// starts from an empty index.
+Status keep_external_records(Session& session, const fs::path& dir) {
+  session.state = PkiState{};
+  std::error_code ec;
+  if (Session::exists(dir) || !fs::exists(dir / "state.json", ec)) return Status::success();
+  auto text = read_file(dir / "state.json");
+  if (!text) return text.error();
+  auto state = parse_state(*text, display(dir / "state.json"));
+  if (!state) return state.error();
+  session.state.issued = std::move(state->issued);
+  session.state.serials = std::move(state->serials);
+  return Status::success();
+}
+
+bool is_external(const Session& session, const std::string& name) {
+  std::error_code ec;
+  return fs::exists(external_marker(session.dir, name), ec);
+}
+
+Error external_refusal(const std::string& name, const std::string& verb) {
+  return invalid(name + " came from an ACME server, not from this PKI's CA: " + verb);
+}
+
+}  // namespace
+
 Status plan_init(Session& session, FilePlan& plan, const InitOptions& options) {
   for (const auto& field : options.subject)
     if (field.type == "CN")
@@ -287,7 +323,7 @@ Status plan_init(Session& session, FilePlan& plan, const InitOptions& options) {
     return invalid("the intermediate CA (" + std::to_string(options.intermediate_days) +
                    " days) cannot outlive the root CA (" + std::to_string(options.root_days) + " days)");
   session.dir = options.dir;
-  session.state = PkiState{};
+  BULWARK_TRY(keep_external_records(session, options.dir));
   session.state.key_type = key_type_name(options.key_type);
   session.state.subject = options.subject;
 
@@ -455,6 +491,7 @@ Status plan_issue(Session& session, FilePlan& plan, const IssueRequest& request)
   bool overwrite = request.force || request.renewal;
   plan.write(folder / "cert.pem", *cert_pem, kPublicFileMode, overwrite);
   plan.write(folder / "chain.pem", chain, kPublicFileMode, overwrite);
+  plan.remove(external_marker(session.dir, request.name));  // it is ours now, not an ACME server's
   std::optional<std::string> key_pem;
   if (write_key) {
     auto text = crypto::private_key_pem(subject_key);
@@ -603,6 +640,8 @@ Result<Outcome> renew(const RenewOptions& options) {
   if (!session) return session.error();
   IssuedRecord* record = session->state.find(options.name);
   if (!record) return make_error(ErrorKind::not_found, "no certificate named " + options.name + " in " + display(options.dir));
+  if (is_external(*session, options.name))
+    return external_refusal(options.name, "renew it with `bulwark pki acme renew " + options.name + " ...`");
   auto folder = session->issued_dir(options.name);
   auto cert = load_certificate(folder / "cert.pem");
   if (!cert) return cert.error();
@@ -688,6 +727,8 @@ Result<Outcome> revoke(const RevokeOptions& options) {
   if (!session) return session.error();
   IssuedRecord* record = session->state.find(options.name);
   if (!record) return make_error(ErrorKind::not_found, "no certificate named " + options.name + " in " + display(options.dir));
+  if (is_external(*session, options.name))
+    return external_refusal(options.name, "revoke it at that server (this CA's CRL cannot list it)");
   auto wanted = serials_to_revoke(*record, options);
   if (!wanted) return wanted.error();
   std::vector<std::string> fresh;
@@ -724,6 +765,120 @@ Result<Outcome> crl(const CrlOptions& options) {
   FilePlan plan;
   BULWARK_TRY(plan_crl(*session, plan, options.days, options.out, options.force));
   BULWARK_TRY(plan.commit());
+  return Outcome{std::move(plan.messages)};
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Certificates from another CA
+
+namespace {
+
+// Every certificate in PEM text, in order.
+Result<std::vector<X509Ptr>> parse_certificate_chain(const std::string& pem, const std::string& source) {
+  BioPtr bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
+  std::vector<X509Ptr> out;
+  while (X509* cert = PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr)) out.emplace_back(cert);
+  ERR_clear_error();  // the loop ends on "no start line"
+  if (out.empty()) return make_error(ErrorKind::corrupt, source + " holds no PEM certificate");
+  return out;
+}
+
+}  // namespace
+
+fs::path external_marker(const fs::path& dir, const std::string& name) { return dir / "issued" / name / "acme.json"; }
+
+Result<std::vector<X509Ptr>> issuer_chain(const Session& session, const std::string& name) {
+  std::vector<X509Ptr> out;
+  if (!is_external(session, name)) {
+    BULWARK_TRY(session.root && session.intermediate
+                    ? Status::success()
+                    : Status(make_error(ErrorKind::not_found, display(session.dir) + " has no CA of its own")));
+    out.push_back(share(session.intermediate.get()));
+    out.push_back(share(session.root.get()));
+    return out;
+  }
+  auto path = session.issued_dir(name) / "chain.pem";
+  auto text = read_file(path);
+  if (!text) return text.error();
+  auto chain = parse_certificate_chain(*text, display(path));
+  if (!chain) return chain.error();
+  if (chain->size() < 2) return make_error(ErrorKind::corrupt, display(path) + " holds the leaf but no issuer");
+  for (std::size_t i = 1; i < chain->size(); ++i) out.push_back(std::move((*chain)[i]));
+  return out;
+}
+
+Result<Outcome> record_external(const ExternalCertificate& certificate) {
+  BULWARK_TRY(validate_cert_name(certificate.name));
+  auto chain = parse_certificate_chain(certificate.chain_pem, "the certificate chain of " + certificate.name);
+  if (!chain) return chain.error();
+  if (chain->size() < 2) return invalid("the certificate chain of " + certificate.name + " has no issuer");
+  auto key = crypto::parse_private_key(certificate.key_pem, "the key of " + certificate.name);
+  if (!key) return key.error();
+  X509* leaf = chain->front().get();
+  if (X509_check_private_key(leaf, key->get()) != 1) {
+    openssl_errors();
+    return invalid("the certificate issued for " + certificate.name + " is not for its key");
+  }
+  auto key_type = crypto::key_type_of(key->get());
+  if (!key_type) return key_type.error();
+  std::error_code ec;
+  if (!fs::exists(certificate.dir / "state.json", ec)) {  // first use of DIR: an index, no CA
+    Session fresh;
+    fresh.dir = certificate.dir;
+    FilePlan plan;
+    plan.write(certificate.dir / ".lock", "", kPrivateFileMode, true);
+    fresh.save(plan);
+    BULWARK_TRY(plan.commit());
+  }
+  auto session = Session::open(certificate.dir);
+  if (!session) return session.error();
+
+  IssuedRecord record;
+  record.name = certificate.name;
+  record.kind = CertKind::broker;
+  record.serial = crypto::serial_hex(leaf);
+  record.subject = crypto::name_rfc2253(X509_get_subject_name(leaf));
+  record.common_name = crypto::common_name(X509_get_subject_name(leaf));
+  record.sans = crypto::certificate_sans(leaf);
+  record.key_type = key_type_name(*key_type);
+  record.not_after = crypto::not_after(leaf);
+  int seconds_valid = 0, days_valid = 0;
+  ASN1_TIME_diff(&days_valid, &seconds_valid, X509_get0_notBefore(leaf), X509_get0_notAfter(leaf));
+  record.days = std::max(1, days_valid + (seconds_valid > 0 ? 1 : 0));
+  IssuedRecord* existing = session->state.find(certificate.name);
+  if (existing) {
+    record.superseded = existing->superseded;
+    if (!existing->serial.empty() && existing->serial != record.serial) record.superseded.push_back(existing->serial);
+    *existing = record;
+  } else {
+    session->state.issued.push_back(record);
+  }
+  session->state.serials.insert(record.serial);
+
+  auto leaf_pem = crypto::certificate_pem(leaf);
+  if (!leaf_pem) return leaf_pem.error();
+  std::string chain_pem = *leaf_pem;
+  for (std::size_t i = 1; i < chain->size(); ++i) {
+    auto pem = crypto::certificate_pem((*chain)[i].get());
+    if (!pem) return pem.error();
+    chain_pem += *pem;
+  }
+  auto key_pem = crypto::private_key_pem(key->get());
+  if (!key_pem) return key_pem.error();
+  auto folder = session->issued_dir(certificate.name);
+  FilePlan plan;
+  plan.write(folder / "cert.pem", *leaf_pem, kPublicFileMode, true);
+  plan.write(folder / "chain.pem", chain_pem, kPublicFileMode, true);
+  plan.write(folder / "key.pem", *key_pem, kPrivateFileMode, true);
+  plan.write(external_marker(certificate.dir, certificate.name), certificate.marker_json, kPublicFileMode, true);
+  session->save(plan);
+  BULWARK_TRY(plan.commit());
+  plan.messages.push_back("Stored " + certificate.name + " \"" + record.subject + "\" (serial " + record.serial + ", " +
+                          record.key_type + ", valid until " + format_date(record.not_after) + ", chain of " +
+                          std::to_string(chain->size()) + "): " + display(folder / "cert.pem") + ", " +
+                          display(folder / "chain.pem") + ", key " + display(folder / "key.pem") + " (mode 0600)");
+  if (existing && !record.superseded.empty())
+    plan.messages.push_back("It replaces serial " + record.superseded.back());
   return Outcome{std::move(plan.messages)};
 }
 

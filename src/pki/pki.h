@@ -19,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#include "base/openssl.h"
 #include "base/result.h"
 #include "pki/parse.h"
 
@@ -148,5 +149,25 @@ struct BootstrapOptions {
   std::optional<int> node_configs_base_port;
 };
 Result<Outcome> bootstrap(const BootstrapOptions& options);
+
+// --- Certificates from another CA (an ACME server such as Let's Encrypt). `pki acme` files them under
+// DIR/issued/NAME like the PKI's own (cert.pem, key.pem 0600, chain.pem = leaf then the chain the CA
+// sent) and records NAME in state.json, so `pki list` and `pki export` work for them. The file
+// DIR/issued/NAME/acme.json marks such a name (and keeps what renewing needs). DIR needs no CA of its
+// own: without one it holds only such certificates, and `pki init` later keeps them.
+struct ExternalCertificate {
+  fs::path dir = "pki";
+  std::string name;
+  std::string chain_pem;    // leaf first, then its issuers
+  std::string key_pem;      // the leaf's private key
+  std::string marker_json;  // contents of DIR/issued/NAME/acme.json
+};
+Result<Outcome> record_external(const ExternalCertificate& certificate);
+fs::path external_marker(const fs::path& dir, const std::string& name);
+
+struct Session;
+// The certificates above NAME's leaf in an exported chain, nearest first; the last is what a
+// truststore holds. DIR/ca's intermediate and root, or for an external name those its CA sent.
+Result<std::vector<X509Ptr>> issuer_chain(const Session& session, const std::string& name);
 
 }  // namespace bulwark::pki
