@@ -24,9 +24,11 @@
 #include <vector>
 
 #include "base/log.h"
+#include "bench_certs.h"
 #include "net/server.h"
 
 using namespace bulwark;
+using bench::make_cert;
 using Clock = std::chrono::steady_clock;
 
 namespace {
@@ -35,30 +37,6 @@ struct Pki {
   EvpPkeyPtr ca_key, server_key;
   X509Ptr ca, server;
 };
-
-X509Ptr make_cert(const char* cn, EVP_PKEY* key, X509* issuer, EVP_PKEY* issuer_key, long serial, const char* san) {
-  X509Ptr cert(X509_new());
-  X509_set_version(cert.get(), 2);
-  ASN1_INTEGER_set(X509_get_serialNumber(cert.get()), serial);
-  X509_gmtime_adj(X509_getm_notBefore(cert.get()), -3600);
-  X509_gmtime_adj(X509_getm_notAfter(cert.get()), 3600L * 24);
-  X509_NAME_add_entry_by_txt(X509_get_subject_name(cert.get()), "CN", MBSTRING_ASC,
-                             reinterpret_cast<const unsigned char*>(cn), -1, -1, 0);
-  X509_set_issuer_name(cert.get(), issuer ? X509_get_subject_name(issuer) : X509_get_subject_name(cert.get()));
-  X509_set_pubkey(cert.get(), key);
-  X509V3_CTX ctx;
-  X509V3_set_ctx_nodb(&ctx);
-  X509V3_set_ctx(&ctx, issuer ? issuer : cert.get(), cert.get(), nullptr, nullptr, 0);
-  auto add = [&](int nid, const char* value) {
-    X509_EXTENSION* ext = X509V3_EXT_conf_nid(nullptr, &ctx, nid, value);
-    X509_add_ext(cert.get(), ext, -1);
-    X509_EXTENSION_free(ext);
-  };
-  add(NID_basic_constraints, issuer ? "critical,CA:FALSE" : "critical,CA:TRUE");
-  if (san) add(NID_subject_alt_name, san);
-  X509_sign(cert.get(), issuer ? issuer_key : key, EVP_sha256());
-  return cert;
-}
 
 Pki make_pki() {
   Pki p;

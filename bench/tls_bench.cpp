@@ -9,42 +9,18 @@
 // The ratios worth reading are in bench/README.md: handshakes per second per core against the
 // issue's goal of 2,000, and resumption against a full handshake.
 #include <benchmark/benchmark.h>
-#include <openssl/x509v3.h>
 #include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
 
+#include "bench_certs.h"
 #include "security/keystore.h"
 #include "tls/tls.h"
 
 using namespace bulwark;
 
 namespace {
-
-X509Ptr make_cert(const char* cn, EVP_PKEY* key, X509* issuer, EVP_PKEY* issuer_key, long serial, bool ca) {
-  X509Ptr cert(X509_new());
-  X509_set_version(cert.get(), 2);
-  ASN1_INTEGER_set(X509_get_serialNumber(cert.get()), serial);
-  X509_gmtime_adj(X509_getm_notBefore(cert.get()), -3600);
-  X509_gmtime_adj(X509_getm_notAfter(cert.get()), 3600L * 24 * 300);
-  X509_NAME_add_entry_by_txt(X509_get_subject_name(cert.get()), "CN", MBSTRING_ASC,
-                             reinterpret_cast<const unsigned char*>(cn), -1, -1, 0);
-  X509_set_issuer_name(cert.get(), issuer ? X509_get_subject_name(issuer) : X509_get_subject_name(cert.get()));
-  X509_set_pubkey(cert.get(), key);
-  X509V3_CTX ctx;
-  X509V3_set_ctx_nodb(&ctx);
-  X509V3_set_ctx(&ctx, issuer ? issuer : cert.get(), cert.get(), nullptr, nullptr, 0);
-  auto add = [&](int nid, const char* value) {
-    X509_EXTENSION* ext = X509V3_EXT_conf_nid(nullptr, &ctx, nid, value);
-    X509_add_ext(cert.get(), ext, -1);
-    X509_EXTENSION_free(ext);
-  };
-  add(NID_basic_constraints, ca ? "critical,CA:TRUE" : "critical,CA:FALSE");
-  if (!ca) add(NID_subject_alt_name, "IP:127.0.0.1");
-  X509_sign(cert.get(), issuer ? issuer_key : key, EVP_sha256());
-  return cert;
-}
 
 EvpPkeyPtr make_key(bool rsa) { return EvpPkeyPtr(rsa ? EVP_RSA_gen(2048) : EVP_EC_gen("P-256")); }
 
@@ -53,9 +29,9 @@ struct Material {
   X509Ptr ca, server, client;
   explicit Material(bool rsa)
       : ca_key(make_key(rsa)), server_key(make_key(rsa)), client_key(make_key(rsa)) {
-    ca = make_cert("Bench CA", ca_key.get(), nullptr, nullptr, 1, true);
-    server = make_cert("bench-broker", server_key.get(), ca.get(), ca_key.get(), 2, false);
-    client = make_cert("bench-client", client_key.get(), ca.get(), ca_key.get(), 3, false);
+    ca = bench::make_cert("Bench CA", ca_key.get(), nullptr, nullptr, 1, nullptr);
+    server = bench::make_cert("bench-broker", server_key.get(), ca.get(), ca_key.get(), 2, "IP:127.0.0.1");
+    client = bench::make_cert("bench-client", client_key.get(), ca.get(), ca_key.get(), 3, "IP:127.0.0.1");
   }
   tls::TlsSettings side(EVP_PKEY* key, X509* cert) const {
     tls::TlsSettings s;

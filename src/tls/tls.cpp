@@ -332,9 +332,10 @@ std::string explain_refused_by_peer(const HandshakeFailure& f, int reason) {
   }
   std::string sans;
   for (const auto& san : own.sans) sans += (sans.empty() ? "" : ", ") + san;
+  const char* alert = ERR_reason_error_string(ERR_PACK(ERR_LIB_SSL, 0, reason));  // null before OpenSSL loads its strings
   return fmt::format("the {} refused {} ({}): most often the host it dialled is not among our SANs ({}), or it does not "
                      "trust our CA ({})",
-                     peer, ours, ERR_reason_error_string(ERR_PACK(ERR_LIB_SSL, 0, reason)),
+                     peer, ours, alert != nullptr ? alert : "an alert about our certificate",
                      sans.empty() ? "none" : sans, own.issuer.empty() ? "?" : own.issuer);
 }
 
@@ -609,7 +610,8 @@ std::string explain_handshake_failure(const HandshakeFailure& f) {
   }
   if (reason == SSL_R_WRONG_VERSION_NUMBER || reason == SSL_R_HTTP_REQUEST || reason == SSL_R_PACKET_LENGTH_TOO_LONG ||
       reason == SSL_R_UNKNOWN_PROTOCOL) {
-    return fmt::format("the {} does not speak TLS ({})", peer, ERR_reason_error_string(f.error_code));
+    const char* text = ERR_reason_error_string(f.error_code);
+    return fmt::format("the {} does not speak TLS ({})", peer, text != nullptr ? text : "not a TLS record");
   }
   if (f.ssl_error == SSL_ERROR_ZERO_RETURN || (f.ssl_error == SSL_ERROR_SYSCALL && f.error_code == 0)) {
     if (f.sys_errno == ECONNRESET) return fmt::format("the {} reset the connection during the TLS handshake", peer);

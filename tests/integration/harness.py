@@ -222,5 +222,26 @@ class Broker:
         return f"127.0.0.1:{self.ports[listener]}"
 
 
+def signed_with_dates(pki, work, start, end):
+    """(chain, key) for CN=broker-1 (SANs localhost, 127.0.0.1) from the PKI's intermediate CA, valid
+    start..end (YYYYMMDDHHMMSSZ), made by `openssl ca` as an operator would: `pki issue` cannot make an
+    expired or future certificate. chain = leaf then intermediate."""
+    work.mkdir()
+    (work / "index.txt").write_text("")
+    (work / "serial").write_text("1000\n")
+    (work / "ca.cnf").write_text(
+        "[ca]\ndefault_ca=d\n[d]\ndatabase=index.txt\nnew_certs_dir=.\nserial=serial\ndefault_md=sha256\n"
+        "policy=p\ncopy_extensions=copy\nunique_subject=no\n[p]\ncommonName=supplied\n")
+    run("openssl", "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+        "-keyout", work / "key.pem", "-out", work / "req.csr", "-subj", "/CN=broker-1",
+        "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1")
+    run("openssl", "ca", "-config", "ca.cnf", "-batch", "-notext", "-cert", pki.dir / "ca/intermediate.crt",
+        "-keyfile", pki.dir / "ca/intermediate.key", "-in", "req.csr", "-out", "cert.pem",
+        "-startdate", start, "-enddate", end, cwd=work)
+    chain = work / "chain.pem"
+    chain.write_text((work / "cert.pem").read_text() + (pki.dir / "ca/intermediate.crt").read_text())
+    return chain, work / "key.pem"
+
+
 def have(tool):
     return shutil.which(tool) is not None

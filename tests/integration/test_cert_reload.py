@@ -11,7 +11,7 @@ import uuid
 
 import clients
 import kafka_wire
-from harness import BIN, PASSWORD, Broker, Pki, run, wait_for
+from harness import BIN, PASSWORD, Broker, Pki, run, signed_with_dates, wait_for
 
 API_VERSIONS = kafka_wire.request(18, 0, 1, b"")
 
@@ -198,31 +198,17 @@ def test_revoke_after_renew_takes_the_superseded_serial(tmp_path):
     assert f"Serial Number: {old}" in crl and f"Serial Number: {new}" not in crl
 
 
-def signed_with_dates(pki, tmp_path, start, end):
-    """A PEM keystore (key + chain) for CN=broker-1 from the intermediate CA, valid start..end
-    (YYYYMMDDHHMMSSZ), made by `openssl ca` as an operator would."""
-    work = tmp_path / "openssl-ca"
-    work.mkdir()
-    (work / "index.txt").write_text("")
-    (work / "serial").write_text("1000\n")
-    (work / "ca.cnf").write_text(
-        "[ca]\ndefault_ca=d\n[d]\ndatabase=index.txt\nnew_certs_dir=.\nserial=serial\ndefault_md=sha256\n"
-        "policy=p\ncopy_extensions=copy\nunique_subject=no\n[p]\ncommonName=supplied\n")
-    run("openssl", "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-        "-keyout", work / "key.pem", "-out", work / "req.csr", "-subj", "/CN=broker-1",
-        "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1")
-    run("openssl", "ca", "-config", "ca.cnf", "-batch", "-notext", "-cert", pki.dir / "ca/intermediate.crt",
-        "-keyfile", pki.dir / "ca/intermediate.key", "-in", "req.csr", "-out", "cert.pem",
-        "-startdate", start, "-enddate", end, cwd=work)
-    keystore = work / "keystore.pem"
-    keystore.write_text((work / "key.pem").read_text() + (work / "cert.pem").read_text() +
-                        (pki.dir / "ca/intermediate.crt").read_text())
+def pem_keystore_with_dates(pki, tmp_path, start, end):
+    """A PEM keystore (key, then the chain) for CN=broker-1 valid start..end."""
+    chain, key = signed_with_dates(pki, tmp_path / "openssl-ca", start, end)
+    keystore = tmp_path / "keystore.pem"
+    keystore.write_text(key.read_text() + chain.read_text())
     return keystore
 
 
 def test_an_expired_certificate_of_our_own_stops_start_up(tmp_path):
     pki = Pki(tmp_path, clients=())
-    expired = signed_with_dates(pki, tmp_path, "20200101000000Z", "20210101000000Z")
+    expired = pem_keystore_with_dates(pki, tmp_path, "20200101000000Z", "20210101000000Z")
     broker = Broker(tmp_path, pki, extra={"ssl.keystore.type": "PEM", "ssl.keystore.location": str(expired)})
     broker.write_config()
     cluster_id = run(BIN, "storage", "random-uuid").stdout.strip()
