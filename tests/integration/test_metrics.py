@@ -13,10 +13,15 @@ from harness import Broker, Pki, free_port_block, run, wait_for
 
 
 def scrape(port):
+    """The exposition, after Prometheus' own client library has parsed all of it."""
+    from prometheus_client.parser import text_string_to_metric_families
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as answer:
         assert answer.status == 200
         assert answer.headers["Content-Type"].startswith("text/plain; version=0.0.4")
-        return answer.read().decode()
+        text = answer.read().decode()
+    families = {family.name: family for family in text_string_to_metric_families(text)}
+    assert families["bulwark_request_total_time_ms"].type == "histogram"
+    return text
 
 
 def value(text, series):

@@ -67,6 +67,30 @@ def test_the_unit_is_notify_reloads_with_sighup_and_is_hardened(package):
         assert "Unknown key" not in result.stderr and "Invalid" not in result.stderr, result.stderr
 
 
+def test_the_package_installs_and_its_unit_verifies(package):
+    """As root (CI's fresh machine): dpkg installs it, the maintainer script makes the user and the data
+    dir, systemd-analyze verifies the installed unit, and purging takes the user away again."""
+    deb, _, _ = package
+    if os.geteuid() != 0 or subprocess.run(["sh", "-c", "command -v systemd-analyze"], capture_output=True).returncode:
+        pytest.skip("needs root and systemd-analyze")
+    if subprocess.run(["dpkg-query", "-W", "bulwark"], capture_output=True).returncode == 0:
+        pytest.skip("a bulwark package is already installed on this machine; not touching it")
+    run("dpkg", "-i", deb)
+    try:
+        assert run("/usr/bin/bulwark", "--version").stdout.startswith("bulwark ")
+        assert run("getent", "passwd", "bulwark").stdout.split(":")[6].strip() == "/usr/sbin/nologin"
+        data = Path("/var/lib/bulwark")
+        assert data.is_dir() and data.stat().st_mode & 0o777 == 0o750
+        assert run("stat", "-c", "%U", data).stdout.strip() == "bulwark"
+        verify = subprocess.run(["systemd-analyze", "verify", "--man=no", "/usr/lib/systemd/system/bulwark.service"],
+                                capture_output=True, text=True)
+        assert verify.returncode == 0, verify.stdout + verify.stderr
+    finally:
+        subprocess.run(["dpkg", "--purge", "bulwark"], capture_output=True)
+    assert subprocess.run(["getent", "passwd", "bulwark"], capture_output=True).returncode != 0
+    assert not Path("/usr/bin/bulwark").exists()
+
+
 def example_config(root, tmp_path):
     """The packaged example, pointed at keystores `pki bootstrap` made and at free loopback ports."""
     pki = tmp_path / "pki"
