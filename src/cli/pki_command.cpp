@@ -1,13 +1,16 @@
 // `bulwark pki ...`: the CA, issuing, exporting, listing, renewing and revoking certificates. The verbs
 // only parse flags and print; the work is in src/pki (pki/pki.h).
 #include <cstdio>
+#include <chrono>
 #include <ctime>
+#include <thread>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "cli/command.h"
 #include "pki/pki.h"
+#include "pki/rotate.h"
 
 namespace {
 
@@ -305,6 +308,58 @@ void add_pki_commands(CLI::App& app) {
       options.reason = *reason;
       if (auto failed = flags->ca_key_password.read_into(options.ca_key_password)) return *failed;
       return report(pki::revoke(options));
+    });
+  }
+
+  // --- rotate-ca
+  {
+    auto* cmd = group->add_subcommand(
+        "rotate-ca", "Replace the CA with overlapping trust: 1 trust a new CA too, 2 reissue every certificate from "
+                     "it, 3 drop the old one (each phase rewrites every export; running brokers reload them)");
+    struct Flags {
+      std::string dir = "./pki";
+      int phase = 0;
+      bool new_root = false;
+      double wait_seconds = 10;
+      PasswordFlags password;
+      CaKeyPasswordFlag ca_key_password;
+    };
+    auto flags = std::make_shared<Flags>();
+    flags->password.add(cmd);
+    flags->ca_key_password.add(cmd);
+    cmd->add_option("--dir", flags->dir, "PKI state directory")->capture_default_str();
+    cmd->add_option("--phase", flags->phase, "Run only this phase (1, 2 or 3); without it, every phase that is left")
+        ->check(CLI::Range(1, 3));
+    cmd->add_flag("--new-root", flags->new_root, "Phase 1 makes a new root CA too, not only a new intermediate");
+    cmd->add_option("--wait", flags->wait_seconds,
+                    "Seconds between phases run at once, for every node to reload before the next one")
+        ->capture_default_str();
+    cmd->footer("Without --password-file, DIR/bootstrap.password (written by pki bootstrap) opens the keystores.");
+    cli::set_action(cmd, [flags] {
+      pki::RotateOptions options;
+      options.dir = flags->dir;
+      options.new_root = flags->new_root;
+      auto password = flags->password.get();
+      if (!password) return fail(password.error());
+      options.password = *password;
+      if (!flags->password.given()) {
+        if (auto stored = pki::read_password_file(options.dir / "bootstrap.password")) options.password = *stored;
+      }
+      if (auto failed = flags->ca_key_password.read_into(options.ca_key_password)) return *failed;
+      auto next = pki::next_rotation_phase(options.dir);
+      if (!next) return fail(next.error());
+      const int last = flags->phase != 0 ? flags->phase : 3;
+      for (int phase = flags->phase != 0 ? flags->phase : *next; phase <= last; ++phase) {
+        options.phase = phase;
+        if (int code = report(pki::rotate_ca(options)); code != 0) return code;
+        options.new_root = false;
+        if (phase < last) {
+          std::printf("Waiting %.0f s for every node to reload before phase %d\n", flags->wait_seconds, phase + 1);
+          std::fflush(stdout);
+          std::this_thread::sleep_for(std::chrono::duration<double>(flags->wait_seconds));
+        }
+      }
+      return 0;
     });
   }
 

@@ -59,6 +59,17 @@ Result<EvpPkeyPtr> issued_key(Session& session, const std::string& name) {
   return crypto::parse_private_key(*text, display(path));
 }
 
+// Remembered in state.json so that a CA rotation can write the same files again.
+void record_export(PkiState& state, const ExportRequest& request) {
+  ExportRecord record{request.name, format_name(request.format), request.out.string(), request.legacy_pkcs12,
+                      request.pem_copies, !request.password.empty()};
+  for (auto& c : record.format) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  std::erase_if(state.exports, [&](const ExportRecord& e) {
+    return e.name == record.name && e.out == record.out && e.format == record.format;
+  });
+  state.exports.push_back(std::move(record));
+}
+
 Result<ExportedFiles> plan_export(Session& session, FilePlan& plan, const ExportRequest& request) {
   IssuedRecord* record = session.state.find(request.name);
   if (!record)
@@ -90,6 +101,11 @@ Result<ExportedFiles> plan_export(Session& session, FilePlan& plan, const Export
   keys.keys.push_back(std::move(entry));
   keystore::KeyStore trust;
   trust.trusted.push_back({kTrustAlias, share(issuers->back().get())});
+  // During a CA rotation the other root is trusted too (pki rotate-ca).
+  const bool own = !is_external(session, request.name);
+  if (own)
+    for (std::size_t i = 0; i < session.extra_roots.size(); ++i)
+      trust.trusted.push_back({std::string(kTrustAlias) + "-" + std::to_string(i + 2), share(session.extra_roots[i].get())});
 
   auto cert_pem = crypto::certificate_pem(cert->get());
   if (!cert_pem) return make_error(ErrorKind::internal, "cannot write PEM");
@@ -100,6 +116,13 @@ Result<ExportedFiles> plan_export(Session& session, FilePlan& plan, const Export
     bundle += *pem;
   }
   std::string chain = *cert_pem + bundle;
+  if (own)
+    for (const auto& extra : session.extra_roots) {
+      auto pem = crypto::certificate_pem(extra.get());
+      if (!pem) return make_error(ErrorKind::internal, "cannot write PEM");
+      bundle += *pem;
+    }
+  record_export(session.state, request);
 
   ExportedFiles files;
   const auto& out = request.out;
@@ -221,6 +244,29 @@ Status check_store_password(const std::string& password) {
   return Status::success();
 }
 
+Status plan_reexport(Session& session, FilePlan& plan, const std::string& password) {
+  const auto exports = session.state.exports;  // plan_export updates the list as it goes
+  for (const auto& record : exports) {
+    if (!session.state.find(record.name)) continue;  // issued no more
+    if (record.encrypted && password.empty())
+      return invalid("the " + record.format + " export of " + record.name + " in " + record.out +
+                     " is protected by a password: give it with --password-file");
+    auto format = parse_export_format(record.format);
+    if (!format) return format.error();
+    ExportRequest request;
+    request.name = record.name;
+    request.format = *format;
+    request.password = record.encrypted ? password : std::string();
+    request.legacy_pkcs12 = record.legacy_pkcs12;
+    request.out = record.out;
+    request.force = true;
+    request.pem_copies = record.pem_copies;
+    auto files = plan_export(session, plan, request);
+    if (!files) return files.error();
+  }
+  return Status::success();
+}
+
 Result<Outcome> export_credentials(const ExportOptions& options) {
   BULWARK_TRY(validate_cert_name(options.name));
   if (options.format != ExportFormat::pem) BULWARK_TRY(check_store_password(options.password));
@@ -236,6 +282,7 @@ Result<Outcome> export_credentials(const ExportOptions& options) {
   FilePlan plan;
   auto files = plan_export(*session, plan, request);
   if (!files) return files.error();
+  session->save(plan);
   BULWARK_TRY(plan.commit());
   return Outcome{std::move(plan.messages)};
 }

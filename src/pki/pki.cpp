@@ -155,6 +155,10 @@ std::string Session::state_json() const {
   for (const auto& r : state.revoked)
     revoked.push_back({{"serial", r.serial}, {"name", r.name}, {"revoked_at", r.revoked_at},
                        {"reason", revocation_reason_name(r.reason)}});
+  json exports = json::array();
+  for (const auto& e : state.exports)
+    exports.push_back({{"name", e.name}, {"format", e.format}, {"out", e.out}, {"legacy_pkcs12", e.legacy_pkcs12},
+                       {"pem_copies", e.pem_copies}, {"encrypted", e.encrypted}});
   json doc = {{"version", 1},
               {"key_type", state.key_type},
               {"subject", format_subject(state.subject)},
@@ -162,7 +166,10 @@ std::string Session::state_json() const {
               {"crl_number", state.crl_number},
               {"serials", json(std::vector<std::string>(state.serials.begin(), state.serials.end()))},
               {"issued", issued},
-              {"revoked", revoked}};
+              {"revoked", revoked},
+              {"exports", exports},
+              {"rotation_phase", state.rotation_phase},
+              {"ca_generation", state.ca_generation}};
   return doc.dump(2) + "\n";
 }
 
@@ -203,6 +210,18 @@ Result<PkiState> parse_state(const std::string& text, const std::string& source)
       state.serials.insert(r.serial);
       state.issued.push_back(std::move(r));
     }
+    for (const auto& item : doc.value("exports", json::array())) {
+      ExportRecord e;
+      e.name = item.at("name").get<std::string>();
+      e.format = item.value("format", "pem");
+      e.out = item.value("out", "");
+      e.legacy_pkcs12 = item.value("legacy_pkcs12", false);
+      e.pem_copies = item.value("pem_copies", false);
+      e.encrypted = item.value("encrypted", false);
+      state.exports.push_back(std::move(e));
+    }
+    state.rotation_phase = doc.value("rotation_phase", 0);
+    state.ca_generation = doc.value("ca_generation", 1);
     for (const auto& item : doc.value("revoked", json::array())) {
       RevokedSerial r;
       r.serial = item.at("serial").get<std::string>();
@@ -234,6 +253,7 @@ Result<Session> Session::open(const fs::path& dir, const std::string& ca_key_pas
                                                 display(dir) + "` first");
   Session session;
   session.dir = dir;
+  session.ca_key_password = ca_key_password;
   int fd = ::open((dir / ".lock").c_str(), O_CREAT | O_RDWR | O_CLOEXEC, kPrivateFileMode);
   if (fd < 0 || ::flock(fd, LOCK_EX) != 0) {
     if (fd >= 0) ::close(fd);
@@ -261,6 +281,23 @@ Result<Session> Session::open(const fs::path& dir, const std::string& ca_key_pas
   if (!key_text) return key_text.error();
   session.root = std::move(*root);
   session.intermediate = std::move(*intermediate);
+  for (const char* during_rotation : {"next", "previous"}) {
+    const auto path = session.ca_dir() / during_rotation / "root.crt";
+    if (!fs::exists(path, exists_error)) continue;
+    auto extra = load_certificate(path);
+    if (!extra) return extra.error();
+    if (X509_cmp(extra->get(), session.root.get()) != 0) session.extra_roots.push_back(std::move(*extra));
+  }
+  if (const auto previous = session.ca_dir() / "previous"; fs::exists(previous / "intermediate.key", exists_error)) {
+    auto cert = load_certificate(previous / "intermediate.crt");
+    if (!cert) return cert.error();
+    auto text = read_file(previous / "intermediate.key");
+    if (!text) return text.error();
+    auto key = crypto::parse_private_key(*text, display(previous / "intermediate.key"), ca_key_password);
+    if (!key) return key.error();
+    session.previous_intermediate = std::move(*cert);
+    session.previous_intermediate_key = std::move(*key);
+  }
   if (crypto::is_encrypted_private_key_pem(*key_text) && ca_key_password.empty()) {
     session.signing_key_error = "the CA key " + display(session.ca_dir() / "intermediate.key") +
                                 " is encrypted: give its passphrase with --ca-key-password-file FILE";
@@ -275,6 +312,11 @@ Result<Session> Session::open(const fs::path& dir, const std::string& ca_key_pas
   }
   session.intermediate_key = std::move(*key);
   return session;
+}
+
+bool is_external(const Session& session, const std::string& name) {
+  std::error_code ec;
+  return fs::exists(external_marker(session.dir, name), ec);
 }
 
 Status Session::require_signing_key() const {
@@ -300,11 +342,6 @@ Status keep_external_records(Session& session, const fs::path& dir) {
   session.state.issued = std::move(state->issued);
   session.state.serials = std::move(state->serials);
   return Status::success();
-}
-
-bool is_external(const Session& session, const std::string& name) {
-  std::error_code ec;
-  return fs::exists(external_marker(session.dir, name), ec);
 }
 
 Error external_refusal(const std::string& name, const std::string& verb) {
@@ -549,6 +586,20 @@ Status plan_issue(Session& session, FilePlan& plan, const IssueRequest& request)
   return Status::success();
 }
 
+namespace {
+
+// The CRL of the intermediate before a rotation (phase 2), "" when there is none.
+Result<std::string> previous_intermediate_crl(const Session& session, const std::vector<crypto::RevokedEntry>& entries,
+                                              std::time_t now, int days) {
+  if (!session.previous_intermediate || !session.previous_intermediate_key) return std::string();
+  auto crl = crypto::make_crl(session.previous_intermediate.get(), session.previous_intermediate_key.get(), entries,
+                              session.state.crl_number, now - 60, now + std::time_t{days} * 86400);
+  if (!crl) return crl.error();
+  return crypto::crl_pem(crl->get());
+}
+
+}  // namespace
+
 Status plan_crl(Session& session, FilePlan& plan, int days, const std::optional<fs::path>& copy_to, bool force) {
   BULWARK_TRY(session.require_signing_key());
   if (days < 1) return invalid("--days must be at least 1");
@@ -561,6 +612,10 @@ Status plan_crl(Session& session, FilePlan& plan, int days, const std::optional<
   if (!crl) return crl.error();
   auto pem = crypto::crl_pem(crl->get());
   if (!pem) return pem.error();
+  // Mid-rotation the previous intermediate's certificates are still trusted: its CRL goes along.
+  auto previous = previous_intermediate_crl(session, entries, now, days);
+  if (!previous) return previous.error();
+  *pem += *previous;
   plan.write(session.dir / "crl.pem", *pem, kPublicFileMode, true);
   if (copy_to) {
     plan.write(*copy_to / "crl.pem", *pem, kPublicFileMode, force);
@@ -635,14 +690,12 @@ Result<std::vector<IssuedInfo>> list(const fs::path& dir) {
   return out;
 }
 
-Result<Outcome> renew(const RenewOptions& options) {
-  auto session = Session::open(options.dir, options.ca_key_password);
-  if (!session) return session.error();
-  IssuedRecord* record = session->state.find(options.name);
+Status plan_renewal(Session& session, FilePlan& plan, const RenewOptions& options) {
+  IssuedRecord* record = session.state.find(options.name);
   if (!record) return make_error(ErrorKind::not_found, "no certificate named " + options.name + " in " + display(options.dir));
-  if (is_external(*session, options.name))
+  if (is_external(session, options.name))
     return external_refusal(options.name, "renew it with `bulwark pki acme renew " + options.name + " ...`");
-  auto folder = session->issued_dir(options.name);
+  auto folder = session.issued_dir(options.name);
   auto cert = load_certificate(folder / "cert.pem");
   if (!cert) return cert.error();
   IssueRequest request;
@@ -655,7 +708,6 @@ Result<Outcome> renew(const RenewOptions& options) {
   auto old_type = parse_key_type(record->key_type);
   request.key_type = options.key_type.value_or(old_type ? *old_type : KeyType::ec_p256);
   EvpPkeyPtr kept;
-  FilePlan plan;
   if (record->from_csr) {
     // The private key never came here: certify the same public key again.
     if (options.key_type) return invalid(options.name + " was signed from a CSR; its key type cannot change here");
@@ -672,8 +724,16 @@ Result<Outcome> renew(const RenewOptions& options) {
     plan.messages.push_back("Keeping the key in " + display(folder / "key.pem"));
   }
   bool was_revoked = record->revoked;
-  BULWARK_TRY(plan_issue(*session, plan, request));
+  BULWARK_TRY(plan_issue(session, plan, request));
   if (was_revoked) plan.messages.push_back("The revoked serial stays on the CRL; the new certificate is not revoked");
+  return Status::success();
+}
+
+Result<Outcome> renew(const RenewOptions& options) {
+  auto session = Session::open(options.dir, options.ca_key_password);
+  if (!session) return session.error();
+  FilePlan plan;
+  BULWARK_TRY(plan_renewal(*session, plan, options));
   plan.messages.push_back("Run `bulwark pki export " + options.name + "` again to refresh its keystores");
   BULWARK_TRY(plan.commit());
   return Outcome{std::move(plan.messages)};

@@ -65,6 +65,18 @@ struct RevokedSerial {
   int reason = 0;
 };
 
+// Where `pki export` (or bootstrap) wrote a name's keystores, so that a CA rotation can write them again.
+// No password is kept: rotate-ca is given it.
+struct ExportRecord {
+  std::string name;
+  std::string format;  // "pem", "pkcs12" or "jks"
+  std::string out;     // the directory
+  bool legacy_pkcs12 = false;
+  bool pem_copies = false;
+  bool encrypted = false;  // a password protects it (always for pkcs12 and jks)
+  bool operator==(const ExportRecord&) const = default;
+};
+
 struct PkiState {
   std::string key_type;
   std::vector<SubjectField> subject;
@@ -73,6 +85,10 @@ struct PkiState {
   std::set<std::string> serials;  // every serial this CA ever used
   std::vector<IssuedRecord> issued;
   std::vector<RevokedSerial> revoked;
+  std::vector<ExportRecord> exports;
+  // pki rotate-ca: 0 none under way, 1 the new CA is trusted too, 2 the leaves are reissued from it.
+  int rotation_phase = 0;
+  int ca_generation = 1;  // CA names after the first rotation say "G2", "G3", ...
 
   IssuedRecord* find(const std::string& name);
   bool is_revoked(const std::string& serial) const;
@@ -86,7 +102,14 @@ struct Session {
   PkiState state;
   X509Ptr root;
   X509Ptr intermediate;
+  // Roots trusted besides `root` while a CA rotation is under way (DIR/ca/next, DIR/ca/previous).
+  std::vector<X509Ptr> extra_roots;
+  // Phase 2 of a rotation: the intermediate before, whose certificates are still trusted, and so still
+  // revocable (its CRL goes into crl.pem too). Null otherwise.
+  X509Ptr previous_intermediate;
+  EvpPkeyPtr previous_intermediate_key;
   EvpPkeyPtr intermediate_key;  // null when it is encrypted and no password was given
+  std::string ca_key_password;  // as given to open(), for the other CA keys a rotation uses
   std::string signing_key_error;  // why intermediate_key is null
   // Certificates and keys made during this run, by name (export reads these before the disk).
   std::map<std::string, X509Ptr> new_certs;
@@ -105,6 +128,9 @@ struct Session {
   std::string state_json() const;
   void save(FilePlan& plan) const;
 };
+
+// Whether NAME came from an ACME server (DIR/issued/NAME/acme.json), not from this PKI's CA.
+bool is_external(const Session& session, const std::string& name);
 
 // Planning steps (no file is written until the plan commits).
 Status plan_init(Session& session, FilePlan& plan, const InitOptions& options);
@@ -125,6 +151,13 @@ struct IssueRequest {
   bool renewal = false;
 };
 Status plan_issue(Session& session, FilePlan& plan, const IssueRequest& request);
+// Writes every export state.json remembers again (a CA rotation changed the chain or the trust).
+// `password` opens the password-protected ones.
+Status plan_reexport(Session& session, FilePlan& plan, const std::string& password);
+
+// Reissues options.name from the session's CA: same kind, subject and SANs; a new key unless keep_key
+// (or it was signed from a CSR: then the same public key).
+Status plan_renewal(Session& session, FilePlan& plan, const RenewOptions& options);
 Status plan_crl(Session& session, FilePlan& plan, int days, const std::optional<fs::path>& copy_to = {},
                 bool force = false);
 
