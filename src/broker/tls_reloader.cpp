@@ -453,9 +453,10 @@ void TlsReloader::apply_dynamic(const config::DynamicConfigs* cluster_default, c
 std::vector<TlsReloader::CertificateInForce> TlsReloader::certificates() const {
   std::vector<CertificateInForce> out;
   std::lock_guard lock(impl_->mu);
-  for (const auto& [name, entry] : impl_->entries) {
+  for (const auto& [listener, entry] : impl_->entries) {
     auto in_force = entry.in_force();
     if (!in_force || !entry.server) continue;
+    const std::string& name = listener;  // clang 14 cannot capture a structured binding
     auto add = [&](const X509* cert, const char* role) {
       const auto facts = tls::certificate_facts(cert);
       out.push_back({name, role, facts.subject, facts.serial, facts.not_after});

@@ -64,11 +64,12 @@ Properties with_dynamic_configs(Properties properties, const DynamicConfigs* clu
                                 const DynamicConfigs* this_broker) {
   for (const auto* layer : {cluster_defaults, this_broker}) {
     if (layer == nullptr) continue;
-    for (const auto& [key, value] : *layer) {
+    for (const auto& entry : *layer) {
+      const std::string& key = entry.first;  // a named reference: clang 14 cannot capture a structured binding
       auto it = std::find_if(properties.entries.begin(), properties.entries.end(),
                              [&](const Property& p) { return p.key == key; });
-      if (it != properties.entries.end()) it->value = value;
-      else properties.entries.push_back({key, value, 0});
+      if (it != properties.entries.end()) it->value = entry.second;
+      else properties.entries.push_back({key, entry.second, 0});
     }
   }
   return properties;
