@@ -28,14 +28,6 @@ std::string hex(std::string_view bytes) {
   return out;
 }
 
-std::string format_time(std::time_t when) {
-  std::tm tm{};
-  gmtime_r(&when, &tm);
-  char text[32];
-  std::strftime(text, sizeof text, "%Y-%m-%d %H:%M:%SZ", &tm);
-  return text;
-}
-
 // ---------------------------------------------------------------------------------------------------
 // The account
 
@@ -422,7 +414,7 @@ Result<pki::Outcome> renew(const Options& given) {
     auto decision = renewal_decision(as_time_t(X509_get0_notBefore(cert)), as_time_t(X509_get0_notAfter(cert)),
                                      std::time(nullptr), window);
     if (!decision.due)
-      return pki::Outcome{{options.name + " is not due for renewal until " + format_time(decision.renew_at) + ": " +
+      return pki::Outcome{{options.name + " is not due for renewal until " + utc(decision.renew_at) + ": " +
                            decision.reason + " (use --force to renew now)"}};
     log::info("acme: {} is due for renewal: {}", options.name, decision.reason);
   }

@@ -1,16 +1,11 @@
 #include "acme/renewal.h"
 
 #include <cstdio>
+#include <ctime>
 
 #include "acme/jws.h"
 
 namespace bulwark::acme {
-
-std::time_t two_thirds_point(std::time_t not_before, std::time_t not_after) {
-  return not_before + (not_after - not_before) * 2 / 3;
-}
-
-namespace {
 
 std::string utc(std::time_t when) {
   std::tm tm{};
@@ -20,7 +15,9 @@ std::string utc(std::time_t when) {
   return text;
 }
 
-}  // namespace
+std::time_t two_thirds_point(std::time_t not_before, std::time_t not_after) {
+  return not_before + (not_after - not_before) * 2 / 3;
+}
 
 RenewalDecision renewal_decision(std::time_t not_before, std::time_t not_after, std::time_t now,
                                  const std::optional<RenewalWindow>& ari_window) {

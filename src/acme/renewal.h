@@ -12,6 +12,9 @@
 
 namespace bulwark::acme {
 
+// "2025-01-02 04:00:00Z", as the renewal messages print times.
+std::string utc(std::time_t when);
+
 // not_before + 2/3 of the lifetime.
 std::time_t two_thirds_point(std::time_t not_before, std::time_t not_after);
 
