@@ -473,7 +473,14 @@ struct Broker::Impl {
     if (cfg.metrics_listener.empty()) return Status::success();
     auto address = metrics::parse_listener(cfg.metrics_listener);
     if (!address.ok()) return address.error();
-    auto endpoint = metrics::Endpoint::start(*address, [this] { return state.metrics.registry().render(); });
+    std::optional<metrics::EndpointTls> endpoint_tls;
+    if (address->https) {
+      auto material = metrics_tls(*address);
+      if (!material.ok()) return material.error();
+      endpoint_tls = std::move(*material);
+    }
+    auto endpoint = metrics::Endpoint::start(*address, [this] { return state.metrics.registry().render(); },
+                                             std::move(endpoint_tls));
     if (!endpoint.ok()) {
       if (cfg.metrics_listener_set) return endpoint.error();
       log::warn("{}; metrics are not served (set metrics.listener to another address, or empty to turn this off)",
@@ -481,8 +488,35 @@ struct Broker::Impl {
       return Status::success();
     }
     metrics_endpoint = std::move(*endpoint);
-    log::info("metrics on http://{}:{}/metrics", address->host, metrics_endpoint->port());
+    log::info("metrics on {}://{}:{}/metrics", address->https ? "https" : "http", address->host,
+              metrics_endpoint->port());
     return Status::success();
+  }
+
+  // An https:// metrics listener serves with metrics.ssl.listener.name's material (default: the first
+  // TLS listener of this node), so it is reloaded with that listener.
+  Result<metrics::EndpointTls> metrics_tls(const metrics::ListenerAddress& address) const {
+    const auto& cfg = state.config;
+    std::string name = cfg.properties.get("metrics.ssl.listener.name").value_or("");
+    if (name.empty()) {
+      for (const auto& l : cfg.listeners) {
+        if (config::uses_tls(l.protocol) && tls->server_context(l.listener)) {
+          name = l.listener;
+          break;
+        }
+      }
+    }
+    auto context = name.empty() ? nullptr : tls->server_context(name);
+    if (!context) {
+      return make_error(ErrorKind::invalid_argument,
+                        fmt::format("metrics.listener=https://{}:{} needs the keystore of a TLS listener of this node, "
+                                    "and {}; set metrics.ssl.listener.name to an SSL or SASL_SSL listener",
+                                    address.host, address.port,
+                                    name.empty() ? "there is none" : "listener " + name + " is not one"));
+    }
+    auto client_auth = tls::parse_client_auth(cfg.properties.get("metrics.ssl.client.auth").value_or("none"));
+    if (!client_auth.ok()) return client_auth.error();
+    return metrics::EndpointTls{context, *client_auth};
   }
 
   void run_maintenance() {

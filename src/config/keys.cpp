@@ -105,6 +105,10 @@ std::vector<KeySpec> make_specs() {
       {"bulwark.ssl.reload.on.file.change", boolean, "true", S},
       // Prometheus metrics over HTTP (loopback by default; empty = off). Kafka exports JMX instead.
       {"metrics.listener", string, "http://127.0.0.1:9404", S},
+      // An https:// metrics.listener serves with this listener's keystore (default: the first TLS
+      // listener), reloaded with it, and asks scrapers for a certificate as metrics.ssl.client.auth says.
+      {"metrics.ssl.listener.name", string, null, S},
+      {"metrics.ssl.client.auth", string, "none", S, false, kNoMin, kLongMax, {"none", "requested", "required"}, true},
       {"principal.builder.class", class_name, null, N, true},
 
       // --- SASL (listener.name.<l>.<mechanism>.sasl.jaas.config for the JAAS config)

@@ -9,7 +9,7 @@ import urllib.request
 import uuid
 
 import clients
-from harness import Broker, Pki, free_port_block, run, wait_for
+from harness import BIN, PASSWORD, Broker, Pki, free_port_block, run, wait_for
 
 
 def scrape(port):
@@ -148,3 +148,74 @@ def test_an_explicit_metrics_listener_that_cannot_bind_stops_start_up(tmp_path):
         broker.stop()
         holder.close()
     assert f"cannot listen on 127.0.0.1:{taken} for metrics" in broker.log_text()
+
+
+def https_scrape(port, pki, client=None):
+    """GET /metrics over TLS, verifying the broker certificate against the PKI's CA; (status, serial)."""
+    import ssl
+    context = ssl.create_default_context(cafile=str(pki.ca))
+    if client:
+        cert, key, _ = pki.pem(client)
+        context.load_cert_chain(str(cert), str(key))
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
+        with context.wrap_socket(raw, server_hostname="localhost") as sock:
+            serial = int(sock.getpeercert()["serialNumber"], 16)
+            sock.sendall(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\n\r\n")
+            answer = b""
+            while chunk := sock.recv(65536):
+                answer += chunk
+    return answer.split(b" ", 2)[1].decode(), serial
+
+
+def certificate_serial(pki):
+    return int(run("openssl", "x509", "-in", pki.dir / "issued/broker-1/cert.pem", "-noout",
+                   "-serial").stdout.strip().removeprefix("serial="), 16)
+
+
+def test_metrics_over_https_ask_for_a_client_certificate_and_follow_a_reload(tmp_path):
+    import signal
+    import ssl
+    pki = Pki(tmp_path, clients=("admin-1",))
+    port = free_port_block(range(1))
+    broker = Broker(tmp_path, pki, extra={
+        "metrics.listener": f"https://127.0.0.1:{port}",
+        "metrics.ssl.listener.name": "MTLS",
+        "metrics.ssl.client.auth": "required",
+    }).start()
+    try:
+        status, serial = https_scrape(port, pki, client="admin-1")
+        assert status == "200"
+        assert serial == certificate_serial(pki)
+        try:
+            https_scrape(port, pki)
+            raise AssertionError("a scraper without a certificate was served")
+        except (ssl.SSLError, ConnectionError, IndexError):
+            pass
+        wait_for("the refused scrape logged", lambda: "metrics: TLS handshake from 127.0.0.1 failed" in broker.log_text())
+
+        # A renewed keystore, picked up on SIGHUP by the MTLS listener, serves metrics too.
+        run(BIN, "pki", "renew", "broker-1", "--dir", pki.dir)
+        run(BIN, "pki", "export", "broker-1", "--format", "pkcs12", "--password", PASSWORD, "--dir", pki.dir,
+            "--out", pki.exports["broker-1"], "--force")
+        renewed = certificate_serial(pki)
+        broker.proc.send_signal(signal.SIGHUP)
+        wait_for("the renewed certificate on the metrics listener",
+                 lambda: https_scrape(port, pki, client="admin-1") == ("200", renewed))
+    finally:
+        broker.stop()
+
+
+def test_an_https_metrics_listener_without_a_tls_listener_is_refused(tmp_path):
+    pki = Pki(tmp_path, clients=())
+    port = free_port_block(range(1))
+    broker = Broker(tmp_path, pki, extra={"metrics.listener": f"https://127.0.0.1:{port}",
+                                          "metrics.ssl.listener.name": "PLAINTEXT"})
+    try:
+        broker.start()
+        raise AssertionError("the broker started with an https metrics listener on a plaintext listener")
+    except AssertionError as e:
+        if "started with" in str(e):
+            raise
+    finally:
+        broker.stop()
+    assert "listener PLAINTEXT is not one; set metrics.ssl.listener.name" in broker.log_text()

@@ -53,7 +53,8 @@ TEST(MetricsEndpoint, ParsesTheListenerUrl) {
   EXPECT_EQ(ok->host, "127.0.0.1");
   EXPECT_EQ(ok->port, 9404);
   EXPECT_EQ(parse_listener("http://[::1]:0/")->host, "::1");
-  EXPECT_NE(parse_listener("https://x:1").error().message.find("HTTPS is not supported yet"), std::string::npos);
+  EXPECT_TRUE(parse_listener("https://127.0.0.1:9405")->https);
+  EXPECT_FALSE(ok->https);
   EXPECT_NE(parse_listener("127.0.0.1:9404").error().message.find("must start with http://"), std::string::npos);
   EXPECT_NE(parse_listener("http://host:99999").error().message.find("port is not a number"), std::string::npos);
 }
