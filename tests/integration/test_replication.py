@@ -26,6 +26,9 @@ from harness import BIN, run, wait_for
 FAST = {"replica.lag.time.max.ms": "3000", "replica.fetch.wait.max.ms": "200", "replica.fetch.backoff.ms": "200",
         "auto.leader.rebalance.enable": "false"}
 NONE, REQUEST_TIMED_OUT, NOT_ENOUGH_REPLICAS, ELECTION_NOT_NEEDED = 0, 7, 19, 84
+# A node that comes back starts, registers, catches up and rejoins the ISR: on a loaded 2-core CI
+# machine running other cluster tests beside this one, that can take longer than wait_for's 40 s.
+CATCH_UP_S = 120
 
 
 def admin_client(cluster, node):
@@ -186,7 +189,8 @@ def test_acknowledged_records_survive_two_leader_failures(tmp_path):
         # preferred-leader election (kafka-leader-election.sh) gives it the leadership back.
         cluster.start([old_leader])
         survivor_admin = admin_client(cluster, survivors[0])
-        wait_for("the restarted node back in the ISR", lambda: len(partition_state(survivor_admin, topic)[2]) == 3)
+        wait_for("the restarted node back in the ISR", lambda: len(partition_state(survivor_admin, topic)[2]) == 3,
+                 timeout=CATCH_UP_S)
         assert elect_preferred_leader(cluster, survivors[0], topic) == NONE
         wait_for("the preferred leader back", lambda: partition_state(survivor_admin, topic)[0] == old_leader.node_id)
         assert elect_preferred_leader(cluster, survivors[0], topic) == ELECTION_NOT_NEEDED
@@ -242,7 +246,7 @@ def test_acks_all_waits_for_the_isr_and_min_insync_replicas_holds(tmp_path):
         finally:
             os.kill(stalled.proc.pid, signal.SIGCONT)
         # It starts its replica over at the leader's log start, catches up and rejoins the ISR.
-        wait_for("the follower back in the ISR", lambda: len(partition_state(admin, topic)[2]) == 3)
+        wait_for("the follower back in the ISR", lambda: len(partition_state(admin, topic)[2]) == 3, timeout=CATCH_UP_S)
         assert "restarting the replica there" in stalled.log_text()
         assert produce(cluster, leader, topic, [b"g"], acks=-1)[0] == NONE
         assert latest_offset(cluster, leader, topic) == 6
@@ -272,7 +276,8 @@ def test_min_insync_replicas_refuses_writes_with_two_brokers_down(tmp_path):
         assert produce(cluster, leader, topic, [b"refused again"], acks=-1)[0] == NOT_ENOUGH_REPLICAS
 
         cluster.start([down[0]])
-        wait_for("the restarted broker back in the ISR", lambda: len(partition_state(admin, topic)[2]) == 2)
+        wait_for("the restarted broker back in the ISR", lambda: len(partition_state(admin, topic)[2]) == 2,
+                 timeout=CATCH_UP_S)
         assert produce(cluster, leader, topic, [b"b"], acks=-1)[0] == NONE
         assert consume_all(cluster, [leader], topic) == ["a", "b"]
     finally:
