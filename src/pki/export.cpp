@@ -462,6 +462,8 @@ Result<Outcome> bootstrap(const BootstrapOptions& options) {
     made.push_back("client " + client + ": " + display(rdkafka_path) + " (librdkafka/kcat), " + display(java_path) +
                    " (Java)");
   }
+  // The exports are recorded in the state, so that `pki rotate-ca` writes these stores again.
+  session.save(plan);
   BULWARK_TRY(plan.commit());
   auto messages = std::move(plan.messages);
   messages.push_back("Summary: " + std::to_string(options.brokers.size()) + " broker(s) and " +

@@ -402,6 +402,12 @@ def test_bootstrap_makes_everything(tmp_path, fmt):
     message = fails("bootstrap", "--dir", d, "--broker", "kafka-3=localhost", "--client", "admin-1", "--format", fmt)
     assert "already issued" in message
     assert tree(d) == before
+    if fmt == "pem":
+        # Bootstrap's stores are remembered like `pki export`'s: a CA rotation writes them again.
+        pki("rotate-ca", "--dir", d, "--phase", "1", "--new-root")
+        for name in ("kafka-1", "kafka-2", "admin-1", "client-1"):
+            ca = (d / "export" / name / "ca.pem").read_text()
+            assert ca.count("BEGIN CERTIFICATE") == 3, f"{name}: {ca.count('BEGIN CERTIFICATE')} CA certificates"
 
 
 def test_bootstrap_with_password_file(tmp_path):
