@@ -18,14 +18,9 @@ namespace {
 
 using namespace bulwark;
 
+using cli::fail;
 using cli::kBrokerError;
 using cli::kUsageError;
-
-int fail(const Error& error) {
-  std::fprintf(stderr, "error: %s\n", error.message.c_str());
-  // Bad flags or settings are usage errors; everything after we started talking is the broker's side.
-  return error.kind == ErrorKind::invalid_argument ? kUsageError : kBrokerError;
-}
 
 struct AclFlags {
   client::ConnectionFlags connection;

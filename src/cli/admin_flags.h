@@ -1,4 +1,4 @@
-// What `bulwark acl` and `bulwark scram` share: the connection flags of Kafka's admin tools
+// What the admin tools (`bulwark acl`, `scram`, `topics`, `groups`, ...) share: the connection flags of Kafka's admin tools
 // (--bootstrap-server, PEM --ca/--cert/--key, or --command-config with Kafka client properties), the
 // connection made from them, and the exit codes.
 #pragma once
@@ -26,15 +26,30 @@ inline void add_admin_connection_flags(CLI::App* cmd, client::ConnectionFlags& f
                   "Kafka client properties file (security.protocol, ssl.*, sasl.*), as " + kafka_tool + " takes it");
 }
 
-// Connects; notes about ignored properties go to stderr. exit_code says whose fault a failure is.
+// Prints the error and returns the exit code it deserves: bad flags or settings are usage errors;
+// everything after we started talking is the broker's side.
+inline int fail(const Error& error) {
+  std::fprintf(stderr, "error: %s\n", error.message.c_str());
+  return error.kind == ErrorKind::invalid_argument ? kUsageError : kBrokerError;
+}
+
+// The settings the flags make; notes about ignored properties go to stderr.
+inline Result<client::ClientSettings> admin_settings(const client::ConnectionFlags& flags) {
+  auto settings = client::settings_from_flags(flags);
+  if (settings) {
+    for (const auto& note : settings->notes) std::fprintf(stderr, "note: %s\n", note.c_str());
+  }
+  return settings;
+}
+
+// Connects to one broker. exit_code says whose fault a failure is.
 inline Result<std::unique_ptr<client::AdminConnection>> connect_admin(const client::ConnectionFlags& flags,
                                                                       int& exit_code) {
-  auto settings = client::settings_from_flags(flags);
+  auto settings = admin_settings(flags);
   if (!settings) {
     exit_code = kUsageError;
     return settings.error();
   }
-  for (const auto& note : settings->notes) std::fprintf(stderr, "note: %s\n", note.c_str());
   auto connection = client::AdminConnection::connect(*settings);
   if (!connection) exit_code = kBrokerError;
   return connection;

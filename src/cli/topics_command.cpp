@@ -20,13 +20,9 @@ namespace {
 
 using namespace bulwark;
 
+using cli::fail;
 using cli::kBrokerError;
 using cli::kUsageError;
-
-int fail(const Error& error) {
-  std::fprintf(stderr, "error: %s\n", error.message.c_str());
-  return error.kind == ErrorKind::invalid_argument ? kUsageError : kBrokerError;
-}
 
 struct TopicsFlags {
   client::ConnectionFlags connection;
