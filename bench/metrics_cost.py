@@ -4,11 +4,13 @@
 a second (Prometheus' usual interval is 15-60 s, so this is 15x or more), and scraped 20 times a second.
 Every produce request already counts into the registry either way (there is no switch that turns
 the counting off), so what differs is the scrape: rendering the exposition, taking the counters'
-locks, and the per-topic and per-partition collectors. Reported: produce MB/s and broker CPU-seconds
-per GB for each, best of BENCH_REPS (3), and the ratios against the unscraped run.
+locks, and the per-topic and per-partition collectors. Reported: the broker CPU one scrape costs
+(200 scrapes of an idle broker), then produce MB/s and broker CPU-seconds per GB for each variant,
+best of BENCH_REPS (3), and the ratios against the unscraped run.
 
 Builds nothing; BULWARK_BIN and BULWARK_LOADGEN as for bench/broker_bench.py, whose helpers this uses.
-BENCH_MESSAGES (200000), BENCH_SIZE (1024), BENCH_TOPICS (20: more series for each scrape to render).
+BENCH_METRICS_MESSAGES (1500000 a run, a few seconds, so that a run sees scrapes), BENCH_SIZE (1024),
+BENCH_TOPICS (20: more series for each scrape to render).
 Not a test: numbers to look at."""
 import os
 import shutil
@@ -24,6 +26,7 @@ import broker_bench as bench  # noqa: E402  (finds the binaries, imports the tes
 
 REPS = int(os.environ.get("BENCH_REPS", "3"))
 TOPICS = int(os.environ.get("BENCH_TOPICS", "20"))
+MESSAGES = int(os.environ.get("BENCH_METRICS_MESSAGES", "1500000"))
 SCRAPES_PER_SECOND = {"not scraped": 0, "scraped 1/s": 1, "scraped 20/s": 20}
 
 
@@ -45,7 +48,7 @@ def produce(broker, topic, per_second, port):
     if scraper:
         scraper.start()
     try:
-        result = bench.loadgen("produce", broker, "PLAINTEXT", topic, "--messages", bench.MESSAGES, "--size",
+        result = bench.loadgen("produce", broker, "PLAINTEXT", topic, "--messages", MESSAGES, "--size",
                                bench.SIZE, "--acks", "1", "--compression", "none")
     finally:
         if scraper:
@@ -53,8 +56,25 @@ def produce(broker, topic, per_second, port):
             scraper.join()
     result["scrapes"] = scraper.scrapes if scraper else 0
     result["exposition_bytes"] = scraper.bytes // max(scraper.scrapes, 1) if scraper else 0
-    result["cpu_s_per_gb"] = result["broker_cpu_s"] / (bench.MESSAGES * bench.SIZE / 1e9)
+    result["cpu_s_per_gb"] = result["broker_cpu_s"] / (MESSAGES * bench.SIZE / 1e9)
+    delete_topic(broker, topic)  # each run writes GBs: give the disk back
     return result
+
+
+def delete_topic(broker, topic):
+    from confluent_kafka.admin import AdminClient
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap("PLAINTEXT")})
+    admin.delete_topics([topic], operation_timeout=30)[topic].result(timeout=60)
+
+
+def scrape_cost(broker, port, count=200):
+    """(broker CPU ms per scrape, exposition bytes) on an idle broker."""
+    cpu0 = bench.cpu_seconds(broker.proc.pid)
+    size = 0
+    for _ in range(count):
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as answer:
+            size = len(answer.read())
+    return (bench.cpu_seconds(broker.proc.pid) - cpu0) * 1000 / count, size
 
 
 def main():
@@ -71,13 +91,18 @@ def main():
         broker.start()
         # Other topics with data give each scrape series to render, as on a real broker.
         others = [f"filler-{i}" for i in range(TOPICS)]
-        bench.create_topics(broker, ["metrics-bench"] + others)
+        bench.create_topics(broker, others)
         for name in others:
             bench.loadgen("produce", broker, "PLAINTEXT", name, "--messages", 10, "--size", 100, "--acks", "1")
+        per_scrape_ms, size = scrape_cost(broker, port)
+        bench.say(f"one scrape of an idle broker ({TOPICS + 1} topics, {size} B of exposition): {per_scrape_ms:.2f} "
+                  f"broker CPU-ms; at one scrape a second, {per_scrape_ms / 10:.3f} % of a core")
         runs = {variant: [] for variant in SCRAPES_PER_SECOND}
         for rep in range(REPS):  # interleaved, so background load hits every variant alike
-            for variant, per_second in SCRAPES_PER_SECOND.items():
-                r = produce(broker, "metrics-bench", per_second, port)
+            for i, (variant, per_second) in enumerate(SCRAPES_PER_SECOND.items()):
+                topic = f"metrics-bench-{rep}-{i}"
+                bench.create_topics(broker, [topic])
+                r = produce(broker, topic, per_second, port)
                 runs[variant].append(r)
                 bench.say(f"  rep {rep + 1} {variant:13s} {r['mb_per_s']:7.1f} MB/s  broker {r['cpu_s_per_gb']:.2f} "
                           f"CPU-s/GB  {r['scrapes']} scrapes of {r['exposition_bytes']} B")
