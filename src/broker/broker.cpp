@@ -22,6 +22,7 @@
 #include "config/meta_properties.h"
 #include "net/server.h"
 #include "security/keystore.h"
+#include "storage/cleaner.h"
 #include "tls/tls.h"
 #include "wire/generated/allocate_producer_ids.h"
 #include "wire/generated/alter_partition.h"
@@ -246,6 +247,7 @@ struct Broker::Impl {
   std::unique_ptr<TlsReloader> tls;
   std::unique_ptr<metrics::Endpoint> metrics_endpoint;
   std::thread maintenance;
+  std::unique_ptr<storage::LogCleaner> cleaner;  // log.cleaner.enable
   std::mutex maintenance_mu;
   std::condition_variable maintenance_cv;
   bool stopping = false;
@@ -519,6 +521,24 @@ struct Broker::Impl {
     return metrics::EndpointTls{context, *client_auth};
   }
 
+  void start_cleaner() {
+    const auto& cfg = state.config;
+    if (!cfg.log_cleaner_enable || cfg.log_cleaner_threads <= 0 || !state.logs || !state.replicas) return;
+    storage::LogCleanerOptions options;
+    options.threads = cfg.log_cleaner_threads;
+    options.backoff_ms = cfg.log_cleaner_backoff_ms;
+    options.io_bytes_per_second = cfg.log_cleaner_io_max_bytes_per_second;
+    options.dedupe_buffer_bytes = static_cast<std::size_t>(cfg.log_cleaner_dedupe_buffer_size);
+    // Only below the high watermark: what followers may still truncate is never rewritten.
+    cleaner = std::make_unique<storage::LogCleaner>(*state.logs, options,
+                                                    [this](const storage::TopicPartition& tp) -> std::optional<std::int64_t> {
+                                                      auto hosted = state.replicas->get(tp);
+                                                      if (!hosted) return std::nullopt;
+                                                      return hosted->high_watermark();
+                                                    });
+    cleaner->start();
+  }
+
   void run_maintenance() {
     const auto flush_every = std::max<std::int64_t>(
         100, std::min<std::int64_t>(state.config.log_flush_scheduler_interval_ms > 0
@@ -644,6 +664,7 @@ Status Broker::start() {
   impl_->maintenance = std::thread([this] { impl_->run_maintenance(); });
   log::info("{} {} of cluster {} started", impl_->state.config.is_broker() ? "broker" : "controller",
             impl_->state.node_id(), impl_->state.cluster_id);
+  impl_->start_cleaner();
   return Status::success();
 }
 
@@ -659,6 +680,7 @@ void Broker::stop() {
   impl_->router->stop();  // the appends that were running finish before the logs close
   {
     std::lock_guard lock(impl_->maintenance_mu);
+  if (impl_->cleaner) impl_->cleaner->stop();  // a cleaning in progress leaves a .cleaned file at most
     impl_->stopping = true;
   }
   impl_->maintenance_cv.notify_all();

@@ -54,6 +54,7 @@ enum class KafkaError : std::int16_t {
   topic_deletion_disabled = 73,
   fenced_leader_epoch = 74,
   unknown_leader_epoch = 75,
+  unsupported_compression_type = 76,
   invalid_record = 87,
   resource_not_found = 91,
   unknown_topic_id = 100,

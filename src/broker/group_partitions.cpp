@@ -229,8 +229,12 @@ void GroupCoordinators::create_topic() {
     log::warn("offsets.topic.replication.factor is {} but {} broker(s) are live: {} is created with {} cop{} of each "
               "partition, so committed offsets survive the loss of {} broker(s)",
               cfg.offsets_topic_replication_factor, live, kOffsetsTopic, factor, factor == 1 ? "y" : "ies", factor - 1);
-  // Offsets are removed by tombstones and offsets.retention.minutes, never by log retention.
-  for (const auto& [key, value] : {std::pair{"retention.ms", "-1"}, std::pair{"segment.bytes", "104857600"}}) {
+  // Offsets are removed by tombstones and offsets.retention.minutes, never by log retention; the log
+  // cleaner keeps the last commit per group and partition, so a load replays only that (as Kafka).
+  const std::string segment_bytes = std::to_string(cfg.offsets_topic_segment_bytes);
+  for (const auto& [key, value] : {std::pair<const char*, std::string>{"retention.ms", "-1"},
+                                   std::pair<const char*, std::string>{"segment.bytes", segment_bytes},
+                                   std::pair<const char*, std::string>{"cleanup.policy", "compact"}}) {
     wire::msg::CreateTopicsRequest::CreateableTopicConfig config;
     config.name = key;
     config.value = value;

@@ -12,6 +12,7 @@
 #include "wire/generated/list_offsets.h"
 #include "wire/generated/offset_for_leader_epoch.h"
 #include "wire/generated/produce.h"
+#include "wire/legacy_messages.h"
 
 namespace bulwark::broker {
 
@@ -168,6 +169,21 @@ std::optional<PendingAck> produce_to_partition(BrokerState& state, Call& call, c
 
 }  // namespace
 
+// Produce v0-v2 may carry v0/v1 message sets: they become one v2 batch before the append, as Kafka 3.7
+// converts them (nullopt: the records are v2 already; Kafka does not check the magic below v3 either).
+Result<std::optional<Bytes>> convert_legacy_records(std::int16_t version, ByteView records) {
+  if (version >= 3 || wire::first_entry_magic(records) == 2) return std::optional<Bytes>{};
+  auto batch = wire::convert_legacy_messages(records);
+  if (!batch.ok()) return batch.error();
+  return std::optional<Bytes>(std::move(*batch));
+}
+
+KafkaError legacy_error(const Error& error) {
+  if (error.kind == ErrorKind::corrupt) return KafkaError::corrupt_message;
+  if (error.kind == ErrorKind::unsupported) return KafkaError::unsupported_compression_type;
+  return KafkaError::invalid_record;
+}
+
 void handle_produce(BrokerState& state, Call& call) {
   wire::msg::ProduceRequest request;
   if (!decode_request(call, request)) return;
@@ -202,7 +218,11 @@ void handle_produce(BrokerState& state, Call& call) {
         fail(missing.error, std::move(missing.message));
       } else if (!partition_data.records || partition_data.records->empty()) {
         fail(KafkaError::invalid_record, "the produce request carries no records");
-      } else if (auto ack = produce_to_partition(state, call, *topic, *partition, *partition_data.records, request.acks, out)) {
+      } else if (auto legacy = convert_legacy_records(call.header.api_version, *partition_data.records); !legacy.ok()) {
+        fail(legacy_error(legacy.error()), legacy.error().message);
+      } else if (auto ack = produce_to_partition(state, call, *topic, *partition,
+                                                 *legacy ? ByteView(**legacy) : ByteView(*partition_data.records),
+                                                 request.acks, out)) {
         ack->partition = std::move(partition);
         delayed->add(std::move(*ack));
       }

@@ -13,8 +13,8 @@ void handle_api_versions(BrokerState&, Call&);
 // Version ranges: the old versions real clients still send (kafka-python: Metadata v0, ListOffsets v1,
 // Fetch v4; see FACTS.md) up to the newest ones whose semantics Bulwark implements.
 constexpr ServedApi kServed[] = {
-    {0, 3, 9, handle_produce, true},      // Produce: v3+ carries record batch v2
-    {1, 4, 12, handle_fetch},             // Fetch: v13+ names topics by id only
+    {0, 0, 9, handle_produce, true},      // Produce: v0-v2 message sets are converted to batch v2
+    {1, 4, 12, handle_fetch},             // Fetch: v0-v3 need down-conversion to v0/v1; v13+ names topics by id only
     {2, 1, 6, handle_list_offsets},       // ListOffsets: v7 adds max-timestamp lookups
     {3, 0, 12, handle_metadata},          // Metadata
     {8, 0, 8, handle_offset_commit, true},  // OffsetCommit: v9 is the new consumer protocol's member epoch
@@ -38,6 +38,7 @@ constexpr ServedApi kServed[] = {
     {31, 0, 3, handle_delete_acls},       // DeleteAcls
     {32, 0, 4, handle_describe_configs},  // DescribeConfigs
     {33, 0, 2, handle_alter_configs},     // AlterConfigs
+    {35, 0, 4, handle_describe_log_dirs},  // DescribeLogDirs (KIP-113)
     {36, 0, 2, handle_sasl_authenticate}, // SaslAuthenticate
     {37, 0, 3, handle_create_partitions}, // CreatePartitions
     {42, 0, 2, handle_delete_groups, true},  // DeleteGroups

@@ -11,6 +11,15 @@
 #include "broker/controller_channel.h"
 
 namespace bulwark::broker {
+namespace {
+
+// cleanup.policy (or log.cleanup.policy): a list of delete and/or compact.
+void set_cleanup_policy(storage::LogConfig& c, const std::string& list) {
+  c.compact = list.find("compact") != std::string::npos;
+  c.delete_by_retention = list.find("delete") != std::string::npos;
+}
+
+}  // namespace
 
 std::uint64_t AppendNotifier::watch(const std::vector<storage::TopicPartition>& partitions, Callback callback) {
   std::lock_guard lock(mu_);
@@ -66,6 +75,13 @@ storage::LogConfig BrokerState::default_log_config() const {
   c.flush_interval_messages = config.log_flush_interval_messages;
   c.flush_interval_ms = config.log_flush_interval_ms;
   c.max_message_bytes = config.message_max_bytes;
+  std::string policy;
+  for (const auto& p : config.log_cleanup_policy) policy += p + ",";
+  set_cleanup_policy(c, policy.empty() ? "delete" : policy);
+  c.delete_retention_ms = config.log_cleaner_delete_retention_ms;
+  c.min_cleanable_dirty_ratio = config.log_cleaner_min_cleanable_ratio;
+  c.min_compaction_lag_ms = config.log_cleaner_min_compaction_lag_ms;
+  c.max_compaction_lag_ms = config.log_cleaner_max_compaction_lag_ms;
   c.timestamp_type = config.log_message_timestamp_type == "LogAppendTime" ? storage::TimestampType::log_append_time
                                                                           : storage::TimestampType::create_time;
   return c;
@@ -89,6 +105,12 @@ storage::LogConfig BrokerState::log_config_for(const TopicInfo& topic) const {
   number("flush.messages", c.flush_interval_messages);
   number("flush.ms", c.flush_interval_ms);
   number("max.message.bytes", c.max_message_bytes);
+  number("delete.retention.ms", c.delete_retention_ms);
+  number("min.compaction.lag.ms", c.min_compaction_lag_ms);
+  number("max.compaction.lag.ms", c.max_compaction_lag_ms);
+  if (auto it = topic.configs.find("min.cleanable.dirty.ratio"); it != topic.configs.end())
+    c.min_cleanable_dirty_ratio = std::strtod(it->second.c_str(), nullptr);  // validated at creation
+  if (auto it = topic.configs.find("cleanup.policy"); it != topic.configs.end()) set_cleanup_policy(c, it->second);
   if (auto it = topic.configs.find("message.timestamp.type"); it != topic.configs.end())
     c.timestamp_type = it->second == "LogAppendTime" ? storage::TimestampType::log_append_time
                                                      : storage::TimestampType::create_time;

@@ -246,6 +246,7 @@ void handle_alter_partition_reassignments(BrokerState& state, Call& call);
 void handle_list_partition_reassignments(BrokerState& state, Call& call);
 // Consumer groups (handlers_groups.cpp, over the partitions of __consumer_offsets: group_partitions.h).
 Status open_group_coordinator(BrokerState& state);
+void handle_describe_log_dirs(BrokerState& state, Call& call);  // handlers_log_dirs.cpp
 void handle_find_coordinator(BrokerState& state, Call& call);
 void handle_join_group(BrokerState& state, Call& call);
 void handle_sync_group(BrokerState& state, Call& call);

@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <limits>
 #include <set>
 
 #include "config/config.h"
@@ -815,6 +816,23 @@ Result<BrokerConfig> build_broker_config(const Properties& properties) {
   c.compression_type = r.string("compression.type");
   c.log_message_timestamp_type = r.string("log.message.timestamp.type");
   c.log_cleanup_policy = r.list("log.cleanup.policy");
+  c.log_cleaner_enable = r.boolean("log.cleaner.enable");
+  c.log_cleaner_threads = r.int32("log.cleaner.threads");
+  c.log_cleaner_backoff_ms = r.integer("log.cleaner.backoff.ms", 15000);
+  c.log_cleaner_dedupe_buffer_size = r.integer("log.cleaner.dedupe.buffer.size", 128ll << 20);
+  c.log_cleaner_delete_retention_ms = r.integer("log.cleaner.delete.retention.ms", 86400000);
+  c.log_cleaner_min_compaction_lag_ms = r.integer("log.cleaner.min.compaction.lag.ms", 0);
+  c.log_cleaner_max_compaction_lag_ms = r.integer("log.cleaner.max.compaction.lag.ms", INT64_MAX);
+  auto real = [&](const char* key, double low, double high, const char* range, double& field) {
+    const std::string text = r.string(key);
+    char* end = nullptr;
+    const double v = std::strtod(text.c_str(), &end);
+    if (text.empty() || *end != '\0' || !(v >= low && v <= high)) return problems.add(key, range);
+    field = v;
+  };
+  real("log.cleaner.min.cleanable.ratio", 0.0, 1.0, "must be a number between 0 and 1", c.log_cleaner_min_cleanable_ratio);
+  real("log.cleaner.io.max.bytes.per.second", 1.0, std::numeric_limits<double>::max(), "must be a number of at least 1",
+       c.log_cleaner_io_max_bytes_per_second);
 
   c.message_max_bytes = r.int32("message.max.bytes");
   c.socket_request_max_bytes = r.int32("socket.request.max.bytes");
@@ -848,6 +866,7 @@ Result<BrokerConfig> build_broker_config(const Properties& properties) {
   c.offsets_topic_num_partitions = r.int32("offsets.topic.num.partitions");
   c.offsets_commit_timeout_ms = r.int32("offsets.commit.timeout.ms");
   c.offsets_retention_minutes = r.int32("offsets.retention.minutes");
+  c.offsets_topic_segment_bytes = r.int32("offsets.topic.segment.bytes");
   c.group_initial_rebalance_delay_ms = r.int32("group.initial.rebalance.delay.ms");
   c.group_min_session_timeout_ms = r.int32("group.min.session.timeout.ms");
   c.group_max_session_timeout_ms = r.int32("group.max.session.timeout.ms");

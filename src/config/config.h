@@ -231,6 +231,16 @@ struct BrokerConfig {
   std::string compression_type;
   std::string log_message_timestamp_type;
   std::vector<std::string> log_cleanup_policy;
+  // The log cleaner (storage/cleaner.h).
+  bool log_cleaner_enable = true;
+  std::int32_t log_cleaner_threads = 1;
+  std::int64_t log_cleaner_backoff_ms = 15000;
+  double log_cleaner_io_max_bytes_per_second = 1.7976931348623157e308;
+  std::int64_t log_cleaner_dedupe_buffer_size = 128ll << 20;
+  std::int64_t log_cleaner_delete_retention_ms = 86400000;
+  double log_cleaner_min_cleanable_ratio = 0.5;
+  std::int64_t log_cleaner_min_compaction_lag_ms = 0;
+  std::int64_t log_cleaner_max_compaction_lag_ms = INT64_MAX;
 
   std::int32_t message_max_bytes = 0;
   std::int32_t socket_request_max_bytes = 0;
@@ -257,6 +267,7 @@ struct BrokerConfig {
   std::int32_t offsets_topic_num_partitions = 50;
   std::int32_t offsets_retention_minutes = 0;
   std::int32_t offsets_commit_timeout_ms = 5000;
+  std::int32_t offsets_topic_segment_bytes = 104857600;
   std::int32_t group_initial_rebalance_delay_ms = 0;
   std::int32_t group_min_session_timeout_ms = 0;
   std::int32_t group_max_session_timeout_ms = 0;

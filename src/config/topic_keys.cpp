@@ -3,6 +3,7 @@
 // the same validator as server.properties, so no value can be accepted over the wire that start-up
 // would refuse.
 #include <algorithm>
+#include <cstdlib>
 
 #include "config/config.h"
 
@@ -32,9 +33,15 @@ std::vector<TopicKeySpec> make_topic_specs() {
       {{"min.insync.replicas", int32, "1", S, false, 1}, "min.insync.replicas"},
       {{"message.timestamp.type", string, "CreateTime", S, false, kNoMin, kLongMax, {"CreateTime", "LogAppendTime"}},
        "log.message.timestamp.type"},
-      // Only delete: compaction is not built yet, and a compacted topic served as a deleting one would
-      // silently lose the keys users meant to keep.
-      {{"cleanup.policy", list, "delete", S, false, kNoMin, kLongMax, {"delete"}}, "log.cleanup.policy"},
+      // compact: the log cleaner (storage/cleaner.h); delete: retention. Both: compact,delete.
+      {{"cleanup.policy", list, "delete", S, false, kNoMin, kLongMax, {"delete", "compact"}}, "log.cleanup.policy"},
+      {{"delete.retention.ms", int64, "86400000", S, false, 0}, "log.cleaner.delete.retention.ms"},
+      {{"min.compaction.lag.ms", int64, "0", S, false, 0}, "log.cleaner.min.compaction.lag.ms"},
+      {{"max.compaction.lag.ms", int64, "9223372036854775807", S, false, 1}, "log.cleaner.max.compaction.lag.ms"},
+      {{"min.cleanable.dirty.ratio", string, "0.5", S}, "log.cleaner.min.cleanable.ratio"},
+      // Old segments are unlinked at once: readers keep their open descriptors (POSIX), which is
+      // what Kafka's delay exists for.
+      {{"file.delete.delay.ms", int64, "60000", S, false, 0}, "log.segment.delete.delay.ms"},
       {{"compression.type", string, "producer", S, false, kNoMin, kLongMax,
         {"uncompressed", "zstd", "lz4", "snappy", "gzip", "producer"}},
        "compression.type"},
@@ -42,11 +49,6 @@ std::vector<TopicKeySpec> make_topic_specs() {
       {{"segment.jitter.ms", int64, "0", N, false, 0}, "log.roll.jitter.ms"},
       {{"segment.index.bytes", int32, "10485760", N, false, 4}, "log.index.size.max.bytes"},
       {{"index.interval.bytes", int32, "4096", N, false, 0}, "log.index.interval.bytes"},
-      {{"file.delete.delay.ms", int64, "60000", N, false, 0}, "log.segment.delete.delay.ms"},
-      {{"delete.retention.ms", int64, "86400000", N, false, 0}, "log.cleaner.delete.retention.ms"},
-      {{"min.compaction.lag.ms", int64, "0", N, false, 0}, "log.cleaner.min.compaction.lag.ms"},
-      {{"max.compaction.lag.ms", int64, "9223372036854775807", N, false, 1}, "log.cleaner.max.compaction.lag.ms"},
-      {{"min.cleanable.dirty.ratio", string, "0.5", N}, "log.cleaner.min.cleanable.ratio"},
       {{"unclean.leader.election.enable", boolean, "false", N}, "unclean.leader.election.enable"},
       {{"preallocate", boolean, "false", N}, "log.preallocate"},
       {{"message.format.version", string, null, N}, "log.message.format.version"},
@@ -77,8 +79,13 @@ std::optional<std::string> topic_config_error(std::string_view key, std::string_
   auto it = std::find_if(specs.begin(), specs.end(), [&](const TopicKeySpec& t) { return t.spec.name == key; });
   if (it == specs.end()) return "Unknown topic config name: " + std::string(key);
   const std::string name(key);
-  if (key == "cleanup.policy" && value.find("compact") != std::string_view::npos)
-    return "cleanup.policy=" + std::string(value) + " is not supported by Bulwark yet (only delete)";
+  if (key == "min.cleanable.dirty.ratio") {
+    char* end = nullptr;
+    const std::string text(value);
+    const double ratio = std::strtod(text.c_str(), &end);
+    if (text.empty() || *end != '\0' || !(ratio >= 0 && ratio <= 1))
+      return "Invalid value " + text + " for configuration " + name + ": Value must be between 0 and 1";
+  }
   if (auto why = check_key_value(it->spec, value))
     return "Invalid value " + std::string(value) + " for configuration " + name + ": " + *why;
   if (it->spec.status == KeyStatus::not_enforced)

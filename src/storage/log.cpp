@@ -7,6 +7,7 @@
 #include "base/clock.h"
 #include "base/files.h"
 #include "base/log.h"
+#include "storage/cleaner.h"
 #include "storage/env.h"
 #include "storage/file.h"
 #include "storage/segment.h"
@@ -214,6 +215,8 @@ LogFailure PartitionLog::write_failed(Segment& segment, File& file, std::uint64_
 
 LogStatus PartitionLog::recover_locked(std::int64_t verify_crc_from) {
   Env* env = context_->env();
+  BULWARK_TRY(recover_cleaner_files(env, dir_));  // a cleaning a crash interrupted: old or new segments
+  first_dirty_offset_ = std::max<std::int64_t>(read_cleaner_checkpoint(dir_), 0);
   std::vector<std::int64_t> bases;
   std::error_code ec;
   for (const auto& entry : std::filesystem::directory_iterator(dir_, ec)) {
@@ -761,6 +764,7 @@ LogResult<std::int64_t> PartitionLog::delete_records_before(std::int64_t offset)
 LogResult<std::size_t> PartitionLog::enforce_retention(std::int64_t now_ms) {
   std::lock_guard lock(mu_);
   if (closed_ || context_->offline()) return std::size_t{0};  // nothing is deleted from an offline dir
+  if (!config_.delete_by_retention) return std::size_t{0};      // cleanup.policy=compact: the cleaner's
   const std::size_t candidates = segments_.size() - 1;
   std::size_t by_time = 0;
   if (config_.retention_ms >= 0) {
@@ -791,6 +795,7 @@ LogStatus PartitionLog::truncate_to(std::int64_t offset) {
   if (closed_ || context_->offline()) return offline_failure();
   if (offset >= log_end_offset_) return LogDone{};
   ++truncations_;
+  first_dirty_offset_ = std::min(first_dirty_offset_, offset);  // what comes next is dirty
   if (offset <= log_start_offset_ || offset <= segments_.front()->base_offset) {
     BULWARK_TRY(start_over_locked(offset));  // nothing at or above the log start survives
   } else {

@@ -122,6 +122,14 @@ struct LogConfig {
   std::int64_t flush_interval_ms = -1;                    // log.flush.interval.ms, -1 = never by time
   std::int32_t max_message_bytes = 1048588;               // max.message.bytes (default for AppendOptions)
   TimestampType timestamp_type = TimestampType::create_time;  // message.timestamp.type
+  // cleanup.policy: compact (the log cleaner keeps the last record per key, storage/cleaner.h) and/or
+  // delete (retention.ms / retention.bytes delete old segments).
+  bool compact = false;
+  bool delete_by_retention = true;
+  std::int64_t delete_retention_ms = 24ll * 3600 * 1000;  // delete.retention.ms: tombstones kept this long
+  double min_cleanable_dirty_ratio = 0.5;                 // min.cleanable.dirty.ratio
+  std::int64_t min_compaction_lag_ms = 0;                 // min.compaction.lag.ms
+  std::int64_t max_compaction_lag_ms = INT64_MAX;         // max.compaction.lag.ms
 };
 
 struct AppendOptions {
@@ -185,6 +193,8 @@ struct ProducerState {
 
 class Env;
 class File;
+struct CleanRequest;  // storage/cleaner.h
+struct CleanResult;
 class FileCache;
 class Segment;
 
@@ -256,6 +266,12 @@ class PartitionLog {
   // many segments went.
   LogResult<std::size_t> enforce_retention(std::int64_t now_ms);
 
+  // Log compaction of the sealed segments below request.cleanable_end (storage/cleaner.h, defined in
+  // cleaner.cpp). Runs on the cleaner's thread; appends and reads go on meanwhile.
+  LogResult<CleanResult> clean(const CleanRequest& request);
+  // Where the part of the log not yet compacted starts (Kafka's cleaner checkpoint).
+  std::int64_t first_dirty_offset() const;
+
   // Removes every batch at or above offset (a follower truncating to the leader's log), at batch
   // boundaries, and rebuilds the producer table.
   LogStatus truncate_to(std::int64_t offset);
@@ -305,6 +321,9 @@ class PartitionLog {
   void note_batch_epoch_locked(const wire::BatchHeader& header);
   void write_epoch_checkpoint_locked();
   LogStatus flush_locked(std::int64_t now_ms);
+  // cleaner.cpp: the swap of cleaned segments into the log, under mu_.
+  struct CleanedGroup;
+  LogStatus swap_cleaned_locked(std::vector<CleanedGroup>& groups, const CleanRequest& request);
   struct GroupMember {  // one caller's append waiting in a group commit
     std::vector<wire::BatchHeader>* headers;
     Bytes* data;
@@ -328,6 +347,9 @@ class PartitionLog {
   std::int64_t last_flush_ms_ = 0;
   std::int64_t recovery_point_ = 0;
   std::uint64_t truncations_ = 0;  // bumped on truncate_to so reads outside the lock can retry
+  std::int64_t first_dirty_offset_ = 0;  // the cleaner's checkpoint (cleaner-offset-checkpoint file)
+  bool cleaning_ = false;  // one clean() at a time per log
+  std::int64_t tombstone_deadline_ms_ = -1;  // when tombstones the last cleaning kept may go (-1: none known)
   bool closed_ = false;
   std::map<std::int64_t, ProducerState> producers_;
   std::vector<EpochStart> epochs_;

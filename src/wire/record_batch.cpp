@@ -281,7 +281,9 @@ Result<std::vector<Record>> decode_records(ByteView batch, std::size_t max_uncom
 Result<Bytes> encode_batch(const std::vector<Record>& records, const BatchOptions& options) {
   if (records.empty()) return make_error(ErrorKind::invalid_argument, "a record batch needs at least one record");
   if (records.size() > kMaxField) return make_error(ErrorKind::invalid_argument, "too many records for one batch");
-  const std::int64_t first_offset = records.front().offset;
+  const std::int64_t first_offset = options.deltas_from_base_offset ? options.base_offset : records.front().offset;
+  if (first_offset > records.front().offset)
+    return make_error(ErrorKind::invalid_argument, "a record offset is below the batch's base offset");
   const std::int64_t base_timestamp = records.front().timestamp;
   std::int64_t max_timestamp = base_timestamp;
   std::int64_t last_offset_delta = 0;
@@ -350,6 +352,11 @@ Result<Bytes> encode_batch(const std::vector<Record>& records, const BatchOption
   store_be(p + kLeaderEpochOffset, options.partition_leader_epoch);
   p[kMagicOffset] = 2;
   store_be(p + kBatchAttributesOffset, attributes);
+  if (options.last_offset_delta >= 0) {
+    if (options.last_offset_delta < last_offset_delta)
+      return make_error(ErrorKind::invalid_argument, "lastOffsetDelta below the last record's offset delta");
+    last_offset_delta = options.last_offset_delta;
+  }
   store_be(p + kLastOffsetDeltaOffset, static_cast<std::int32_t>(last_offset_delta));
   store_be(p + kBaseTimestampOffset, base_timestamp);
   store_be(p + kMaxTimestampOffset, max_timestamp);

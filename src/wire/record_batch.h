@@ -103,6 +103,10 @@ struct BatchOptions {
   bool transactional = false;
   bool control = false;
   std::int32_t partition_leader_epoch = -1;
+  // For the log cleaner, which keeps a batch's offset range when it drops records from it: offset deltas
+  // count from base_offset (not from the first record), and lastOffsetDelta is this when >= 0.
+  bool deltas_from_base_offset = false;
+  std::int32_t last_offset_delta = -1;
 };
 Result<Bytes> encode_batch(const std::vector<Record>& records, const BatchOptions& options);
 

@@ -161,6 +161,24 @@ PY
 else
   echo "no $build/tests/wire_test: fuzz_request_decoder seeds left as they are" >&2
 fi
+# ---- legacy message sets: magic v0/v1 (Produce v0-v2), plain and in gzip wrappers -------------------
+d=$(fresh fuzz_legacy_messages)
+python3 - "$d" <<'PY'
+import gzip, os, struct, sys, zlib
+out = sys.argv[1]
+def nbytes(b): return struct.pack(">i", -1) if b is None else struct.pack(">i", len(b)) + b
+def message(offset, magic, attributes, key, value, timestamp=1700000000000):
+    body = struct.pack(">bb", magic, attributes) + (struct.pack(">q", timestamp) if magic else b"") + nbytes(key) + nbytes(value)
+    return struct.pack(">qiI", offset, len(body) + 4, zlib.crc32(body)) + body
+def put(name, data): open(os.path.join(out, name), "wb").write(data)
+for magic in (0, 1):
+    inner = message(0, magic, 0, b"k1", b"hello") + message(1, magic, 0, None, b"world")
+    put(f"v{magic}", inner)
+    put(f"v{magic}-gzip", message(1, magic, 1, None, gzip.compress(inner, mtime=0)))
+    # Fuzz wrapper mode: byte 0 = magic | codec << 1, then the wrapper's value.
+    put(f"v{magic}-wrapper-value", bytes([magic | 1 << 1]) + gzip.compress(inner, mtime=0))
+put("v1-nested", message(0, 1, 1, None, gzip.compress(message(0, 1, 1, None, gzip.compress(message(0, 1, 0, None, b"x"))))))
+PY
 # ---- record batches: magic v2, uncompressed and with each codec Python has ----------------------------
 d=$(fresh fuzz_record_batch)
 python3 - "$d" <<'PY'

@@ -62,7 +62,6 @@ def test_invalid_segment_bytes_is_refused_and_the_broker_restarts(tmp_path):
             assert name not in topic_names(a)
     # Unknown keys, and Kafka keys Bulwark does not act on, are refused by name.
     for configs, words in [({"no.such.key": "1"}, "Unknown topic config name"),
-                           ({"cleanup.policy": "compact"}, "not supported"),
                            ({"preallocate": "true"}, "does not act on")]:
         error = create(a, "refused-" + uuid.uuid4().hex[:6], configs)
         assert error is not None and error.code() == INVALID_CONFIG and words in error.str(), error

@@ -31,8 +31,13 @@ TEST(TopicKeys, RangesAndAllowedValues) {
 
 TEST(TopicKeys, UnknownAndUnsupportedAreNamed) {
   EXPECT_EQ(*topic_config_error("no.such.key", "1"), "Unknown topic config name: no.such.key");
-  EXPECT_NE(topic_config_error("cleanup.policy", "compact")->find("not supported"), std::string::npos);
-  EXPECT_NE(topic_config_error("cleanup.policy", "delete,compact")->find("not supported"), std::string::npos);
+  EXPECT_FALSE(topic_config_error("cleanup.policy", "compact"));
+  EXPECT_FALSE(topic_config_error("cleanup.policy", "compact,delete"));
+  EXPECT_TRUE(topic_config_error("cleanup.policy", "shred"));
+  EXPECT_FALSE(topic_config_error("min.cleanable.dirty.ratio", "0.01"));
+  EXPECT_NE(topic_config_error("min.cleanable.dirty.ratio", "1.5")->find("Invalid value"), std::string::npos);
+  EXPECT_FALSE(topic_config_error("delete.retention.ms", "100"));
+  EXPECT_FALSE(topic_config_error("max.compaction.lag.ms", "1000"));
   EXPECT_FALSE(topic_config_error("cleanup.policy", "delete"));
   EXPECT_NE(topic_config_error("preallocate", "true")->find("does not act on"), std::string::npos);
   // A bad value of an unsupported key is reported as the bad value first.
