@@ -603,6 +603,8 @@ Result<std::unique_ptr<Broker>> Broker::create(config::BrokerConfig config) {
   state.tls = broker->impl_->tls.get();
   state.topics = std::make_unique<TopicRegistry>(state.images);
   state.fetch_sessions = std::make_unique<FetchSessionCache>(cfg.max_incremental_fetch_session_cache_slots);
+  state.quotas = std::make_unique<ClientQuotaManager>(
+      QuotaWindowConfig{cfg.quota_window_num, std::int64_t{cfg.quota_window_size_seconds} * 1000});
   BULWARK_TRY(broker->impl_->open_replication());
   BULWARK_TRY(broker->impl_->open_cluster(metadata_dir));
   state.producer_ids = std::make_unique<ProducerIdAllocator>([impl = broker->impl_.get()] {
@@ -662,9 +664,9 @@ Status Broker::start() {
   BULWARK_TRY(impl_->start_metrics());
   impl_->started = true;
   impl_->maintenance = std::thread([this] { impl_->run_maintenance(); });
+  impl_->start_cleaner();
   log::info("{} {} of cluster {} started", impl_->state.config.is_broker() ? "broker" : "controller",
             impl_->state.node_id(), impl_->state.cluster_id);
-  impl_->start_cleaner();
   return Status::success();
 }
 
@@ -678,9 +680,9 @@ void Broker::stop() {
   if (impl_->state.group_coordinators) impl_->state.group_coordinators->stop();
   impl_->server->stop();
   impl_->router->stop();  // the appends that were running finish before the logs close
+  if (impl_->cleaner) impl_->cleaner->stop();  // a cleaning in progress leaves a .cleaned file at most
   {
     std::lock_guard lock(impl_->maintenance_mu);
-  if (impl_->cleaner) impl_->cleaner->stop();  // a cleaning in progress leaves a .cleaned file at most
     impl_->stopping = true;
   }
   impl_->maintenance_cv.notify_all();

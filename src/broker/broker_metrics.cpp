@@ -154,6 +154,15 @@ void BrokerMetrics::produced(const std::string& topic, std::size_t bytes, std::i
       .add(static_cast<std::uint64_t>(std::max<std::int64_t>(records, 0)));
 }
 
+void BrokerMetrics::throttled(std::string_view quota_type, const std::string& user, const std::string& client_id,
+                              std::int64_t ms) {
+  const metrics::Labels labels = {{"user", user}, {"client_id", client_id}};
+  const std::string prefix = "kafka_server_" + std::string(quota_type);
+  registry_.counter(prefix + "_throttle_time_ms_total", "Milliseconds clients were throttled by their quota", labels)
+      .add(static_cast<std::uint64_t>(std::max<std::int64_t>(ms, 0)));
+  registry_.counter(prefix + "_throttled_total", "Responses that throttled a client over its quota", labels).add();
+}
+
 void BrokerMetrics::fetched(const std::string& topic, std::size_t bytes) {
   bytes_out_->add(bytes);
   registry_.counter("kafka_server_brokertopicmetrics_bytesout_total", "", {{"topic", topic}}).add(bytes);

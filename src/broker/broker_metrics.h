@@ -36,6 +36,9 @@ class BrokerMetrics {
   void handshake_failed(const std::string& listener, std::string_view failure_class);
   void denied(security::Operation operation, security::ResourceType resource_type);
   void isr_changed(bool shrunk);
+  // A client throttled by its quota (quota_type: "produce", "fetch", "request"), as Kafka's per-user
+  // and per-client-id throttle-time sensors.
+  void throttled(std::string_view quota_type, const std::string& user, const std::string& client_id, std::int64_t ms);
 
  private:
   metrics::Registry registry_;

@@ -43,6 +43,7 @@ class DelayedProduce : public std::enable_shared_from_this<DelayedProduce> {
 
   wire::msg::ProduceResponse& response() { return response_; }
   void add(PendingAck ack) { pending_.push_back(std::move(ack)); }
+  void throttle(std::int64_t ms) { response_.throttle_time_ms = static_cast<std::int32_t>(ms); }
   bool empty() const { return pending_.empty(); }
 
   // From any thread; the waiting happens on the connection's event loop.
@@ -108,7 +109,8 @@ class DelayedProduce : public std::enable_shared_from_this<DelayedProduce> {
   void send() {
     sent_ = true;
     if (watch_id_) state_.notifier.unwatch(watch_id_);
-    responder_.respond(encode_response_frame(header_, [&](ByteWriter& w) { response_.encode(w, header_.api_version); }));
+    responder_.respond(encode_response_frame(header_, [&](ByteWriter& w) { response_.encode(w, header_.api_version); }),
+                       std::chrono::milliseconds(response_.throttle_time_ms));
   }
 
   BrokerState& state_;
@@ -167,8 +169,6 @@ std::optional<PendingAck> produce_to_partition(BrokerState& state, Call& call, c
   return PendingAck{&out, tp, nullptr, result.last_offset + 1, min_insync};
 }
 
-}  // namespace
-
 // Produce v0-v2 may carry v0/v1 message sets: they become one v2 batch before the append, as Kafka 3.7
 // converts them (nullopt: the records are v2 already; Kafka does not check the magic below v3 either).
 Result<std::optional<Bytes>> convert_legacy_records(std::int16_t version, ByteView records) {
@@ -184,7 +184,32 @@ KafkaError legacy_error(const Error& error) {
   return KafkaError::invalid_record;
 }
 
+QuotaClient quota_client(Call& call) { return {session_of(call).principal.name, call.header.client_id.value_or("")}; }
+
+// Kafka's Produce and Fetch throttle: the larger of the byte-rate throttle and the request-rate one
+// (over the time the handler worked on the request).
+std::int64_t record_quotas(BrokerState& state, const QuotaClient& who, QuotaKind bytes_kind, double bytes,
+                           std::chrono::nanoseconds busy) {
+  if (!state.quotas) return 0;
+  const auto image = state.image();
+  const auto& quotas = image->client_quotas();
+  if (quotas.empty()) return 0;
+  const auto now = state.now_ms();
+  const auto by_bytes = state.quotas->record(bytes_kind, quotas, who.user, who.client_id, bytes, now);
+  const auto by_time = state.quotas->record(QuotaKind::request, quotas, who.user, who.client_id,
+                                            thread_time_percent(busy.count()), now);
+  const auto throttle = std::max(by_bytes, by_time);
+  if (throttle > 0) {  // counted under the quota that decided, as Kafka's throttle-time sensors
+    const char* type = by_time > by_bytes ? "request" : bytes_kind == QuotaKind::produce ? "produce" : "fetch";
+    state.metrics.throttled(type, who.user, who.client_id, throttle);
+  }
+  return throttle;
+}
+
+}  // namespace
+
 void handle_produce(BrokerState& state, Call& call) {
+  const auto started = std::chrono::steady_clock::now();
   wire::msg::ProduceRequest request;
   if (!decode_request(call, request)) return;
   const bool valid_acks = request.acks == 0 || request.acks == 1 || request.acks == -1;
@@ -228,10 +253,15 @@ void handle_produce(BrokerState& state, Call& call) {
       }
     }
   }
+  // Kafka counts the whole request against producer_byte_rate.
+  const auto request_bytes = static_cast<double>(call.body.position() + call.body.remaining());
+  const auto throttle =
+      record_quotas(state, quota_client(call), QuotaKind::produce, request_bytes, std::chrono::steady_clock::now() - started);
   if (request.acks == 0) {
-    call.responder.respond_none();  // acks=0: the client reads no response
+    call.responder.respond_none(std::chrono::milliseconds(throttle));  // acks=0: the client reads no response
     return;
   }
+  delayed->throttle(throttle);
   delayed->start(request.timeout_ms);
 }
 
@@ -243,7 +273,8 @@ constexpr std::int32_t kMaxFetchWaitMs = 30'000;
 // the append notifications both post there, so no locking is needed.
 class FetchOperation : public std::enable_shared_from_this<FetchOperation> {
  public:
-  FetchOperation(BrokerState& state, const Call& call, FetchContext context, std::set<std::string> denied_topics)
+  FetchOperation(BrokerState& state, const Call& call, FetchContext context, std::set<std::string> denied_topics,
+                 QuotaClient who)
       : state_(state),
         header_(call.header),
         responder_(call.responder),
@@ -251,7 +282,8 @@ class FetchOperation : public std::enable_shared_from_this<FetchOperation> {
         session_(std::move(context)),
         request_(session_.effective),
         replica_id_(request_.replica_id >= 0 ? request_.replica_id : request_.replica_state.replica_id),
-        denied_topics_(std::move(denied_topics)) {}
+        denied_topics_(std::move(denied_topics)),
+        who_(std::move(who)) {}
 
   // From any thread (the request pool runs it when the connection has requests there); the waiting
   // happens on the connection's event loop.
@@ -259,7 +291,7 @@ class FetchOperation : public std::enable_shared_from_this<FetchOperation> {
     if (replica_id_ >= 0) record_replica_fetches();
     notifications_seen_ = state_.notifier.notifications();
     std::size_t bytes = 0;
-    auto response = gather(bytes);
+    auto response = timed_gather(bytes);
     if (bytes >= static_cast<std::size_t>(std::max(request_.min_bytes, 0)) || request_.max_wait_ms <= 0 || errors_) {
       send(response);
       return;
@@ -287,14 +319,46 @@ class FetchOperation : public std::enable_shared_from_this<FetchOperation> {
   void try_complete(bool timed_out) {
     if (done_) return;
     std::size_t bytes = 0;
-    auto response = gather(bytes);
+    auto response = timed_gather(bytes);
     if (!timed_out && bytes < static_cast<std::size_t>(request_.min_bytes) && !errors_) return;
     if (!timed_out) loop_.cancel(timer_id_);
     send(response);
   }
 
+  wire::msg::FetchResponse timed_gather(std::size_t& bytes) {
+    const auto started = std::chrono::steady_clock::now();
+    auto response = gather(bytes);
+    busy_ += std::chrono::steady_clock::now() - started;
+    return response;
+  }
+
+  // A consumer over its quota hears an empty answer with the throttle time, and the records it was
+  // not given do not count (Kafka's getThrottledResponse and unrecordQuotaSensor). Decided before the
+  // session remembers the answer, so what was not sent is sent later. Counted: the records' bytes.
+  bool send_if_throttled(const wire::msg::FetchResponse& response) {
+    if (replica_id_ >= 0 || !state_.quotas) return false;
+    double bytes = 0;
+    for (const auto& topic : response.responses)
+      for (const auto& partition : topic.partitions)
+        if (partition.records) bytes += static_cast<double>(partition.records->size());
+    const auto throttle = record_quotas(state_, who_, QuotaKind::fetch, bytes, busy_);
+    if (throttle <= 0) return false;
+    if (const auto image = state_.image(); !image->client_quotas().empty())
+      state_.quotas->unrecord(QuotaKind::fetch, image->client_quotas(), who_.user, who_.client_id, bytes, state_.now_ms());
+    wire::msg::FetchResponse empty;
+    empty.throttle_time_ms = static_cast<std::int32_t>(throttle);
+    empty.session_id = session_.session_id;
+    responder_.respond(encode_response_frame(header_, [&](ByteWriter& w) { empty.encode(w, header_.api_version); }),
+                       std::chrono::milliseconds(throttle));
+    return true;
+  }
+
   void send(wire::msg::FetchResponse& response) {
     done_ = true;
+    if (send_if_throttled(response)) {
+      if (watch_id_) state_.notifier.unwatch(watch_id_);
+      return;
+    }
     state_.fetch_sessions->finish(session_, response);
     if (watch_id_) state_.notifier.unwatch(watch_id_);
     if (replica_id_ < 0)  // as Kafka's BytesOutPerSec: what consumers read, not replication
@@ -318,10 +382,19 @@ class FetchOperation : public std::enable_shared_from_this<FetchOperation> {
     }
   }
 
+  // A consumer under consumer_byte_rate gets at most what its quota's window holds per fetch.
+  std::size_t quota_window_bytes() const {
+    if (replica_id_ >= 0 || !state_.quotas) return SIZE_MAX;
+    const auto image = state_.image();
+    const auto bound = state_.quotas->max_value_in_window(QuotaKind::fetch, image->client_quotas(), who_.user, who_.client_id);
+    return bound ? static_cast<std::size_t>(std::clamp(*bound, 1.0, 1e18)) : SIZE_MAX;
+  }
+
   wire::msg::FetchResponse gather(std::size_t& total_bytes) {
     wire::msg::FetchResponse response;
     errors_ = false;
-    std::size_t budget = request_.max_bytes > 0 ? static_cast<std::size_t>(request_.max_bytes) : SIZE_MAX;
+    std::size_t budget = std::min(request_.max_bytes > 0 ? static_cast<std::size_t>(request_.max_bytes) : SIZE_MAX,
+                                  quota_window_bytes());
     for (const auto& topic : request_.topics) {
       wire::msg::FetchResponse::FetchableTopicResponse topic_out;
       topic_out.topic = topic.topic;
@@ -389,6 +462,8 @@ class FetchOperation : public std::enable_shared_from_this<FetchOperation> {
   const wire::msg::FetchRequest& request_;  // every partition of the session
   const std::int32_t replica_id_;  // a follower's broker id, -1 for consumers
   const std::set<std::string> denied_topics_;  // no READ: TOPIC_AUTHORIZATION_FAILED
+  const QuotaClient who_;
+  std::chrono::nanoseconds busy_{0};  // spent gathering: what request_percentage counts
   bool done_ = false;
   bool errors_ = false;
   std::uint64_t watch_id_ = 0;
@@ -416,7 +491,7 @@ void handle_fetch(BrokerState& state, Call& call) {
   for (const auto& topic : context.effective.topics)
     if (replica ? !cluster_action : !authorized(state, call, Operation::read, ResourceType::topic, topic.topic))
       denied.insert(topic.topic);
-  std::make_shared<FetchOperation>(state, call, std::move(context), std::move(denied))->start();
+  std::make_shared<FetchOperation>(state, call, std::move(context), std::move(denied), quota_client(call))->start();
 }
 
 void handle_list_offsets(BrokerState& state, Call& call) {

@@ -47,6 +47,8 @@ constexpr ServedApi kServed[] = {
     {45, 0, 0, handle_alter_partition_reassignments},  // AlterPartitionReassignments
     {46, 0, 0, handle_list_partition_reassignments},   // ListPartitionReassignments
     {47, 0, 0, handle_offset_delete, true},  // OffsetDelete
+    {48, 0, 1, handle_describe_client_quotas},  // DescribeClientQuotas
+    {49, 0, 1, handle_alter_client_quotas},     // AlterClientQuotas
     {50, 0, 0, handle_describe_user_scram_credentials},  // DescribeUserScramCredentials
     {51, 0, 0, handle_alter_user_scram_credentials},     // AlterUserScramCredentials
     {55, 0, 1, handle_describe_quorum},   // DescribeQuorum

@@ -19,6 +19,7 @@
 #include "broker/broker_metrics.h"
 #include "broker/errors.h"
 #include "broker/fetch_sessions.h"
+#include "broker/quotas.h"
 #include "broker/topics.h"
 #include "cluster/image.h"
 #include "cluster/metadata_loader.h"
@@ -141,6 +142,7 @@ struct BrokerState {
   std::unique_ptr<GroupCoordinators> group_coordinators;  // null until open_group_coordinator (brokers only)
   AppendNotifier notifier;
   std::unique_ptr<FetchSessionCache> fetch_sessions;  // KIP-227
+  std::unique_ptr<ClientQuotaManager> quotas;         // null = no client quotas enforced (docs/quotas.md)
   // Security: null acls = no authorizer configured (everything allowed, ACL APIs answer SECURITY_DISABLED).
   std::unique_ptr<AclStore> acls;
   std::map<std::string, security::PrincipalMappingRules> mapping_rules;  // per SSL listener
@@ -244,9 +246,9 @@ void handle_create_partitions(BrokerState& state, Call& call);
 void handle_elect_leaders(BrokerState& state, Call& call);
 void handle_alter_partition_reassignments(BrokerState& state, Call& call);
 void handle_list_partition_reassignments(BrokerState& state, Call& call);
+void handle_describe_log_dirs(BrokerState& state, Call& call);  // handlers_log_dirs.cpp
 // Consumer groups (handlers_groups.cpp, over the partitions of __consumer_offsets: group_partitions.h).
 Status open_group_coordinator(BrokerState& state);
-void handle_describe_log_dirs(BrokerState& state, Call& call);  // handlers_log_dirs.cpp
 void handle_find_coordinator(BrokerState& state, Call& call);
 void handle_join_group(BrokerState& state, Call& call);
 void handle_sync_group(BrokerState& state, Call& call);
@@ -271,5 +273,8 @@ void handle_sasl_authenticate(BrokerState& state, Call& call);
 void handle_raw_sasl_token(BrokerState& state, net::RequestContext& ctx, Bytes frame, net::Responder responder);
 void handle_describe_user_scram_credentials(BrokerState& state, Call& call);
 void handle_alter_user_scram_credentials(BrokerState& state, Call& call);
+// Client quotas (handlers_quotas.cpp).
+void handle_describe_client_quotas(BrokerState& state, Call& call);
+void handle_alter_client_quotas(BrokerState& state, Call& call);
 
 }  // namespace bulwark::broker

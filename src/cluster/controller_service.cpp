@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "base/log.h"
+#include "cluster/client_quotas.h"
 #include "config/config.h"
 #include "wire/generated/envelope.h"
 #include "wire/protocol.h"
@@ -177,6 +178,11 @@ void ControllerService::handle_enveloped(std::int16_t api_key, std::int16_t vers
       return run.template operator()<msg::AlterUserScramCredentialsRequest, msg::AlterUserScramCredentialsResponse>(
           [](const MetadataImage& image, const msg::AlterUserScramCredentialsRequest& request, std::int16_t) {
             return alter_scram_credentials(image, request);
+          });
+    case msg::AlterClientQuotasRequest::api_key:
+      return run.template operator()<msg::AlterClientQuotasRequest, msg::AlterClientQuotasResponse>(
+          [](const MetadataImage& image, const msg::AlterClientQuotasRequest& request, std::int16_t) {
+            return alter_client_quotas(image, request);
           });
     case msg::ElectLeadersRequest::api_key:
       return run.template operator()<msg::ElectLeadersRequest, msg::ElectLeadersResponse>(

@@ -861,12 +861,14 @@ Result<BrokerConfig> build_broker_config(const Properties& properties) {
   c.queued_max_request_bytes = r.integer("queued.max.request.bytes", -1);
   c.sasl_server_max_receive_size = r.int32("sasl.server.max.receive.size");
   c.connection_failed_authentication_delay_ms = r.int32("connection.failed.authentication.delay.ms");
+  c.quota_window_num = r.int32("quota.window.num");
+  c.quota_window_size_seconds = r.int32("quota.window.size.seconds");
 
   c.offsets_topic_replication_factor = r.int16("offsets.topic.replication.factor");
   c.offsets_topic_num_partitions = r.int32("offsets.topic.num.partitions");
+  c.offsets_topic_segment_bytes = r.int32("offsets.topic.segment.bytes");
   c.offsets_commit_timeout_ms = r.int32("offsets.commit.timeout.ms");
   c.offsets_retention_minutes = r.int32("offsets.retention.minutes");
-  c.offsets_topic_segment_bytes = r.int32("offsets.topic.segment.bytes");
   c.group_initial_rebalance_delay_ms = r.int32("group.initial.rebalance.delay.ms");
   c.group_min_session_timeout_ms = r.int32("group.min.session.timeout.ms");
   c.group_max_session_timeout_ms = r.int32("group.max.session.timeout.ms");

@@ -262,12 +262,14 @@ struct BrokerConfig {
   std::int64_t queued_max_request_bytes = -1;       // -1 = unlimited
   std::int32_t sasl_server_max_receive_size = 524288;
   std::int32_t connection_failed_authentication_delay_ms = 100;
+  std::int32_t quota_window_num = 11;           // quota.window.num
+  std::int32_t quota_window_size_seconds = 1;   // quota.window.size.seconds
 
   std::int16_t offsets_topic_replication_factor = 3;
   std::int32_t offsets_topic_num_partitions = 50;
+  std::int32_t offsets_topic_segment_bytes = 104857600;
   std::int32_t offsets_retention_minutes = 0;
   std::int32_t offsets_commit_timeout_ms = 5000;
-  std::int32_t offsets_topic_segment_bytes = 104857600;
   std::int32_t group_initial_rebalance_delay_ms = 0;
   std::int32_t group_min_session_timeout_ms = 0;
   std::int32_t group_max_session_timeout_ms = 0;

@@ -70,6 +70,9 @@ std::vector<KeySpec> make_specs() {
       {"max.connection.creation.rate", int32, "2147483647", N, true, 0},
       {"connections.max.reauth.ms", int64, "0", N, true},
       {"connection.failed.authentication.delay.ms", int32, "100", S, false, 0},
+      // Client quotas: the samples their rates are measured over (docs/quotas.md).
+      {"quota.window.num", int32, "11", S, false, 1},
+      {"quota.window.size.seconds", int32, "1", S, false, 1},
 
       // --- TLS (also as listener.name.<l>.ssl.*)
       {"ssl.keystore.type", string, "JKS", S, true, kNoMin, kLongMax, {"JKS", "PKCS12", "PEM"}, true},

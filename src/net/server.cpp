@@ -155,7 +155,8 @@ struct detail::LoopImpl {
   Bytes scratch = Bytes(kScratchBytes);
 
   void run();
-  void complete(std::uint64_t connection_id, std::uint64_t sequence, int kind, Bytes data);
+  void complete(std::uint64_t connection_id, std::uint64_t sequence, int kind, Bytes data,
+                std::chrono::milliseconds mute);
   std::vector<std::uint64_t> memory_waiters;  // connections waiting for queued request bytes to drain
 
   void close_all();
@@ -268,12 +269,16 @@ class Connection : public Pollable {
   }
 
   // A responder finished request `sequence`.
-  void complete(std::uint64_t sequence, int kind_value, Bytes data) {
+  void complete(std::uint64_t sequence, int kind_value, Bytes data, std::chrono::milliseconds mute) {
     const auto kind = static_cast<Responder::Kind>(kind_value);
     if (closed_ || sequence < first_seq_ || sequence - first_seq_ >= slots_.size()) return;
     Slot& slot = slots_[sequence - first_seq_];
     if (slot.done) return;  // a second answer to the same request is ignored
     slot.done = true;
+    if (mute.count() > 0) {
+      muted_until_ = std::max(muted_until_, Clock::now() + mute);
+      throttled_ = true;
+    }
     if (const auto& observe = loop_.server->options.on_request_done)
       observe(peer_.listener, slot.api_key,
               std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - slot.received));
@@ -450,8 +455,12 @@ class Connection : public Pollable {
 
   // Requests still unanswered or answered but not yet written both count: a client that sends without
   // reading must not make the server buffer responses without bound.
+  // A connection that was throttled once is served as Kafka serves every connection: one request at a
+  // time, so requests pipelined behind a throttled one wait in the socket instead of adding to the
+  // client's excess.
   bool paused_for_in_flight() const {
-    return slots_.size() + out_.size() >= loop_.server->options.max_in_flight_per_connection ||
+    const std::size_t limit = throttled_ ? 1 : loop_.server->options.max_in_flight_per_connection;
+    return slots_.size() + out_.size() >= limit ||
            out_bytes_ + (tls_stage_.size() - tls_stage_used_) >= kMaxBufferedOutput;
   }
 
@@ -460,7 +469,7 @@ class Connection : public Pollable {
   // Whether a new request may not start yet: too many in flight, or queued.max.request.bytes exceeded
   // (then the loop resumes this connection once the queued bytes drain).
   bool must_wait_before_next_frame() {
-    if (paused_for_in_flight()) return true;
+    if (paused_for_in_flight() || muted()) return true;
     if (!loop_.server->over_queued_limit()) return false;
     if (!waiting_for_memory_) {
       waiting_for_memory_ = true;
@@ -474,6 +483,32 @@ class Connection : public Pollable {
   }
 
   void report(LimitKind kind, std::string detail) { loop_.server->reporter->hit(kind, std::move(detail)); }
+
+  // Throttled (Responder::respond with a mute): true until the mute ends, when a timer resumes reading.
+  bool muted() {
+    const auto now = Clock::now();
+    if (muted_until_ <= now) return false;
+    if (!unmute_timer_) {
+      unmute_timer_ = true;
+      detail::LoopImpl* loop = &loop_;
+      const std::uint64_t id = peer_.connection_id;
+      const auto wait = std::chrono::ceil<std::chrono::milliseconds>(muted_until_ - now);
+      loop_.self->run_after(wait, [loop, id] {
+        if (auto it = loop->connections.find(id); it != loop->connections.end()) it->second->mute_ended();
+      });
+    }
+    return true;
+  }
+
+ public:
+  void mute_ended() {
+    unmute_timer_ = false;
+    if (closed_) return;
+    maybe_resume();
+    if (!closed_) update_interest();
+  }
+
+ private:
 
   void queue(std::size_t bytes) {
     if (!loop_.server->counts_queued_bytes()) return;
@@ -816,6 +851,9 @@ class Connection : public Pollable {
   Clock::time_point frame_started_;  // first byte of the request being read
   std::size_t queued_held_ = 0;      // this connection's share of ServerImpl::queued_request_bytes
   bool waiting_for_memory_ = false;  // listed in LoopImpl::memory_waiters
+  Clock::time_point muted_until_{};  // no new request is read before then (quota throttling)
+  bool unmute_timer_ = false;
+  bool throttled_ = false;           // muted once: one request in flight from then on
   std::uint32_t events_ = 0;
   bool closed_ = false, closing_ = false, eof_ = false, paused_ = false, dirty_ = false;
   bool handshake_done_ = false, peeked_ = false, read_wants_write_ = false, write_wants_read_ = false;
@@ -840,20 +878,22 @@ class Connection : public Pollable {
 
 void Responder::respond(Bytes frame) { complete(Kind::bytes, std::move(frame)); }
 void Responder::respond_none() { complete(Kind::none, {}); }
+void Responder::respond(Bytes frame, std::chrono::milliseconds mute) { complete(Kind::bytes, std::move(frame), mute); }
+void Responder::respond_none(std::chrono::milliseconds mute) { complete(Kind::none, {}, mute); }
 void Responder::close_connection() { complete(Kind::close, {}); }
 
-void Responder::complete(Kind kind, Bytes data) {
+void Responder::complete(Kind kind, Bytes data, std::chrono::milliseconds mute) {
   if (!loop_) return;
   auto shared = std::move(loop_);  // exactly once: later calls on this copy do nothing
   if (shared->thread_id.load() == std::this_thread::get_id()) {
-    shared->loop->impl().complete(connection_id_, sequence_, static_cast<int>(kind), std::move(data));
+    shared->loop->impl().complete(connection_id_, sequence_, static_cast<int>(kind), std::move(data), mute);
     return;
   }
   std::lock_guard lock(shared->mutex);
   if (shared->stopped) return;
   EventLoop* loop = shared->loop;
-  shared->tasks.push_back([loop, id = connection_id_, seq = sequence_, kind, d = std::move(data)]() mutable {
-    loop->impl().complete(id, seq, static_cast<int>(kind), std::move(d));
+  shared->tasks.push_back([loop, id = connection_id_, seq = sequence_, kind, d = std::move(data), mute]() mutable {
+    loop->impl().complete(id, seq, static_cast<int>(kind), std::move(d), mute);
   });
   std::uint64_t one = 1;
   [[maybe_unused]] auto w = ::write(shared->wake_fd, &one, sizeof one);
@@ -904,10 +944,11 @@ void EventLoop::cancel(TimerId id) {
 
 bool EventLoop::in_loop_thread() const { return impl_->shared->thread_id.load() == std::this_thread::get_id(); }
 
-void detail::LoopImpl::complete(std::uint64_t connection_id, std::uint64_t sequence, int kind, Bytes data) {
+void detail::LoopImpl::complete(std::uint64_t connection_id, std::uint64_t sequence, int kind, Bytes data,
+                                std::chrono::milliseconds mute) {
   auto it = connections.find(connection_id);
   if (it == connections.end()) return;  // closed meanwhile: nothing to do
-  it->second->complete(sequence, kind, std::move(data));
+  it->second->complete(sequence, kind, std::move(data), mute);
 }
 
 void detail::LoopImpl::close_all() {

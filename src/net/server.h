@@ -65,12 +65,15 @@ class Responder {  // copyable handle; safe to call from any thread, exactly onc
   Responder() = default;
   void respond(Bytes frame_without_length_prefix);  // response bytes; the server adds the 4-byte size
   void respond_none();                              // e.g. Produce acks=0: no bytes, but frees the ordering slot
+  // Quota throttling (KIP-219): answers, then reads no new request from this connection for `mute`.
+  void respond(Bytes frame_without_length_prefix, std::chrono::milliseconds mute);
+  void respond_none(std::chrono::milliseconds mute);
   void close_connection();                          // answer nothing more and close (protocol violations)
 
  private:
   friend class Connection;
   enum class Kind : std::uint8_t { bytes, none, close };
-  void complete(Kind kind, Bytes data);
+  void complete(Kind kind, Bytes data, std::chrono::milliseconds mute = {});
   Responder(std::shared_ptr<detail::LoopShared> loop, std::uint64_t connection_id, std::uint64_t sequence)
       : loop_(std::move(loop)), connection_id_(connection_id), sequence_(sequence) {}
   std::shared_ptr<detail::LoopShared> loop_;

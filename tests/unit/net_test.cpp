@@ -99,6 +99,25 @@ TEST_P(NetTest, RespondNoneFreesTheSlot) {
   EXPECT_EQ(c->read_frame(), "dc");
 }
 
+// Quota throttling (KIP-219): the answer goes out at once; the next request waits out the mute.
+TEST_P(NetTest, MutedConnectionAnswersThenReadsNothingForTheMute) {
+  start();
+  auto c = connect();
+  auto other = connect();
+  const auto sent = std::chrono::steady_clock::now();
+  ASSERT_TRUE(c->send_frame("mute:400:ab"));
+  EXPECT_EQ(c->read_frame(), "ba");
+  EXPECT_LT(std::chrono::steady_clock::now() - sent, 300ms);
+  ASSERT_TRUE(c->send_frame("echo:cd"));
+  ASSERT_TRUE(other->send_frame("echo:xy"));  // other connections are not muted
+  EXPECT_EQ(other->read_frame(), "yx");
+  EXPECT_TRUE(c->silent_for(250ms));
+  EXPECT_EQ(c->read_frame(), "dc");
+  EXPECT_GE(std::chrono::steady_clock::now() - sent, 390ms);
+  ASSERT_TRUE(c->send_frame("echo:ef"));  // and afterwards it reads as before
+  EXPECT_EQ(c->read_frame(), "fe");
+}
+
 TEST_P(NetTest, FramesSplitIntoTinyWritesAndManyFramesInOneWrite) {
   start();
   auto c = connect();

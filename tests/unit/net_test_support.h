@@ -206,6 +206,9 @@ class TestHandler : public RequestHandler {
         std::this_thread::sleep_for(std::chrono::milliseconds(ms));
         responder.respond(std::move(answer));
       });
+    } else if (text.rfind("mute:", 0) == 0) {  // mute:<ms>:<text>: answers, then reads nothing for <ms>
+      const auto colon = text.find(':', 5);
+      responder.respond(reversed(text.substr(colon + 1)), std::chrono::milliseconds(std::stoi(text.substr(5, colon - 5))));
     } else if (text == "none:") {
       responder.respond_none();
     } else if (text == "login:") {
