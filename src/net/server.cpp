@@ -1,8 +1,10 @@
 #include "net/server.h"
+#include "net/tls_write_bio.h"
 #include "tls/certificates.h"
 
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -45,28 +47,53 @@ namespace {
 
 constexpr std::size_t kScratchBytes = 64 * 1024;
 constexpr std::size_t kTlsStageBytes = 256 * 1024;
-// TLS records are gathered in a buffering BIO and handed to the kernel in writes this large: one
-// send per ~16 records instead of one write() per 16 KiB record.
-constexpr int kTlsWriteBufferBytes = 256 * 1024;
 constexpr int kMaxIov = 64;
 // Past this much unwritten output a connection stops reading requests until the client reads.
 constexpr std::size_t kMaxBufferedOutput = 4 * 1024 * 1024;
 
-// Puts a buffering BIO in front of the socket for writes (reads stay on the socket BIO). OpenSSL
-// flushes it itself at the end of each handshake flight and after alerts; flush_tls flushes after
-// application data.
-bool buffer_tls_writes(SSL* ssl) {
-  BIO* socket_bio = SSL_get_wbio(ssl);
-  BIO* buffer = BIO_new(BIO_f_buffer());
-  if (socket_bio == nullptr || buffer == nullptr || BIO_set_write_buffer_size(buffer, kTlsWriteBufferBytes) != 1 ||
-      BIO_up_ref(socket_bio) != 1) {
-    BIO_free(buffer);
-    return false;
-  }
-  BIO_push(buffer, socket_bio);
-  SSL_set0_wbio(ssl, buffer);
+// TLS records are gathered and handed to the kernel in writes of up to 256 KiB (one send per ~16
+// records instead of one write() per 16 KiB record), by a BIO that holds a buffer only while it has
+// bytes to send (tls_write_bio.h). OpenSSL flushes it itself at the end of each handshake flight and
+// after alerts; flush_tls flushes after application data. Reads stay on the socket BIO.
+bool gather_tls_writes(SSL* ssl, int fd) {
+  BIO* gather = new_gathering_socket_bio(fd);
+  if (gather == nullptr) return false;
+  SSL_set0_wbio(ssl, gather);
   return true;
 }
+
+// After a connection storm the allocator keeps the freed per-connection TLS state (tens of KiB each,
+// spread over the loops' arenas) unless asked to give it back: once enough connections have closed and
+// closing has paused for a second (or, under steady churn, every few thousand closes), malloc_trim
+// returns the free pages to the system. It walks the heap, so it runs at most once per second.
+class HeapReturner {
+ public:
+  void connection_closed() {
+    closed_.fetch_add(1, std::memory_order_relaxed);
+    last_close_.store(Clock::now().time_since_epoch().count(), std::memory_order_relaxed);
+  }
+
+  void maybe_trim(Clock::time_point now) {
+    const std::uint64_t closed = closed_.load(std::memory_order_relaxed);
+    const Clock::time_point last_close{Clock::duration(last_close_.load(std::memory_order_relaxed))};
+    const bool storm_over = closed >= kAfterClosed && now - last_close >= std::chrono::seconds(1);
+    if (!(storm_over || closed >= kDuringChurn) || now - last_trim_ < std::chrono::seconds(1)) return;
+    closed_.fetch_sub(closed, std::memory_order_relaxed);
+    last_trim_ = now;
+#ifdef __GLIBC__
+    malloc_trim(0);
+    log::debug("returned free heap to the system after {} connections closed ({} ms)", closed,
+               std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - now).count());
+#endif
+  }
+
+ private:
+  static constexpr std::uint64_t kAfterClosed = 256;
+  static constexpr std::uint64_t kDuringChurn = 4096;
+  std::atomic<std::uint64_t> closed_{0};
+  std::atomic<Clock::rep> last_close_{0};
+  Clock::time_point last_trim_{};  // only the first loop trims
+};
 
 // At most `per_second` lines a second per limiter; the rest are counted and reported once.
 class RateLimitedLog {
@@ -180,6 +207,7 @@ struct detail::ServerImpl {
   bool started = false;
   bool stopped = false;
   RateLimitedLog conn_log{20};
+  HeapReturner heap;
   std::mutex stop_mutex;
 
   void accept_on(ListenerState& listener);
@@ -322,6 +350,7 @@ class Connection : public Pollable {
       ERR_clear_error();
     }
     ::shutdown(fd_, SHUT_RDWR);
+    loop_.server->heap.connection_closed();
     if (notify) loop_.server->handler->on_connection_closed(peer_, state_.get());
     state_.reset();
     auto it = loop_.connections.find(peer_.connection_id);
@@ -979,6 +1008,7 @@ void detail::LoopImpl::limits_scan() {
   if (this == &server->loops.front()->impl()) {
     server->reporter->flush(now);
     server->handshake_failures->flush(now);
+    server->heap.maybe_trim(now);
   }
 }
 
@@ -1215,7 +1245,7 @@ void detail::ServerImpl::accept_on(ListenerState& listener) {
     SslPtr ssl;
     if (uses_tls(listener.spec.protocol)) {
       ssl.reset(SSL_new(listener.spec.tls->current().get()));
-      if (!ssl || SSL_set_fd(ssl.get(), fd) != 1 || !buffer_tls_writes(ssl.get())) {
+      if (!ssl || SSL_set_fd(ssl.get(), fd) != 1 || !gather_tls_writes(ssl.get(), fd)) {
         log::warn("listener {}: cannot create a TLS session: {}", listener.spec.name, openssl_errors());
         ::close(fd);
         limits->release(listener.limit_index, address_key);
