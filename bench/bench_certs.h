@@ -8,7 +8,9 @@
 namespace bulwark::bench {
 
 // A self-signed CA when issuer is null, else a leaf signed by it with `san` (e.g. "IP:127.0.0.1").
-inline X509Ptr make_cert(const char* cn, EVP_PKEY* key, X509* issuer, EVP_PKEY* issuer_key, long serial, const char* san) {
+// A self-signed CA when `issuer` is null; `ca` makes an issued certificate an intermediate CA.
+inline X509Ptr make_cert(const char* cn, EVP_PKEY* key, X509* issuer, EVP_PKEY* issuer_key, long serial, const char* san,
+                         bool ca = false) {
   X509Ptr cert(X509_new());
   X509_set_version(cert.get(), 2);
   ASN1_INTEGER_set(X509_get_serialNumber(cert.get()), serial);
@@ -26,7 +28,7 @@ inline X509Ptr make_cert(const char* cn, EVP_PKEY* key, X509* issuer, EVP_PKEY* 
     X509_add_ext(cert.get(), ext, -1);
     X509_EXTENSION_free(ext);
   };
-  add(NID_basic_constraints, issuer ? "critical,CA:FALSE" : "critical,CA:TRUE");
+  add(NID_basic_constraints, issuer && !ca ? "critical,CA:FALSE" : "critical,CA:TRUE");
   if (san) add(NID_subject_alt_name, san);
   X509_sign(cert.get(), issuer ? issuer_key : key, EVP_sha256());
   return cert;

@@ -6,9 +6,15 @@
  *   tcp      the same over loopback TCP (127.0.0.1), 1 MiB socket buffers
  * For the sockets the sender's and the receiver's CPU (CLOCK_THREAD_CPUTIME_ID) are reported apart:
  * a broker pays the receiver's share on produce and the sender's share on consume.
+ *   file     (floors --file DIR [MB]) write() of 1 MiB chunks into a new file in DIR, then unlink it: the
+ *            page-cache copy a broker pays per byte produced. On a virtual machine the first write into
+ *            memory the guest never touched also pays the host's page faults, several times the copy
+ *            itself; broker_bench runs it once before the broker starts (that warms the guest's memory and
+ *            measures the cold figure) and once at the end (the warm figure).
  * Usage: floors [MB per measurement, default 1024]. GB = 10^9 bytes. */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
@@ -75,7 +81,32 @@ static void stream(const char* name, int wfd, int rfd, int comma) {
          name, w.cpu / gb, r.cpu / gb, gb / r.wall);
 }
 
+static int file_floor(const char* dir, long long mb) {
+  char path[4096];
+  snprintf(path, sizeof path, "%s/floors-file.%d", dir, (int)getpid());
+  int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+  if (fd < 0) { perror(path); return 1; }
+  enum { BLOCK = 1 << 20 };
+  char* buf = malloc(BLOCK);
+  memset(buf, 'f', BLOCK);
+  long long total = mb * 1000000LL, done = 0;
+  double c0 = now(CLOCK_PROCESS_CPUTIME_ID), w0 = now(CLOCK_MONOTONIC);
+  while (done < total) {
+    ssize_t n = write(fd, buf, BLOCK);
+    if (n <= 0) { perror("write"); return 1; }
+    done += n;
+  }
+  double cpu = now(CLOCK_PROCESS_CPUTIME_ID) - c0, wall = now(CLOCK_MONOTONIC) - w0;
+  close(fd);
+  unlink(path);
+  free(buf);
+  printf("{\"mb\":%lld,\"file_write_cpu_s_per_gb\":%.4f,\"gb_per_s\":%.3f}\n", mb, cpu / ((double)done / 1e9),
+         (double)done / 1e9 / wall);
+  return 0;
+}
+
 int main(int argc, char** argv) {
+  if (argc > 2 && strcmp(argv[1], "--file") == 0) return file_floor(argv[2], argc > 3 ? atoll(argv[3]) : 1024);
   long long mb = argc > 1 ? atoll(argv[1]) : 1024;
   total_bytes = mb * 1000000LL;
   printf("{\"mb\":%lld,\"memcpy\":{", mb);

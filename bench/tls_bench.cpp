@@ -2,10 +2,11 @@
 //   BM_FullMtlsHandshake/<key>  a full TLS 1.3 handshake with a client certificate (ssl.client.auth=
 //                               required), ECDSA P-256 and RSA-2048 keys on both sides; the server's
 //                               share of the CPU is what a broker core spends per new client
-//   BM_FullMtlsServerSide       the same handshake, timed on the server's calls only (its thread CPU):
+//   BM_FullMtlsServerSide/<c>   the same handshake, timed on the server's calls only (its thread CPU);
+//                               c = 1: both sides send root, intermediate and leaf (bulwark pki's chains):
 //                               what OpenSSL alone costs a broker per new mTLS client, the floor that
 //                               bench/broker_bench.py sets the broker's handshakes per CPU-second against
-//   BM_IdleServerConnectionHeap 1,000 server connections kept after their mTLS handshake (ticket sent,
+//   BM_IdleServerConnectionHeap/<c> 1,000 server connections kept after their mTLS handshake (ticket sent,
 //                               buffers released, as the broker's context sets them): OpenSSL's heap per
 //                               idle connection (counter kib_per_connection, from mallinfo2), the floor
 //                               under the broker's memory per idle mTLS connection
@@ -33,19 +34,33 @@ namespace {
 
 EvpPkeyPtr make_key(bool rsa) { return EvpPkeyPtr(rsa ? EVP_RSA_gen(2048) : EVP_EC_gen("P-256")); }
 
+// Leaf certificates signed by the CA, or (with_intermediate) by an intermediate CA under it, with each
+// side sending leaf, intermediate and root as `bulwark pki export` writes the chain.
 struct Material {
-  EvpPkeyPtr ca_key, server_key, client_key;
-  X509Ptr ca, server, client;
-  explicit Material(bool rsa)
+  EvpPkeyPtr ca_key, server_key, client_key, intermediate_key;
+  X509Ptr ca, server, client, intermediate;
+  explicit Material(bool rsa, bool with_intermediate = false)
       : ca_key(make_key(rsa)), server_key(make_key(rsa)), client_key(make_key(rsa)) {
     ca = bench::make_cert("Bench CA", ca_key.get(), nullptr, nullptr, 1, nullptr);
-    server = bench::make_cert("bench-broker", server_key.get(), ca.get(), ca_key.get(), 2, "IP:127.0.0.1");
-    client = bench::make_cert("bench-client", client_key.get(), ca.get(), ca_key.get(), 3, "IP:127.0.0.1");
+    X509* issuer = ca.get();
+    EVP_PKEY* issuer_key = ca_key.get();
+    if (with_intermediate) {
+      intermediate_key = make_key(rsa);
+      intermediate = bench::make_cert("Bench Intermediate", intermediate_key.get(), ca.get(), ca_key.get(), 4, nullptr, true);
+      issuer = intermediate.get();
+      issuer_key = intermediate_key.get();
+    }
+    server = bench::make_cert("bench-broker", server_key.get(), issuer, issuer_key, 2, "IP:127.0.0.1");
+    client = bench::make_cert("bench-client", client_key.get(), issuer, issuer_key, 3, "IP:127.0.0.1");
   }
   tls::TlsSettings side(EVP_PKEY* key, X509* cert) const {
     tls::TlsSettings s;
     s.keystore.keys.push_back({"key", share(key), {}});
     s.keystore.keys.back().chain.push_back(share(cert));
+    if (intermediate) {
+      s.keystore.keys.back().chain.push_back(share(intermediate.get()));
+      s.keystore.keys.back().chain.push_back(share(ca.get()));
+    }
     s.truststore.trusted.push_back({"ca", share(ca.get())});
     s.enabled_protocols = {"TLSv1.3"};
     return s;
@@ -126,7 +141,7 @@ bool timed_handshake(SSL* server, SSL* client, double& server_cpu) {
 }
 
 void BM_FullMtlsServerSide(benchmark::State& state) {
-  const Material m(false);
+  const Material m(false, state.range(0) == 1);
   auto server = tls::make_server_context(m.server_settings()).value();
   auto client = tls::make_client_context(m.client_settings()).value();
   SSL_CTX_set_session_cache_mode(server->current().get(), SSL_SESS_CACHE_OFF);
@@ -139,13 +154,14 @@ void BM_FullMtlsServerSide(benchmark::State& state) {
     state.SetIterationTime(server_cpu);
   }
   state.SetItemsProcessed(state.iterations());
-  state.SetLabel("ECDSA P-256, server side only");
+  state.SetLabel(state.range(0) == 1 ? "ECDSA P-256, server side, root + intermediate + leaf chains"
+                                     : "ECDSA P-256, server side, CA + leaf");
 }
-BENCHMARK(BM_FullMtlsServerSide)->UseManualTime()->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_FullMtlsServerSide)->Arg(0)->Arg(1)->UseManualTime()->Unit(benchmark::kMicrosecond);
 
 void BM_IdleServerConnectionHeap(benchmark::State& state) {
   constexpr int kConnections = 1000;
-  const Material m(false);
+  const Material m(false, state.range(0) == 1);
   auto server = tls::make_server_context(m.server_settings()).value();
   auto client = tls::make_client_context(m.client_settings()).value();
   double kib_per_connection = 0;
@@ -166,9 +182,10 @@ void BM_IdleServerConnectionHeap(benchmark::State& state) {
     kib_per_connection = static_cast<double>(mallinfo2().uordblks - before) / kConnections / 1024.0;
   }
   state.counters["kib_per_connection"] = kib_per_connection;
-  state.SetLabel("ECDSA P-256, TLS 1.3, client certificate, ticket sent");
+  state.SetLabel(state.range(0) == 1 ? "ECDSA P-256, TLS 1.3, client chain root + intermediate + leaf, ticket sent"
+                                     : "ECDSA P-256, TLS 1.3, client certificate, ticket sent");
 }
-BENCHMARK(BM_IdleServerConnectionHeap)->Iterations(1)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_IdleServerConnectionHeap)->Arg(0)->Arg(1)->Iterations(1)->Unit(benchmark::kMillisecond);
 
 void BM_Resumption(benchmark::State& state) {
   const Material m(false);
