@@ -49,7 +49,8 @@ def acl(broker, pki, *args):
 def new_topic(broker, pki):
     topic = f"txo-{uuid.uuid4().hex[:8]}"
     conf = {"bootstrap.servers": broker.bootstrap("MTLS"), **clients.librdkafka_conf(clients.security(pki, "MTLS"))}
-    AdminClient(conf).create_topics([NewTopic(topic, 1, 1)])[topic].result(timeout=30)
+    admin = AdminClient(conf)  # kept alive until the future resolves
+    admin.create_topics([NewTopic(topic, 1, 1)])[topic].result(timeout=30)
     return topic
 
 
