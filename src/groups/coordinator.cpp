@@ -962,8 +962,11 @@ std::vector<GroupError> GroupCoordinator::txn_commit(const TxnCommitRequest& req
   if (request.producer_id < 0) return fail_all(GroupError::invalid_request);
   auto* group = find_group_locked(request.group_id);
   // Kafka's validateOffsetCommit for transactions: a consumer that names itself (KIP-447) must be the
-  // current member of the current generation; one that does not (v0-v2) is not checked.
-  if (request.generation_id >= 0 || !request.member_id.empty() || request.group_instance_id) {
+  // current member of the current generation; one that does not (v0-v2) is not checked, and neither is
+  // generation -1 into an empty group (an admin client or a consumer outside group management).
+  const bool empty_group = !group || group->state == GroupState::empty;
+  const bool names_member = request.generation_id >= 0 || !request.member_id.empty() || request.group_instance_id;
+  if (names_member && !(request.generation_id < 0 && empty_group)) {
     if (request.group_instance_id && group && group->static_members.count(*request.group_instance_id) &&
         group->static_members.at(*request.group_instance_id) != request.member_id)
       return fail_all(GroupError::fenced_instance_id);

@@ -1,7 +1,7 @@
 // Transactional offsets (TxnOffsetCommit, KIP-98/447) in the group coordinator: pending until the
 // producer's marker, COMMIT/ABORT, ordering against plain commits as Kafka's record offsets decide,
 // OffsetFetch require_stable, replay of transactional records and markers (an open transaction at the
-// log end stays pending), generation checks of v3, and deletion/expiry keeping open transactions.
+// log end stays pending), generation checks of v3 (Kafka's validateOffsetCommit), and deletion/expiry keeping open transactions.
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -230,7 +230,10 @@ TEST_F(TxnOffsetsTest, GenerationChecksOfVersion3) {
             std::vector<GroupError>{GroupError::unknown_member_id});
   EXPECT_EQ(txn_commit(1, {po("t", 0, 1)}, "g", generation, "someone-else", "instance-1"),
             std::vector<GroupError>{GroupError::fenced_instance_id});
+  EXPECT_EQ(txn_commit(1, {po("t", 0, 1)}, "g", -1, "someone-else"),
+            std::vector<GroupError>{GroupError::unknown_member_id});  // the group is not empty
   EXPECT_EQ(txn_commit(1, {po("t", 0, 1)}, "nogroup", 1, "m"), std::vector<GroupError>{GroupError::unknown_member_id});
+  EXPECT_EQ(txn_commit(4, {po("t", 0, 1)}, "empty", -1, "m"), ok);  // generation -1 into an empty group
   EXPECT_EQ(txn_commit(1, {po("t", 0, 1)}, "g", generation, member, "instance-1"), ok);
   // v0-v2 (generation -1, no member): not checked, even in a non-empty group.
   EXPECT_EQ(txn_commit(1, {po("t", 1, 2)}), ok);
@@ -238,7 +241,7 @@ TEST_F(TxnOffsetsTest, GenerationChecksOfVersion3) {
   end_txn(1, true);
   EXPECT_EQ(offset_of("t", 0), 1);
   EXPECT_EQ(offset_of("t", 1), 2);
-  EXPECT_EQ(records->size(), stored_before + 2u + 1u /* marker */);
+  EXPECT_EQ(records->size(), stored_before + 3u + 1u /* marker */);
 }
 
 TEST_F(TxnOffsetsTest, OversizedMetadataIsRefusedPerPartition) {
