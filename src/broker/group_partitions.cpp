@@ -167,18 +167,32 @@ bool GroupCoordinators::reconcile() {
       if (entries_.count(index)) continue;
     }
     const auto epoch = partition->leader_epoch();
+    {
+      std::lock_guard lock(mu_);
+      markers_while_loading_[index].clear();  // from here on, markers wait for this load
+    }
     auto store = std::make_unique<ReplicatedGroupStore>(partition, state_);
     const auto* store_ptr = store.get();
     auto clock = [this] { return state_.now_ms(); };
     auto opened = groups::GroupCoordinator::open(settings_, std::move(store), clock);
     if (!opened.ok()) {
       log::error("{}-{}: cannot load its groups: {} (retrying)", kOffsetsTopic, index, opened.error().message);
+      std::lock_guard lock(mu_);
+      markers_while_loading_.erase(index);
       loaded_all = false;
       continue;
     }
     std::shared_ptr<groups::GroupCoordinator> coordinator = std::move(*opened);
-    std::lock_guard lock(mu_);
-    entries_[index] = Entry{partition, epoch, std::move(coordinator), store_ptr};
+    std::vector<Marker> early;
+    {
+      std::lock_guard lock(mu_);
+      entries_[index] = Entry{partition, epoch, coordinator, store_ptr};
+      if (auto it = markers_while_loading_.find(index); it != markers_while_loading_.end()) {
+        early = std::move(it->second);
+        markers_while_loading_.erase(it);
+      }
+    }
+    for (const auto& m : early) coordinator->on_transaction_marker(m.producer_id, m.producer_epoch, m.committed);
     log::info("{}-{}: coordinating its groups (leader epoch {})", kOffsetsTopic, index, epoch);
   }
   return loaded_all;
@@ -195,6 +209,23 @@ void GroupCoordinators::run() {
     for (auto& coordinator : all()) coordinator->tick();
     lock.lock();
   }
+}
+
+void GroupCoordinators::on_transaction_marker(std::int32_t offsets_partition, std::int64_t producer_id,
+                                              std::int16_t producer_epoch, bool committed) {
+  std::shared_ptr<groups::GroupCoordinator> coordinator;
+  {
+    std::lock_guard lock(mu_);
+    if (auto it = entries_.find(offsets_partition); it != entries_.end()) {
+      coordinator = it->second.coordinator;
+    } else if (auto loading = markers_while_loading_.find(offsets_partition); loading != markers_while_loading_.end()) {
+      loading->second.push_back({producer_id, producer_epoch, committed});
+      return;
+    } else {
+      return;  // not coordinated here: whoever loads the partition replays the marker from the log
+    }
+  }
+  coordinator->on_transaction_marker(producer_id, producer_epoch, committed);
 }
 
 void GroupCoordinators::create_topic() {

@@ -76,6 +76,13 @@ class GroupCoordinators {
   // The partition of `group_id` when the topic exists.
   std::optional<std::int32_t> partition_for(const std::string& group_id) const;
 
+  // A COMMIT or ABORT marker of `producer_id` was appended to __consumer_offsets-`offsets_partition`:
+  // that partition's coordinator completes or drops the producer's pending offsets. A marker that
+  // arrives while the partition is loading is applied once the load is done (applying one the load
+  // replayed already is harmless: the producer has nothing pending by then).
+  void on_transaction_marker(std::int32_t offsets_partition, std::int64_t producer_id, std::int16_t producer_epoch,
+                             bool committed);
+
   // Asks the controller to create the topic (once at a time); FindCoordinator answers
   // COORDINATOR_NOT_AVAILABLE meanwhile and clients retry.
   void create_topic();
@@ -95,6 +102,12 @@ class GroupCoordinators {
   groups::GroupSettings settings_;
   mutable std::mutex mu_;
   std::map<std::int32_t, Entry> entries_;  // by partition index
+  struct Marker {
+    std::int64_t producer_id;
+    std::int16_t producer_epoch;
+    bool committed;
+  };
+  std::map<std::int32_t, std::vector<Marker>> markers_while_loading_;  // partitions being loaded
   std::atomic<bool> creating_{false};
 
   std::thread thread_;

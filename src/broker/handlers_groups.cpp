@@ -7,6 +7,7 @@
 #include <set>
 
 #include "base/log.h"
+#include "broker/group_handlers.h"
 #include "broker/group_partitions.h"
 #include "broker/state.h"
 #include "groups/coordinator.h"
@@ -27,11 +28,8 @@ namespace bulwark::broker {
 using security::Operation;
 using security::ResourceType;
 
-namespace {
-
 using groups::GroupError;
 
-// Kafka's numbers for the coordinator's outcomes (the group codes are not in errors.h's table).
 std::int16_t kafka_code(GroupError error) {
   switch (error) {
     case GroupError::none: return 0;
@@ -55,9 +53,13 @@ std::int16_t kafka_code(GroupError error) {
     case GroupError::unknown_topic_or_partition: return code(KafkaError::unknown_topic_or_partition);
     case GroupError::group_authorization_failed: return code(KafkaError::group_authorization_failed);
     case GroupError::topic_authorization_failed: return code(KafkaError::topic_authorization_failed);
+    case GroupError::unstable_offset_commit: return 88;
   }
   return code(KafkaError::unknown_server_error);
 }
+
+namespace {
+
 constexpr std::int16_t kCoordinatorNotAvailable = 15;
 
 std::string client_host(const Call& call) { return "/" + call.ctx.peer.remote_address; }
@@ -80,16 +82,21 @@ Status open_group_coordinator(BrokerState& state) {
   settings.offsets_retention_check_interval_ms = std::min<std::int64_t>(600000, std::max<std::int64_t>(1000, settings.offsets_retention_ms / 4));
   state.group_coordinators = std::make_unique<GroupCoordinators>(state, settings);
   state.group_coordinators->start();
+  // Markers appended to __consumer_offsets complete the transactional offsets waiting there.
+  state.on_offsets_transaction_marker = [&state](std::int32_t offsets_partition, std::int64_t producer_id,
+                                                 std::int16_t producer_epoch, bool committed) {
+    if (state.group_coordinators)
+      state.group_coordinators->on_transaction_marker(offsets_partition, producer_id, producer_epoch, committed);
+  };
   return Status::success();
 }
 
-namespace {
-
-// The coordinator of `group_id` if this broker is it, else the error to answer.
 GroupCoordinators::Lookup coordinator_for(const BrokerState& state, const std::string& group_id) {
   if (!state.group_coordinators) return {nullptr, GroupError::coordinator_not_available, nullptr, nullptr};
   return state.group_coordinators->for_group(group_id);
 }
+
+namespace {
 
 // Where clients of `listener` find the coordinator of `group_id`: the leader of its __consumer_offsets
 // partition. nullopt (COORDINATOR_NOT_AVAILABLE, clients retry) while the topic is being created or
@@ -111,9 +118,8 @@ std::optional<cluster::Endpoint> coordinator_endpoint(BrokerState& state, const 
   return *endpoint;
 }
 
-// Calls done(true) once `partition`'s high watermark reaches `offset` while this broker still leads
-// it at the same epoch, done(false) when the leadership goes or `timeout` passes; on `loop` (or at once,
-// on the calling thread, when the answer is known already).
+}  // namespace
+
 void when_replicated(BrokerState& state, net::EventLoop& loop, std::shared_ptr<replication::Partition> partition,
                      std::int64_t offset, std::chrono::milliseconds timeout, std::function<void(bool)> done) {
   struct Wait {
@@ -154,8 +160,6 @@ void when_replicated(BrokerState& state, net::EventLoop& loop, std::shared_ptr<r
     finish(wait, false);  // the high watermark moved before the watch was in place
   });
 }
-
-}  // namespace
 
 namespace {
 bool may_read_group(const BrokerState& state, Call& call, const std::string& group_id) {
@@ -434,7 +438,9 @@ void handle_offset_fetch(BrokerState& state, Call& call) {
       error = kafka_code(lookup.error);
       return result;
     }
-    result = lookup.coordinator->fetch_offsets(group_id, wanted);
+    // require_stable (v7+): partitions an open transaction holds answer UNSTABLE_OFFSET_COMMIT (per partition,
+    // in every version, as Kafka), so the consumer waits for the transaction instead of rereading.
+    result = lookup.coordinator->fetch_offsets(group_id, wanted, version >= 7 && request.require_stable);
     error = kafka_code(result.error);
     // Offsets of topics the principal may not describe: an error when asked for by name, left out
     // when the client asked for all of them (Kafka's rule).

@@ -33,6 +33,7 @@ constexpr ServedApi kServed[] = {
     {21, 0, 2, handle_delete_records, true},  // DeleteRecords (checkpoints the log start)
     {22, 0, 4, handle_init_producer_id},  // InitProducerId
     {23, 0, 4, handle_offset_for_leader_epoch},  // OffsetForLeaderEpoch
+    {28, 0, 3, handle_txn_offset_commit, true},  // TxnOffsetCommit (KIP-98/447: pending until the marker)
     {29, 0, 3, handle_describe_acls},     // DescribeAcls
     {30, 0, 3, handle_create_acls},       // CreateAcls
     {31, 0, 3, handle_delete_acls},       // DeleteAcls

@@ -149,6 +149,15 @@ struct BrokerState {
   std::map<std::string, ListenerSasl> sasl;                              // per SASL listener
   std::unique_ptr<ScramStore> scram;
   OfflineTopics offline_topics;
+  // Transactions (docs/transactions.md). Set by the transaction coordinator; unset = transactions are off.
+  // KIP-890: whether `partition` was added to the producer's open transaction (NONE when it was).
+  std::function<KafkaError(const std::string& transactional_id, std::int64_t producer_id,
+                           std::int16_t producer_epoch, const std::string& topic, std::int32_t partition)>
+      verify_transactional_partition;
+  // Called after a COMMIT or ABORT marker is appended to a partition of __consumer_offsets.
+  std::function<void(std::int32_t offsets_partition, std::int64_t producer_id, std::int16_t producer_epoch,
+                     bool committed)>
+      on_offsets_transaction_marker;
 
   std::int32_t node_id() const { return config.node_id; }
   // The advertised endpoint clients of `listener` should use (the first advertised one otherwise).
@@ -260,6 +269,7 @@ void handle_list_groups(BrokerState& state, Call& call);
 void handle_describe_groups(BrokerState& state, Call& call);
 void handle_delete_groups(BrokerState& state, Call& call);
 void handle_offset_delete(BrokerState& state, Call& call);
+void handle_txn_offset_commit(BrokerState& state, Call& call);  // handlers_txn_offsets.cpp
 // The controller listener (handlers_controller.cpp): false when the API is not one of its own.
 bool handle_controller_listener(BrokerState& state, Call& call);
 void handle_describe_quorum(BrokerState& state, Call& call);

@@ -30,6 +30,7 @@ const char* to_string(GroupError error) {
     case GroupError::unknown_topic_or_partition: return "unknown topic or partition";
     case GroupError::group_authorization_failed: return "group authorization failed";
     case GroupError::topic_authorization_failed: return "topic authorization failed";
+    case GroupError::unstable_offset_commit: return "unstable offset commit";
   }
   return "unknown";
 }
@@ -68,6 +69,14 @@ struct GroupCoordinator::Member {
   }
 };
 
+namespace {
+// An offset and where its record sits in the log (next_position_ order).
+struct CommittedOffset {
+  OffsetValue value;
+  std::uint64_t position = 0;
+};
+}  // namespace
+
 struct GroupCoordinator::Group {
   std::string id;
   GroupState state = GroupState::empty;
@@ -84,8 +93,16 @@ struct GroupCoordinator::Group {
   std::int64_t sync_deadline = 0;
   std::int64_t state_timestamp = 0;
   bool stored = false;  // a group metadata record exists in the store
-  std::map<TopicPartitionKey, OffsetValue> offsets;
+  std::map<TopicPartitionKey, CommittedOffset> offsets;
+  // TxnOffsetCommit offsets of open transactions, by producer id; they wait for the marker.
+  std::map<std::int64_t, std::map<TopicPartitionKey, CommittedOffset>> pending_txn;
   std::uint64_t next_join_order = 0;
+
+  bool has_pending_txn(const TopicPartitionKey& tp) const {
+    for (const auto& [producer, offsets_of] : pending_txn)
+      if (offsets_of.count(tp)) return true;
+    return false;
+  }
 
   std::int32_t max_rebalance_timeout() const {
     std::int32_t t = 0;
@@ -212,27 +229,30 @@ Status GroupCoordinator::replay(const std::vector<StoredRecord>& records) {
   std::lock_guard lock(mu_);
   std::size_t skipped = 0;
   for (const auto& record : records) {
+    if (record.kind == RecordKind::commit_marker || record.kind == RecordKind::abort_marker) {
+      complete_transaction_locked(record.producer_id, record.kind == RecordKind::commit_marker);
+      continue;
+    }
     auto key = decode_key(record.key);
     if (!key.ok()) {
       ++skipped;
       continue;
     }
     if (auto* offset_key = std::get_if<OffsetKey>(&*key)) {
-      TopicPartitionKey tp{offset_key->topic, offset_key->partition};
-      if (!record.value) {
-        if (auto* group = find_group_locked(offset_key->group)) group->offsets.erase(tp);
-        continue;
-      }
-      auto value = decode_offset_value(*record.value);
-      if (!value.ok()) {
-        ++skipped;
-        continue;
-      }
-      get_or_create_group_locked(offset_key->group).offsets[tp] = *value;
+      replay_offset_locked(*offset_key, record, skipped);
     } else {
       const auto& group_key = std::get<GroupKey>(*key);
+      if (record.kind == RecordKind::transactional) {
+        ++skipped;  // Kafka writes only offsets in transactions
+        continue;
+      }
       if (!record.value) {
-        groups_.erase(group_key.group);
+        auto it = groups_.find(group_key.group);
+        if (it == groups_.end()) continue;
+        // A deleted group keeps the offsets of its open transactions (as Kafka); the rest is gone.
+        auto pending = std::move(it->second->pending_txn);
+        groups_.erase(it);
+        if (!pending.empty()) get_or_create_group_locked(group_key.group).pending_txn = std::move(pending);
         continue;
       }
       auto value = decode_group_value(*record.value);
@@ -273,9 +293,57 @@ Status GroupCoordinator::replay(const std::vector<StoredRecord>& records) {
     if (group->leader_id && !group->members.count(*group->leader_id)) group->leader_id.reset();
     if (group->state_timestamp < 0) group->state_timestamp = now;
   }
+  std::size_t open_transactions = 0;
+  for (const auto& [id, group] : groups_) open_transactions += group->pending_txn.size();
   if (skipped > 0) log::warn("consumer groups: skipped {} stored records that could not be read", skipped);
-  log::info("consumer groups: loaded {} groups from {} stored records", groups_.size(), records.size());
+  log::info("consumer groups: loaded {} groups from {} stored records ({} open transactional offset commits)",
+            groups_.size(), records.size(), open_transactions);
   return Status::success();
+}
+
+void GroupCoordinator::replay_offset_locked(const OffsetKey& key, const StoredRecord& record, std::size_t& skipped) {
+  TopicPartitionKey tp{key.topic, key.partition};
+  const auto position = next_position_++;
+  const bool transactional = record.kind == RecordKind::transactional;
+  if (!record.value) {
+    // A tombstone removes the committed offset; an open transaction's offset stays pending (see
+    // delete_group), and a transactional tombstone withdraws the producer's pending one.
+    auto* group = find_group_locked(key.group);
+    if (!group) return;
+    if (!transactional) {
+      group->offsets.erase(tp);
+    } else if (auto it = group->pending_txn.find(record.producer_id); it != group->pending_txn.end()) {
+      it->second.erase(tp);
+    }
+    return;
+  }
+  auto value = decode_offset_value(*record.value);
+  if (!value.ok()) {
+    ++skipped;
+    return;
+  }
+  auto& group = get_or_create_group_locked(key.group);
+  if (transactional)
+    group.pending_txn[record.producer_id][tp] = CommittedOffset{*value, position};
+  else
+    group.offsets[tp] = CommittedOffset{*value, position};
+}
+
+// Kafka's completePendingTxnOffsetCommit: on COMMIT a pending offset wins over a committed one only
+// when its record is the later one in the log; either way the producer has nothing pending after.
+void GroupCoordinator::complete_transaction_locked(std::int64_t producer_id, bool committed) {
+  for (auto& [id, group] : groups_) {
+    auto it = group->pending_txn.find(producer_id);
+    if (it == group->pending_txn.end()) continue;
+    if (committed) {
+      for (auto& [tp, pending] : it->second) {
+        auto current = group->offsets.find(tp);
+        if (current == group->offsets.end() || current->second.position < pending.position)
+          group->offsets[tp] = std::move(pending);
+      }
+    }
+    group->pending_txn.erase(it);
+  }
 }
 
 void GroupCoordinator::run_deferred(std::unique_lock<std::mutex>& lock) {
@@ -855,7 +923,7 @@ std::vector<GroupError> GroupCoordinator::commit(const CommitRequest& request) {
   }
   if (allowed) {
     std::vector<StoredRecord> records;
-    std::vector<std::pair<TopicPartitionKey, OffsetValue>> updates;
+    std::vector<std::pair<TopicPartitionKey, CommittedOffset>> updates;
     for (std::size_t i = 0; i < request.offsets.size(); ++i) {
       const auto& o = request.offsets[i];
       if (o.metadata.size() > settings_.max_offset_metadata_bytes) {
@@ -864,7 +932,7 @@ std::vector<GroupError> GroupCoordinator::commit(const CommitRequest& request) {
       }
       OffsetValue value{o.offset, o.leader_epoch, o.metadata, now};
       records.push_back({encode_offset_key({request.group_id, o.topic, o.partition}), encode_offset_value(value)});
-      updates.emplace_back(TopicPartitionKey{o.topic, o.partition}, std::move(value));
+      updates.emplace_back(TopicPartitionKey{o.topic, o.partition}, CommittedOffset{std::move(value), next_position_++});
     }
     auto stored = store_->append(records);
     if (!stored.ok()) {
@@ -881,8 +949,69 @@ std::vector<GroupError> GroupCoordinator::commit(const CommitRequest& request) {
   return errors;
 }
 
+std::vector<GroupError> GroupCoordinator::txn_commit(const TxnCommitRequest& request) {
+  const auto now = clock_();
+  std::unique_lock lock(mu_);
+  std::vector<GroupError> errors(request.offsets.size(), GroupError::none);
+  auto fail_all = [&](GroupError e) {
+    std::fill(errors.begin(), errors.end(), e);
+    return errors;
+  };
+  if (resigned_ != GroupError::none) return fail_all(resigned_);
+  if (request.group_id.empty()) return fail_all(GroupError::invalid_group_id);
+  if (request.producer_id < 0) return fail_all(GroupError::invalid_request);
+  auto* group = find_group_locked(request.group_id);
+  // Kafka's validateOffsetCommit for transactions: a consumer that names itself (KIP-447) must be the
+  // current member of the current generation; one that does not (v0-v2) is not checked, and neither is
+  // generation -1 into an empty group (an admin client or a consumer outside group management).
+  const bool empty_group = !group || group->state == GroupState::empty;
+  const bool names_member = request.generation_id >= 0 || !request.member_id.empty() || request.group_instance_id;
+  if (names_member && !(request.generation_id < 0 && empty_group)) {
+    if (request.group_instance_id && group && group->static_members.count(*request.group_instance_id) &&
+        group->static_members.at(*request.group_instance_id) != request.member_id)
+      return fail_all(GroupError::fenced_instance_id);
+    if (!group || !group->members.count(request.member_id)) return fail_all(GroupError::unknown_member_id);
+    if (request.generation_id != group->generation) return fail_all(GroupError::illegal_generation);
+  }
+  std::vector<StoredRecord> records;
+  std::vector<std::pair<TopicPartitionKey, CommittedOffset>> updates;
+  for (std::size_t i = 0; i < request.offsets.size(); ++i) {
+    const auto& o = request.offsets[i];
+    if (o.metadata.size() > settings_.max_offset_metadata_bytes) {
+      errors[i] = GroupError::offset_metadata_too_large;
+      continue;
+    }
+    OffsetValue value{o.offset, o.leader_epoch, o.metadata, now};
+    StoredRecord record{encode_offset_key({request.group_id, o.topic, o.partition}), encode_offset_value(value)};
+    record.kind = RecordKind::transactional;
+    record.producer_id = request.producer_id;
+    record.producer_epoch = request.producer_epoch;
+    records.push_back(std::move(record));
+    updates.emplace_back(TopicPartitionKey{o.topic, o.partition}, CommittedOffset{std::move(value), next_position_++});
+  }
+  if (records.empty()) return errors;
+  if (auto stored = store_->append(records); !stored.ok()) {
+    log::error("group {}: storing {} transactional offsets of producer {} failed: {}", request.group_id,
+               records.size(), request.producer_id, stored.error().message);
+    for (auto& e : errors)
+      if (e == GroupError::none) e = GroupError::coordinator_not_available;
+    return errors;
+  }
+  auto& pending = get_or_create_group_locked(request.group_id).pending_txn[request.producer_id];
+  for (auto& [tp, offset] : updates) pending[tp] = std::move(offset);
+  return errors;
+}
+
+void GroupCoordinator::on_transaction_marker(std::int64_t producer_id, std::int16_t producer_epoch, bool committed) {
+  std::lock_guard lock(mu_);
+  log::debug("consumer groups: {} of producer {} (epoch {})", committed ? "COMMIT" : "ABORT", producer_id,
+             producer_epoch);
+  complete_transaction_locked(producer_id, committed);
+}
+
 FetchOffsetsResult GroupCoordinator::fetch_offsets(const std::string& group_id,
-                                                   const std::optional<std::vector<TopicPartitionKey>>& partitions) {
+                                                   const std::optional<std::vector<TopicPartitionKey>>& partitions,
+                                                   bool require_stable) {
   std::lock_guard lock(mu_);
   FetchOffsetsResult result;
   auto* group = find_group_locked(group_id);
@@ -891,19 +1020,26 @@ FetchOffsetsResult GroupCoordinator::fetch_offsets(const std::string& group_id,
       PartitionOffset out;
       out.topic = tp.topic;
       out.partition = tp.partition;
-      if (group) {
+      if (group && require_stable && group->has_pending_txn(tp)) {
+        out.error = GroupError::unstable_offset_commit;  // Kafka answers offset -1 with it
+      } else if (group) {
         auto it = group->offsets.find(tp);
         if (it != group->offsets.end()) {
-          out.offset = it->second.offset;
-          out.leader_epoch = it->second.leader_epoch;
-          out.metadata = it->second.metadata;
+          out.offset = it->second.value.offset;
+          out.leader_epoch = it->second.value.leader_epoch;
+          out.metadata = it->second.value.metadata;
         }
       }
       result.offsets.push_back(std::move(out));
     }
   } else if (group) {
-    for (const auto& [tp, value] : group->offsets)
-      result.offsets.push_back(PartitionOffset{tp.topic, tp.partition, value.offset, value.leader_epoch, value.metadata});
+    for (const auto& [tp, committed] : group->offsets) {
+      const auto& value = committed.value;
+      if (require_stable && group->has_pending_txn(tp))
+        result.offsets.push_back(PartitionOffset{tp.topic, tp.partition, -1, -1, "", GroupError::unstable_offset_commit});
+      else
+        result.offsets.push_back(PartitionOffset{tp.topic, tp.partition, value.offset, value.leader_epoch, value.metadata});
+    }
   }
   return result;
 }
@@ -946,16 +1082,24 @@ GroupError GroupCoordinator::delete_group(const std::string& group_id) {
   if (!group) return GroupError::group_id_not_found;
   if (!group->members.empty() || group->state != GroupState::empty) return GroupError::non_empty_group;
   std::vector<StoredRecord> records;
-  for (const auto& [tp, value] : group->offsets)
+  for (const auto& [tp, committed] : group->offsets)
     records.push_back({encode_offset_key({group_id, tp.topic, tp.partition}), std::nullopt});
   records.push_back({encode_group_key({group_id}), std::nullopt});
   if (auto stored = store_->append(records); !stored.ok()) {
     log::error("group {}: storing the deletion failed: {}", group_id, stored.error().message);
     return GroupError::coordinator_not_available;
   }
-  // Pending members (given an id, not yet joined) learn on their join that the group is gone.
+  next_position_ += records.size();
+  // Pending members (given an id, not yet joined) learn on their join that the group is gone. Offsets
+  // of open transactions survive (as Kafka keeps them): their marker decides, in a fresh empty group.
+  auto pending = std::move(group->pending_txn);
   groups_.erase(group_id);
-  log::info("group {} deleted", group_id);
+  if (!pending.empty()) {
+    get_or_create_group_locked(group_id).pending_txn = std::move(pending);
+    log::info("group {} deleted; the offsets of its open transactions wait for their markers", group_id);
+  } else {
+    log::info("group {} deleted", group_id);
+  }
   return GroupError::none;
 }
 
@@ -1081,16 +1225,17 @@ void GroupCoordinator::expire_offsets_locked(std::int64_t now) {
     }
     std::vector<StoredRecord> records;
     std::vector<TopicPartitionKey> expired;
-    for (const auto& [tp, value] : group.offsets) {
+    for (const auto& [tp, committed] : group.offsets) {
+      if (group.has_pending_txn(tp)) continue;  // an open transaction will commit over it (Kafka keeps it)
       // Kafka's rule: offsets of an empty consumer group expire retention after the group became
       // empty; a simple consumer's (no protocol type) expire retention after their commit.
-      const auto base = group.protocol_type.empty() ? value.commit_timestamp : group.state_timestamp;
+      const auto base = group.protocol_type.empty() ? committed.value.commit_timestamp : group.state_timestamp;
       if (base + settings_.offsets_retention_ms <= now) {
         records.push_back({encode_offset_key({group.id, tp.topic, tp.partition}), std::nullopt});
         expired.push_back(tp);
       }
     }
-    const bool drop_group = expired.size() == group.offsets.size();
+    const bool drop_group = expired.size() == group.offsets.size() && group.pending_txn.empty();
     if (drop_group && group.stored) records.push_back({encode_group_key({group.id}), std::nullopt});
     if (auto stored = store_->append(records); !stored.ok()) {
       log::error("group {}: storing expired offsets failed: {}", group.id, stored.error().message);

@@ -59,6 +59,7 @@ enum class GroupError {
   unknown_topic_or_partition,  // set by the broker, never by the coordinator
   group_authorization_failed,  // likewise
   topic_authorization_failed,  // likewise
+  unstable_offset_commit,      // OffsetFetch require_stable: a transaction holds a pending offset
 };
 const char* to_string(GroupError error);
 
@@ -166,6 +167,17 @@ struct CommitRequest {
   std::vector<PartitionOffset> offsets;
 };
 
+// TxnOffsetCommit: offsets written in the producer's transaction, pending until its marker.
+struct TxnCommitRequest {
+  std::string group_id;
+  std::int64_t producer_id = -1;
+  std::int16_t producer_epoch = -1;
+  std::int32_t generation_id = -1;  // v3 (KIP-447); -1 with member "" and no instance: not checked
+  std::string member_id;
+  std::optional<std::string> group_instance_id;
+  std::vector<PartitionOffset> offsets;
+};
+
 struct FetchOffsetsResult {
   GroupError error = GroupError::none;
   std::vector<PartitionOffset> offsets;  // offset -1 for partitions without a committed offset
@@ -223,9 +235,18 @@ class GroupCoordinator {
 
   // One error per offset (in the same order). A store failure fails them all.
   std::vector<GroupError> commit(const CommitRequest& request);
-  // partitions nullopt: every committed offset of the group.
+  // Transactional offsets (KIP-98/447): stored as transactional records of the producer and kept pending,
+  // invisible to fetch_offsets, until on_transaction_marker. One error per offset, as commit().
+  std::vector<GroupError> txn_commit(const TxnCommitRequest& request);
+  // A COMMIT or ABORT marker of `producer_id` was appended to this coordinator's partition: its pending
+  // offsets in every group become the committed ones (unless a plain commit came later in the log) or
+  // are dropped. Replay applies the markers it reads the same way.
+  void on_transaction_marker(std::int64_t producer_id, std::int16_t producer_epoch, bool committed);
+  // partitions nullopt: every committed offset of the group. require_stable (OffsetFetch v7+): a
+  // partition with a pending transactional offset answers unstable_offset_commit instead.
   FetchOffsetsResult fetch_offsets(const std::string& group_id,
-                                   const std::optional<std::vector<TopicPartitionKey>>& partitions);
+                                   const std::optional<std::vector<TopicPartitionKey>>& partitions,
+                                   bool require_stable = false);
   // One error per partition; the group error is group_id_not_found or none.
   GroupError delete_offsets(const std::string& group_id, const std::vector<TopicPartitionKey>& partitions,
                             std::vector<GroupError>& partition_errors);
@@ -267,6 +288,8 @@ class GroupCoordinator {
   void remove_member_locked(Group& group, std::string member_id, std::int64_t now, const char* reason);  // by value: callers pass references into maps it edits
   JoinResult join_result_for_locked(const Group& group, const Member& member) const;
   void store_group_locked(Group& group);
+  void replay_offset_locked(const OffsetKey& key, const StoredRecord& record, std::size_t& skipped);
+  void complete_transaction_locked(std::int64_t producer_id, bool committed);
   void expire_offsets_locked(std::int64_t now);
   void defer(std::function<void()> fn) { deferred_.push_back(std::move(fn)); }
   void run_deferred(std::unique_lock<std::mutex>& lock);
@@ -279,6 +302,9 @@ class GroupCoordinator {
   std::vector<std::function<void()>> deferred_;
   std::int64_t next_retention_check_ = 0;
   GroupError resigned_ = GroupError::none;  // see resign()
+  // Log order of offset records (replayed and appended alike): a transaction's offsets apply at its
+  // COMMIT only over plain commits older than them, as Kafka compares record offsets.
+  std::uint64_t next_position_ = 0;
 
   std::thread ticker_;
   std::mutex ticker_mu_;

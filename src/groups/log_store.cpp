@@ -15,8 +15,33 @@ Result<Bytes> encode_group_batch(const std::vector<StoredRecord>& records, std::
     record.value = r.value;
     batch_records.push_back(std::move(record));
   }
-  return wire::encode_batch(batch_records, {});
+  wire::BatchOptions options;
+  if (!records.empty() && records.front().kind == RecordKind::transactional) {
+    options.transactional = true;
+    options.producer_id = records.front().producer_id;
+    options.producer_epoch = records.front().producer_epoch;
+  }
+  return wire::encode_batch(batch_records, options);
 }
+
+namespace {
+
+// A control batch's one record: EndTransactionMarker key (i16 version, i16 type). nullopt when it is not a
+// transaction marker (Kafka has other control records, which groups ignore).
+std::optional<StoredRecord> transaction_marker(const wire::BatchHeader& header, const wire::Record& record) {
+  if (!record.key) return std::nullopt;
+  ByteReader r(*record.key);
+  std::int16_t version = 0, type = 0;
+  if (!r.read_i16(version) || !r.read_i16(type) || version < 0 || (type != 0 && type != 1)) return std::nullopt;
+  StoredRecord marker{*record.key, std::nullopt};
+  marker.kind = type == 1 ? RecordKind::commit_marker : RecordKind::abort_marker;
+  marker.producer_id = header.producer_id;
+  marker.producer_epoch = header.producer_epoch;
+  return marker;
+}
+
+}  // namespace
+
 
 Status PartitionLogStore::append(const std::vector<StoredRecord>& records) {
   if (records.empty()) return Status::success();
@@ -50,8 +75,18 @@ Result<std::vector<StoredRecord>> read_group_records(storage::PartitionLog& log)
         return make_error(ErrorKind::corrupt, log.dir().string() + ": batch at offset " +
                                                   std::to_string(header->base_offset) + ": " + records.error().message);
       for (auto& record : *records) {
+        if (header->is_control()) {
+          if (auto marker = transaction_marker(*header, record)) out.push_back(std::move(*marker));
+          continue;
+        }
         if (!record.key) continue;  // not ours; a group record always has a key
-        out.push_back(StoredRecord{std::move(*record.key), std::move(record.value)});
+        StoredRecord stored{std::move(*record.key), std::move(record.value)};
+        if (header->is_transactional()) {
+          stored.kind = RecordKind::transactional;
+          stored.producer_id = header->producer_id;
+          stored.producer_epoch = header->producer_epoch;
+        }
+        out.push_back(std::move(stored));
       }
       offset = header->last_offset() + 1;
     }

@@ -10,9 +10,11 @@
 
 namespace bulwark::groups {
 
-// One record batch holding `records` (keys and values as Kafka's __consumer_offsets has them).
+// One record batch holding `records` (keys and values as Kafka's __consumer_offsets has them). When the
+// first record is transactional the batch is a transactional one of its producer (attributes 0x10, no
+// sequence: the coordinator writes it, as Kafka's does); every record of one append shares its kind.
 Result<Bytes> encode_group_batch(const std::vector<StoredRecord>& records, std::int64_t now_ms);
-// Every group record in `log`, from its start to its end.
+// Every group record in `log`, from its start to its end, transactional ones and markers tagged.
 Result<std::vector<StoredRecord>> read_group_records(storage::PartitionLog& log);
 
 class PartitionLogStore : public GroupStore {

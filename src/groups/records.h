@@ -22,9 +22,17 @@
 
 namespace bulwark::groups {
 
+// How a record sits in the log. Transactional records (TxnOffsetCommit) wait for their producer's
+// transaction marker: a control batch whose key is Kafka's EndTransactionMarker (i16 version, i16 type:
+// 0 = ABORT, 1 = COMMIT). A marker's key is kept as read and its value is nullopt.
+enum class RecordKind { plain, transactional, commit_marker, abort_marker };
+
 struct StoredRecord {
   Bytes key;
   std::optional<Bytes> value;  // nullopt = tombstone
+  RecordKind kind = RecordKind::plain;
+  std::int64_t producer_id = -1;  // transactional records and markers
+  std::int16_t producer_epoch = -1;
 };
 
 struct OffsetKey {
