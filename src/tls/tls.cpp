@@ -9,6 +9,9 @@
 #include <cctype>
 #include <cerrno>
 #include <cstring>
+#include <mutex>
+#include <string>
+#include <unordered_map>
 
 #include <fmt/format.h>
 
@@ -95,6 +98,113 @@ Result<ProtocolRange> protocol_range(const std::vector<std::string>& names) {
     range.max = std::max(range.max, version);
   }
   return range;
+}
+
+// Full handshakes from the same clients (reconnects, many connections of one client) present the
+// same chain again and again. A server context remembers, for a few minutes, the chains it verified:
+// keyed by the SHA-256 of every certificate the client sent, until the earliest notAfter in the built
+// chain. The trust (anchors, CRLs, flags) is fixed for a context, and every reload builds a new one,
+// so a remembered result never outlives the trust it was reached under. Only successes are kept; a
+// failing chain is verified (and explained) every time. The client still proves its key in each
+// handshake (CertificateVerify): the cache only skips re-checking the CA signatures and the path.
+class VerifiedChains {
+ public:
+  static constexpr std::size_t kMaxEntries = 10000;
+  static constexpr std::time_t kRememberSeconds = 300;
+
+  bool fresh(const std::string& key, std::time_t now) {
+    std::lock_guard lock(mutex_);
+    auto it = entries_.find(key);
+    if (it == entries_.end()) return false;
+    if (it->second.until <= now) {
+      entries_.erase(it);
+      return false;
+    }
+    return true;
+  }
+  void remember(std::string key, std::time_t until, int error) {
+    std::lock_guard lock(mutex_);
+    if (entries_.size() >= kMaxEntries) entries_.clear();  // a flood of distinct chains: start over
+    entries_[std::move(key)] = Entry{until, error};
+  }
+  std::size_t size() {
+    std::lock_guard lock(mutex_);
+    return entries_.size();
+  }
+  int error_of(const std::string& key) {
+    std::lock_guard lock(mutex_);
+    auto it = entries_.find(key);
+    return it == entries_.end() ? X509_V_OK : it->second.error;
+  }
+
+ private:
+  struct Entry {
+    std::time_t until;
+    int error;  // a tolerated CRL error OpenSSL reported with the success, reported again on a hit
+  };
+  std::mutex mutex_;
+  std::unordered_map<std::string, Entry> entries_;
+};
+
+int verified_chains_index() {
+  static const int index = SSL_CTX_get_ex_new_index(
+      0, nullptr, nullptr, nullptr, [](void*, void* ptr, CRYPTO_EX_DATA*, int, long, void*) {
+        delete static_cast<VerifiedChains*>(ptr);
+      });
+  return index;
+}
+
+// The SHA-256 of each certificate the peer sent, leaf first; empty when one cannot be hashed.
+std::string presented_chain_key(X509_STORE_CTX* store) {
+  std::string key;
+  auto add = [&](X509* cert) {
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int len = 0;
+    if (cert == nullptr || X509_digest(cert, EVP_sha256(), md, &len) != 1) return false;
+    key.append(reinterpret_cast<const char*>(md), len);
+    return true;
+  };
+  if (!add(X509_STORE_CTX_get0_cert(store))) return {};
+  if (STACK_OF(X509)* sent = X509_STORE_CTX_get0_untrusted(store)) {
+    for (int i = 0; i < sk_X509_num(sent); ++i)
+      if (!add(sk_X509_value(sent, i))) return {};
+  }
+  return key;
+}
+
+// The earliest notAfter of the chain OpenSSL built (leaf to anchor), capped at kRememberSeconds from now.
+std::time_t remember_until(X509_STORE_CTX* store, std::time_t now) {
+  std::time_t until = now + VerifiedChains::kRememberSeconds;
+  STACK_OF(X509)* chain = X509_STORE_CTX_get0_chain(store);
+  for (int i = 0; chain != nullptr && i < sk_X509_num(chain); ++i) {
+    std::tm tm{};
+    if (ASN1_TIME_to_tm(X509_get0_notAfter(sk_X509_value(chain, i)), &tm) != 1) return now;
+    until = std::min(until, timegm(&tm));
+  }
+  return until;
+}
+
+int verify_with_cache(X509_STORE_CTX* store, void* arg) {
+  auto* cache = static_cast<VerifiedChains*>(arg);
+  const std::time_t now = std::time(nullptr);
+  std::string key = presented_chain_key(store);
+  if (!key.empty() && cache->fresh(key, now)) {
+    X509_STORE_CTX_set_error(store, cache->error_of(key));
+    return 1;
+  }
+  const int ok = X509_verify_cert(store);
+  if (ok == 1 && !key.empty()) cache->remember(std::move(key), remember_until(store, now), X509_STORE_CTX_get_error(store));
+  return ok;
+}
+
+Status cache_verified_chains(SSL_CTX* ctx) {
+  auto* cache = new VerifiedChains;
+  if (SSL_CTX_set_ex_data(ctx, verified_chains_index(), cache) != 1) {
+    delete cache;
+    return ssl_error("cannot attach the verified-chain cache");
+  }
+  SSL_CTX_set_cert_verify_callback(ctx, verify_with_cache, cache);
+  return Status::success();
 }
 
 // Protocols, ciphers, options shared by server and client contexts.
@@ -210,6 +320,7 @@ Result<std::shared_ptr<SSL_CTX>> build_server_ctx(const TlsSettings& settings) {
   if (settings.client_auth == ClientAuth::required) mode = SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT;
   SSL_CTX_set_verify(ctx.get(), mode, verify ? verify_callback : nullptr);
   SSL_CTX_set_verify_depth(ctx.get(), 10);
+  if (verify) BULWARK_TRY(cache_verified_chains(ctx.get()));
   // Resumption: a server-side cache keyed by this id; one ticket per handshake is enough for clients.
   static const unsigned char kSessionId[] = "bulwark";
   SSL_CTX_set_session_id_context(ctx.get(), kSessionId, sizeof kSessionId - 1);
@@ -460,6 +571,11 @@ Status ServerTlsContext::reload(const TlsSettings& settings) {
 bool ServerTlsContext::revoked(const X509* cert) const {
   auto in_force = settings();
   return in_force && cert != nullptr && is_revoked(in_force->crls, cert);
+}
+
+std::size_t remembered_client_chains(SSL_CTX* ctx) {
+  auto* cache = static_cast<VerifiedChains*>(SSL_CTX_get_ex_data(ctx, verified_chains_index()));
+  return cache == nullptr ? 0 : cache->size();
 }
 
 Result<std::shared_ptr<ServerTlsContext>> make_server_context(const TlsSettings& settings) {

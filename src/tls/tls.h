@@ -89,6 +89,9 @@ class ServerTlsContext {
 };
 
 Result<std::shared_ptr<ServerTlsContext>> make_server_context(const TlsSettings& settings);
+// Client chains a server context verified and remembers (a full handshake presenting one of them
+// again skips re-verifying it; see VerifiedChains in tls.cpp).
+std::size_t remembered_client_chains(SSL_CTX* ctx);
 
 class ClientTlsContext {
  public:

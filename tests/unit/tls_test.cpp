@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <tuple>
+
 #include "tls_test_certs.h"
 
 namespace bulwark::tls {
@@ -206,6 +208,43 @@ TEST(TlsHandshake, ClientAuthOutcomesAreExplained) {
       }
     }
   }
+}
+
+TEST(TlsHandshake, VerifiedClientChainsAreRememberedButFailuresNever) {
+  auto sctx = make_server_context(server_settings(ClientAuth::required));
+  ASSERT_TRUE(sctx.ok());
+  auto good = make_client_context(client_settings(ClientCert::good));
+  auto intruder = make_client_context(client_settings(ClientCert::other_ca));
+  ASSERT_TRUE(good.ok() && intruder.ok());
+  auto connect = [&](const ClientTlsContext& client, HandshakeNotes* notes) {
+    SslPtr s(SSL_new((*sctx)->current().get()));
+    if (notes != nullptr) attach_notes(s.get(), notes);
+    auto c = client.new_ssl("127.0.0.1");
+    const bool ok = c.ok() && handshake_pair(s.get(), c->get()).ok;
+    X509Ptr peer(SSL_get1_peer_certificate(s.get()));
+    return std::make_tuple(ok, SSL_get_verify_result(s.get()), peer ? subject_rfc2253(peer.get()) : std::string());
+  };
+  SSL_CTX* ctx = (*sctx)->current().get();
+  EXPECT_EQ(remembered_client_chains(ctx), 0u);
+  for (int i = 0; i < 3; ++i) {
+    auto [ok, verify, subject] = connect(**good, nullptr);
+    EXPECT_TRUE(ok) << i;
+    EXPECT_EQ(verify, X509_V_OK) << i;
+    EXPECT_EQ(subject, "CN=admin-1,OU=DevOps,O=SLS,L=Tehran,ST=Tehran,C=IR") << i;
+    EXPECT_EQ(remembered_client_chains(ctx), 1u) << i;  // verified once, remembered, then served from memory
+  }
+  for (int i = 0; i < 2; ++i) {
+    HandshakeNotes notes;
+    auto [ok, verify, subject] = connect(**intruder, &notes);
+    EXPECT_FALSE(ok) << i;
+    EXPECT_NE(verify, X509_V_OK) << i;
+    EXPECT_NE(notes.verify_error, X509_V_OK) << i;  // explained every time: failures are not cached
+    EXPECT_EQ(remembered_client_chains(ctx), 1u) << i;
+  }
+  // New trust, new context, nothing remembered.
+  ASSERT_TRUE((*sctx)->reload(server_settings(ClientAuth::required)).ok());
+  EXPECT_EQ(remembered_client_chains((*sctx)->current().get()), 0u);
+  EXPECT_TRUE(std::get<0>(connect(**good, nullptr)));
 }
 
 TEST(TlsExplain, FirstBytesTellPlaintextAndHttp) {
