@@ -31,7 +31,7 @@ constexpr ServedApi kServed[] = {
     {19, 0, 7, handle_create_topics},     // CreateTopics
     {20, 0, 6, handle_delete_topics},     // DeleteTopics
     {21, 0, 2, handle_delete_records, true},  // DeleteRecords (checkpoints the log start)
-    {22, 0, 4, handle_init_producer_id},  // InitProducerId
+    {22, 0, 4, handle_init_producer_id, true},  // InitProducerId (a transactional id's is written to its log)
     {23, 0, 4, handle_offset_for_leader_epoch},  // OffsetForLeaderEpoch
     {24, 0, 4, handle_add_partitions_to_txn, true},  // AddPartitionsToTxn: v4 = brokers' batched form, verify_only (KIP-890)
     {25, 0, 3, handle_add_offsets_to_txn, true},  // AddOffsetsToTxn

@@ -640,13 +640,14 @@ void TxnCoordinators::run() {
   auto last_remove = Clock::now();
   std::unique_lock lock(wake_mu_);
   while (!stopping_) {
-    bool busy = false;
+    std::chrono::milliseconds wait{100};
     {
       std::lock_guard l(work_mu_);
-      busy = !pending_.empty() || !jobs_.empty();
+      // Pending writes are polled for their high watermark: a few milliseconds of latency per write.
+      if (!pending_.empty()) wait = std::chrono::milliseconds(2);
+      else if (!jobs_.empty()) wait = std::min(wait, settings_.marker_retry_backoff);
     }
-    // Pending writes are polled for their high watermark: a few milliseconds of latency per write.
-    wake_cv_.wait_for(lock, std::chrono::milliseconds(busy ? 2 : 100), [this] { return stopping_ || wake_; });
+    wake_cv_.wait_for(lock, wait, [this] { return stopping_ || wake_; });
     if (stopping_) break;
     wake_ = false;
     const bool image_changed = std::exchange(image_changed_, false);
