@@ -1,7 +1,8 @@
 """The transaction coordinator over hand-built requests on a real broker with an authorizer:
 FindCoordinator key_type 1, InitProducerId with a transactional id (epoch bumps, fencing, the timeout
 limit), AddPartitionsToTxn, AddOffsetsToTxn and EndTxn moving the state seen through
-DescribeTransactions and ListTransactions, and TRANSACTIONAL_ID_AUTHORIZATION_FAILED without ACLs.
+DescribeTransactions and ListTransactions, KIP-890 verify_only (v4, brokers only), timeout aborts, the
+state reloaded from __transaction_state after a restart, and TRANSACTIONAL_ID_AUTHORIZATION_FAILED without ACLs.
 Markers need the leader's WriteTxnMarkers handler: where the broker does not serve it the test
 accepts a transaction still in PrepareCommit/PrepareAbort, and checks the Complete* states where it does."""
 import socket
@@ -47,6 +48,7 @@ def cluster(tmp_path_factory):
         "transaction.state.log.min.isr": "1",
         "transaction.state.log.num.partitions": "5",
         "transaction.max.timeout.ms": "120000",
+        "transaction.abort.timed.out.transaction.cleanup.interval.ms": "200",
     })
     broker.start()
     topic = f"txn-{uuid.uuid4().hex[:8]}"
@@ -148,6 +150,34 @@ class Conn:
             return e
 
         return error, unknown, r.array(entry)
+
+    def verify_v4(self, txn_id, pid, epoch, topic, partitions):
+        """(top-level error, {(topic, partition): error}) of AddPartitionsToTxn v4 with verify_only."""
+        body = kw.uvarint(2) + kw.compact_string(txn_id) + struct.pack(">qh?", pid, epoch, True)
+        body += kw.uvarint(2) + kw.compact_string(topic) + kw.compact_int32s(partitions) + b"\0" + b"\0" + b"\0"
+        r = kw.FlexReader(self.call(24, 4, body, flexible=True), 4)
+        r.skip_tags()
+        r.take(">i")
+        error = r.take(">h")
+        errors = {}
+
+        def partition(name):
+            index, e = r.take(">i"), r.take(">h")
+            r.skip_tags()
+            errors[(name, index)] = e
+
+        def topic_result():
+            name = r.string()
+            r.array(lambda: partition(name))
+            r.skip_tags()
+
+        def txn_result():
+            r.string()
+            r.array(topic_result)
+            r.skip_tags()
+
+        r.array(txn_result)
+        return error, errors
 
     def serves(self, api_key):
         p = self.call(18, 0, b"")
@@ -289,3 +319,60 @@ def test_without_acls_transactional_ids_are_refused(cluster):
         assert conn.describe(txn_id)["error"] == TRANSACTIONAL_ID_AUTHORIZATION_FAILED
         error, _, listed = conn.list()
         assert error == NONE and listed == []  # nothing it may describe
+
+
+def test_kip890_verify_only_answers_membership(admin):
+    conn, topic = admin
+    txn_id = new_id()
+    error, pid, epoch = retry(lambda: conn.init(txn_id))
+    assert set(conn.add_partitions(txn_id, pid, epoch, topic, [1]).values()) == {NONE}
+    error, errors = conn.verify_v4(txn_id, pid, epoch, topic, [0, 1])
+    assert error == NONE and errors == {(topic, 0): 120, (topic, 1): NONE}  # 120 TRANSACTION_ABORTABLE
+    assert conn.verify_v4(txn_id, pid, epoch + 1, topic, [1])[1] == {(topic, 1): PRODUCER_FENCED}
+    assert conn.verify_v4(txn_id, pid + 100, epoch, topic, [1])[1] == {(topic, 1): INVALID_PRODUCER_ID_MAPPING}
+    # Verification adds nothing.
+    assert conn.describe(txn_id)["topics"] == {topic: [1]}
+
+
+def test_v4_is_for_brokers_only(cluster):
+    broker, pki, topic = cluster
+    with connect(broker, pki, "client-1") as sock:
+        assert Conn(sock).verify_v4(new_id(), 1, 0, topic, [0])[0] == 31  # CLUSTER_AUTHORIZATION_FAILED
+
+
+def test_timed_out_transaction_is_aborted_with_an_epoch_bump(admin):
+    conn, topic = admin
+    txn_id = new_id()
+    error, pid, epoch = retry(lambda: conn.init(txn_id, timeout_ms=1000))
+    assert error == NONE
+    assert set(conn.add_partitions(txn_id, pid, epoch, topic, [0]).values()) == {NONE}
+    d = wait_state(conn, txn_id, ("PrepareAbort", "CompleteAbort"), deadline=10)
+    assert d["state"] in ("PrepareAbort", "CompleteAbort") and d["epoch"] == epoch + 1
+    # The producer that let it time out is fenced.
+    assert conn.end(txn_id, pid, epoch, True, version=2) == PRODUCER_FENCED
+
+
+def test_state_is_loaded_from_the_log_after_a_restart(cluster):
+    """Runs last: restarts the broker, whose coordinator replays __transaction_state."""
+    broker, pki, topic = cluster
+    with connect(broker, pki, "admin-1") as sock:
+        conn = Conn(sock)
+        open_id, bumped_id = new_id(), new_id()
+        _, pid, epoch = retry(lambda: conn.init(open_id))
+        assert set(conn.add_partitions(open_id, pid, epoch, topic, [0, 1]).values()) == {NONE}
+        _, pid2, _ = retry(lambda: conn.init(bumped_id))
+        assert conn.init(bumped_id)[2] == 1
+        before = conn.describe(open_id)
+    broker.stop()
+    broker.start()
+    with connect(broker, pki, "admin-1") as sock:
+        conn = Conn(sock)
+        after = retry(lambda: (conn.describe(open_id)["error"],))
+        assert after == (NONE,)
+        d = conn.describe(open_id)
+        assert {k: d[k] for k in ("state", "pid", "epoch", "topics", "start", "timeout")} == \
+            {k: before[k] for k in ("state", "pid", "epoch", "topics", "start", "timeout")}
+        assert conn.describe(bumped_id)["epoch"] == 1
+        # The loaded state still decides: the next bump of each id continues from the log.
+        error, pid3, epoch3 = conn.init(bumped_id)
+        assert (error, pid3, epoch3) == (NONE, pid2, 2)
