@@ -360,8 +360,16 @@ void TxnCoordinators::queue_markers(const std::shared_ptr<Shard>& shard, const t
 
 namespace {
 
-// Kafka's TransactionMarkerRequestCompletionHandler: which partition errors mean "try again".
-bool retriable_marker_error(std::int16_t error) {
+// Kafka's TransactionMarkerRequestCompletionHandler: partitions that need no (more) marker. Every
+// other error is retried: a transaction must not complete while a partition may lack its marker
+// (read_committed consumers would wait on it forever).
+bool marker_settled(std::int16_t error) {
+  return error == 0 || error == code(KafkaError::unsupported_for_message_format) ||
+         error == code(KafkaError::unsupported_version);
+}
+
+// The usual retriable errors, not worth a log line each time.
+bool expected_marker_retry(std::int16_t error) {
   switch (static_cast<KafkaError>(error)) {
     case KafkaError::unknown_topic_or_partition:
     case KafkaError::not_leader_or_follower:
@@ -369,10 +377,10 @@ bool retriable_marker_error(std::int16_t error) {
     case KafkaError::not_enough_replicas:
     case KafkaError::not_enough_replicas_after_append:
     case KafkaError::request_timed_out:
+    case KafkaError::kafka_storage_error:
       return true;
     default:
-      return error == 56 /* KAFKA_STORAGE_ERROR */ || error == 15 /* COORDINATOR_NOT_AVAILABLE */ ||
-             error == 16 /* NOT_COORDINATOR */;
+      return false;
   }
 }
 
@@ -470,11 +478,11 @@ void TxnCoordinators::send_markers() {
                       log::warn("transaction {}: marker on {}-{} refused with error {}; no longer sent",
                                 job->transactional_id, t.name, p.partition_index, p.error_code);
                       job->remaining.erase(txn::TopicPartition{t.name, p.partition_index});
-                    } else if (!retriable_marker_error(p.error_code)) {
-                      if (p.error_code != 0)
-                        log::warn("transaction {}: marker on {}-{} failed with error {}; not retried",
-                                  job->transactional_id, t.name, p.partition_index, p.error_code);
+                    } else if (marker_settled(p.error_code)) {
                       job->remaining.erase(txn::TopicPartition{t.name, p.partition_index});
+                    } else if (!expected_marker_retry(p.error_code) && job->logged_errors.insert(p.error_code).second) {
+                      log::warn("transaction {}: marker on {}-{} failed with error {}; retrying",
+                                job->transactional_id, t.name, p.partition_index, p.error_code);
                     }
                   }
             }

@@ -122,6 +122,7 @@ class TxnCoordinators {
     std::set<txn::TopicPartition> remaining;
     bool in_flight = false;
     std::chrono::steady_clock::time_point next_attempt;
+    std::set<std::int16_t> logged_errors;  // unexpected errors are logged once per transaction
   };
 
   std::shared_ptr<Shard> shard_for(const std::string& transactional_id, txn::TxnError& error) const;
