@@ -158,6 +158,14 @@ void TxnCoordinators::check_writes() {
   for (auto& [done, ok] : settled) done(ok);
 }
 
+// Why a write did not make it: the leadership left (clients look for the new coordinator), or the
+// log could not take it or the ISR did not catch up in time (clients retry here).
+TxnError TxnCoordinators::write_failure(const Shard& shard) const {
+  const bool leads = shard.active && shard.partition->role() == replication::Role::leader &&
+                     shard.partition->leader_epoch() == shard.leader_epoch;
+  return leads ? TxnError::coordinator_not_available : TxnError::not_coordinator;
+}
+
 bool TxnCoordinators::finish_write(Shard& shard, const std::string& id, bool written) {
   auto it = shard.txns.find(id);
   if (!shard.active || it == shard.txns.end() || !it->second.pending) return false;
@@ -220,7 +228,7 @@ void TxnCoordinators::init_producer_id(const std::string& id, std::int32_t timeo
       std::lock_guard l(shard->mu);
       written = finish_write(*shard, id, ok);
     }
-    if (!written) return done(shard->active ? TxnError::coordinator_not_available : TxnError::not_coordinator, -1, -1);
+    if (!written) return done(write_failure(*shard), -1, -1);
     log::info("transactional id {}: producer id {} epoch {}", id, target.producer_id, target.producer_epoch);
     done(TxnError::none, target.producer_id, target.producer_epoch);
   });
@@ -246,7 +254,7 @@ void TxnCoordinators::add_partitions(const std::string& id, std::int64_t produce
       std::lock_guard l(shard->mu);
       written = finish_write(*shard, id, ok);
     }
-    done(written ? TxnError::none : (shard->active ? TxnError::coordinator_not_available : TxnError::not_coordinator));
+    done(written ? TxnError::none : (write_failure(*shard)));
   });
 }
 
@@ -300,7 +308,7 @@ void TxnCoordinators::write_end(const std::shared_ptr<Shard>& shard, const std::
       std::lock_guard l(shard->mu);
       written = finish_write(*shard, id, ok);
     }
-    if (!written) return done(shard->active ? TxnError::coordinator_not_available : TxnError::not_coordinator);
+    if (!written) return done(write_failure(*shard));
     done(TxnError::none);
     queue_markers(shard, target);
   });

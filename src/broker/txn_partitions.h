@@ -130,6 +130,7 @@ class TxnCoordinators {
   void write(const std::shared_ptr<Shard>& shard, const txn::TxnMetadata& target, std::function<void(bool)> done);
   // Completes (or abandons) the pending transition of `id` after its write.
   bool finish_write(Shard& shard, const std::string& id, bool written);
+  txn::TxnError write_failure(const Shard& shard) const;
   void write_end(const std::shared_ptr<Shard>& shard, const std::string& id, Done done);
   void queue_markers(const std::shared_ptr<Shard>& shard, const txn::TxnMetadata& prepared);
   void send_markers();
