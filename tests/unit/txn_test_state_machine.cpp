@@ -174,6 +174,29 @@ TEST(TxnStateMachine, Kip360RotationRetryWithOldIdGetsNewId) {
   EXPECT_EQ(txn.current.producer_epoch, 0);
 }
 
+TEST(TxnStateMachine, Kip360RetryOfTheBumpThatExhaustedTheEpoch) {
+  Transaction txn = initialised();
+  txn.current.producer_epoch = kMaxProducerEpoch - 2;
+  Ids ids;
+  ProducerIdAndEpoch expected{kPid, kMaxProducerEpoch - 2};
+  ASSERT_EQ(prepare_init(txn, 60000, expected, ids.source(), 300).kind, InitOutcome::Kind::write);
+  complete_pending(txn);
+  ASSERT_EQ(txn.current.producer_epoch, kMaxProducerEpoch - 1);
+  // The answer was lost: the retry gets the same (now exhausted) epoch, not a new producer id.
+  ASSERT_EQ(prepare_init(txn, 60000, expected, ids.source(), 301).kind, InitOutcome::Kind::write);
+  complete_pending(txn);
+  EXPECT_EQ(txn.current.producer_id, kPid);
+  EXPECT_EQ(txn.current.producer_epoch, kMaxProducerEpoch - 1);
+  EXPECT_EQ(ids.calls, 0);
+  // An older epoch is fenced; the current one rotates.
+  EXPECT_EQ(prepare_init(txn, 60000, ProducerIdAndEpoch{kPid, 5}, ids.source(), 302).error, TxnError::producer_fenced);
+  ASSERT_EQ(prepare_init(txn, 60000, ProducerIdAndEpoch{kPid, kMaxProducerEpoch - 1}, ids.source(), 303).kind,
+            InitOutcome::Kind::write);
+  complete_pending(txn);
+  EXPECT_EQ(txn.current.producer_id, 2000);
+  EXPECT_EQ(txn.current.producer_epoch, 0);
+}
+
 TEST(TxnStateMachine, RotationWithoutProducerIdIsRetriable) {
   Transaction txn = initialised();
   txn.current.producer_epoch = kMaxProducerEpoch - 1;
