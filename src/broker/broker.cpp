@@ -11,6 +11,7 @@
 #include "base/log.h"
 #include "broker/controller_channel.h"
 #include "broker/group_partitions.h"
+#include "broker/txn_partitions.h"
 #include "broker/lifecycle.h"
 #include "broker/router.h"
 #include "broker/state.h"
@@ -265,6 +266,7 @@ struct Broker::Impl {
       count_isr_changes(before.get(), *after);
       state.replicas->apply_image(before.get(), *after);
       if (state.group_coordinators) state.group_coordinators->on_image();
+      if (state.txn_coordinators) state.txn_coordinators->on_image();
       if (state.acls) state.acls->sync(*after);
       if (state.scram) state.scram->sync(*after);
       state.image_waiters.on_image(*after);
@@ -611,6 +613,7 @@ Result<std::unique_ptr<Broker>> Broker::create(config::BrokerConfig config) {
     return impl->allocate_producer_ids();
   });
   if (cfg.is_broker()) BULWARK_TRY(open_group_coordinator(state));
+  if (cfg.is_broker()) BULWARK_TRY(open_txn_coordinator(state, replica_client_options(cfg, *broker->impl_->tls)));
   BULWARK_TRY(open_security(state));
 
   net::ServerOptions options;
@@ -678,6 +681,7 @@ void Broker::stop() {
   impl_->stop_cluster();
   // Waiting joins hear NOT_COORDINATOR (and find the partition's next leader) before the server closes.
   if (impl_->state.group_coordinators) impl_->state.group_coordinators->stop();
+  if (impl_->state.txn_coordinators) impl_->state.txn_coordinators->stop();
   impl_->server->stop();
   impl_->router->stop();  // the appends that were running finish before the logs close
   if (impl_->cleaner) impl_->cleaner->stop();  // a cleaning in progress leaves a .cleaned file at most

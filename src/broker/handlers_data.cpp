@@ -586,9 +586,9 @@ void handle_init_producer_id(BrokerState& state, Call& call) {
   if (!request.transactional_id && !authorized_idempotent_write(state, call)) {
     response.error_code = code(KafkaError::cluster_authorization_failed);
   } else if (request.transactional_id) {
-    response.error_code = code(KafkaError::invalid_request);
-    log::warn("InitProducerId with a transactional id from {}: transactions are not supported yet",
-              call.ctx.peer.remote_address);
+    // The transaction coordinator's (handlers_txn.cpp); it answers, now or once the log has it.
+    return handle_transactional_init_producer_id(state, call, *request.transactional_id, request.transaction_timeout_ms,
+                                                 request.producer_id, request.producer_epoch);
   } else if (request.producer_id >= 0 && request.producer_epoch >= 0 && request.producer_epoch < INT16_MAX - 1) {
     // KIP-360: an idempotent producer bumping its epoch keeps its id.
     response.producer_id = request.producer_id;

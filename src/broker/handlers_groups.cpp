@@ -179,9 +179,16 @@ void handle_find_coordinator(BrokerState& state, Call& call) {
     if (key_type == 0 && !authorized(state, call, Operation::describe, ResourceType::group, key)) {
       c.error_code = code(KafkaError::group_authorization_failed);
       c.error_message = "Group authorization failed.";
+    } else if (key_type == 1) {
+      auto t = find_transaction_coordinator(state, call, key);  // handlers_txn.cpp
+      c.error_code = t.error_code;
+      c.error_message = t.error_message;
+      c.node_id = t.node_id;
+      c.host = t.host;
+      c.port = t.port;
     } else if (key_type != 0) {
-      c.error_code = kCoordinatorNotAvailable;  // transactions are not served yet
-      c.error_message = "Bulwark has no transaction coordinator yet";
+      c.error_code = code(KafkaError::invalid_request);
+      c.error_message = "unknown key type " + std::to_string(key_type);
     } else if (!state.group_coordinators) {
       c.error_code = kCoordinatorNotAvailable;
       c.error_message = "the group coordinator is not running";

@@ -31,8 +31,11 @@ constexpr ServedApi kServed[] = {
     {19, 0, 7, handle_create_topics},     // CreateTopics
     {20, 0, 6, handle_delete_topics},     // DeleteTopics
     {21, 0, 2, handle_delete_records, true},  // DeleteRecords (checkpoints the log start)
-    {22, 0, 4, handle_init_producer_id},  // InitProducerId
+    {22, 0, 4, handle_init_producer_id, true},  // InitProducerId (a transactional id's is written to its log)
     {23, 0, 4, handle_offset_for_leader_epoch},  // OffsetForLeaderEpoch
+    {24, 0, 4, handle_add_partitions_to_txn, true},  // AddPartitionsToTxn: v4 = brokers' batched form, verify_only (KIP-890)
+    {25, 0, 3, handle_add_offsets_to_txn, true},  // AddOffsetsToTxn
+    {26, 0, 3, handle_end_txn, true},     // EndTxn: v4 is transactions v2 (KIP-890 part 2)
     {28, 0, 3, handle_txn_offset_commit, true},  // TxnOffsetCommit (KIP-98/447: pending until the marker)
     {29, 0, 3, handle_describe_acls},     // DescribeAcls
     {30, 0, 3, handle_create_acls},       // CreateAcls
@@ -54,6 +57,8 @@ constexpr ServedApi kServed[] = {
     {51, 0, 0, handle_alter_user_scram_credentials},     // AlterUserScramCredentials
     {55, 0, 1, handle_describe_quorum},   // DescribeQuorum
     {60, 0, 1, handle_describe_cluster},  // DescribeCluster
+    {65, 0, 0, handle_describe_transactions},  // DescribeTransactions
+    {66, 0, 0, handle_list_transactions},      // ListTransactions: v1 adds the duration filter
 };
 
 const ServedApi* find_served(std::int16_t key) {

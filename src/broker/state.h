@@ -93,6 +93,7 @@ std::optional<std::string> invalid_topic_configs_reason(const std::map<std::stri
 class ControllerChannel;
 class TlsReloader;
 class GroupCoordinators;
+class TxnCoordinators;
 }  // namespace bulwark::broker
 namespace bulwark::cluster {
 class QuorumDriver;
@@ -140,6 +141,7 @@ struct BrokerState {
   std::unique_ptr<TopicRegistry> topics;
   std::unique_ptr<ProducerIdAllocator> producer_ids;
   std::unique_ptr<GroupCoordinators> group_coordinators;  // null until open_group_coordinator (brokers only)
+  std::shared_ptr<TxnCoordinators> txn_coordinators;      // null until open_txn_coordinator (brokers only)
   AppendNotifier notifier;
   std::unique_ptr<FetchSessionCache> fetch_sessions;  // KIP-227
   std::unique_ptr<ClientQuotaManager> quotas;         // null = no client quotas enforced (docs/quotas.md)
@@ -270,6 +272,26 @@ void handle_describe_groups(BrokerState& state, Call& call);
 void handle_delete_groups(BrokerState& state, Call& call);
 void handle_offset_delete(BrokerState& state, Call& call);
 void handle_txn_offset_commit(BrokerState& state, Call& call);  // handlers_txn_offsets.cpp
+// handlers_txn.cpp: the transaction coordinator (docs/transactions.md; open_txn_coordinator is in
+// broker/txn_partitions.h).
+struct CoordinatorAnswer {
+  std::int16_t error_code = 0;
+  std::optional<std::string> error_message;
+  std::int32_t node_id = -1;
+  std::string host;
+  std::int32_t port = -1;
+};
+// FindCoordinator's key_type 1 (TRANSACTION) for `transactional_id`.
+CoordinatorAnswer find_transaction_coordinator(BrokerState& state, Call& call, const std::string& transactional_id);
+// InitProducerId with a transactional id (handle_init_producer_id delegates here).
+void handle_transactional_init_producer_id(BrokerState& state, Call& call, const std::string& transactional_id,
+                                           std::int32_t timeout_ms, std::int64_t producer_id,
+                                           std::int16_t producer_epoch);
+void handle_add_partitions_to_txn(BrokerState& state, Call& call);
+void handle_add_offsets_to_txn(BrokerState& state, Call& call);
+void handle_end_txn(BrokerState& state, Call& call);
+void handle_describe_transactions(BrokerState& state, Call& call);
+void handle_list_transactions(BrokerState& state, Call& call);
 // The controller listener (handlers_controller.cpp): false when the API is not one of its own.
 bool handle_controller_listener(BrokerState& state, Call& call);
 void handle_describe_quorum(BrokerState& state, Call& call);

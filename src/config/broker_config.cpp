@@ -878,6 +878,14 @@ Result<BrokerConfig> build_broker_config(const Properties& properties) {
   }
   c.transaction_state_log_replication_factor = r.int16("transaction.state.log.replication.factor");
   c.transaction_state_log_min_isr = r.int32("transaction.state.log.min.isr");
+  c.transaction_state_log_num_partitions = r.int32("transaction.state.log.num.partitions");
+  c.transaction_state_log_segment_bytes = r.int32("transaction.state.log.segment.bytes");
+  c.transaction_max_timeout_ms = r.int32("transaction.max.timeout.ms");
+  c.transactional_id_expiration_ms = r.int32("transactional.id.expiration.ms");
+  c.transaction_abort_timed_out_transaction_cleanup_interval_ms =
+      r.int32("transaction.abort.timed.out.transaction.cleanup.interval.ms");
+  c.transaction_remove_expired_transaction_cleanup_interval_ms =
+      r.int32("transaction.remove.expired.transaction.cleanup.interval.ms");
   c.min_insync_replicas = r.int32("min.insync.replicas");
   c.unclean_leader_election_enable = r.boolean("unclean.leader.election.enable");
   c.replica_lag_time_max_ms = r.integer("replica.lag.time.max.ms", 30000);

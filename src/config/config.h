@@ -275,6 +275,12 @@ struct BrokerConfig {
   std::int32_t group_max_session_timeout_ms = 0;
   std::int16_t transaction_state_log_replication_factor = 3;
   std::int32_t transaction_state_log_min_isr = 2;
+  std::int32_t transaction_state_log_num_partitions = 50;
+  std::int32_t transaction_state_log_segment_bytes = 104857600;
+  std::int32_t transaction_max_timeout_ms = 900000;
+  std::int32_t transactional_id_expiration_ms = 604800000;
+  std::int32_t transaction_abort_timed_out_transaction_cleanup_interval_ms = 10000;
+  std::int32_t transaction_remove_expired_transaction_cleanup_interval_ms = 3600000;
   std::int32_t min_insync_replicas = 1;
   bool unclean_leader_election_enable = false;
   std::int64_t replica_lag_time_max_ms = 0;

@@ -209,12 +209,14 @@ std::vector<KeySpec> make_specs() {
       {"group.max.size", int32, "2147483647", N, false, 1},
 
       // --- transactions
-      {"transaction.state.log.replication.factor", int16, "3", N, false, 1},
-      {"transaction.state.log.min.isr", int32, "2", N, false, 1},
-      {"transaction.state.log.num.partitions", int32, "50", N, false, 1},
-      {"transaction.state.log.segment.bytes", int32, "104857600", N, false, 1},
-      {"transaction.max.timeout.ms", int32, "900000", N, false, 1},
-      {"transactional.id.expiration.ms", int32, "604800000", N, false, 1},
+      {"transaction.state.log.replication.factor", int16, "3", S, false, 1},
+      {"transaction.state.log.min.isr", int32, "2", S, false, 1},
+      {"transaction.state.log.num.partitions", int32, "50", S, false, 1},
+      {"transaction.state.log.segment.bytes", int32, "104857600", S, false, 1},
+      {"transaction.max.timeout.ms", int32, "900000", S, false, 1},
+      {"transactional.id.expiration.ms", int32, "604800000", S, false, 1},
+      {"transaction.abort.timed.out.transaction.cleanup.interval.ms", int32, "10000", S, false, 1},
+      {"transaction.remove.expired.transaction.cleanup.interval.ms", int32, "3600000", S, false, 1},
 
       // --- misc
       {"metric.reporters", list, "", N},

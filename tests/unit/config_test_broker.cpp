@@ -637,3 +637,22 @@ TEST(BrokerConfig, BadConnectionLimitsAreNamed) {
   EXPECT_CONTAINS(load_error(with(kBase, "queued.max.request.bytes", "-2")), "queued.max.request.bytes");
   EXPECT_CONTAINS(load_error(with(kBase, "listener.name.ssl.max.connections", "-1")), "max.connections");
 }
+
+TEST(BrokerConfig, TransactionCoordinatorKeys) {
+  auto defaults = load_ok(kBase);
+  EXPECT_EQ(defaults.transaction_state_log_num_partitions, 50);
+  EXPECT_EQ(defaults.transaction_max_timeout_ms, 900000);
+  EXPECT_EQ(defaults.transactional_id_expiration_ms, 604800000);
+  EXPECT_EQ(defaults.transaction_abort_timed_out_transaction_cleanup_interval_ms, 10000);
+  EXPECT_EQ(defaults.transaction_remove_expired_transaction_cleanup_interval_ms, 3600000);
+  std::string text = kBase;
+  text += "transaction.state.log.num.partitions=7\ntransaction.max.timeout.ms=1000\n"
+          "transactional.id.expiration.ms=5000\ntransaction.abort.timed.out.transaction.cleanup.interval.ms=200\n";
+  auto c = load_ok(text);
+  EXPECT_EQ(c.transaction_state_log_num_partitions, 7);
+  EXPECT_EQ(c.transaction_max_timeout_ms, 1000);
+  EXPECT_EQ(c.transactional_id_expiration_ms, 5000);
+  EXPECT_EQ(c.transaction_abort_timed_out_transaction_cleanup_interval_ms, 200);
+  EXPECT_CONTAINS(load_error(kBase + std::string("transaction.state.log.num.partitions=0\n")),
+                  "transaction.state.log.num.partitions");
+}
