@@ -371,7 +371,9 @@ LogResult<CleanResult> PartitionLog::clean(const CleanRequest& request) {
     plan.config = config_;
     plan.truncations = truncations_;
     plan.first_dirty = std::max(first_dirty_offset_, log_start_offset_);
-    const std::int64_t bound = std::min(request.cleanable_end, segments_.back()->base_offset);
+    // Never past the last stable offset: an open transaction's records are not yet decided.
+    std::int64_t bound = std::min(request.cleanable_end, segments_.back()->base_offset);
+    if (const std::int64_t unstable = first_unstable_offset(); unstable >= 0) bound = std::min(bound, unstable);
     std::int64_t dirty_bytes = 0, clean_bytes = 0;
     bool overdue = false;
     for (std::size_t i = 0; i + 1 < segments_.size(); ++i) {
