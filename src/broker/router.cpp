@@ -33,6 +33,7 @@ constexpr ServedApi kServed[] = {
     {21, 0, 2, handle_delete_records, true},  // DeleteRecords (checkpoints the log start)
     {22, 0, 4, handle_init_producer_id},  // InitProducerId
     {23, 0, 4, handle_offset_for_leader_epoch},  // OffsetForLeaderEpoch
+    {27, 0, 1, handle_write_txn_markers, true},  // WriteTxnMarkers (from the transaction coordinator)
     {29, 0, 3, handle_describe_acls},     // DescribeAcls
     {30, 0, 3, handle_create_acls},       // CreateAcls
     {31, 0, 3, handle_delete_acls},       // DeleteAcls
@@ -53,6 +54,7 @@ constexpr ServedApi kServed[] = {
     {51, 0, 0, handle_alter_user_scram_credentials},     // AlterUserScramCredentials
     {55, 0, 1, handle_describe_quorum},   // DescribeQuorum
     {60, 0, 1, handle_describe_cluster},  // DescribeCluster
+    {61, 0, 0, handle_describe_producers},  // DescribeProducers (KIP-664)
 };
 
 const ServedApi* find_served(std::int16_t key) {

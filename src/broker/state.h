@@ -149,6 +149,15 @@ struct BrokerState {
   std::map<std::string, ListenerSasl> sasl;                              // per SASL listener
   std::unique_ptr<ScramStore> scram;
   OfflineTopics offline_topics;
+  // Transactions (docs/transactions.md). Set by the transaction coordinator; unset = transactions are off.
+  // KIP-890: whether `partition` was added to the producer's open transaction (NONE when it was).
+  std::function<KafkaError(const std::string& transactional_id, std::int64_t producer_id,
+                           std::int16_t producer_epoch, const std::string& topic, std::int32_t partition)>
+      verify_transactional_partition;
+  // Called after a COMMIT or ABORT marker is appended to a partition of __consumer_offsets.
+  std::function<void(std::int32_t offsets_partition, std::int64_t producer_id, std::int16_t producer_epoch,
+                     bool committed)>
+      on_offsets_transaction_marker;
 
   std::int32_t node_id() const { return config.node_id; }
   // The advertised endpoint clients of `listener` should use (the first advertised one otherwise).
@@ -240,6 +249,9 @@ void handle_list_offsets(BrokerState& state, Call& call);
 void handle_delete_records(BrokerState& state, Call& call);
 void handle_init_producer_id(BrokerState& state, Call& call);
 void handle_offset_for_leader_epoch(BrokerState& state, Call& call);
+// Transactions, the data path (handlers_txn_markers.cpp): markers from the coordinator, producer state.
+void handle_write_txn_markers(BrokerState& state, Call& call);
+void handle_describe_producers(BrokerState& state, Call& call);
 void handle_create_topics(BrokerState& state, Call& call);
 void handle_delete_topics(BrokerState& state, Call& call);
 void handle_create_partitions(BrokerState& state, Call& call);
