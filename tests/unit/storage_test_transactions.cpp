@@ -269,5 +269,60 @@ TEST(StorageTransactions, FollowerPathLearnsTransactionsFromCopiedBatches) {
   EXPECT_EQ((*follower_log)->producer_state(9)->coordinator_epoch, 2);
 }
 
+Bytes keyed_batch(std::int64_t producer_id, std::int32_t sequence, bool transactional, const std::string& key) {
+  wire::Record r;
+  r.timestamp = wall_clock_ms();
+  r.key = Bytes(key.begin(), key.end());
+  r.value = Bytes{1, 2, 3};
+  wire::BatchOptions o;
+  o.producer_id = producer_id;
+  o.producer_epoch = producer_id >= 0 ? 0 : -1;
+  o.base_sequence = producer_id >= 0 ? sequence : -1;
+  o.transactional = transactional;
+  auto batch = wire::encode_batch({r}, o);
+  EXPECT_TRUE(batch.ok());
+  return *batch;
+}
+
+TEST(StorageTransactions, CleanerStopsAtTheFirstOpenTransaction) {
+  TempDir dir;
+  LogConfig config = small_segments();
+  config.segment_bytes = 100;  // one batch per segment
+  config.compact = true;
+  config.delete_by_retention = false;
+  config.min_cleanable_dirty_ratio = 0.0;
+  auto log = PartitionLog::open(dir.path() / "t-0", config);
+  ASSERT_TRUE(log.ok());
+  auto& l = **log;
+  append_ok(l, keyed_batch(-1, -1, false, "k"), leader());  // 0
+  append_ok(l, keyed_batch(-1, -1, false, "k"), leader());  // 1: supersedes 0
+  append_ok(l, keyed_batch(4, 0, true, "k"), leader());     // 2: an open transaction
+  append_ok(l, keyed_batch(-1, -1, false, "k"), leader());  // 3
+  append_ok(l, keyed_batch(-1, -1, false, "x"), leader());  // 4
+  ASSERT_EQ(l.first_unstable_offset(), 2);
+  CleanRequest request;
+  request.now_ms = wall_clock_ms();
+  request.cleanable_end = l.log_end_offset();
+  request.ignore_dirty_ratio = true;
+  auto cleaned = l.clean(request);
+  ASSERT_TRUE(cleaned.ok()) << cleaned.error().message;
+  // Only [0, 2) was cleanable: offset 0 went, the transaction's record and everything after it stayed.
+  EXPECT_LE(cleaned->dirty_end, 2);
+  std::vector<std::int64_t> kept;
+  for (std::int64_t offset = l.log_start_offset(); offset < l.log_end_offset();) {  // read() stays in one segment
+    auto data = l.read(offset, 1 << 20, l.log_end_offset());
+    ASSERT_TRUE(data.ok());
+    auto split = wire::split_batches(data->bytes);
+    ASSERT_TRUE(split.ok() && !split->batches.empty());
+    for (ByteView b : split->batches) {
+      auto records = wire::decode_records(b);
+      ASSERT_TRUE(records.ok());
+      for (const auto& r : *records) kept.push_back(r.offset);
+      offset = wire::parse_batch_header(b)->last_offset() + 1;
+    }
+  }
+  EXPECT_EQ(kept, (std::vector<std::int64_t>{1, 2, 3, 4}));
+}
+
 }  // namespace
 }  // namespace bulwark::storage
