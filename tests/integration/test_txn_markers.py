@@ -119,6 +119,35 @@ def produce_transactional_v3(topic, transactional_id):
     return kw.request(0, 3, 5, body)
 
 
+def describe_producers_v0(topic, partitions):
+    body = kw.uvarint(2) + kw.compact_string(topic) + kw.compact_int32s(partitions) + b"\0" + b"\0"
+    return kw.flexible_request(61, 0, body)
+
+
+def parse_describe_producers_v0(frame):
+    """{partition: (error, {producer_id: (epoch, last_sequence, coordinator_epoch, txn_start)})}."""
+    r = kw.FlexReader(frame, 4)
+    r.skip_tags()
+    r.take(">i")
+    out = {}
+    for _ in range(r.uvarint() - 1):
+        r.string()
+        for _ in range(r.uvarint() - 1):
+            partition, error = r.take(">i"), r.take(">h")
+            r.string()
+            producers = {}
+            for _ in range(r.uvarint() - 1):
+                pid, epoch, last_sequence = r.take(">q"), r.take(">i"), r.take(">i")
+                r.take(">q")
+                coordinator_epoch, txn_start = r.take(">i"), r.take(">q")
+                r.skip_tags()
+                producers[pid] = (epoch, last_sequence, coordinator_epoch, txn_start)
+            r.skip_tags()
+            out[partition] = (error, producers)
+        r.skip_tags()
+    return out
+
+
 def mtls_socket(broker, pki, user):
     cert, key, ca = pki.pem(user)
     context = ssl.create_default_context(cafile=str(ca))
@@ -183,6 +212,10 @@ def test_markers_reach_the_log_and_read_committed_sees_them(tmp_path):
         results = parse_write_txn_markers_v1(call(admin, write_txn_markers_v1([(4242, 0, True, 5, topic, [7])])))
         assert results == {(4242, topic, 7): 3}, results
 
+        # DescribeProducers: the producer table, with the coordinator epoch each marker left.
+        described = parse_describe_producers_v0(call(admin, describe_producers_v0(topic, [0])))
+        assert described == {0: (0, {4242: (0, -1, 5, -1), 4343: (0, -1, 5, -1)})}, described
+
         # No coordinator in this build yet: transactional produce is refused, nothing is appended.
         reply = call(admin, produce_transactional_v3(topic, "tx-1"))
         assert kw.parse_produce_v3_response(reply)[0] == 42
@@ -193,6 +226,8 @@ def test_markers_reach_the_log_and_read_committed_sees_them(tmp_path):
         # Without CLUSTER_ACTION: CLUSTER_AUTHORIZATION_FAILED, and no marker is written.
         results = parse_write_txn_markers_v1(call(other, write_txn_markers_v1([(4545, 0, True, 5, topic, [0])])))
         assert results == {(4545, topic, 0): 31}, results
+        # DescribeProducers needs READ on the topic: TOPIC_AUTHORIZATION_FAILED.
+        assert parse_describe_producers_v0(call(other, describe_producers_v0(topic, [0])))[0][0] == 29
         error, hw, _, _, _ = parse_fetch_v12(call(admin, fetch_v12(topic, 0, 0, 0)))
         assert (error, hw) == (0, 4)
     finally:
