@@ -14,7 +14,8 @@
 // with no checkpoint). Damage is cut out of its segment into a quarantine file (<base>.log.damaged-<pos>)
 // and the intact batches after it, in that segment and the later ones, are kept; only a torn tail of
 // the last segment is truncated. The indexes are rebuilt in memory (and rewritten on disk when they
-// differ) and the idempotent-producer table is rebuilt from the batch headers. Every batch served by
+// differ) and the idempotent-producer table is rebuilt from the batch headers, with the open transactions
+// and the aborted-transaction index (docs/transactions.md). Every batch served by
 // read() is CRC-checked first: a damaged batch is never served as data (docs/storage.md).
 //
 // Faults: a failed fdatasync (or a failed write other than "no space") takes the whole log dir offline,
