@@ -324,5 +324,62 @@ TEST(StorageTransactions, CleanerStopsAtTheFirstOpenTransaction) {
   EXPECT_EQ(kept, (std::vector<std::int64_t>{1, 2, 3, 4}));
 }
 
+std::vector<std::int64_t> record_offsets(PartitionLog& l) {
+  std::vector<std::int64_t> kept;
+  for (std::int64_t offset = l.log_start_offset(); offset < l.log_end_offset();) {
+    auto data = l.read(offset, 1 << 20, l.log_end_offset());
+    EXPECT_TRUE(data.ok());
+    if (!data.ok()) break;
+    auto split = wire::split_batches(data->bytes);
+    EXPECT_TRUE(split.ok() && !split->batches.empty());
+    if (!split.ok() || split->batches.empty()) break;
+    for (ByteView b : split->batches) {
+      auto records = wire::decode_records(b);
+      EXPECT_TRUE(records.ok());
+      if (records.ok())
+        for (const auto& r : *records) kept.push_back(r.offset);
+      offset = wire::parse_batch_header(b)->last_offset() + 1;
+    }
+  }
+  return kept;
+}
+
+TEST(StorageTransactions, CleanerDropsAbortedRecordsAndKeepsWhatTheySuperseded) {
+  TempDir dir;
+  LogConfig config = small_segments();
+  config.segment_bytes = 100;  // one batch per segment
+  config.compact = true;
+  config.delete_by_retention = false;
+  config.min_cleanable_dirty_ratio = 0.0;
+  const auto path = dir.path() / "t-0";
+  {
+    auto log = PartitionLog::open(path, config);
+    ASSERT_TRUE(log.ok());
+    auto& l = **log;
+    append_ok(l, keyed_batch(-1, -1, false, "k"), leader());  // 0: committed value of k
+    append_ok(l, keyed_batch(4, 0, true, "k"), leader());     // 1: aborted value of k
+    marker(l, 4, 0, false);                                    // 2
+    append_ok(l, keyed_batch(-1, -1, false, "x"), leader());  // 3
+    append_ok(l, keyed_batch(-1, -1, false, "y"), leader());  // 4 (active segment)
+    CleanRequest request;
+    request.now_ms = wall_clock_ms();
+    request.cleanable_end = l.log_end_offset();
+    request.ignore_dirty_ratio = true;
+    auto cleaned = l.clean(request);
+    ASSERT_TRUE(cleaned.ok()) << cleaned.error().message;
+    EXPECT_TRUE(cleaned->cleaned) << cleaned->reason;
+    // Offset 1 is gone (its header stays: producer 4's last batch); 0 was not superseded by it; the marker stays.
+    EXPECT_EQ(record_offsets(l), (std::vector<std::int64_t>{0, 2, 3, 4}));
+    EXPECT_EQ(l.aborted_transactions(0, 100).size(), 1u);
+  }
+  auto log = PartitionLog::open(path, config);
+  ASSERT_TRUE(log.ok());
+  EXPECT_EQ((*log)->first_unstable_offset(), -1);
+  auto aborted = (*log)->aborted_transactions(0, 100);
+  ASSERT_EQ(aborted.size(), 1u);
+  EXPECT_EQ(aborted[0].producer_id, 4);
+  EXPECT_EQ(aborted[0].last_offset, 2);
+}
+
 }  // namespace
 }  // namespace bulwark::storage
