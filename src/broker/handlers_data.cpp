@@ -184,6 +184,39 @@ KafkaError legacy_error(const Error& error) {
   return KafkaError::invalid_record;
 }
 
+struct PartitionRefusal {
+  KafkaError error;
+  std::string message;
+};
+
+// KIP-98: a partition's batches are transactional exactly when the request names a transactional id;
+// KIP-890: a transactional write must go to a partition the coordinator added to the open transaction.
+std::optional<PartitionRefusal> check_transactional_batches(const BrokerState& state,
+                                                             const std::optional<std::string>& transactional_id,
+                                                             const std::string& topic, std::int32_t partition,
+                                                             ByteView records) {
+  auto split = wire::split_batches(records);
+  if (!split.ok() || split->batches.empty()) return std::nullopt;  // the log refuses it with its reason
+  std::optional<wire::BatchHeader> first;
+  for (ByteView batch : split->batches) {
+    auto h = wire::parse_batch_header(batch);
+    if (!h.ok()) return std::nullopt;
+    if (h->is_transactional() != transactional_id.has_value()) {
+      if (h->is_transactional())  // Kafka checks this before anything else in the request
+        return PartitionRefusal{KafkaError::transactional_id_authorization_failed,
+                                "Transactional records need a transactional id."};
+      return PartitionRefusal{KafkaError::invalid_record,
+                              "A produce request with a transactional id must carry transactional batches."};
+    }
+    if (!first) first = *h;
+  }
+  if (!transactional_id) return std::nullopt;
+  const KafkaError verified =
+      state.verify_transactional_partition(*transactional_id, first->producer_id, first->producer_epoch, topic, partition);
+  if (verified == KafkaError::none) return std::nullopt;
+  return PartitionRefusal{verified, "The partition is not part of the producer's ongoing transaction."};
+}
+
 QuotaClient quota_client(Call& call) { return {session_of(call).principal.name, call.header.client_id.value_or("")}; }
 
 // Kafka's Produce and Fetch throttle: the larger of the byte-rate throttle and the request-rate one
@@ -214,6 +247,10 @@ void handle_produce(BrokerState& state, Call& call) {
   if (!decode_request(call, request)) return;
   const bool valid_acks = request.acks == 0 || request.acks == 1 || request.acks == -1;
 
+  // Transactional produce: WRITE on the transactional id first (Kafka fails the whole request).
+  const bool may_write_transaction =
+      !request.transactional_id ||
+      authorized(state, call, Operation::write, ResourceType::transactional_id, *request.transactional_id);
   auto delayed = std::make_shared<DelayedProduce>(state, call, wire::msg::ProduceResponse{});
   auto& response = delayed->response();
   response.responses.reserve(request.topic_data.size());
@@ -223,6 +260,7 @@ void handle_produce(BrokerState& state, Call& call) {
     topic_response.partition_responses.reserve(topic_data.partition_data.size());
     auto topic = state.topics->find(topic_data.name);
     const bool may_write = authorized(state, call, Operation::write, ResourceType::topic, topic_data.name);
+    const bool transactional = request.transactional_id.has_value();
     for (const auto& partition_data : topic_data.partition_data) {
       auto& out = topic_response.partition_responses.emplace_back();
       out.index = partition_data.index;
@@ -234,7 +272,9 @@ void handle_produce(BrokerState& state, Call& call) {
       std::shared_ptr<replication::Partition> partition;
       if (!valid_acks) {
         fail(KafkaError::invalid_required_acks, "acks must be -1, 0 or 1");
-      } else if (request.transactional_id) {
+      } else if (!may_write_transaction) {
+        fail(KafkaError::transactional_id_authorization_failed, "Transactional Id authorization failed.");
+      } else if (transactional && !state.verify_transactional_partition) {
         fail(KafkaError::invalid_request, "transactions are not supported by Bulwark yet");
       } else if (!may_write) {
         fail(KafkaError::topic_authorization_failed, "Topic authorization failed.");
@@ -243,6 +283,9 @@ void handle_produce(BrokerState& state, Call& call) {
         fail(missing.error, std::move(missing.message));
       } else if (!partition_data.records || partition_data.records->empty()) {
         fail(KafkaError::invalid_record, "the produce request carries no records");
+      } else if (auto refused = check_transactional_batches(state, request.transactional_id, topic_data.name,
+                                                            partition_data.index, *partition_data.records)) {
+        fail(refused->error, std::move(refused->message));
       } else if (auto legacy = convert_legacy_records(call.header.api_version, *partition_data.records); !legacy.ok()) {
         fail(legacy_error(legacy.error()), legacy.error().message);
       } else if (auto ack = produce_to_partition(state, call, *topic, *partition,
@@ -268,6 +311,32 @@ void handle_produce(BrokerState& state, Call& call) {
 namespace {
 
 constexpr std::int32_t kMaxFetchWaitMs = 30'000;
+
+// The last stable offset: the first offset of the oldest open transaction, capped by the high watermark.
+std::int64_t last_stable_offset(const storage::PartitionLog& log, std::int64_t high_watermark) {
+  const std::int64_t unstable = log.first_unstable_offset();
+  return unstable >= 0 ? std::min(unstable, high_watermark) : high_watermark;
+}
+
+// The aborted transactions a read_committed consumer needs for the batches it is given: those
+// overlapping [fetch_offset, end of the data).
+[[gnu::noinline]] void fill_aborted(wire::msg::FetchResponse::PartitionData& partition, const storage::PartitionLog& log,
+                                    std::int64_t fetch_offset, std::int64_t upto) {
+  auto& out = partition.aborted_transactions.emplace();
+  if (!partition.records || partition.records->empty()) return;
+  const ByteView data(*partition.records);
+  std::int64_t end = upto;
+  if (auto split = wire::split_batches(data); split.ok() && !split->batches.empty())
+    if (auto last = wire::parse_batch_header(split->batches.back()); last.ok()) end = std::min(end, last->last_offset() + 1);
+  auto aborted = log.aborted_transactions(fetch_offset, end);
+  out.reserve(aborted.size());
+  for (const auto& a : aborted) {
+    wire::msg::FetchResponse::AbortedTransaction entry;
+    entry.producer_id = a.producer_id;
+    entry.first_offset = a.first_offset;
+    out.push_back(entry);
+  }
+}
 
 // One Fetch request from arrival to answer. Lives on its connection's event loop thread: the timer and
 // the append notifications both post there, so no locking is needed.
@@ -427,11 +496,14 @@ class FetchOperation : public std::enable_shared_from_this<FetchOperation> {
         } else {
           const auto& log = hosted->log();
           const auto high_watermark = hosted->high_watermark();
+          const auto last_stable = last_stable_offset(*log, high_watermark);
           out.high_watermark = high_watermark;
-          out.last_stable_offset = high_watermark;
+          out.last_stable_offset = last_stable;
           out.log_start_offset = log->log_start_offset();
-          // Followers read up to the log end; consumers only what every ISR member has.
-          const auto upto = replica_id_ >= 0 ? log->log_end_offset() : high_watermark;
+          // Followers read up to the log end; consumers what every ISR member has, read_committed ones
+          // only what no open transaction holds back (the last stable offset).
+          const bool read_committed = replica_id_ < 0 && request_.isolation_level == 1;
+          const auto upto = replica_id_ >= 0 ? log->log_end_offset() : read_committed ? last_stable : high_watermark;
           // KIP-74: the first partition with data returns at least one whole batch even above the limits.
           std::size_t limit = std::min<std::size_t>(budget, std::max(partition.partition_max_bytes, 0));
           if (limit > 0 || total_bytes == 0) {
@@ -442,9 +514,10 @@ class FetchOperation : public std::enable_shared_from_this<FetchOperation> {
             } else if (total_bytes == 0 || data->bytes.size() <= budget) {
               total_bytes += data->bytes.size();
               budget -= std::min(budget, data->bytes.size());
-              out.records = std::move(data->bytes);
+              out.records.emplace(std::move(data->bytes));
             }
           }
+          if (read_committed) fill_aborted(out, *log, partition.fetch_offset, upto);
         }
         if (!out.records) out.records = Bytes{};
         topic_out.partitions.push_back(std::move(out));
@@ -518,7 +591,9 @@ void handle_list_offsets(BrokerState& state, Call& call) {
                                                        partition.current_leader_epoch)) {
         out.error_code = code(*stale);
       } else if (partition.timestamp == kLatest) {
-        out.offset = hosted->high_watermark();  // what a read_uncommitted consumer can read up to
+        // What a consumer can read up to: read_committed stops at the last stable offset.
+        const auto high_watermark = hosted->high_watermark();
+        out.offset = request.isolation_level == 1 ? last_stable_offset(*hosted->log(), high_watermark) : high_watermark;
       } else if (partition.timestamp == kEarliest) {
         out.offset = hosted->log()->log_start_offset();
       } else if (partition.timestamp < 0) {

@@ -36,6 +36,7 @@ constexpr ServedApi kServed[] = {
     {24, 0, 4, handle_add_partitions_to_txn, true},  // AddPartitionsToTxn: v4 = brokers' batched form, verify_only (KIP-890)
     {25, 0, 3, handle_add_offsets_to_txn, true},  // AddOffsetsToTxn
     {26, 0, 3, handle_end_txn, true},     // EndTxn: v4 is transactions v2 (KIP-890 part 2)
+    {27, 0, 1, handle_write_txn_markers, true},  // WriteTxnMarkers (from the transaction coordinator)
     {28, 0, 3, handle_txn_offset_commit, true},  // TxnOffsetCommit (KIP-98/447: pending until the marker)
     {29, 0, 3, handle_describe_acls},     // DescribeAcls
     {30, 0, 3, handle_create_acls},       // CreateAcls
@@ -57,6 +58,7 @@ constexpr ServedApi kServed[] = {
     {51, 0, 0, handle_alter_user_scram_credentials},     // AlterUserScramCredentials
     {55, 0, 1, handle_describe_quorum},   // DescribeQuorum
     {60, 0, 1, handle_describe_cluster},  // DescribeCluster
+    {61, 0, 0, handle_describe_producers},  // DescribeProducers (KIP-664)
     {65, 0, 0, handle_describe_transactions},  // DescribeTransactions
     {66, 0, 0, handle_list_transactions},      // ListTransactions: v1 adds the duration filter
 };

@@ -304,6 +304,8 @@ KafkaError to_kafka_error(storage::LogError error) {
     case storage::LogError::invalid_argument: return KafkaError::invalid_request;
     case storage::LogError::already_exists: return KafkaError::unknown_server_error;
     case storage::LogError::io: return KafkaError::kafka_storage_error;
+    case storage::LogError::invalid_record: return KafkaError::invalid_record;
+    case storage::LogError::coordinator_fenced: return KafkaError::transaction_coordinator_fenced;
   }
   return KafkaError::unknown_server_error;
 }

@@ -251,6 +251,9 @@ void handle_list_offsets(BrokerState& state, Call& call);
 void handle_delete_records(BrokerState& state, Call& call);
 void handle_init_producer_id(BrokerState& state, Call& call);
 void handle_offset_for_leader_epoch(BrokerState& state, Call& call);
+// Transactions, the data path (handlers_txn_markers.cpp): markers from the coordinator, producer state.
+void handle_write_txn_markers(BrokerState& state, Call& call);
+void handle_describe_producers(BrokerState& state, Call& call);
 void handle_create_topics(BrokerState& state, Call& call);
 void handle_delete_topics(BrokerState& state, Call& call);
 void handle_create_partitions(BrokerState& state, Call& call);

@@ -9,6 +9,7 @@
 #include <cassert>
 #include <charconv>
 #include <chrono>
+#include <map>
 #include <set>
 #include <unordered_map>
 
@@ -113,11 +114,25 @@ Bytes empty_batch(ByteView batch) {
   return out;
 }
 
+// The aborted transactions of the log, by producer: (first offset, marker offset).
+using AbortedRanges = std::multimap<std::int64_t, std::pair<std::int64_t, std::int64_t>>;
+
+// A data batch of an aborted transaction (Kafka's cleaner discards them: no consumer may see them, and
+// their keys must not supersede committed records).
+bool in_aborted_txn(const AbortedRanges& aborted, const wire::BatchHeader& h) {
+  if (!h.is_transactional() || h.is_control() || h.producer_id < 0) return false;
+  auto [from, to] = aborted.equal_range(h.producer_id);
+  for (auto it = from; it != to; ++it)
+    if (it->second.first <= h.base_offset && h.last_offset() <= it->second.second) return true;
+  return false;
+}
+
 struct FilterContext {
   const KeyMap* map = nullptr;
   std::int64_t map_end = 0;         // records at or past this were not mapped: kept
   bool drop_tombstones = false;     // the segment's tombstones are past delete.retention.ms
   const std::set<std::pair<std::int64_t, std::int64_t>>* producer_last = nullptr;  // (id, last offset)
+  const AbortedRanges* aborted = nullptr;
 };
 
 struct Filtered {
@@ -134,11 +149,18 @@ bool retain_record(const wire::Record& r, const FilterContext& ctx) {
   return r.value.has_value() || !ctx.drop_tombstones;
 }
 
-// Kafka's MemoryRecords.filterTo for one batch. Control batches stay as they are (no transaction
-// markers are removed: Bulwark keeps every transactional batch).
+// Kafka's MemoryRecords.filterTo for one batch. Control batches stay as they are (transaction markers
+// are kept); the batches of aborted transactions go (their header stays when it is the producer's last).
 Result<Filtered> filter_batch(const wire::BatchHeader& h, ByteView batch, const FilterContext& ctx) {
   Filtered out;
   if (h.is_control()) return out;
+  if (ctx.aborted && in_aborted_txn(*ctx.aborted, h)) {
+    out.records_in = h.record_count;
+    const bool producers_last = ctx.producer_last->count({h.producer_id, h.last_offset()}) > 0;
+    out.kind = producers_last ? Filtered::Kind::rewrite : Filtered::Kind::drop;
+    if (producers_last) out.bytes = empty_batch(batch);
+    return out;
+  }
   auto records = wire::decode_records(batch);
   if (!records.ok()) return records.error();
   std::vector<wire::Record> kept;
@@ -305,6 +327,7 @@ struct CleanPlan {
   std::vector<std::shared_ptr<Segment>> segments;  // the cleanable sealed segments, from the first one
   std::int64_t first_dirty = 0, end = 0;
   std::set<std::pair<std::int64_t, std::int64_t>> producer_last;
+  AbortedRanges aborted;
   LogConfig config;
   std::uint64_t truncations = 0;
   double ratio = 0;
@@ -329,7 +352,7 @@ Result<std::int64_t> build_key_map(const CleanPlan& plan, KeyMap& map, const Cle
     auto visited = for_each_batch(*seg, request.throttle, request.stop,
                                   [&](const wire::BatchHeader& h, ByteView batch) -> Status {
                                     if (full || h.last_offset() < plan.first_dirty) return Status::success();
-                                    if (!h.is_control()) {
+                                    if (!h.is_control() && !in_aborted_txn(plan.aborted, h)) {
                                       if (!map.fits(static_cast<std::size_t>(h.record_count))) {
                                         full = true;
                                         return Status::success();
@@ -371,7 +394,9 @@ LogResult<CleanResult> PartitionLog::clean(const CleanRequest& request) {
     plan.config = config_;
     plan.truncations = truncations_;
     plan.first_dirty = std::max(first_dirty_offset_, log_start_offset_);
-    const std::int64_t bound = std::min(request.cleanable_end, segments_.back()->base_offset);
+    // Never past the last stable offset: an open transaction's records are not yet decided.
+    std::int64_t bound = std::min(request.cleanable_end, segments_.back()->base_offset);
+    if (const std::int64_t unstable = first_unstable_offset(); unstable >= 0) bound = std::min(bound, unstable);
     std::int64_t dirty_bytes = 0, clean_bytes = 0;
     bool overdue = false;
     for (std::size_t i = 0; i + 1 < segments_.size(); ++i) {
@@ -401,6 +426,8 @@ LogResult<CleanResult> PartitionLog::clean(const CleanRequest& request) {
     plan.first_dirty = std::min(plan.first_dirty, plan.end);
     for (const auto& [id, state] : producers_)
       if (!state.batches.empty()) plan.producer_last.insert({id, state.batches.back().last_offset});
+    for (const auto& a : aborted_txns_)
+      if (a.first_offset < plan.end) plan.aborted.insert({a.producer_id, {a.first_offset, a.last_offset}});
     cleaning_ = true;
   }
   struct Done {
@@ -452,7 +479,7 @@ LogResult<CleanResult> PartitionLog::clean(const CleanRequest& request) {
       FilterContext ctx{&map, *map_end,
                         seg->next_offset <= plan.first_dirty &&
                             request.now_ms - segment_mtime_ms(*seg) > plan.config.delete_retention_ms,
-                        &plan.producer_last};
+                        &plan.producer_last, &plan.aborted};
       auto written = for_each_batch(*seg, request.throttle, request.stop,
                                     [&](const wire::BatchHeader& h, ByteView batch) -> Status {
                                       auto f = filter_batch(h, batch, ctx);

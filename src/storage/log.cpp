@@ -29,12 +29,26 @@ std::int32_t sequence_add(std::int32_t sequence, std::int32_t delta) {
   return sequence + delta;
 }
 
-void remember_producer_batch(std::map<std::int64_t, ProducerState>& producers, const wire::BatchHeader& h) {
-  if (h.producer_id < 0) return;
-  auto& entry = producers[h.producer_id];
+// The transaction a marker ended: its first offset and the marker's.
+struct TxnEnd {
+  std::int64_t first_offset = -1;
+  std::int64_t last_offset = -1;
+  bool commit = false;
+};
+
+// One batch into a producer's entry (Kafka's ProducerAppendInfo): sequences and epoch, the transaction a
+// transactional batch opens, the one a marker (control batch with an EndTransactionMarker) ends.
+std::optional<TxnEnd> remember_batch(ProducerState& entry, const wire::BatchHeader& h, const TxnMarker* marker) {
+  if (h.is_control() && !marker) return std::nullopt;  // not an EndTransactionMarker: nothing to learn
   if (h.producer_epoch != entry.epoch) {
     entry.epoch = h.producer_epoch;
     entry.batches.clear();
+  }
+  if (marker) {
+    entry.coordinator_epoch = marker->coordinator_epoch;
+    TxnEnd end{entry.txn_first_offset >= 0 ? entry.txn_first_offset : h.base_offset, h.last_offset(), marker->commit};
+    entry.txn_first_offset = -1;
+    return end;
   }
   if (h.base_sequence >= 0) {
     entry.batches.push_back({h.base_sequence, sequence_add(h.base_sequence, h.last_offset_delta), h.base_offset,
@@ -42,6 +56,24 @@ void remember_producer_batch(std::map<std::int64_t, ProducerState>& producers, c
     while (entry.batches.size() > kProducerBatchesKept) entry.batches.pop_front();
   }
   entry.last_timestamp = h.max_timestamp;
+  if (h.is_transactional() && entry.txn_first_offset < 0) entry.txn_first_offset = h.base_offset;
+  return std::nullopt;
+}
+
+// Control batches are a few dozen bytes; anything far larger is not a marker worth reading back.
+constexpr std::size_t kMaxMarkerBatchBytes = 64 * 1024;
+
+std::int16_t load_i16(const std::uint8_t* p) { return static_cast<std::int16_t>((p[0] << 8) | p[1]); }
+std::int32_t load_i32(const std::uint8_t* p) {
+  return static_cast<std::int32_t>((std::uint32_t(p[0]) << 24) | (std::uint32_t(p[1]) << 16) |
+                                   (std::uint32_t(p[2]) << 8) | std::uint32_t(p[3]));
+}
+void put_i16(Bytes& out, std::int16_t v) {
+  out.push_back(static_cast<std::uint8_t>((v >> 8) & 0xff));
+  out.push_back(static_cast<std::uint8_t>(v & 0xff));
+}
+void put_i32(Bytes& out, std::int32_t v) {
+  for (int shift = 24; shift >= 0; shift -= 8) out.push_back(static_cast<std::uint8_t>((v >> shift) & 0xff));
 }
 
 // Kafka's ProducerAppendInfo.checkProducerEpoch + checkSequence for the client (leader) path. Returns the
@@ -80,6 +112,41 @@ LogResult<std::optional<ProducerBatchMeta>> check_producer(const std::map<std::i
   return Found();
 }
 
+// Control batches: only markers, only from WriteTxnMarkers on the leader path (Kafka refuses them from
+// clients); the follower path copies whatever the leader has. marker is set for an EndTransactionMarker.
+LogStatus check_control_batch(const wire::BatchHeader& h, ByteView batch, const AppendOptions& options,
+                              std::optional<TxnMarker>& marker) {
+  if (!h.is_control()) {
+    if (options.assign_offsets && options.markers)
+      return LogFailure(LogError::invalid_record, "WriteTxnMarkers appends control batches only");
+    return LogDone{};
+  }
+  if (h.producer_id >= 0 && h.total_size() <= kMaxMarkerBatchBytes) marker = parse_txn_marker(batch);
+  if (!options.assign_offsets) return LogDone{};
+  if (!options.markers)
+    return LogFailure(LogError::invalid_record, "control batches are written only by the transaction coordinator");
+  if (!marker || !h.is_transactional())
+    return LogFailure(LogError::invalid_record, "control batch is not a transactional EndTransactionMarker");
+  return LogDone{};
+}
+
+// Kafka's ProducerAppendInfo.appendEndTxnMarker checks: the producer epoch, then the coordinator epoch.
+LogStatus check_marker_epochs(const ProducerState& entry, const wire::BatchHeader& h, const TxnMarker& marker) {
+  if (h.producer_epoch < entry.epoch) {
+    return LogFailure(LogError::invalid_producer_epoch,
+                      "marker for producer " + std::to_string(h.producer_id) + " has epoch " +
+                          std::to_string(h.producer_epoch) + ", older than the current epoch " +
+                          std::to_string(entry.epoch));
+  }
+  if (marker.coordinator_epoch < entry.coordinator_epoch) {
+    return LogFailure(LogError::coordinator_fenced,
+                      "marker for producer " + std::to_string(h.producer_id) + " has coordinator epoch " +
+                          std::to_string(marker.coordinator_epoch) + ", older than " +
+                          std::to_string(entry.coordinator_epoch));
+  }
+  return LogDone{};
+}
+
 std::optional<std::int64_t> parse_i64(std::string_view text) {
   while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.remove_suffix(1);
   std::int64_t v = 0;
@@ -90,6 +157,38 @@ std::optional<std::int64_t> parse_i64(std::string_view text) {
 
 }  // namespace
 
+std::optional<TxnMarker> parse_txn_marker(ByteView batch) {
+  auto records = wire::decode_records(batch, kMaxMarkerBatchBytes);
+  if (!records.ok() || records->size() != 1) return std::nullopt;
+  const auto& r = records->front();
+  // Key: version int16 (0), type int16 (0 ABORT, 1 COMMIT). Value: version int16, coordinator epoch int32.
+  if (!r.key || r.key->size() < 4 || load_i16(r.key->data()) != 0) return std::nullopt;
+  const std::int16_t type = load_i16(r.key->data() + 2);
+  if (type != 0 && type != 1) return std::nullopt;
+  if (!r.value || r.value->size() < 6 || load_i16(r.value->data()) < 0) return std::nullopt;
+  return TxnMarker{type == 1, load_i32(r.value->data() + 2)};
+}
+
+Bytes build_txn_marker_batch(std::int64_t producer_id, std::int16_t producer_epoch, const TxnMarker& marker,
+                             std::int64_t timestamp_ms) {
+  wire::Record record;
+  record.timestamp = timestamp_ms;
+  Bytes key, value;
+  put_i16(key, 0);
+  put_i16(key, marker.commit ? 1 : 0);
+  put_i16(value, 0);
+  put_i32(value, marker.coordinator_epoch);
+  record.key = std::move(key);
+  record.value = std::move(value);
+  wire::BatchOptions options;
+  options.producer_id = producer_id;
+  options.producer_epoch = producer_epoch;
+  options.transactional = true;
+  options.control = true;
+  auto batch = wire::encode_batch({record}, options);
+  return batch.ok() ? std::move(*batch) : Bytes{};  // an uncompressed one-record batch always encodes
+}
+
 const char* to_string(LogError error) {
   switch (error) {
     case LogError::corrupt_message: return "corrupt message";
@@ -98,6 +197,8 @@ const char* to_string(LogError error) {
     case LogError::invalid_producer_epoch: return "invalid producer epoch";
     case LogError::offset_out_of_range: return "offset out of range";
     case LogError::invalid_argument: return "invalid argument";
+    case LogError::invalid_record: return "invalid record";
+    case LogError::coordinator_fenced: return "transaction coordinator fenced";
     case LogError::not_found: return "not found";
     case LogError::already_exists: return "already exists";
     case LogError::io: return "storage I/O error";
@@ -240,7 +341,7 @@ LogStatus PartitionLog::recover_locked(std::int64_t verify_crc_from) {
     return LogFailure(text.error());
   }
 
-  producers_.clear();
+  clear_producers_locked();
   epochs_.clear();
   segments_.clear();
   std::int64_t next = 0;
@@ -252,9 +353,13 @@ LogStatus PartitionLog::recover_locked(std::int64_t verify_crc_from) {
     if (last) BULWARK_TRY((*seg)->activate());
     // A segment holds offsets below the next one's base: check it when that reaches the recovery point.
     const bool verify = last || bases[i + 1] > verify_crc_from;
+    // on_batch sees the intact batches in file order from position 0, so positions add up.
+    std::uint64_t position = 0;
+    const Segment& segment = **seg;
     auto recovery = (*seg)->recover(verify, /*sealed=*/!last, next, config_.index_interval_bytes,
-                                    [this](const wire::BatchHeader& h) {
-                                      remember_producer_batch(producers_, h);
+                                    [&](const wire::BatchHeader& h) {
+                                      replay_batch_locked(segment, h, position);
+                                      position += h.total_size();
                                       note_batch_epoch_locked(h);
                                     });
     if (!recovery.ok()) return LogFailure(recovery.error());
@@ -284,6 +389,7 @@ LogStatus PartitionLog::recover_locked(std::int64_t verify_crc_from) {
     log_start_offset_ = log_end_offset_;
   }
   recovery_point_ = std::clamp(verify_crc_from, log_start_offset_, log_end_offset_);
+  publish_first_unstable_locked();
   write_epoch_checkpoint_locked();
   closed_ = false;
   return LogDone{};
@@ -363,6 +469,7 @@ std::vector<LogResult<AppendResult>> PartitionLog::commit_group(const std::vecto
   std::unique_lock lock(mu_);
   const std::int64_t end_before = log_end_offset_;
   const auto epochs_before = epochs_;
+  const std::size_t aborted_before = aborted_txns_.size();
   std::map<std::int64_t, std::optional<ProducerState>> producers_before;
   for (const auto* member : group)
     for (const auto& h : *member->headers)
@@ -407,9 +514,11 @@ std::vector<LogResult<AppendResult>> PartitionLog::commit_group(const std::vecto
     log_end_offset_ = end_before;
     epochs_ = epochs_before;
     for (auto& [id, state] : producers_before) {
-      if (state) producers_[id] = std::move(*state);
-      else producers_.erase(id);
+      if (state) put_producer_locked(id, std::move(*state));
+      else erase_producer_locked(id);
     }
+    aborted_txns_.resize(std::min(aborted_txns_.size(), aborted_before));
+    publish_first_unstable_locked();
   }
   for (auto& result : results) result = failure;
   return results;
@@ -439,13 +548,24 @@ std::optional<LogResult<AppendResult>> PartitionLog::append_locked(std::vector<w
     next = h.last_offset() + 1;
   }
   std::map<std::int64_t, ProducerState> staged;
+  std::vector<std::pair<std::int64_t, TxnEnd>> aborts;  // (producer id, transaction) ended by ABORT markers
+  std::size_t at = 0;
   for (const auto& h : headers) {
+    const ByteView batch(data.data() + at, h.total_size());
+    at += h.total_size();
+    std::optional<TxnMarker> marker;
+    if (auto checked = check_control_batch(h, batch, options, marker); !checked.ok()) return checked.error();
     if (h.producer_id < 0) continue;
     if (!staged.count(h.producer_id)) {
       auto it = producers_.find(h.producer_id);
       if (it != producers_.end()) staged[h.producer_id] = it->second;
     }
-    if (options.assign_offsets && h.base_sequence >= 0) {
+    if (options.assign_offsets && marker) {
+      if (auto it = staged.find(h.producer_id); it != staged.end()) {
+        if (auto fenced = check_marker_epochs(it->second, h, *marker); !fenced.ok()) return fenced.error();
+      }
+    }
+    if (options.assign_offsets && h.base_sequence >= 0 && !h.is_control()) {
       auto check = check_producer(staged, h);
       if (!check.ok()) return check.error();
       if (check->has_value()) {
@@ -459,7 +579,8 @@ std::optional<LogResult<AppendResult>> PartitionLog::append_locked(std::vector<w
         return dup;
       }
     }
-    remember_producer_batch(staged, h);
+    auto end = remember_batch(staged[h.producer_id], h, marker ? &*marker : nullptr);
+    if (end && !end->commit) aborts.emplace_back(h.producer_id, *end);
   }
 
   const std::int64_t first_offset = headers.front().base_offset;
@@ -522,7 +643,9 @@ std::optional<LogResult<AppendResult>> PartitionLog::append_locked(std::vector<w
     context_->report_refused("index: " + idx.error().message);
   }
   log_end_offset_ = last_offset + 1;
-  for (auto& [id, state] : staged) producers_[id] = std::move(state);
+  for (auto& [id, state] : staged) put_producer_locked(id, std::move(state));
+  for (const auto& [id, end] : aborts) note_abort_locked(id, end.first_offset, end.last_offset);
+  if (!staged.empty()) publish_first_unstable_locked();
   const auto epochs_before = epochs_.size();
   for (const auto& h : headers) note_batch_epoch_locked(h);
   if (epochs_.size() != epochs_before) write_epoch_checkpoint_locked();
@@ -733,6 +856,9 @@ LogStatus PartitionLog::delete_segments_below_locked(std::size_t count) {
     BULWARK_TRY(seg->remove_files());
   }
   log_start_offset_ = std::max(log_start_offset_, segments_.front()->base_offset);
+  // An aborted transaction's entry goes with the segment holding its marker (as a .txnindex would).
+  while (!aborted_txns_.empty() && aborted_txns_.front().last_offset < segments_.front()->base_offset)
+    aborted_txns_.pop_front();
   if (count > 0) {
     if (auto synced = sync_directory(context_->env(), dir_); !synced.ok()) return sync_failed(synced.error());
   }
@@ -842,24 +968,96 @@ LogStatus PartitionLog::restart_at(std::int64_t offset) {
   log_end_offset_ = offset;
   recovery_point_ = offset;
   unflushed_messages_ = 0;
-  producers_.clear();
+  clear_producers_locked();
+  publish_first_unstable_locked();
   epochs_.clear();
   write_epoch_checkpoint_locked();
   return LogDone{};
 }
 
 LogStatus PartitionLog::rebuild_batch_state_locked() {
-  producers_.clear();
+  clear_producers_locked();
   epochs_.clear();
   for (const auto& seg : segments_) {
-    auto walked = seg->scan_from(0, [this](const wire::BatchHeader& h) {
-      remember_producer_batch(producers_, h);
+    std::uint64_t position = 0;  // scan_from walks the batches one after another from 0
+    auto walked = seg->scan_from(0, [&](const wire::BatchHeader& h) {
+      replay_batch_locked(*seg, h, position);
+      position += h.total_size();
       note_batch_epoch_locked(h);
       return false;
     });
     if (!walked.ok()) return LogFailure(walked.error());
   }
+  publish_first_unstable_locked();
   return LogDone{};
+}
+
+void PartitionLog::replay_batch_locked(const Segment& seg, const wire::BatchHeader& h, std::uint64_t position) {
+  if (h.producer_id < 0) return;
+  std::optional<TxnMarker> marker;
+  if (h.is_control() && h.total_size() <= kMaxMarkerBatchBytes) {
+    Bytes bytes(h.total_size());
+    auto file = seg.log_file();
+    if (file.ok() && (*file)->read_exact(position, bytes.data(), bytes.size()).ok()) {
+      marker = parse_txn_marker(bytes);
+    } else {
+      log::warn("{}: cannot read the control batch at offset {}; its transaction stays open", dir_.string(),
+                h.base_offset);
+    }
+  }
+  auto& entry = producers_[h.producer_id];
+  const std::int64_t open_before = entry.txn_first_offset;
+  auto end = remember_batch(entry, h, marker ? &*marker : nullptr);
+  if (entry.txn_first_offset != open_before) {
+    if (open_before >= 0) ongoing_txns_.erase({open_before, h.producer_id});
+    if (entry.txn_first_offset >= 0) ongoing_txns_.insert({entry.txn_first_offset, h.producer_id});
+  }
+  if (end && !end->commit) note_abort_locked(h.producer_id, end->first_offset, end->last_offset);
+}
+
+void PartitionLog::put_producer_locked(std::int64_t producer_id, ProducerState state) {
+  erase_producer_locked(producer_id);
+  if (state.txn_first_offset >= 0) ongoing_txns_.insert({state.txn_first_offset, producer_id});
+  producers_[producer_id] = std::move(state);
+}
+
+void PartitionLog::erase_producer_locked(std::int64_t producer_id) {
+  auto it = producers_.find(producer_id);
+  if (it == producers_.end()) return;
+  if (it->second.txn_first_offset >= 0) ongoing_txns_.erase({it->second.txn_first_offset, producer_id});
+  producers_.erase(it);
+}
+
+void PartitionLog::note_abort_locked(std::int64_t producer_id, std::int64_t first_offset, std::int64_t last_offset) {
+  // Kafka's ProducerStateManager.lastStableOffset(completedTxn): the first transaction still open, else
+  // just past the marker.
+  const std::int64_t lso = ongoing_txns_.empty() ? last_offset + 1 : ongoing_txns_.begin()->first;
+  aborted_txns_.push_back({producer_id, first_offset, last_offset, lso});
+}
+
+void PartitionLog::clear_producers_locked() {
+  producers_.clear();
+  ongoing_txns_.clear();
+  aborted_txns_.clear();
+}
+
+void PartitionLog::publish_first_unstable_locked() {
+  first_unstable_offset_.store(ongoing_txns_.empty() ? -1 : ongoing_txns_.begin()->first, std::memory_order_release);
+}
+
+std::vector<AbortedTxn> PartitionLog::aborted_transactions(std::int64_t from, std::int64_t upper) const {
+  std::lock_guard lock(mu_);
+  std::vector<AbortedTxn> out;
+  auto it = std::lower_bound(aborted_txns_.begin(), aborted_txns_.end(), from,
+                             [](const AbortedTxn& a, std::int64_t v) { return a.last_offset < v; });
+  for (; it != aborted_txns_.end(); ++it)
+    if (it->first_offset < upper) out.push_back(*it);
+  return out;
+}
+
+std::vector<std::pair<std::int64_t, ProducerState>> PartitionLog::producer_states() const {
+  std::lock_guard lock(mu_);
+  return {producers_.begin(), producers_.end()};
 }
 
 void PartitionLog::note_batch_epoch_locked(const wire::BatchHeader& header) {

@@ -14,7 +14,8 @@
 // with no checkpoint). Damage is cut out of its segment into a quarantine file (<base>.log.damaged-<pos>)
 // and the intact batches after it, in that segment and the later ones, are kept; only a torn tail of
 // the last segment is truncated. The indexes are rebuilt in memory (and rewritten on disk when they
-// differ) and the idempotent-producer table is rebuilt from the batch headers. Every batch served by
+// differ) and the idempotent-producer table is rebuilt from the batch headers, with the open transactions
+// and the aborted-transaction index (docs/transactions.md). Every batch served by
 // read() is CRC-checked first: a damaged batch is never served as data (docs/storage.md).
 //
 // Faults: a failed fdatasync (or a failed write other than "no space") takes the whole log dir offline,
@@ -43,6 +44,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <utility>
 #include <variant>
@@ -67,6 +69,8 @@ enum class LogError {
   not_found,               // no such partition
   already_exists,
   io,                      // KAFKA_STORAGE_ERROR: the operating system said no, or the log dir is offline
+  invalid_record,          // INVALID_RECORD: a batch the log refuses (a control batch from a client...)
+  coordinator_fenced,      // TRANSACTION_COORDINATOR_FENCED: a marker from an older coordinator epoch
 };
 
 const char* to_string(LogError error);
@@ -141,6 +145,9 @@ struct AppendOptions {
   TimestampType timestamp_type = TimestampType::create_time;
   std::int64_t now_ms = 0;                   // wall clock, for LogAppendTime and log.roll.ms
   std::int32_t leader_epoch = -1;            // written as partitionLeaderEpoch when >= 0
+  // The leader path only: the batches are transaction markers from WriteTxnMarkers (Kafka's
+  // AppendOrigin.COORDINATOR). Control batches from anyone else are refused (invalid_record).
+  bool markers = false;
 };
 
 struct AppendResult {
@@ -189,7 +196,32 @@ struct ProducerState {
   std::int16_t epoch = -1;
   std::deque<ProducerBatchMeta> batches;  // the last 5, oldest first
   std::int64_t last_timestamp = -1;
+  std::int32_t coordinator_epoch = -1;  // of the last transaction marker (-1: none seen)
+  std::int64_t txn_first_offset = -1;   // first offset of the producer's open transaction (-1: none)
 };
+
+// One aborted transaction (Kafka's AbortedTxn, a .txnindex entry): its data lies in
+// [first_offset, last_offset], last_offset being the ABORT marker's offset. last_stable_offset is the
+// log's last stable offset right after the abort (its first still-open transaction, or last_offset + 1).
+struct AbortedTxn {
+  std::int64_t producer_id = -1;
+  std::int64_t first_offset = -1;
+  std::int64_t last_offset = -1;
+  std::int64_t last_stable_offset = -1;
+  bool operator==(const AbortedTxn&) const = default;
+};
+
+// The EndTransactionMarker of a control batch (key: version 0, type 0 ABORT / 1 COMMIT; value: version 0,
+// coordinator epoch).
+struct TxnMarker {
+  bool commit = false;
+  std::int32_t coordinator_epoch = 0;
+};
+// The marker of a whole control batch; nullopt for other control records or bytes that are not one.
+std::optional<TxnMarker> parse_txn_marker(ByteView batch);
+// A control batch holding one marker, as WriteTxnMarkers appends it (offset 0; the log assigns it).
+Bytes build_txn_marker_batch(std::int64_t producer_id, std::int16_t producer_epoch, const TxnMarker& marker,
+                             std::int64_t timestamp_ms);
 
 class Env;
 class File;
@@ -295,6 +327,13 @@ class PartitionLog {
   std::size_t segment_count() const;
   std::vector<std::int64_t> segment_base_offsets() const;
   std::optional<ProducerState> producer_state(std::int64_t producer_id) const;
+  std::vector<std::pair<std::int64_t, ProducerState>> producer_states() const;  // by producer id
+  // Transactions (docs/transactions.md): the first offset of the oldest transaction still open here,
+  // -1 when none is. The last stable offset is this capped by the high watermark (the caller's).
+  // Lock-free: the fetch path asks on every read.
+  std::int64_t first_unstable_offset() const { return first_unstable_offset_.load(std::memory_order_acquire); }
+  // The aborted transactions whose range overlaps [from, upper): last_offset >= from, first_offset < upper.
+  std::vector<AbortedTxn> aborted_transactions(std::int64_t from, std::int64_t upper) const;
   // Leader epochs of the batches in the log (partitionLeaderEpoch >= 0), oldest first.
   std::vector<EpochStart> leader_epochs() const;
   std::int32_t latest_epoch() const;  // -1 when no batch carries an epoch
@@ -318,6 +357,14 @@ class PartitionLog {
   LogStatus write_log_start_checkpoint_locked();
   LogStatus start_over_locked(std::int64_t offset);  // removes every segment; one empty one at offset
   LogStatus rebuild_batch_state_locked();  // producer table and leader epochs, from the batch headers
+  // Producer table and transactions for one recovered batch at position of seg (markers are read back).
+  void replay_batch_locked(const Segment& seg, const wire::BatchHeader& header, std::uint64_t position);
+  void put_producer_locked(std::int64_t producer_id, ProducerState state);  // keeps ongoing_txns_ in step
+  void erase_producer_locked(std::int64_t producer_id);
+  // An ABORT marker at last_offset ended the transaction begun at first_offset: into the index.
+  void note_abort_locked(std::int64_t producer_id, std::int64_t first_offset, std::int64_t last_offset);
+  void clear_producers_locked();
+  void publish_first_unstable_locked();
   void note_batch_epoch_locked(const wire::BatchHeader& header);
   void write_epoch_checkpoint_locked();
   LogStatus flush_locked(std::int64_t now_ms);
@@ -352,6 +399,9 @@ class PartitionLog {
   std::int64_t tombstone_deadline_ms_ = -1;  // when tombstones the last cleaning kept may go (-1: none known)
   bool closed_ = false;
   std::map<std::int64_t, ProducerState> producers_;
+  std::set<std::pair<std::int64_t, std::int64_t>> ongoing_txns_;  // (first offset, producer id)
+  std::deque<AbortedTxn> aborted_txns_;  // ascending by last offset; rebuilt from the log at open
+  std::atomic<std::int64_t> first_unstable_offset_{-1};  // ongoing_txns_'s first, published for readers
   std::vector<EpochStart> epochs_;
   // The group commit's queue (flush.messages=1); its own lock, so appends queue while one fdatasyncs.
   std::mutex group_mu_;
