@@ -489,8 +489,14 @@ void TxnCoordinators::send_markers() {
                     } else if (marker_settled(p.error_code)) {
                       job->remaining.erase(txn::TopicPartition{t.name, p.partition_index});
                     } else if (!expected_marker_retry(p.error_code) && job->logged_errors.insert(p.error_code).second) {
-                      log::warn("transaction {}: marker on {}-{} failed with error {}; retrying",
-                                job->transactional_id, t.name, p.partition_index, p.error_code);
+                      constexpr std::int16_t kClusterAuthorizationFailed = 31;
+                      log::warn("transaction {}: marker on {}-{} failed with error {}{}; retrying",
+                                job->transactional_id, t.name, p.partition_index, p.error_code,
+                                p.error_code == kClusterAuthorizationFailed
+                                    ? " (CLUSTER_AUTHORIZATION_FAILED: the leader's authorizer does not let this "
+                                      "broker's principal write transaction markers; list every broker's principal "
+                                      "in super.users, as Kafka needs too)"
+                                    : "");
                     }
                   }
             }

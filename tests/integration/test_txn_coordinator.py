@@ -40,7 +40,7 @@ def cluster(tmp_path_factory):
     pki = Pki(root, clients=("admin-1", "client-1"))
     broker = Broker(root, pki, extra={
         "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
-        "super.users": "User:admin-1",
+        "super.users": "User:admin-1;User:broker-1",  # brokers write transaction markers (CLUSTER_ACTION)
         "ssl.principal.mapping.rules": "RULE:^CN=([^,]+).*$/$1/,DEFAULT",
         "offsets.topic.replication.factor": "1",
         "offsets.topic.num.partitions": "3",

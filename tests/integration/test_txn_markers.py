@@ -167,7 +167,7 @@ def test_markers_reach_the_log_and_read_committed_sees_them(tmp_path):
     pki = Pki(tmp_path, clients=("admin-1", "client-1"))
     broker = Broker(tmp_path, pki, extra={
         "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
-        "super.users": "User:admin-1",
+        "super.users": "User:admin-1;User:broker-1",  # brokers write transaction markers (CLUSTER_ACTION)
         "ssl.principal.mapping.rules": "RULE:^CN=([^,]+).*$/$1/,DEFAULT",
     }).start()
     topic = f"txn-{uuid.uuid4().hex[:8]}"

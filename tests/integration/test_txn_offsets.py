@@ -1,8 +1,9 @@
 """TxnOffsetCommit (API 28) over the raw wire, with an authorizer: Kafka's order of checks (WRITE on the
-transactional id, READ on the group, READ on each topic, then the partition's existence), and, with no
-transaction coordinator on this build to verify the transaction (KIP-890), a clean INVALID_TXN_STATE
-per partition: nothing is stored, and the connection keeps serving requests. ApiVersions advertises
-v0-3. admin-1 is the only super user; ACLs are granted with `bulwark acl` over mTLS."""
+transactional id, READ on the group, READ on each topic, then the partition's existence), then KIP-890's
+check with the transaction coordinator: a commit outside the producer's transaction is refused (nothing
+stored, the connection keeps serving), one after AddOffsetsToTxn stays pending until EndTxn's markers
+complete it. ApiVersions advertises v0-3. admin-1 is the only super user; ACLs are granted with
+`bulwark acl` over mTLS."""
 import socket
 import ssl
 import struct
@@ -14,6 +15,7 @@ import pytest
 import clients
 import kafka_wire
 from harness import BIN, Broker, Pki, run
+from test_txn_coordinator import RETRIABLE, Conn, retry
 
 confluent_kafka = pytest.importorskip("confluent_kafka")
 from confluent_kafka.admin import AdminClient, NewTopic  # noqa: E402
@@ -23,6 +25,7 @@ GROUP_AUTHORIZATION_FAILED = 30
 TOPIC_AUTHORIZATION_FAILED = 29
 UNKNOWN_TOPIC_OR_PARTITION = 3
 INVALID_TXN_STATE = 48
+TRANSACTION_ABORTABLE = 120
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +34,7 @@ def cluster(tmp_path_factory):
     pki = Pki(root, clients=("admin-1", "client-1"))
     broker = Broker(root, pki, extra={
         "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
-        "super.users": "User:admin-1",
+        "super.users": "User:admin-1;User:broker-1",  # brokers write transaction markers (CLUSTER_ACTION)
         "ssl.principal.mapping.rules": "RULE:^CN=([^,]+).*$/$1/,DEFAULT",
         "auto.create.topics.enable": "false",
         "offsets.topic.num.partitions": "3",
@@ -152,6 +155,28 @@ def test_api_versions_advertises_txn_offset_commit(cluster):
     assert ranges[28] == (0, 3)
 
 
+def start_transaction(broker, pki, user, txn_id):
+    """InitProducerId for `txn_id` (retried while the transaction coordinator comes up): (pid, epoch)."""
+    with connect(broker, pki, user) as sock:
+        conn = Conn(sock)
+        # As clients do: FindCoordinator first (it creates __transaction_state on first use).
+        assert retry(lambda: conn.find_coordinator(txn_id), deadline=60) == 0
+        error, pid, epoch = retry(lambda: conn.init(txn_id), deadline=60)
+    assert error == 0, f"InitProducerId answered {error}"
+    return pid, epoch
+
+
+def commit_until_settled(broker, pki, user, *args, **kw):
+    """TxnOffsetCommit v3, again while a coordinator is loading or not yet there."""
+    deadline = time.time() + 60
+    while True:
+        result = commit_v3(broker, pki, user, *args, **kw)
+        codes = {e for parts in result.values() for e in parts.values()}
+        if not codes & set(RETRIABLE) or time.time() > deadline:
+            return result
+        time.sleep(0.3)
+
+
 def test_authorization_in_kafkas_order(cluster):
     broker, pki = cluster
     topic = new_topic(broker, pki)
@@ -166,24 +191,42 @@ def test_authorization_in_kafkas_order(cluster):
     acl(broker, pki, "add", "--allow-principal", "User:client-1", "--operation", "Read", "--group", group)
     assert every(commit_v3(broker, pki, "client-1", *request), TOPIC_AUTHORIZATION_FAILED)
     acl(broker, pki, "add", "--allow-principal", "User:client-1", "--operation", "Read", "--topic", topic)
-    # Authorized now: partition 1 does not exist; partition 0 reaches the coordinator, which cannot verify
-    # the transaction on this build (no transaction coordinator) and refuses it.
+    # Authorized now: partition 1 does not exist; partition 0 reaches the coordinator, and KIP-890's check
+    # refuses it: the producer's transaction never added the group's offsets partition (AddOffsetsToTxn).
+    pid, epoch = start_transaction(broker, pki, "client-1", txn_id)
     with connect(broker, pki, "client-1") as sock:
         deadline = time.time() + 60
-        while find_coordinator(sock, group) != 0:
+        while find_coordinator(sock, group) != 0:  # as clients do; it creates __consumer_offsets
             assert time.time() < deadline, "the group coordinator never came up"
             time.sleep(0.5)
-    deadline = time.time() + 30
-    while True:
-        result = commit_v3(broker, pki, "client-1", *request)
-        if result[topic][0] != 14 or time.time() > deadline:  # COORDINATOR_LOAD_IN_PROGRESS: retry
-            break
-        time.sleep(0.3)
-    assert result == {topic: {0: INVALID_TXN_STATE, 1: UNKNOWN_TOPIC_OR_PARTITION}}
-    assert "refused with INVALID_TXN_STATE" in broker.log_text()
+    result = commit_until_settled(broker, pki, "client-1", *request, producer_id=pid, epoch=epoch)
+    assert result[topic][1] == UNKNOWN_TOPIC_OR_PARTITION
+    assert result[topic][0] in (INVALID_TXN_STATE, TRANSACTION_ABORTABLE), result
 
 
-def test_refused_cleanly_without_a_transaction_coordinator(cluster):
+def test_pending_until_the_transaction_ends(cluster):
+    broker, pki = cluster
+    topic = new_topic(broker, pki)
+    txn_id, group = f"txn-{uuid.uuid4().hex[:6]}", f"group-{uuid.uuid4().hex[:6]}"
+    pid, epoch = start_transaction(broker, pki, "admin-1", txn_id)
+    with connect(broker, pki, "admin-1") as sock:
+        conn = Conn(sock)
+        assert retry(lambda: conn.add_offsets(txn_id, pid, epoch, group)) == 0
+        result = commit_until_settled(broker, pki, "admin-1", txn_id, group, {topic: [(0, 42)]},
+                                      producer_id=pid, epoch=epoch)
+        assert result == {topic: {0: 0}}
+        # Pending: invisible until the transaction commits.
+        assert committed_offset_v1(sock, group, topic, 0) == (-1, 0)
+        assert conn.end(txn_id, pid, epoch, True) == 0
+        if not conn.serves(27):
+            return  # no WriteTxnMarkers on this build: the commit cannot complete
+        deadline = time.time() + 30
+        while committed_offset_v1(sock, group, topic, 0) != (42, 0):
+            assert time.time() < deadline, "the committed transaction's offset never became visible"
+            time.sleep(0.3)
+
+
+def test_refused_cleanly_outside_a_transaction(cluster):
     broker, pki = cluster
     topic = new_topic(broker, pki)
     group = f"group-{uuid.uuid4().hex[:6]}"
@@ -192,18 +235,20 @@ def test_refused_cleanly_without_a_transaction_coordinator(cluster):
         while find_coordinator(sock, group) != 0:
             assert time.time() < deadline, "the group coordinator never came up"
             time.sleep(0.5)
-        # v0 (no generation) and v3 (KIP-447 fields) on one connection: answered, never disconnected.
-        for _ in range(20):
+        # A producer id no coordinator issued, in v0 (no generation) and v3 (KIP-447 fields) on one
+        # connection: refused, never disconnected.
+        for _ in range(100):
             sock.sendall(txn_offset_commit_v0("txn-a", group, topic, 0, 42))
             payload = kafka_wire.read_frame(sock)
             assert payload is not None, "the broker closed the connection"
             partition, error = parse_txn_offset_commit_v0(payload)
-            if error != 14:
+            if error not in RETRIABLE:
                 break
             time.sleep(0.3)
-        assert (partition, error) == (0, INVALID_TXN_STATE)
+        assert partition == 0 and error not in (0, *RETRIABLE), error
         sock.sendall(txn_offset_commit_v3("txn-a", group, {topic: [(0, 43)]}, generation=3, member="m-1"))
-        assert parse_txn_offset_commit_v3(kafka_wire.read_frame(sock)) == {topic: {0: INVALID_TXN_STATE}}
+        v3 = parse_txn_offset_commit_v3(kafka_wire.read_frame(sock))[topic][0]
+        assert v3 not in (0, *RETRIABLE), v3
         # Nothing was stored, and the connection still serves other requests.
         assert committed_offset_v1(sock, group, topic, 0) == (-1, 0)
     assert broker.alive()

@@ -299,6 +299,7 @@ TEST(TxnOffsetsLog, TransactionalBatchesAndMarkersReplayFromThePartitionLog) {
     ASSERT_TRUE(batch.ok());
     storage::AppendOptions append;
     append.now_ms = now;
+    append.markers = true;  // as WriteTxnMarkers appends them
     auto appended = (*log)->append(*batch, append);
     ASSERT_TRUE(appended.ok()) << appended.error().message;
   };
