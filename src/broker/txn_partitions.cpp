@@ -335,11 +335,7 @@ TxnCoordinators::Described TxnCoordinators::describe(const std::string& id) {
 }
 
 txn::TxnError TxnCoordinators::list(std::vector<txn::TxnMetadata>& out) {
-  std::vector<std::shared_ptr<Shard>> shards;
-  {
-    std::lock_guard lock(mu_);
-    for (auto& [index, shard] : shards_) shards.push_back(shard);
-  }
+  const auto shards = all_shards();
   for (auto& shard : shards) {
     std::lock_guard lock(shard->mu);
     if (!shard->active) continue;
@@ -537,12 +533,15 @@ void TxnCoordinators::on_markers_acked(const std::shared_ptr<Shard>& shard, cons
 
 // ---- Periodic tasks -------------------------------------------------------------------------------
 
-void TxnCoordinators::abort_timed_out() {
+std::vector<std::shared_ptr<TxnCoordinators::Shard>> TxnCoordinators::all_shards() {
+  std::lock_guard lock(mu_);
   std::vector<std::shared_ptr<Shard>> shards;
-  {
-    std::lock_guard lock(mu_);
-    for (auto& [index, shard] : shards_) shards.push_back(shard);
-  }
+  for (auto& [index, shard] : shards_) shards.push_back(shard);
+  return shards;
+}
+
+void TxnCoordinators::abort_timed_out() {
+  const auto shards = all_shards();
   const auto now = state_.now_ms();
   for (auto& shard : shards) {
     std::vector<std::string> aborting;
@@ -561,11 +560,7 @@ void TxnCoordinators::abort_timed_out() {
 }
 
 void TxnCoordinators::remove_expired() {
-  std::vector<std::shared_ptr<Shard>> shards;
-  {
-    std::lock_guard lock(mu_);
-    for (auto& [index, shard] : shards_) shards.push_back(shard);
-  }
+  const auto shards = all_shards();
   const auto now = state_.now_ms();
   for (auto& shard : shards) {
     std::vector<txn::TxnMetadata> dead;

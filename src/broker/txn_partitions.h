@@ -138,6 +138,7 @@ class TxnCoordinators {
   void check_writes();
   void abort_timed_out();
   void remove_expired();
+  std::vector<std::shared_ptr<Shard>> all_shards();  // a snapshot, taken under mu_
   void run();
   bool reconcile();
   void wake();
