@@ -472,6 +472,7 @@ class FetchOperation : public std::enable_shared_from_this<FetchOperation> {
       const bool denied = denied_topics_.count(topic.topic) > 0;
       for (const auto& partition : topic.partitions) {
         wire::msg::FetchResponse::PartitionData out;
+        out.records.emplace();  // present even when empty, as clients expect
         out.partition_index = partition.partition;
         out.high_watermark = -1;
         out.last_stable_offset = -1;
@@ -514,12 +515,11 @@ class FetchOperation : public std::enable_shared_from_this<FetchOperation> {
             } else if (total_bytes == 0 || data->bytes.size() <= budget) {
               total_bytes += data->bytes.size();
               budget -= std::min(budget, data->bytes.size());
-              out.records.emplace(std::move(data->bytes));
+              *out.records = std::move(data->bytes);
             }
           }
           if (read_committed) fill_aborted(out, *log, partition.fetch_offset, upto);
         }
-        if (!out.records) out.records = Bytes{};
         topic_out.partitions.push_back(std::move(out));
       }
       response.responses.push_back(std::move(topic_out));
