@@ -22,19 +22,29 @@ std::size_t FetchSessionCache::size() const {
   return sessions_.size();
 }
 
-void FetchSessionCache::Session::put(const std::string& topic, const wire::msg::FetchRequest::FetchPartition& p) {
-  const Key key{topic, p.partition};
+void FetchSessionCache::Session::put(const wire::msg::FetchRequest::FetchTopic& topic,
+                                     const wire::msg::FetchRequest::FetchPartition& p) {
+  const Key key{topic.topic, p.partition};
   auto found = index.find(key);
   if (found != index.end()) {
+    found->second->topic_id = topic.topic_id;
     found->second->request = p;
     return;
   }
-  partitions.push_back(CachedPartition{topic, p.partition, p});
+  partitions.push_back(CachedPartition{topic.topic, topic.topic_id, p.partition, p});
   index.emplace(key, std::prev(partitions.end()));
 }
 
-void FetchSessionCache::Session::forget(const std::string& topic, std::int32_t partition) {
-  auto found = index.find(Key{topic, partition});
+// By name; a v13+ topic id that no longer names a topic (deleted) by the id the session kept.
+void FetchSessionCache::Session::forget(const wire::msg::FetchRequest::ForgottenTopic& topic, std::int32_t partition) {
+  auto found = index.end();
+  if (!topic.topic.empty()) {
+    found = index.find(Key{topic.topic, partition});
+  } else {
+    found = std::find_if(index.begin(), index.end(), [&](const auto& entry) {
+      return entry.second->topic_id == topic.topic_id && entry.second->partition == partition;
+    });
+  }
   if (found == index.end()) return;
   partitions.erase(found->second);
   index.erase(found);
@@ -45,9 +55,11 @@ wire::msg::FetchRequest FetchSessionCache::Session::effective_request(wire::msg:
   request.topics.clear();
   request.forgotten_topics_data.clear();
   for (const auto& cached : partitions) {
-    if (request.topics.empty() || request.topics.back().topic != cached.topic) {
+    if (request.topics.empty() || request.topics.back().topic != cached.topic ||
+        request.topics.back().topic_id != cached.topic_id) {
       request.topics.emplace_back();
       request.topics.back().topic = cached.topic;
+      request.topics.back().topic_id = cached.topic_id;
     }
     request.topics.back().partitions.push_back(cached.request);
   }
@@ -81,9 +93,9 @@ FetchContext FetchSessionCache::begin(wire::msg::FetchRequest request, const Fet
   session.next_epoch = next_epoch(session.next_epoch);
   session.last_used_ms = now_ms;
   for (const auto& topic : request.topics)
-    for (const auto& p : topic.partitions) session.put(topic.topic, p);
+    for (const auto& p : topic.partitions) session.put(topic, p);
   for (const auto& topic : request.forgotten_topics_data)
-    for (auto partition : topic.partitions) session.forget(topic.topic, partition);
+    for (auto partition : topic.partitions) session.forget(topic, partition);
   context.session_id = request.session_id;
   context.incremental = true;
   context.effective = session.effective_request(std::move(request));
@@ -97,7 +109,7 @@ std::int32_t FetchSessionCache::open_locked(const FetchSessionOwner& owner, cons
   session->owner = owner;
   session->last_used_ms = now_ms;
   for (const auto& topic : request.topics)
-    for (const auto& p : topic.partitions) session->put(topic.topic, p);
+    for (const auto& p : topic.partitions) session->put(topic, p);
   const auto id = new_id_locked();
   sessions_.emplace(id, std::move(session));
   return id;

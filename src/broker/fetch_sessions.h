@@ -11,6 +11,10 @@
 // FETCH_SESSION_ID_NOT_FOUND. The cache holds max.incremental.fetch.session.cache.slots sessions and
 // evicts the least recently used one once it has been idle for the eviction time, or sooner for a
 // follower's session (followers keep their sessions ahead of consumers, as in Kafka).
+//
+// Fetch v13+ names topics by id: the handler resolves the ids to names first, so sessions key on names
+// and keep the id the client used; a session's partition whose topic was recreated under a new id
+// answers UNKNOWN_TOPIC_ID until the client names the new id.
 #pragma once
 
 #include <cstdint>
@@ -56,6 +60,7 @@ class FetchSessionCache {
  private:
   struct CachedPartition {
     std::string topic;
+    wire::Uuid topic_id{};  // as the client named it (v13+), zero before
     std::int32_t partition = 0;
     wire::msg::FetchRequest::FetchPartition request;  // as the client last sent it
     std::int64_t high_watermark = -1;                  // as the broker last told it
@@ -69,8 +74,8 @@ class FetchSessionCache {
     std::int64_t last_used_ms = 0;
     std::list<CachedPartition> partitions;  // the order fetches go through them
     std::map<Key, std::list<CachedPartition>::iterator> index;
-    void put(const std::string& topic, const wire::msg::FetchRequest::FetchPartition& p);
-    void forget(const std::string& topic, std::int32_t partition);
+    void put(const wire::msg::FetchRequest::FetchTopic& topic, const wire::msg::FetchRequest::FetchPartition& p);
+    void forget(const wire::msg::FetchRequest::ForgottenTopic& topic, std::int32_t partition);
     wire::msg::FetchRequest effective_request(wire::msg::FetchRequest request) const;
   };
 

@@ -5,6 +5,8 @@
 #include <set>
 
 #include "base/log.h"
+#include "broker/leader_hints.h"
+#include "broker/replication_wait.h"
 #include "broker/state.h"
 #include "wire/generated/delete_records.h"
 #include "wire/generated/fetch.h"
@@ -23,105 +25,71 @@ namespace {
 
 using ProducePartitionResponse = wire::msg::ProduceResponse::PartitionProduceResponse;
 
-// An acks=all batch appended on the leader, waiting until the ISR has it (Kafka's DelayedProduce).
+// An acks=all batch appended on the leader: the high watermark that covers it.
 struct PendingAck {
-  ProducePartitionResponse* out;
-  storage::TopicPartition tp;
-  std::shared_ptr<replication::Partition> partition;
-  std::int64_t required_offset;  // the high watermark that covers the batch
+  std::int64_t required_offset;
   std::int32_t min_insync;
-  bool done = false;
 };
 
-// The Produce response waits for every PendingAck, or for timeout_ms. Lives on the connection's event
-// loop thread (the timer and the notifications post there), like FetchOperation.
+// The Produce response, sent once every acks=all batch has settled (ReplicationWait) or at once.
 class DelayedProduce : public std::enable_shared_from_this<DelayedProduce> {
  public:
-  DelayedProduce(BrokerState& state, const Call& call, wire::msg::ProduceResponse response)
-      : state_(state), header_(call.header), responder_(call.responder), loop_(call.ctx.loop),
-        response_(std::move(response)) {}
+  DelayedProduce(BrokerState& state, const Call& call)
+      : state_(state), header_(call.header), responder_(call.responder), listener_(call.ctx.peer.listener),
+        wait_(std::make_shared<ReplicationWait>(state, call.ctx.loop)) {}
 
   wire::msg::ProduceResponse& response() { return response_; }
-  void add(PendingAck ack) { pending_.push_back(std::move(ack)); }
+  void add(ProducePartitionResponse& out, std::shared_ptr<replication::Partition> partition, PendingAck ack) {
+    wait_->add(std::move(partition), ack.required_offset, ack.min_insync);
+    waiting_.push_back(&out);
+  }
   void throttle(std::int64_t ms) { response_.throttle_time_ms = static_cast<std::int32_t>(ms); }
-  bool empty() const { return pending_.empty(); }
 
   // From any thread; the waiting happens on the connection's event loop.
   void start(std::int32_t timeout_ms) {
-    if (check()) return send();
-    loop_.post([self = shared_from_this(), timeout_ms] { self->wait(timeout_ms); });
+    auto self = shared_from_this();
+    wait_->start(std::chrono::milliseconds(timeout_ms), [self](std::size_t i, KafkaError error) { self->settle(i, error); },
+                 [self] { self->send(); });
   }
 
  private:
-  void wait(std::int32_t timeout_ms) {
-    std::vector<storage::TopicPartition> partitions;
-    for (const auto& ack : pending_) partitions.push_back(ack.tp);
-    std::weak_ptr<DelayedProduce> weak = shared_from_this();
-    watch_id_ = state_.notifier.watch(partitions, [weak] {
-      if (auto self = weak.lock()) self->loop_.post([self] { self->try_complete(false); });
-    });
-    auto self = shared_from_this();
-    timer_id_ = loop_.run_after(std::chrono::milliseconds(std::max(timeout_ms, 0)), [self] { self->try_complete(true); });
-    if (check()) try_complete(false);  // the ISR caught up before the watch was in place
+  void settle(std::size_t index, KafkaError error) {
+    if (error == KafkaError::none) return;
+    waiting_[index]->error_code = code(error);
+    waiting_[index]->error_message = message_for(error);
   }
 
-  // Settles what can be settled; true when nothing is left waiting.
-  bool check() {
-    bool all = true;
-    for (auto& ack : pending_) {
-      if (ack.done) continue;
-      const bool leads = ack.partition->role() == replication::Role::leader && state_.replicas->get(ack.tp) == ack.partition;
-      if (!leads) {
-        settle(ack, KafkaError::not_leader_or_follower, "This server is no longer the leader for that topic-partition.");
-      } else if (ack.partition->high_watermark() >= ack.required_offset) {
-        // Kafka: written to every ISR member, but the ISR may have shrunk below min.insync.replicas meanwhile.
-        const auto isr = ack.partition->isr().size();
-        if (isr < static_cast<std::size_t>(ack.min_insync))
-          settle(ack, KafkaError::not_enough_replicas_after_append,
-                 "Messages are written to the log, but to fewer in-sync replicas than required.");
-        else
-          ack.done = true;
-      } else {
-        all = false;
-      }
+  static const char* message_for(KafkaError error) {
+    switch (error) {
+      case KafkaError::not_leader_or_follower:
+        return "This server is no longer the leader for that topic-partition.";
+      case KafkaError::not_enough_replicas_after_append:
+        return "Messages are written to the log, but to fewer in-sync replicas than required.";
+      default:
+        return "The in-sync replicas did not confirm the records in time.";
     }
-    return all;
-  }
-
-  void settle(PendingAck& ack, KafkaError error, const char* message) {
-    ack.out->error_code = code(error);
-    ack.out->error_message = message;
-    ack.done = true;
-  }
-
-  void try_complete(bool timed_out) {
-    if (sent_) return;
-    if (!check()) {
-      if (!timed_out) return;
-      for (auto& ack : pending_)
-        if (!ack.done) settle(ack, KafkaError::request_timed_out, "The in-sync replicas did not confirm the records in time.");
-    } else if (!timed_out) {
-      loop_.cancel(timer_id_);
-    }
-    send();
   }
 
   void send() {
-    sent_ = true;
-    if (watch_id_) state_.notifier.unwatch(watch_id_);
+    if (header_.api_version >= 10) add_leader_hints();
     responder_.respond(encode_response_frame(header_, [&](ByteWriter& w) { response_.encode(w, header_.api_version); }),
                        std::chrono::milliseconds(response_.throttle_time_ms));
+  }
+
+  void add_leader_hints() {
+    const auto image = state_.image();
+    for (auto& topic : response_.responses)
+      for (auto& partition : topic.partition_responses)
+        add_leader_hint(*image, listener_, topic.name, partition.index, partition, response_.node_endpoints);
   }
 
   BrokerState& state_;
   wire::RequestHeader header_;
   net::Responder responder_;
-  net::EventLoop& loop_;
+  const std::string listener_;
   wire::msg::ProduceResponse response_;
-  std::vector<PendingAck> pending_;
-  bool sent_ = false;
-  std::uint64_t watch_id_ = 0;
-  net::TimerId timer_id_ = 0;
+  std::shared_ptr<ReplicationWait> wait_;
+  std::vector<ProducePartitionResponse*> waiting_;  // per append of wait_, in order
 };
 
 // Appends one partition's records as leader; for acks=all, what the answer waits for.
@@ -166,7 +134,7 @@ std::optional<PendingAck> produce_to_partition(BrokerState& state, Call& call, c
     state.metrics.produced(tp.topic, records.size(), result.last_offset - result.base_offset + 1);
   }
   if (acks != -1 || partition.high_watermark() > result.last_offset) return std::nullopt;
-  return PendingAck{&out, tp, nullptr, result.last_offset + 1, min_insync};
+  return PendingAck{result.last_offset + 1, min_insync};
 }
 
 // Produce v0-v2 may carry v0/v1 message sets: they become one v2 batch before the append, as Kafka 3.7
@@ -251,7 +219,7 @@ void handle_produce(BrokerState& state, Call& call) {
   const bool may_write_transaction =
       !request.transactional_id ||
       authorized(state, call, Operation::write, ResourceType::transactional_id, *request.transactional_id);
-  auto delayed = std::make_shared<DelayedProduce>(state, call, wire::msg::ProduceResponse{});
+  auto delayed = std::make_shared<DelayedProduce>(state, call);
   auto& response = delayed->response();
   response.responses.reserve(request.topic_data.size());
   for (const auto& topic_data : request.topic_data) {
@@ -291,8 +259,7 @@ void handle_produce(BrokerState& state, Call& call) {
       } else if (auto ack = produce_to_partition(state, call, *topic, *partition,
                                                  *legacy ? ByteView(**legacy) : ByteView(*partition_data.records),
                                                  request.acks, out)) {
-        ack->partition = std::move(partition);
-        delayed->add(std::move(*ack));
+        delayed->add(out, std::move(partition), *ack);
       }
     }
   }
@@ -343,15 +310,17 @@ std::int64_t last_stable_offset(const storage::PartitionLog& log, std::int64_t h
 class FetchOperation : public std::enable_shared_from_this<FetchOperation> {
  public:
   FetchOperation(BrokerState& state, const Call& call, FetchContext context, std::set<std::string> denied_topics,
-                 QuotaClient who)
+                 std::vector<wire::msg::FetchRequest::FetchTopic> unknown_ids, QuotaClient who)
       : state_(state),
         header_(call.header),
         responder_(call.responder),
         loop_(call.ctx.loop),
+        listener_(call.ctx.peer.listener),
         session_(std::move(context)),
         request_(session_.effective),
         replica_id_(request_.replica_id >= 0 ? request_.replica_id : request_.replica_state.replica_id),
         denied_topics_(std::move(denied_topics)),
+        unknown_ids_(std::move(unknown_ids)),
         who_(std::move(who)) {}
 
   // From any thread (the request pool runs it when the connection has requests there); the waiting
@@ -430,6 +399,7 @@ class FetchOperation : public std::enable_shared_from_this<FetchOperation> {
     }
     state_.fetch_sessions->finish(session_, response);
     if (watch_id_) state_.notifier.unwatch(watch_id_);
+    if (header_.api_version >= 16) add_leader_hints(response);
     if (replica_id_ < 0)  // as Kafka's BytesOutPerSec: what consumers read, not replication
       for (const auto& topic : response.responses)
         for (const auto& partition : topic.partitions)
@@ -459,9 +429,57 @@ class FetchOperation : public std::enable_shared_from_this<FetchOperation> {
     return bound ? static_cast<std::size_t>(std::clamp(*bound, 1.0, 1e18)) : SIZE_MAX;
   }
 
+  void add_leader_hints(wire::msg::FetchResponse& response) const {
+    const auto image = state_.image();
+    for (auto& topic : response.responses)
+      for (auto& partition : topic.partitions)
+        add_leader_hint(*image, listener_, topic.topic, partition.partition_index, partition, response.node_endpoints);
+  }
+
+  // v13+: the topics whose ids this broker does not know, each partition UNKNOWN_TOPIC_ID.
+  void answer_unknown_ids(wire::msg::FetchResponse& response) {
+    for (const auto& topic : unknown_ids_) {
+      auto& topic_out = response.responses.emplace_back();
+      topic_out.topic_id = topic.topic_id;
+      for (const auto& partition : topic.partitions)
+        topic_out.partitions.push_back(error_partition(partition.partition, KafkaError::unknown_topic_id));
+    }
+  }
+
+  static wire::msg::FetchResponse::PartitionData blank_partition(std::int32_t index) {
+    wire::msg::FetchResponse::PartitionData out;
+    out.records.emplace();  // present even when empty, as clients expect
+    out.partition_index = index;
+    out.high_watermark = -1;
+    out.last_stable_offset = -1;
+    out.log_start_offset = -1;
+    return out;
+  }
+
+  // Errors are answered at once.
+  wire::msg::FetchResponse::PartitionData error_partition(std::int32_t index, KafkaError error) {
+    auto out = blank_partition(index);
+    out.error_code = code(error);
+    errors_ = true;
+    return out;
+  }
+
+  // Why a partition cannot be read, or nullopt. v13+ names a topic by id: a topic that is gone, or was
+  // recreated under another id, is UNKNOWN_TOPIC_ID, as in Kafka.
+  std::optional<KafkaError> partition_error(const std::optional<TopicInfo>& info, const wire::msg::FetchRequest::FetchTopic& topic,
+                                            const wire::msg::FetchRequest::FetchPartition& partition,
+                                            std::shared_ptr<replication::Partition>& hosted) const {
+    const bool by_id = header_.api_version >= 13;
+    if (by_id && (!info || info->id != topic.topic_id)) return KafkaError::unknown_topic_id;
+    if (denied_topics_.count(topic.topic)) return KafkaError::topic_authorization_failed;
+    if (!(hosted = state_.hosted_partition(info, partition.partition))) return state_.lookup_error(info, partition.partition).error;
+    return state_.leader_epoch_error(info->name, partition.partition, partition.current_leader_epoch);
+  }
+
   wire::msg::FetchResponse gather(std::size_t& total_bytes) {
     wire::msg::FetchResponse response;
     errors_ = false;
+    answer_unknown_ids(response);
     std::size_t budget = std::min(request_.max_bytes > 0 ? static_cast<std::size_t>(request_.max_bytes) : SIZE_MAX,
                                   quota_window_bytes());
     for (const auto& topic : request_.topics) {
@@ -469,26 +487,15 @@ class FetchOperation : public std::enable_shared_from_this<FetchOperation> {
       topic_out.topic = topic.topic;
       topic_out.topic_id = topic.topic_id;
       auto info = state_.topics->find(topic.topic);
-      const bool denied = denied_topics_.count(topic.topic) > 0;
       for (const auto& partition : topic.partitions) {
-        wire::msg::FetchResponse::PartitionData out;
-        out.records.emplace();  // present even when empty, as clients expect
-        out.partition_index = partition.partition;
-        out.high_watermark = -1;
-        out.last_stable_offset = -1;
-        out.log_start_offset = -1;
         std::shared_ptr<replication::Partition> hosted;
-        if (denied) {
-          out.error_code = code(KafkaError::topic_authorization_failed);
-          errors_ = true;
-        } else if (!(hosted = state_.hosted_partition(info, partition.partition))) {
-          out.error_code = code(state_.lookup_error(info, partition.partition).error);
-          errors_ = true;
-        } else if (auto stale = state_.leader_epoch_error(info->name, partition.partition, partition.current_leader_epoch)) {
-          out.error_code = code(*stale);
-          errors_ = true;
-        } else if (auto split = replica_id_ >= 0 ? hosted->diverging_epoch(partition.fetch_offset, partition.last_fetched_epoch)
-                                                 : std::nullopt) {
+        if (auto error = partition_error(info, topic, partition, hosted)) {
+          topic_out.partitions.push_back(error_partition(partition.partition, *error));
+          continue;
+        }
+        auto out = blank_partition(partition.partition);
+        if (auto split = replica_id_ >= 0 ? hosted->diverging_epoch(partition.fetch_offset, partition.last_fetched_epoch)
+                                          : std::nullopt) {
           out.high_watermark = hosted->high_watermark();
           out.log_start_offset = hosted->log()->log_start_offset();
           out.diverging_epoch.epoch = split->epoch;
@@ -531,10 +538,12 @@ class FetchOperation : public std::enable_shared_from_this<FetchOperation> {
   wire::RequestHeader header_;
   net::Responder responder_;
   net::EventLoop& loop_;
+  const std::string listener_;
   FetchContext session_;
   const wire::msg::FetchRequest& request_;  // every partition of the session
   const std::int32_t replica_id_;  // a follower's broker id, -1 for consumers
   const std::set<std::string> denied_topics_;  // no READ: TOPIC_AUTHORIZATION_FAILED
+  const std::vector<wire::msg::FetchRequest::FetchTopic> unknown_ids_;  // v13+: UNKNOWN_TOPIC_ID
   const QuotaClient who_;
   std::chrono::nanoseconds busy_{0};  // spent gathering: what request_percentage counts
   bool done_ = false;
@@ -544,11 +553,30 @@ class FetchOperation : public std::enable_shared_from_this<FetchOperation> {
   std::uint64_t notifications_seen_ = 0;  // AppendNotifier::notifications() before the first look
 };
 
+// Fetch v13+ names topics by id (KIP-516): the ids become names before the session sees the request. A
+// topic id this broker does not know is taken out and answered UNKNOWN_TOPIC_ID; an unknown forgotten
+// one keeps its id, so that the session can still forget a deleted topic's partitions.
+std::vector<wire::msg::FetchRequest::FetchTopic> resolve_topic_ids(const cluster::MetadataImage& image,
+                                                                   wire::msg::FetchRequest& request) {
+  std::vector<wire::msg::FetchRequest::FetchTopic> known, unknown;
+  for (auto& topic : request.topics) {
+    const auto* found = image.topic(topic.topic_id);
+    if (found) topic.topic = found->name;
+    (found ? known : unknown).push_back(std::move(topic));
+  }
+  request.topics = std::move(known);
+  for (auto& topic : request.forgotten_topics_data)
+    if (const auto* found = image.topic(topic.topic_id)) topic.topic = found->name;
+  return unknown;
+}
+
 }  // namespace
 
 void handle_fetch(BrokerState& state, Call& call) {
   wire::msg::FetchRequest request;
   if (!decode_request(call, request)) return;
+  auto unknown_ids = call.header.api_version >= 13 ? resolve_topic_ids(*state.image(), request)
+                                                   : std::vector<wire::msg::FetchRequest::FetchTopic>{};
   // A follower's fetch (replica id set) needs CLUSTER_ACTION; a consumer's needs READ on each topic.
   const auto replica_id = request.replica_id >= 0 ? request.replica_id : request.replica_state.replica_id;
   const bool replica = replica_id >= 0;
@@ -564,13 +592,17 @@ void handle_fetch(BrokerState& state, Call& call) {
   for (const auto& topic : context.effective.topics)
     if (replica ? !cluster_action : !authorized(state, call, Operation::read, ResourceType::topic, topic.topic))
       denied.insert(topic.topic);
-  std::make_shared<FetchOperation>(state, call, std::move(context), std::move(denied), quota_client(call))->start();
+  std::make_shared<FetchOperation>(state, call, std::move(context), std::move(denied), std::move(unknown_ids),
+                                   quota_client(call))
+      ->start();
 }
 
 void handle_list_offsets(BrokerState& state, Call& call) {
   wire::msg::ListOffsetsRequest request;
   if (!decode_request(call, request)) return;
-  constexpr std::int64_t kLatest = -1, kEarliest = -2;
+  // Kafka's special timestamps: -3 (v7+, KIP-734) the record with the largest timestamp, -4 (v8+, KIP-405)
+  // the start of the local log, which is the whole log here (no tiered storage).
+  constexpr std::int64_t kLatest = -1, kEarliest = -2, kMaxTimestamp = -3, kEarliestLocal = -4;
   wire::msg::ListOffsetsResponse response;
   for (const auto& topic : request.topics) {
     wire::msg::ListOffsetsResponse::ListOffsetsTopicResponse topic_out;
@@ -594,15 +626,21 @@ void handle_list_offsets(BrokerState& state, Call& call) {
         // What a consumer can read up to: read_committed stops at the last stable offset.
         const auto high_watermark = hosted->high_watermark();
         out.offset = request.isolation_level == 1 ? last_stable_offset(*hosted->log(), high_watermark) : high_watermark;
-      } else if (partition.timestamp == kEarliest) {
+      } else if (partition.timestamp == kEarliest || partition.timestamp == kEarliestLocal) {
         out.offset = hosted->log()->log_start_offset();
-      } else if (partition.timestamp < 0) {
+      } else if (partition.timestamp < 0 && partition.timestamp != kMaxTimestamp) {
         out.error_code = code(KafkaError::unsupported_version);
       } else {
-        auto found = hosted->log()->offset_for_timestamp(partition.timestamp);
+        auto& log = *hosted->log();
+        auto found = partition.timestamp == kMaxTimestamp ? log.offset_of_max_timestamp()
+                                                          : log.offset_for_timestamp(partition.timestamp);
+        // As Kafka: only a record a consumer could read (below the high watermark, or for read_committed
+        // the last stable offset) is an answer.
+        const auto high_watermark = hosted->high_watermark();
+        const auto readable = request.isolation_level == 1 ? last_stable_offset(log, high_watermark) : high_watermark;
         if (!found.ok()) {
           out.error_code = code(to_kafka_error(found.code()));
-        } else if (found->has_value()) {
+        } else if (found->has_value() && (*found)->offset < readable) {
           out.timestamp = (*found)->timestamp;
           out.offset = (*found)->offset;
         }

@@ -120,47 +120,6 @@ std::optional<cluster::Endpoint> coordinator_endpoint(BrokerState& state, const 
 
 }  // namespace
 
-void when_replicated(BrokerState& state, net::EventLoop& loop, std::shared_ptr<replication::Partition> partition,
-                     std::int64_t offset, std::chrono::milliseconds timeout, std::function<void(bool)> done) {
-  struct Wait {
-    BrokerState& state;
-    std::shared_ptr<replication::Partition> partition;
-    std::int32_t epoch;
-    std::int64_t offset;
-    std::function<void(bool)> done;
-    std::uint64_t watch = 0;
-    net::TimerId timer = 0;
-    bool finished = false;
-    // nullopt while it must wait on.
-    std::optional<bool> outcome() const {
-      const bool leads = partition->role() == replication::Role::leader && partition->leader_epoch() == epoch &&
-                         state.replicas->get(partition->topic_partition()) == partition;
-      if (!leads) return false;
-      if (partition->high_watermark() >= offset) return true;
-      return std::nullopt;
-    }
-  };
-  auto wait = std::make_shared<Wait>(Wait{state, partition, partition->leader_epoch(), offset, std::move(done)});
-  if (auto now = wait->outcome()) return wait->done(*now);
-  auto finish = [&loop](const std::shared_ptr<Wait>& w, bool timed_out) {
-    if (w->finished) return;
-    auto outcome = w->outcome();
-    if (!outcome && !timed_out) return;
-    w->finished = true;
-    w->state.notifier.unwatch(w->watch);
-    if (!timed_out) loop.cancel(w->timer);
-    w->done(outcome.value_or(false));
-  };
-  loop.post([wait, finish, &loop, timeout] {  // the Wait is touched only on `loop` from here on
-    std::weak_ptr<Wait> weak = wait;
-    wait->watch = wait->state.notifier.watch({wait->partition->topic_partition()}, [weak, &loop, finish] {
-      if (auto w = weak.lock()) loop.post([w, finish] { finish(w, false); });
-    });
-    wait->timer = loop.run_after(timeout, [wait, finish] { finish(wait, true); });
-    finish(wait, false);  // the high watermark moved before the watch was in place
-  });
-}
-
 namespace {
 bool may_read_group(const BrokerState& state, Call& call, const std::string& group_id) {
   return authorized(state, call, Operation::read, ResourceType::group, group_id);

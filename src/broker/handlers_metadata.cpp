@@ -3,6 +3,7 @@
 
 #include "base/log.h"
 #include "broker/group_partitions.h"
+#include "broker/leader_hints.h"
 #include "broker/state.h"
 #include "wire/generated/describe_cluster.h"
 #include "wire/generated/create_topics.h"
@@ -43,23 +44,6 @@ wire::msg::MetadataResponse::MetadataResponseTopic describe_topic(const BrokerSt
       partition.offline_replicas = {state.node_id()};
     }
     out.partitions.push_back(std::move(partition));
-  }
-  return out;
-}
-
-// The brokers clients of `listener` can reach: every unfenced registered broker with an endpoint there
-// (as Kafka lists them: a fenced broker, this one included, is not offered to clients).
-template <class Broker>
-std::vector<Broker> brokers_for(const cluster::MetadataImage& image, const std::string& listener) {
-  std::vector<Broker> out;
-  for (const auto& b : image.endpoints_for(listener)) {
-    Broker broker;
-    if constexpr (requires { broker.node_id; }) broker.node_id = b.broker_id;
-    else broker.broker_id = b.broker_id;
-    broker.host = b.endpoint->host;
-    broker.port = b.endpoint->port;
-    broker.rack = b.rack ? *b.rack : std::nullopt;
-    out.push_back(std::move(broker));
   }
   return out;
 }

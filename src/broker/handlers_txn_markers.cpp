@@ -6,6 +6,7 @@
 
 #include "base/log.h"
 #include "broker/group_partitions.h"
+#include "broker/replication_wait.h"
 #include "broker/state.h"
 #include "wire/generated/describe_producers.h"
 #include "wire/generated/write_txn_markers.h"
@@ -23,113 +24,64 @@ using MarkerPartitionResult = MarkersResponse::WritableTxnMarkerPartitionResult;
 // Kafka answers WriteTxnMarkers once the markers are replicated (acks=all) or request.timeout.ms passed.
 constexpr std::int32_t kMarkerTimeoutMs = 30'000;
 
-// One marker appended on the leader, waiting until the ISR has it.
+// One marker appended on the leader: the high watermark that covers it, and what it ends.
 struct PendingMarker {
-  std::size_t marker_index;
-  std::size_t topic_index;
-  std::size_t partition_index;
-  storage::TopicPartition tp;
-  std::shared_ptr<replication::Partition> partition;
-  std::int64_t required_offset;  // the high watermark that covers the marker
+  std::int64_t required_offset;
   std::int32_t min_insync;
   std::int64_t producer_id;
   std::int16_t producer_epoch;
   bool committed;
-  bool done = false;
 };
 
-// The WriteTxnMarkers response waits for every marker's replication, as DelayedProduce does for acks=all.
-// Lives on the connection's event loop thread (the timer and the notifications post there).
+// The WriteTxnMarkers response, sent once every marker is replicated (ReplicationWait), as Produce with
+// acks=all is.
 class DelayedMarkers : public std::enable_shared_from_this<DelayedMarkers> {
  public:
-  DelayedMarkers(BrokerState& state, const Call& call, MarkersResponse response)
-      : state_(state), header_(call.header), responder_(call.responder), loop_(call.ctx.loop),
-        response_(std::move(response)) {}
+  DelayedMarkers(BrokerState& state, const Call& call)
+      : state_(state), header_(call.header), responder_(call.responder),
+        wait_(std::make_shared<ReplicationWait>(state, call.ctx.loop)) {}
 
   MarkersResponse& response() { return response_; }
-  void add(PendingMarker marker) { pending_.push_back(std::move(marker)); }
+  void add(MarkerPartitionResult& out, std::shared_ptr<replication::Partition> partition, PendingMarker marker) {
+    waiting_.push_back(Waiting{&out, partition->topic_partition(), marker});
+    wait_->add(std::move(partition), marker.required_offset, marker.min_insync);
+  }
 
   void start() {
-    if (check()) return send();
-    loop_.post([self = shared_from_this()] { self->wait(); });
+    auto self = shared_from_this();
+    wait_->start(std::chrono::milliseconds(kMarkerTimeoutMs),
+                 [self](std::size_t i, KafkaError error) { self->settle(i, error); }, [self] { self->send(); });
   }
 
  private:
-  MarkerPartitionResult& result_of(const PendingMarker& m) {
-    return response_.markers[m.marker_index].topics[m.topic_index].partitions[m.partition_index];
-  }
+  struct Waiting {
+    MarkerPartitionResult* out;
+    storage::TopicPartition tp;
+    PendingMarker marker;
+  };
 
-  void wait() {
-    std::vector<storage::TopicPartition> partitions;
-    for (const auto& m : pending_) partitions.push_back(m.tp);
-    std::weak_ptr<DelayedMarkers> weak = shared_from_this();
-    watch_id_ = state_.notifier.watch(partitions, [weak] {
-      if (auto self = weak.lock()) self->loop_.post([self] { self->try_complete(false); });
-    });
-    auto self = shared_from_this();
-    timer_id_ = loop_.run_after(std::chrono::milliseconds(kMarkerTimeoutMs), [self] { self->try_complete(true); });
-    if (check()) try_complete(false);
-  }
-
-  bool check() {
-    bool all = true;
-    for (auto& m : pending_) {
-      if (m.done) continue;
-      const bool leads = m.partition->role() == replication::Role::leader && state_.replicas->get(m.tp) == m.partition;
-      if (!leads) {
-        settle(m, KafkaError::not_leader_or_follower);
-      } else if (m.partition->high_watermark() >= m.required_offset) {
-        if (m.partition->isr().size() < static_cast<std::size_t>(m.min_insync)) {
-          settle(m, KafkaError::not_enough_replicas_after_append);
-        } else {
-          m.done = true;
-          replicated(m);
-        }
-      } else {
-        all = false;
-      }
+  // A replicated marker on __consumer_offsets: the group coordinator turns the producer's pending
+  // transactional offsets into committed ones (or drops them).
+  void settle(std::size_t index, KafkaError error) {
+    const auto& w = waiting_[index];
+    if (error != KafkaError::none) {
+      w.out->error_code = code(error);
+    } else if (w.tp.topic == kOffsetsTopic && state_.on_offsets_transaction_marker) {
+      state_.on_offsets_transaction_marker(w.tp.partition, w.marker.producer_id, w.marker.producer_epoch,
+                                           w.marker.committed);
     }
-    return all;
-  }
-
-  // The group coordinator turns pending transactional offsets into committed ones (or drops them).
-  void replicated(const PendingMarker& m) {
-    if (m.tp.topic == kOffsetsTopic && state_.on_offsets_transaction_marker)
-      state_.on_offsets_transaction_marker(m.tp.partition, m.producer_id, m.producer_epoch, m.committed);
-  }
-
-  void settle(PendingMarker& m, KafkaError error) {
-    result_of(m).error_code = code(error);
-    m.done = true;
-  }
-
-  void try_complete(bool timed_out) {
-    if (sent_) return;
-    if (!check()) {
-      if (!timed_out) return;
-      for (auto& m : pending_)
-        if (!m.done) settle(m, KafkaError::request_timed_out);
-    } else if (!timed_out) {
-      loop_.cancel(timer_id_);
-    }
-    send();
   }
 
   void send() {
-    sent_ = true;
-    if (watch_id_) state_.notifier.unwatch(watch_id_);
     responder_.respond(encode_response_frame(header_, [&](ByteWriter& w) { response_.encode(w, header_.api_version); }));
   }
 
   BrokerState& state_;
   wire::RequestHeader header_;
   net::Responder responder_;
-  net::EventLoop& loop_;
   MarkersResponse response_;
-  std::vector<PendingMarker> pending_;
-  bool sent_ = false;
-  std::uint64_t watch_id_ = 0;
-  net::TimerId timer_id_ = 0;
+  std::shared_ptr<ReplicationWait> wait_;
+  std::vector<Waiting> waiting_;  // per append of wait_, in order
 };
 
 // Appends one marker as leader; what the answer waits for, or nullopt with out's error set.
@@ -162,8 +114,8 @@ std::optional<PendingMarker> append_marker(BrokerState& state, const TopicInfo& 
     return std::nullopt;
   }
   state.notifier.notify(tp);  // followers, and read_committed consumers waiting for the last stable offset
-  return PendingMarker{0, 0, 0, tp, nullptr, appended->result->last_offset + 1, min_insync,
-                       marker.producer_id, marker.producer_epoch, marker.transaction_result};
+  return PendingMarker{appended->result->last_offset + 1, min_insync, marker.producer_id, marker.producer_epoch,
+                       marker.transaction_result};
 }
 
 }  // namespace
@@ -172,7 +124,7 @@ void handle_write_txn_markers(BrokerState& state, Call& call) {
   wire::msg::WriteTxnMarkersRequest request;
   if (!decode_request(call, request)) return;
   const bool cluster_action = authorized_cluster(state, call, Operation::cluster_action);
-  auto delayed = std::make_shared<DelayedMarkers>(state, call, MarkersResponse{});
+  auto delayed = std::make_shared<DelayedMarkers>(state, call);
   auto& response = delayed->response();
   response.markers.resize(request.markers.size());
   for (std::size_t m = 0; m < request.markers.size(); ++m) {
@@ -195,11 +147,7 @@ void handle_write_txn_markers(BrokerState& state, Call& call) {
         } else if (!(partition = state.hosted_partition(info, out.partition_index))) {
           out.error_code = code(state.lookup_error(info, out.partition_index).error);
         } else if (auto pending = append_marker(state, *info, *partition, marker, out)) {
-          pending->marker_index = m;
-          pending->topic_index = t;
-          pending->partition_index = p;
-          pending->partition = std::move(partition);
-          delayed->add(std::move(*pending));
+          delayed->add(out, std::move(partition), *pending);
         }
       }
     }

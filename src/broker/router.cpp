@@ -3,6 +3,8 @@
 #include <algorithm>
 
 #include "base/log.h"
+#include "broker/access.h"
+#include "broker/quotas.h"
 #include "wire/generated/api_versions.h"
 
 namespace bulwark::broker {
@@ -13,9 +15,9 @@ void handle_api_versions(BrokerState&, Call&);
 // Version ranges: the old versions real clients still send (kafka-python: Metadata v0, ListOffsets v1,
 // Fetch v4; see FACTS.md) up to the newest ones whose semantics Bulwark implements.
 constexpr ServedApi kServed[] = {
-    {0, 0, 9, handle_produce, true},      // Produce: v0-v2 message sets are converted to batch v2
-    {1, 4, 12, handle_fetch},             // Fetch: v0-v3 need down-conversion to v0/v1; v13+ names topics by id only
-    {2, 1, 6, handle_list_offsets},       // ListOffsets: v7 adds max-timestamp lookups
+    {0, 0, 10, handle_produce, true},     // Produce: v0-v2 message sets are converted to batch v2; v10 hints leaders (KIP-951)
+    {1, 4, 16, handle_fetch},             // Fetch: v0-v3 need down-conversion to v0/v1; v13+ by topic id; v16 hints leaders
+    {2, 1, 8, handle_list_offsets},       // ListOffsets: v7 max timestamp (KIP-734), v8 local log start (KIP-405)
     {3, 0, 12, handle_metadata},          // Metadata
     {8, 0, 8, handle_offset_commit, true},  // OffsetCommit: v9 is the new consumer protocol's member epoch
     {9, 0, 8, handle_offset_fetch},       // OffsetFetch: v9 likewise
@@ -103,6 +105,32 @@ static void lift_frame_limit_after_login(net::RequestContext& ctx, const Session
   if (session.authenticated()) ctx.frame_limit = SIZE_MAX;
 }
 
+// Kafka's request quota (request_percentage, a share of one request thread's time) covers every API.
+// Produce and Fetch record it themselves, with their byte rates, and answer with the throttle; for the
+// others the handler's time is recorded here and a client over its quota is muted, as Kafka mutes it
+// (their answers carry no throttle time yet). SASL has no principal yet; WriteTxnMarkers is a broker's.
+static bool charged_here(std::int16_t api_key) { return api_key != 0 && api_key != 1 && api_key != 17 && api_key != 36 && api_key != 27; }
+
+static void charge_request_time(BrokerState& state, Call& call, std::chrono::steady_clock::duration busy) {
+  if (!state.quotas || !charged_here(call.header.api_key)) return;
+  const auto image = state.image();
+  const auto& quotas = image->client_quotas();
+  if (quotas.empty()) return;
+  const auto& user = session_of(call).principal.name;
+  const auto client_id = call.header.client_id.value_or("");
+  const auto percent = thread_time_percent(std::chrono::duration_cast<std::chrono::nanoseconds>(busy).count());
+  const auto throttle = state.quotas->record(QuotaKind::request, quotas, user, client_id, percent, state.now_ms());
+  if (throttle <= 0) return;
+  state.metrics.throttled("request", user, client_id, throttle);
+  call.ctx.loop.mute_connection(call.ctx.peer.connection_id, std::chrono::milliseconds(throttle));
+}
+
+void Router::handle(const ServedApi& api, Call& call) {
+  const auto started = std::chrono::steady_clock::now();
+  api.handler(state_, call);
+  charge_request_time(state_, call, std::chrono::steady_clock::now() - started);
+}
+
 Router::Router(BrokerState& state) : state_(state), pool_(std::max(state.config.num_io_threads, 1)) {}
 
 // What a request on the pool sees of its connection: a copy taken when it arrived (the connection may
@@ -133,12 +161,12 @@ void Router::run_on_pool(net::RequestContext& ctx, Bytes frame, net::Responder r
   auto request = std::make_shared<PooledRequest>(ctx, session, std::move(frame), std::move(responder));
   auto on_pool = session.requests_on_pool;
   on_pool->fetch_add(1);
-  pool_.submit(ctx.peer.connection_id, [this, request, on_pool, handler = api.handler] {
+  pool_.submit(ctx.peer.connection_id, [this, request, on_pool, &api] {
     net::RequestContext pooled{request->peer, request->state, request->loop, request->frame_limit};
     ByteReader reader(request->frame);
     auto header = wire::decode_request_header(reader);  // decoded once already: cannot fail
     Call call{pooled, *header, reader, request->responder};
-    handler(state_, call);
+    handle(api, call);
     on_pool->fetch_sub(1);
   });
 }
@@ -207,7 +235,7 @@ void Router::on_request(net::RequestContext& ctx, Bytes frame, net::Responder re
     run_on_pool(ctx, std::move(frame), std::move(call.responder), *served);
     return;
   }
-  served->handler(state_, call);
+  handle(*served, call);
   lift_frame_limit_after_login(ctx, session);
 }
 

@@ -26,6 +26,8 @@ class Router : public net::RequestHandler {
 
  private:
   void run_on_pool(net::RequestContext& ctx, Bytes frame, net::Responder responder, const ServedApi& api);
+  // Runs the handler and charges its time to the client's request quota.
+  void handle(const ServedApi& api, Call& call);
 
   BrokerState& state_;
   RequestPool pool_;

@@ -234,20 +234,31 @@ void TxnCoordinators::init_producer_id(const std::string& id, std::int32_t timeo
   });
 }
 
+TxnCoordinators::Found TxnCoordinators::find_transaction(const std::string& id) {
+  Found found;
+  if (id.empty()) {
+    found.error = TxnError::invalid_request;
+    return found;
+  }
+  found.shard = shard_for(id, found.error);
+  if (!found.shard) return found;
+  found.lock = std::unique_lock(found.shard->mu);
+  auto it = found.shard->txns.find(id);
+  if (!found.shard->active) found.error = TxnError::not_coordinator;
+  else if (it == found.shard->txns.end()) found.error = TxnError::invalid_producer_id_mapping;
+  else found.txn = &it->second;
+  return found;
+}
+
 void TxnCoordinators::add_partitions(const std::string& id, std::int64_t producer_id, std::int16_t producer_epoch,
                                      std::set<txn::TopicPartition> partitions, Done done) {
-  if (id.empty()) return done(TxnError::invalid_request);
-  TxnError error = TxnError::none;
-  auto shard = shard_for(id, error);
-  if (!shard) return done(error);
-  std::unique_lock lock(shard->mu);
-  auto it = shard->txns.find(id);
-  if (!shard->active) return done(TxnError::not_coordinator);
-  if (it == shard->txns.end()) return done(TxnError::invalid_producer_id_mapping);
-  auto outcome = txn::prepare_add_partitions(it->second, producer_id, producer_epoch, partitions, state_.now_ms());
+  auto found = find_transaction(id);
+  if (!found.txn) return done(found.error);
+  auto outcome = txn::prepare_add_partitions(*found.txn, producer_id, producer_epoch, partitions, state_.now_ms());
   if (outcome.kind != txn::AddOutcome::Kind::write) return done(outcome.error);
-  txn::TxnMetadata target = *it->second.pending;
-  lock.unlock();
+  txn::TxnMetadata target = *found.txn->pending;
+  found.lock.unlock();
+  auto shard = std::move(found.shard);
   write(shard, target, [this, shard, id, done](bool ok) {
     bool written = false;
     {
@@ -266,31 +277,19 @@ txn::VerifyOutcome TxnCoordinators::verify(const std::string& id, std::int64_t p
     for (const auto& tp : partitions) out.partitions[tp] = e;
     return out;
   };
-  if (id.empty()) return fail(TxnError::invalid_request);
-  TxnError error = TxnError::none;
-  auto shard = shard_for(id, error);
-  if (!shard) return fail(error);
-  std::lock_guard lock(shard->mu);
-  auto it = shard->txns.find(id);
-  if (!shard->active) return fail(TxnError::not_coordinator);
-  if (it == shard->txns.end()) return fail(TxnError::invalid_producer_id_mapping);
-  return txn::verify_partitions(it->second, producer_id, producer_epoch, partitions);
+  auto found = find_transaction(id);
+  if (!found.txn) return fail(found.error);
+  return txn::verify_partitions(*found.txn, producer_id, producer_epoch, partitions);
 }
 
 void TxnCoordinators::end_txn(const std::string& id, std::int64_t producer_id, std::int16_t producer_epoch, bool commit,
                               Done done) {
-  if (id.empty()) return done(TxnError::invalid_request);
-  TxnError error = TxnError::none;
-  auto shard = shard_for(id, error);
-  if (!shard) return done(error);
-  std::unique_lock lock(shard->mu);
-  auto it = shard->txns.find(id);
-  if (!shard->active) return done(TxnError::not_coordinator);
-  if (it == shard->txns.end()) return done(TxnError::invalid_producer_id_mapping);
-  auto outcome = txn::prepare_end(it->second, producer_id, producer_epoch, commit, true, state_.now_ms());
+  auto found = find_transaction(id);
+  if (!found.txn) return done(found.error);
+  auto outcome = txn::prepare_end(*found.txn, producer_id, producer_epoch, commit, true, state_.now_ms());
   if (outcome.kind != txn::EndOutcome::Kind::write) return done(outcome.error);
-  lock.unlock();
-  write_end(shard, id, std::move(done));
+  found.lock.unlock();
+  write_end(found.shard, id, std::move(done));
 }
 
 // Writes the pending PrepareCommit/PrepareAbort of `id`, answers, then sends the markers.

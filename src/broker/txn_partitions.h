@@ -126,6 +126,15 @@ class TxnCoordinators {
   };
 
   std::shared_ptr<Shard> shard_for(const std::string& transactional_id, txn::TxnError& error) const;
+  // The shard coordinating an id, locked, and the id's transaction (null with the error when the id is
+  // empty, not coordinated here or unknown).
+  struct Found {
+    std::shared_ptr<Shard> shard;
+    std::unique_lock<std::mutex> lock;
+    txn::Transaction* txn = nullptr;
+    txn::TxnError error = txn::TxnError::none;
+  };
+  Found find_transaction(const std::string& transactional_id);
   // Appends `target` for `id` to the shard's partition; done(true) once replicated, on the manager's thread.
   void write(const std::shared_ptr<Shard>& shard, const txn::TxnMetadata& target, std::function<void(bool)> done);
   // Completes (or abandons) the pending transition of `id` after its write.

@@ -16,6 +16,7 @@
 #include <pthread.h>
 #include <unistd.h>
 
+#include <array>
 #include <cerrno>
 #include <climits>
 #include <cstring>
@@ -46,8 +47,19 @@ struct LoopShared {
 namespace {
 
 constexpr std::size_t kScratchBytes = 64 * 1024;
+constexpr std::size_t kBodyJumpBytes = 4 * 1024 * 1024;  // see append_body
 constexpr std::size_t kTlsStageBytes = 256 * 1024;
+// A frame this large (a fetch answer) is encrypted from its own body, not copied into the stage first:
+// the copy would cost as much as a fifth of the encryption.
+constexpr std::size_t kDirectTlsFrameBytes = 64 * 1024;
 constexpr int kMaxIov = 64;
+
+// A frame's 4-byte big-endian size, which precedes its body on the wire.
+std::array<std::uint8_t, 4> size_header(std::size_t body_size) {
+  const auto size = static_cast<std::uint32_t>(body_size);
+  return {static_cast<std::uint8_t>(size >> 24), static_cast<std::uint8_t>(size >> 16),
+          static_cast<std::uint8_t>(size >> 8), static_cast<std::uint8_t>(size)};
+}
 // Past this much unwritten output a connection stops reading requests until the client reads.
 constexpr std::size_t kMaxBufferedOutput = 4 * 1024 * 1024;
 
@@ -296,6 +308,13 @@ class Connection : public Pollable {
     if (!closed_) update_interest();
   }
 
+  // No new request is read before `how_long` has passed (quota throttling).
+  void mute_for(std::chrono::milliseconds how_long) {
+    if (how_long.count() <= 0) return;
+    muted_until_ = std::max(muted_until_, Clock::now() + how_long);
+    throttled_ = true;
+  }
+
   // A responder finished request `sequence`.
   void complete(std::uint64_t sequence, int kind_value, Bytes data, std::chrono::milliseconds mute) {
     const auto kind = static_cast<Responder::Kind>(kind_value);
@@ -303,10 +322,7 @@ class Connection : public Pollable {
     Slot& slot = slots_[sequence - first_seq_];
     if (slot.done) return;  // a second answer to the same request is ignored
     slot.done = true;
-    if (mute.count() > 0) {
-      muted_until_ = std::max(muted_until_, Clock::now() + mute);
-      throttled_ = true;
-    }
+    mute_for(mute);
     if (const auto& observe = loop_.server->options.on_request_done)
       observe(peer_.listener, slot.api_key,
               std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - slot.received));
@@ -698,12 +714,17 @@ class Connection : public Pollable {
     return false;
   }
 
-  // Appends what belongs to the current request. The buffer grows with the bytes that arrive (doubling,
-  // never past the announced size): announcing a large size pins no memory by itself.
+  // Appends what belongs to the current request. The buffer grows with the bytes that arrive, never past
+  // the announced size, so announcing a large size pins no memory by itself. Past the first 64 KiB it
+  // jumps to 4 MiB (or the whole request) and doubles from there: a 1 MiB produce request is copied
+  // once more, not four times over (64 -> 128 -> ... -> 1024 KiB), and a client must send 64 KiB to
+  // pin 4 MiB.
   std::size_t append_body(ByteView data) {
     const std::size_t take = std::min(body_size_ - body_.size(), data.size());
     if (body_.size() + take > body_.capacity()) {
-      body_.reserve(std::min(body_size_, std::max(body_.size() + take, body_.capacity() * 2)));
+      const std::size_t grown = body_.size() >= kScratchBytes ? std::max(body_.capacity() * 2, kBodyJumpBytes)
+                                                              : body_.capacity() * 2;
+      body_.reserve(std::min(body_size_, std::max(body_.size() + take, grown)));
     }
     body_.insert(body_.end(), data.begin(), data.begin() + static_cast<std::ptrdiff_t>(take));
     queue(take);
@@ -734,18 +755,13 @@ class Connection : public Pollable {
   void flush_plain() {
     while (!out_.empty()) {
       iovec iov[kMaxIov];
-      std::uint8_t headers[kMaxIov / 2][4];
+      std::array<std::uint8_t, 4> headers[kMaxIov / 2];
       int count = 0;
       for (std::size_t i = 0; i < out_.size() && i < kMaxIov / 2; ++i) {
         OutFrame& f = out_[i];
         if (f.written < 4) {
-          const std::uint32_t size = static_cast<std::uint32_t>(f.body.size());
-          std::uint8_t* h = headers[i];
-          h[0] = static_cast<std::uint8_t>(size >> 24);
-          h[1] = static_cast<std::uint8_t>(size >> 16);
-          h[2] = static_cast<std::uint8_t>(size >> 8);
-          h[3] = static_cast<std::uint8_t>(size);
-          iov[count++] = iovec{h + f.written, 4 - f.written};
+          headers[i] = size_header(f.body.size());
+          iov[count++] = iovec{headers[i].data() + f.written, 4 - f.written};
           iov[count++] = iovec{f.body.data(), f.body.size()};
         } else {
           iov[count++] = iovec{f.body.data() + (f.written - 4), f.body.size() - (f.written - 4)};
@@ -800,6 +816,10 @@ class Connection : public Pollable {
   // Encrypts queued frames into the write BIO (which passes them to the socket as it fills).
   void write_tls_records() {
     for (;;) {
+      if (tls_stage_used_ == tls_stage_.size() && !out_.empty() && out_.front().body.size() >= kDirectTlsFrameBytes) {
+        if (!write_tls_frame_directly()) return;
+        continue;
+      }
       if (tls_stage_used_ == tls_stage_.size()) {
         // Batch frames into large SSL_write calls: fewer, fuller TLS records. The buffer is kept while
         // more output is queued (no allocation churn under load) and released once the connection is idle.
@@ -811,41 +831,57 @@ class Connection : public Pollable {
         tls_stage_.clear();
         std::size_t want = 0;
         for (const auto& f : out_) {
-          if (want > 0 && want + f.body.size() + 4 > kTlsStageBytes) break;
+          if (want > 0 && (want + f.body.size() + 4 > kTlsStageBytes || f.body.size() >= kDirectTlsFrameBytes)) break;
           want += f.body.size() + 4;
         }
         tls_stage_.reserve(want);
         while (!out_.empty() && tls_stage_.size() + out_.front().body.size() + 4 <= std::max(want, std::size_t{4})) {
           OutFrame& f = out_.front();
-          const std::uint32_t size = static_cast<std::uint32_t>(f.body.size());
-          const std::uint8_t h[4] = {static_cast<std::uint8_t>(size >> 24), static_cast<std::uint8_t>(size >> 16),
-                                     static_cast<std::uint8_t>(size >> 8), static_cast<std::uint8_t>(size)};
-          tls_stage_.insert(tls_stage_.end(), h, h + 4);
+          const auto h = size_header(f.body.size());
+          tls_stage_.insert(tls_stage_.end(), h.begin(), h.end());
           tls_stage_.insert(tls_stage_.end(), f.body.begin(), f.body.end());
           out_bytes_ -= f.body.size() + 4;
           out_.pop_front();
         }
       }
-      ERR_clear_error();
-      const std::size_t left = tls_stage_.size() - tls_stage_used_;
-      const int r = SSL_write(ssl_.get(), tls_stage_.data() + tls_stage_used_,
-                              static_cast<int>(std::min<std::size_t>(left, INT_MAX)));
-      if (r > 0) {
-        tls_stage_used_ += static_cast<std::size_t>(r);
-        last_activity_ = Clock::now();
-        continue;
-      }
-      const int err = SSL_get_error(ssl_.get(), r);
-      if (err == SSL_ERROR_WANT_WRITE) return;
-      if (err == SSL_ERROR_WANT_READ) {
-        write_wants_read_ = true;
-        return;
-      }
-      log::debug("listener {}: TLS write to {}:{} failed: {}", where(), peer_.remote_address, peer_.remote_port,
-                 openssl_errors());
-      close();
-      return;
+      const int r = ssl_write(tls_stage_.data() + tls_stage_used_, tls_stage_.size() - tls_stage_used_);
+      if (r <= 0) return;
+      tls_stage_used_ += static_cast<std::size_t>(r);
     }
+  }
+
+  // The front frame, straight from its body: its 4-byte size goes in a small record of its own. False
+  // when the socket is full or the connection failed.
+  bool write_tls_frame_directly() {
+    OutFrame& f = out_.front();
+    int r;
+    if (f.written < 4) {
+      const auto h = size_header(f.body.size());
+      r = ssl_write(h.data() + f.written, 4 - f.written);
+    } else {
+      r = ssl_write(f.body.data() + (f.written - 4), f.body.size() + 4 - f.written);
+    }
+    if (r <= 0) return false;
+    consume_written(static_cast<std::size_t>(r));
+    return true;
+  }
+
+  // One SSL_write (partial writes are on): the bytes taken, or 0 when the socket is full or the
+  // connection failed (and is closed).
+  int ssl_write(const std::uint8_t* data, std::size_t size) {
+    ERR_clear_error();
+    const int r = SSL_write(ssl_.get(), data, static_cast<int>(std::min<std::size_t>(size, INT_MAX)));
+    if (r > 0) {
+      last_activity_ = Clock::now();
+      return r;
+    }
+    const int err = SSL_get_error(ssl_.get(), r);
+    if (err == SSL_ERROR_WANT_READ) write_wants_read_ = true;
+    if (err == SSL_ERROR_WANT_WRITE || err == SSL_ERROR_WANT_READ) return 0;
+    log::debug("listener {}: TLS write to {}:{} failed: {}", where(), peer_.remote_address, peer_.remote_port,
+               openssl_errors());
+    close();
+    return 0;
   }
 
   void update_interest() {
@@ -972,6 +1008,12 @@ void EventLoop::cancel(TimerId id) {
 }
 
 bool EventLoop::in_loop_thread() const { return impl_->shared->thread_id.load() == std::this_thread::get_id(); }
+
+void EventLoop::mute_connection(std::uint64_t connection_id, std::chrono::milliseconds mute) {
+  post([impl = impl_.get(), connection_id, mute] {
+    if (auto it = impl->connections.find(connection_id); it != impl->connections.end()) it->second->mute_for(mute);
+  });
+}
 
 void detail::LoopImpl::complete(std::uint64_t connection_id, std::uint64_t sequence, int kind, Bytes data,
                                 std::chrono::milliseconds mute) {

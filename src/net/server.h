@@ -142,6 +142,9 @@ class EventLoop {
   TimerId run_after(std::chrono::milliseconds delay, std::function<void()> fn);
   void cancel(TimerId id);
   bool in_loop_thread() const;
+  // Quota throttling of a request already answered (request_percentage of an API whose response has
+  // no throttle of its own yet): reads no new request from the connection for `mute`. Any thread.
+  void mute_connection(std::uint64_t connection_id, std::chrono::milliseconds mute);
 
   // Internal: made by Server only.
   explicit EventLoop(std::unique_ptr<detail::LoopImpl> impl);

@@ -811,6 +811,21 @@ LogResult<FetchData> PartitionLog::read(std::int64_t fetch_offset, std::size_t m
 LogResult<std::optional<TimestampOffset>> PartitionLog::offset_for_timestamp(std::int64_t timestamp) {
   std::lock_guard lock(mu_);
   if (closed_ || context_->offline()) return offline_failure();
+  return offset_for_timestamp_locked(timestamp);
+}
+
+// The first record with the largest timestamp is the first one at or after that timestamp.
+LogResult<std::optional<TimestampOffset>> PartitionLog::offset_of_max_timestamp() {
+  std::lock_guard lock(mu_);
+  if (closed_ || context_->offline()) return offline_failure();
+  std::int64_t largest = -1;
+  for (const auto& seg : segments_)
+    if (seg->next_offset > log_start_offset_) largest = std::max(largest, seg->max_timestamp);
+  if (largest < 0) return std::optional<TimestampOffset>();
+  return offset_for_timestamp_locked(largest);
+}
+
+LogResult<std::optional<TimestampOffset>> PartitionLog::offset_for_timestamp_locked(std::int64_t timestamp) {
   for (const auto& seg : segments_) {
     if (seg->max_timestamp < timestamp || seg->next_offset <= log_start_offset_) continue;
     auto located = seg->find_batch_by_time(timestamp);

@@ -289,6 +289,9 @@ class PartitionLog {
 
   // First record whose timestamp >= ts (nullopt when none). Earliest/latest are the caller's business.
   LogResult<std::optional<TimestampOffset>> offset_for_timestamp(std::int64_t timestamp);
+  // The first record with the largest timestamp in the log (ListOffsets MAX_TIMESTAMP, KIP-734); nullopt
+  // when no record has a timestamp.
+  LogResult<std::optional<TimestampOffset>> offset_of_max_timestamp();
 
   // DeleteRecords: moves the log start offset forward (never past the log end), deletes the segments
   // entirely below it and checkpoints it. Returns the new log start offset.
@@ -355,6 +358,7 @@ class PartitionLog {
   LogStatus roll_locked(std::int64_t now_ms, std::int64_t new_base);
   LogStatus delete_segments_below_locked(std::size_t count);
   LogStatus write_log_start_checkpoint_locked();
+  LogResult<std::optional<TimestampOffset>> offset_for_timestamp_locked(std::int64_t timestamp);
   LogStatus start_over_locked(std::int64_t offset);  // removes every segment; one empty one at offset
   LogStatus rebuild_batch_state_locked();  // producer table and leader epochs, from the batch headers
   // Producer table and transactions for one recovered batch at position of seg (markers are read back).

@@ -34,6 +34,15 @@ def parse_produce_v3_response(payload):
     return error, base
 
 
+def sasl_plain_login(sock, user, password):
+    """SaslHandshake v1 (PLAIN) and SaslAuthenticate v1 on a fresh connection."""
+    sock.sendall(request(17, 1, 1, string("PLAIN")))
+    assert struct.unpack_from(">ih", read_frame(sock)) == (1, 0)
+    token = b"\0" + user.encode() + b"\0" + password.encode()
+    sock.sendall(request(36, 1, 2, struct.pack(">i", len(token)) + token))
+    assert struct.unpack_from(">ih", read_frame(sock)) == (2, 0)
+
+
 def read_frame(sock, timeout=10):
     sock.settimeout(timeout)
     header = recv_exactly(sock, 4)

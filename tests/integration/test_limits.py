@@ -119,14 +119,6 @@ def test_half_sent_frames_close_at_the_deadline_while_others_are_served(slow):
     assert slow.alive()
 
 
-def sasl_plain_login(sock, user, password):
-    sock.sendall(kw.request(17, 1, 1, kw.string("PLAIN")))
-    assert struct.unpack_from(">ih", kw.read_frame(sock)) == (1, 0)
-    token = b"\0" + user.encode() + b"\0" + password.encode()
-    sock.sendall(kw.request(36, 1, 2, struct.pack(">i", len(token)) + token))
-    assert struct.unpack_from(">ih", kw.read_frame(sock)) == (2, 0)
-
-
 def send_quietly(sock, data):
     try:
         sock.sendall(data)
@@ -159,7 +151,7 @@ def test_announced_size_pins_no_memory_after_login(slow):
     socks = []
     for _ in range(10):
         sock = connect(slow, "SASL_PLAINTEXT")
-        sasl_plain_login(sock, user, password)
+        kw.sasl_plain_login(sock, user, password)
         socks.append(sock)
     time.sleep(0.2)
     before = rss_kb(slow)

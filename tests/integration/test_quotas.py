@@ -5,10 +5,13 @@ throttle_time_ms (librdkafka's throttle callback), and the quotas survive a rest
 
 The broker measures over quota.window.num=2 windows of 1 s here: with Kafka's default of 11 a fresh
 client may burst 10 s worth of its quota first, which a 7 s measurement cannot average out."""
+import socket
+import struct
 import time
 
 import pytest
 
+import kafka_wire as kw
 from harness import BIN, Broker, Pki, run
 
 QUOTA = 256 * 1024  # bytes per second
@@ -152,6 +155,35 @@ def test_consumer_is_held_to_consumer_byte_rate(env):
     rate = rate_over(events, start + WARMUP_S, start + WARMUP_S + MEASURE_S)
     assert abs(rate - QUOTA) <= 0.10 * QUOTA, f"achieved {rate:.0f} B/s against a quota of {QUOTA}"
     assert throttles and max(throttles) > 0, "the consumer never heard throttle_time_ms"
+
+
+def metadata_rate(broker, user, seconds):
+    """Metadata v1 requests (all topics) per second, one after the other for `seconds`, as `user` with
+    client id bulwark-test."""
+    sock = socket.create_connection(("127.0.0.1", broker.ports["SASL_PLAINTEXT"]))
+    kw.sasl_plain_login(sock, user, Broker.PLAIN_USERS[user])
+    start, answered = time.monotonic(), 0
+    while time.monotonic() - start < seconds:
+        sock.sendall(kw.request(3, 1, 100 + answered, struct.pack(">i", -1)))
+        assert struct.unpack_from(">i", kw.read_frame(sock, timeout=30))[0] == 100 + answered
+        answered += 1
+    rate = answered / (time.monotonic() - start)
+    sock.close()
+    return rate
+
+
+def test_request_percentage_covers_apis_without_a_byte_rate(env):
+    broker = env
+    # 0.05 % of a request thread is 0.5 ms of handler time per second: a few Metadata requests' worth.
+    quotas(broker, "--alter", "--add-config", "request_percentage=0.05", "--entity-type", "users", "--entity-name",
+           "alice", "--entity-type", "clients", "--entity-name", "bulwark-test")
+    try:
+        throttled = metadata_rate(broker, "alice", 5.0)
+        free = metadata_rate(broker, "bob", 1.0)  # bob's request_percentage=400 is far away
+        assert throttled < free / 5, f"over its request quota a client still made {throttled:.0f} requests/s ({free:.0f} free)"
+    finally:
+        quotas(broker, "--alter", "--delete-config", "request_percentage", "--entity-type", "users", "--entity-name",
+               "alice", "--entity-type", "clients", "--entity-name", "bulwark-test")
 
 
 def test_quotas_survive_a_restart(env):

@@ -113,6 +113,26 @@ TEST(FetchSessions, WrongEpochUnknownIdAndAnotherOwnerAreRefused) {
   EXPECT_EQ(cache.begin(fetch(full.session_id, 1, {}), kConsumer, 0).error, code(KafkaError::invalid_fetch_session_epoch));
 }
 
+TEST(FetchSessions, TopicIdsAreKeptAndADeletedTopicIsForgottenByItsId) {
+  FetchSessionCache cache(10);
+  const wire::Uuid id_a{1}, id_b{2};
+  auto first = fetch(0, 0, {{"a", 0}, {"b", 0}});
+  first.topics[0].topic_id = id_a;  // as handle_fetch resolves v13+ ids: the name and the client's id
+  first.topics[1].topic_id = id_b;
+  auto full = cache.begin(first, kConsumer, 0);
+  ASSERT_NE(full.session_id, 0);
+  auto next = cache.begin(fetch(full.session_id, 1, {}), kConsumer, 0);
+  ASSERT_EQ(next.effective.topics.size(), 2u);
+  EXPECT_EQ(next.effective.topics[0].topic_id, id_a) << "the session lost the id the client named the topic by";
+  EXPECT_EQ(next.effective.topics[1].topic_id, id_b);
+  // "b" was deleted: its id no longer resolves to a name, so the client forgets it by id alone.
+  auto forget = fetch(full.session_id, 2, {});
+  forget.forgotten_topics_data.push_back({"", id_b, {0}, {}});
+  auto after = cache.begin(forget, kConsumer, 0);
+  ASSERT_EQ(after.error, 0);
+  EXPECT_EQ(covered(after.effective), (std::vector<std::string>{"a-0@0"}));
+}
+
 TEST(FetchSessions, FinalEpochClosesTheSessionAndSessionlessFetchesOpenNone) {
   FetchSessionCache cache(10);
   auto full = cache.begin(fetch(0, 0, {{"a", 0}}), kConsumer, 0);

@@ -219,6 +219,29 @@ TEST(PartitionLog, OffsetForTimestampFindsTheFirstRecordAtOrAfter) {
   EXPECT_EQ((*earliest)->offset, 0);
 }
 
+TEST(PartitionLog, OffsetOfMaxTimestampIsTheFirstRecordWithTheLargestTimestamp) {
+  TempDir tmp;
+  auto log = PartitionLog::open(tmp.path() / "t-0", small_segments());
+  ASSERT_TRUE(log.ok());
+  auto none = (*log)->offset_of_max_timestamp();
+  ASSERT_TRUE(none.ok());
+  EXPECT_FALSE(none->has_value()) << "an empty log has no largest timestamp";
+  // Batch i holds 3 records at ts(i) + {0, 1, 2}: timestamps rise to batch 25, fall, then batch 50 reaches
+  // the same peak again; the answer is the first record of the peak (batch 25's last, offset 77).
+  auto ts = [](int i) { return 20000 + 100 * (i <= 25 ? i : i == 50 ? 25 : 50 - i); };
+  for (int i = 0; i < 60; ++i) {
+    BatchSpec spec;
+    spec.records = 3;
+    spec.timestamp = ts(i);
+    ASSERT_TRUE((*log)->append(make_batch(spec), opts()).ok());
+  }
+  ASSERT_GT((*log)->segment_count(), 3u);
+  auto found = (*log)->offset_of_max_timestamp();
+  ASSERT_TRUE(found.ok() && found->has_value());
+  EXPECT_EQ((*found)->timestamp, ts(25) + 2);
+  EXPECT_EQ((*found)->offset, 3 * 25 + 2);
+}
+
 TEST(PartitionLog, ReopenKeepsDataIndexesAndProducerState) {
   TempDir tmp;
   const auto dir = tmp.path() / "t-0";
