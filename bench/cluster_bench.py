@@ -5,9 +5,10 @@ the nodes as super users), on loopback:
    request, BENCH_INFLIGHT requests in flight), counted as topics/s and as metadata records/s from the
    leader's high watermark (`bulwark quorum describe`);
 2. replicated produce: BENCH_MESSAGES records of BENCH_SIZE bytes through bulwark_loadgen (librdkafka)
-   over mTLS, to a topic with replication factor 1 (acks=1) and to one with replication factor 3
-   (acks=1 and acks=all, min.insync.replicas=2): MB/s, p50/p99 latency, and the ratios against the
-   unreplicated run of the same process set;
+   over PLAINTEXT and over mTLS, to a topic with replication factor 1 (acks=1) and to one with
+   replication factor 3 (acks=1 and acks=all, min.insync.replicas=2): MB/s, p50/p99 latency, the CPU
+   seconds of all brokers per GB, the ratios against the unreplicated run of the same process set and
+   mTLS against PLAINTEXT;
 3. follower lag under full load: the bytes the slowest follower is behind the leader while loadgen
    produces flat out, p50/p99/max, and in milliseconds of that load;
 4. the fsync-before-ack mode (flush.messages=1, acks=all) in records/s against dd's rate of 1 KiB
@@ -33,7 +34,8 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tests" / "integration"))
 import clients  # noqa: E402
 import cluster_harness as faults  # noqa: E402
-from harness import BIN, run  # noqa: E402
+from broker_bench import cpu_seconds  # noqa: E402
+from harness import BIN, free_port, run  # noqa: E402
 
 TOPICS = int(os.environ.get("BENCH_TOPICS", "2000"))
 BATCH = int(os.environ.get("BENCH_BATCH", "10"))
@@ -84,12 +86,17 @@ def commits_per_second(cluster):
           f"({BATCH} topics per CreateTopics, {INFLIGHT} in flight, 3 voters, mTLS)")
 
 
-def loadgen_produce(cluster, topic, acks):
+def loadgen_produce(cluster, topic, acks, listener="MTLS"):
     import json
-    cmd = [LOADGEN, "produce", "--bootstrap", cluster.bootstrap(cluster.nodes[0]), "--topic", topic,
-           "--messages", str(MESSAGES), "--size", str(SIZE), "--acks", acks, "-X", "security.protocol=ssl",
-           "-X", f"ssl.ca.location={cluster.admin['ca']}", "-X", f"ssl.certificate.location={cluster.admin['cert']}",
-           "-X", f"ssl.key.location={cluster.admin['key']}"]
+    node = cluster.nodes[0]
+    if listener == "PLAINTEXT":
+        security = ["--bootstrap", f"{node.host}:{node.plaintext_port}"]
+    else:
+        security = ["--bootstrap", cluster.bootstrap(node), "-X", "security.protocol=ssl",
+                    "-X", f"ssl.ca.location={cluster.admin['ca']}", "-X", f"ssl.certificate.location={cluster.admin['cert']}",
+                    "-X", f"ssl.key.location={cluster.admin['key']}"]
+    cmd = [LOADGEN, "produce", *security, "--topic", topic, "--messages", str(MESSAGES), "--size", str(SIZE),
+           "--acks", acks]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     lines = [ln for ln in out.stdout.splitlines() if ln.startswith("{")]
     if not lines:
@@ -97,7 +104,15 @@ def loadgen_produce(cluster, topic, acks):
     return json.loads(lines[-1])
 
 
+def cluster_cpu_seconds(cluster):
+    """The CPU seconds all three broker processes have used."""
+    return sum(cpu_seconds(node.proc.pid) for node in cluster.nodes)
+
+
 def replicated_produce(cluster):
+    """RF=1 acks=1, RF=3 acks=1 and RF=3 acks=all (min.insync.replicas=2), each over PLAINTEXT and mTLS:
+    MB/s, latency and the CPU seconds of all brokers together per GB produced (leader and followers: a
+    replicated GB is written three times and fetched twice), then the ratios of each case."""
     from confluent_kafka.admin import AdminClient, NewTopic
     if not LOADGEN:
         print("replicated produce: no bulwark_loadgen (ninja -C build bulwark_loadgen); skipped")
@@ -106,16 +121,38 @@ def replicated_produce(cluster):
     runs = [("RF=1 acks=1", 1, "1"), ("RF=3 acks=1", 3, "1"), ("RF=3 acks=all", 3, "all")]
     results = {}
     for name, rf, acks in runs:
-        topic = f"bench-rf{rf}-{uuid.uuid4().hex[:8]}"
-        admin.create_topics([NewTopic(topic, 1, rf, config={"min.insync.replicas": "2" if rf == 3 else "1"})])[topic].result(60)
-        time.sleep(2)  # followers connect and the ISR settles
-        r = loadgen_produce(cluster, topic, acks)
-        results[name] = r
-        print(f"replicated produce {name:14s}: {r['mb_per_s']:7.1f} MB/s, p50 {r['latency_us']['p50'] / 1000:6.1f} ms, "
-              f"p99 {r['latency_us']['p99'] / 1000:6.1f} ms, {r['failed']} failed ({MESSAGES} x {SIZE} B, mTLS)")
-    base = results["RF=1 acks=1"]["mb_per_s"]
-    print(f"replicated produce ratios: RF=3 acks=1 / RF=1 = {results['RF=3 acks=1']['mb_per_s'] / base:.2f}, "
-          f"RF=3 acks=all / RF=1 = {results['RF=3 acks=all']['mb_per_s'] / base:.2f}")
+        for listener in ("PLAINTEXT", "MTLS"):
+            topic = f"bench-rf{rf}-{uuid.uuid4().hex[:8]}"
+            admin.create_topics([NewTopic(topic, 1, rf, config={"min.insync.replicas": "2" if rf == 3 else "1"})])[topic].result(60)
+            time.sleep(2)  # followers connect and the ISR settles
+            cpu0 = cluster_cpu_seconds(cluster)
+            r = loadgen_produce(cluster, topic, acks, listener)
+            time.sleep(1)  # the followers finish fetching what was acknowledged with acks=1
+            r["cpu_s_per_gb"] = (cluster_cpu_seconds(cluster) - cpu0) / (MESSAGES * SIZE / 1e9)
+            results[(name, listener)] = r
+            print(f"replicated produce {name:14s} {listener:9s}: {r['mb_per_s']:7.1f} MB/s, "
+                  f"p50 {r['latency_us']['p50'] / 1000:6.1f} ms, p99 {r['latency_us']['p99'] / 1000:6.1f} ms, "
+                  f"brokers {r['cpu_s_per_gb']:5.2f} CPU-s/GB, {r['failed']} failed ({MESSAGES} x {SIZE} B)")
+    for listener in ("PLAINTEXT", "MTLS"):
+        base = results[("RF=1 acks=1", listener)]["mb_per_s"]
+        print(f"replicated produce ratios, {listener}: RF=3 acks=1 / RF=1 = "
+              f"{results[('RF=3 acks=1', listener)]['mb_per_s'] / base:.2f}, RF=3 acks=all / RF=1 = "
+              f"{results[('RF=3 acks=all', listener)]['mb_per_s'] / base:.2f}")
+    for name, _, _ in runs:
+        tls, plain = results[(name, "MTLS")], results[(name, "PLAINTEXT")]
+        print(f"replicated produce {name:14s}: mTLS / PLAINTEXT MB/s = {tls['mb_per_s'] / plain['mb_per_s']:.2f}, "
+              f"CPU-s/GB {plain['cpu_s_per_gb']:.2f} -> {tls['cpu_s_per_gb']:.2f}")
+
+
+def add_plaintext_listeners(cluster):
+    """A PLAINTEXT listener on every node for the plaintext columns (ANONYMOUS is made a super user):
+    clients only, the brokers still replicate over mTLS."""
+    for node in cluster.nodes:
+        node.plaintext_port = free_port()
+        node.props["listeners"] += f",PLAINTEXT://{node.host}:{node.plaintext_port}"
+        node.props["advertised.listeners"] += f",PLAINTEXT://{node.host}:{node.plaintext_port}"
+        node.props["listener.security.protocol.map"] += ",PLAINTEXT:PLAINTEXT"
+        node.props["super.users"] += ";User:ANONYMOUS"
 
 
 def election_times(cluster):
@@ -155,8 +192,9 @@ def topic_admin(cluster, node):
 
 
 def partition_of(admin, topic):
-    p = admin.list_topics(topic, timeout=15).topics[topic].partitions[0]
-    return p.leader, sorted(p.isrs)
+    """(leader, sorted ISR) of partition 0; (-1, []) while the metadata does not list it yet."""
+    p = admin.list_topics(topic, timeout=15).topics[topic].partitions.get(0)
+    return (p.leader, sorted(p.isrs)) if p else (-1, [])
 
 
 def new_replicated_topic(cluster, configs=None):
@@ -262,8 +300,8 @@ def fsync_mode_against_the_disk(cluster):
     out = subprocess.run(["dd", "if=/dev/zero", f"of={probe}", "bs=1k", f"count={count}", "oflag=dsync"],
                          capture_output=True, text=True)
     probe.unlink(missing_ok=True)
-    line = out.stderr.strip().splitlines()[-1]  # "... bytes copied, 1.23 s, 830 kB/s"
-    seconds = float(line.split(",")[1].split()[0])
+    line = out.stderr.strip().splitlines()[-1]  # "204800 bytes (205 kB, 200 KiB) copied, 1.23 s, 166 kB/s"
+    seconds = float(line.split(",")[-2].split()[0])
     dd_rate = count / seconds
     topic = new_replicated_topic(cluster, {"flush.messages": "1"})
     global MESSAGES, SIZE
@@ -283,6 +321,7 @@ def main():
     faults.ELECTION_TIMEOUT_MS = ELECTION_MS
     with tempfile.TemporaryDirectory(prefix="bulwark-cluster-bench-") as root:
         cluster = faults.Cluster(Path(root))
+        add_plaintext_listeners(cluster)
         for node in cluster.nodes:
             node.props["controller.quorum.election.timeout.ms"] = str(ELECTION_MS)
             node.props["controller.quorum.fetch.timeout.ms"] = str(FETCH_MS)
