@@ -549,6 +549,8 @@ struct Broker::Impl {
                                     1000));
     const auto retention_every = std::max<std::int64_t>(1000, state.config.log_retention_check_interval_ms);
     std::int64_t next_retention = state.now_ms() + retention_every;
+    const auto producers_every = std::max<std::int64_t>(1000, state.config.producer_id_expiration_check_interval_ms);
+    std::int64_t next_producer_check = state.now_ms() + producers_every;
     std::unique_lock lock(maintenance_mu);
     while (!stopping) {
       maintenance_cv.wait_for(lock, std::chrono::milliseconds(flush_every));
@@ -562,6 +564,12 @@ struct Broker::Impl {
         if (auto cleaned = state.logs->enforce_retention_all(now); !cleaned.ok())
           log::error("enforcing retention: {}", cleaned.error().message);
         next_retention = now + retention_every;
+      }
+      if (now >= next_producer_check) {
+        if (auto expired = state.logs->expire_producers_all(now, state.config.producer_id_expiration_ms))
+          log::info("forgot {} producer(s) idle for producer.id.expiration.ms={}", expired,
+                    state.config.producer_id_expiration_ms);
+        next_producer_check = now + producers_every;
       }
       lock.lock();
     }

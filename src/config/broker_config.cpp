@@ -886,6 +886,8 @@ Result<BrokerConfig> build_broker_config(const Properties& properties) {
       r.int32("transaction.abort.timed.out.transaction.cleanup.interval.ms");
   c.transaction_remove_expired_transaction_cleanup_interval_ms =
       r.int32("transaction.remove.expired.transaction.cleanup.interval.ms");
+  c.producer_id_expiration_ms = r.int32("producer.id.expiration.ms");
+  c.producer_id_expiration_check_interval_ms = r.int32("producer.id.expiration.check.interval.ms");
   c.min_insync_replicas = r.int32("min.insync.replicas");
   c.unclean_leader_election_enable = r.boolean("unclean.leader.election.enable");
   c.replica_lag_time_max_ms = r.integer("replica.lag.time.max.ms", 30000);

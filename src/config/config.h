@@ -281,6 +281,9 @@ struct BrokerConfig {
   std::int32_t transactional_id_expiration_ms = 604800000;
   std::int32_t transaction_abort_timed_out_transaction_cleanup_interval_ms = 10000;
   std::int32_t transaction_remove_expired_transaction_cleanup_interval_ms = 3600000;
+  // KIP-854: a partition forgets an idempotent producer idle this long (none with an open transaction).
+  std::int32_t producer_id_expiration_ms = 86400000;
+  std::int32_t producer_id_expiration_check_interval_ms = 600000;
   std::int32_t min_insync_replicas = 1;
   bool unclean_leader_election_enable = false;
   std::int64_t replica_lag_time_max_ms = 0;

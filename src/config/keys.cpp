@@ -217,6 +217,8 @@ std::vector<KeySpec> make_specs() {
       {"transactional.id.expiration.ms", int32, "604800000", S, false, 1},
       {"transaction.abort.timed.out.transaction.cleanup.interval.ms", int32, "10000", S, false, 1},
       {"transaction.remove.expired.transaction.cleanup.interval.ms", int32, "3600000", S, false, 1},
+      {"producer.id.expiration.ms", int32, "86400000", S, false, 1},
+      {"producer.id.expiration.check.interval.ms", int32, "600000", S, false, 1},
 
       // --- misc
       {"metric.reporters", list, "", N},

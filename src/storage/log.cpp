@@ -902,6 +902,15 @@ LogResult<std::int64_t> PartitionLog::delete_records_before(std::int64_t offset)
   return log_start_offset_;
 }
 
+std::size_t PartitionLog::expire_producers(std::int64_t now_ms, std::int64_t expiration_ms) {
+  std::lock_guard lock(mu_);
+  std::vector<std::int64_t> expired;
+  for (const auto& [id, producer] : producers_)
+    if (producer.txn_first_offset < 0 && now_ms - producer.last_timestamp >= expiration_ms) expired.push_back(id);
+  for (const auto id : expired) erase_producer_locked(id);
+  return expired.size();
+}
+
 LogResult<std::size_t> PartitionLog::enforce_retention(std::int64_t now_ms) {
   std::lock_guard lock(mu_);
   if (closed_ || context_->offline()) return std::size_t{0};  // nothing is deleted from an offline dir

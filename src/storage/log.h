@@ -301,6 +301,11 @@ class PartitionLog {
   // many segments went.
   LogResult<std::size_t> enforce_retention(std::int64_t now_ms);
 
+  // KIP-854 (producer.id.expiration.ms): forgets the producers whose last batch is older than
+  // `expiration_ms`, unless a transaction of theirs is open. Returns how many went. A forgotten producer
+  // is new to this partition again: its next batch is taken as a new producer's (KIP-360).
+  std::size_t expire_producers(std::int64_t now_ms, std::int64_t expiration_ms);
+
   // Log compaction of the sealed segments below request.cleanable_end (storage/cleaner.h, defined in
   // cleaner.cpp). Runs on the cleaner's thread; appends and reads go on meanwhile.
   LogResult<CleanResult> clean(const CleanRequest& request);
@@ -479,6 +484,8 @@ class LogManager {
   // Also writes the recovery-point checkpoints (at most once a minute, as Kafka).
   LogStatus maybe_flush_all(std::int64_t now_ms);
   LogStatus enforce_retention_all(std::int64_t now_ms);
+  // expire_producers on every log; returns how many producers went in all.
+  std::size_t expire_producers_all(std::int64_t now_ms, std::int64_t expiration_ms);
 
   // Log dirs taken offline by a storage failure since start.
   std::vector<std::filesystem::path> offline_dirs() const;
@@ -499,6 +506,8 @@ class LogManager {
   std::map<std::filesystem::path, std::shared_ptr<LogDirContext>> contexts_;
   mutable std::mutex mu_;
   std::map<TopicPartition, std::shared_ptr<PartitionLog>> logs_;
+  // The logs open now, for walks that must not hold mu_ while each log works.
+  std::vector<std::shared_ptr<PartitionLog>> open_logs() const;
   std::mutex checkpoint_mu_;
   std::map<std::filesystem::path, std::string> last_checkpoint_;  // what each dir's file holds now
   std::int64_t last_checkpoint_ms_ = -1;

@@ -393,11 +393,7 @@ std::vector<TopicPartition> LogManager::list() const {
 }
 
 LogStatus LogManager::maybe_flush_all(std::int64_t now_ms) {
-  std::vector<std::shared_ptr<PartitionLog>> logs;
-  {
-    std::lock_guard lock(mu_);
-    for (const auto& [_, log] : logs_) logs.push_back(log);
-  }
+  const auto logs = open_logs();
   LogStatus result = LogDone{};
   for (const auto& log : logs) {
     auto flushed = log->maybe_flush(now_ms);
@@ -415,12 +411,23 @@ LogStatus LogManager::maybe_flush_all(std::int64_t now_ms) {
   return result;
 }
 
-LogStatus LogManager::enforce_retention_all(std::int64_t now_ms) {
+std::vector<std::shared_ptr<PartitionLog>> LogManager::open_logs() const {
+  std::lock_guard lock(mu_);
   std::vector<std::shared_ptr<PartitionLog>> logs;
-  {
-    std::lock_guard lock(mu_);
-    for (const auto& [_, log] : logs_) logs.push_back(log);
-  }
+  logs.reserve(logs_.size());
+  for (const auto& [_, log] : logs_) logs.push_back(log);
+  return logs;
+}
+
+std::size_t LogManager::expire_producers_all(std::int64_t now_ms, std::int64_t expiration_ms) {
+  const auto logs = open_logs();
+  std::size_t expired = 0;
+  for (const auto& log : logs) expired += log->expire_producers(now_ms, expiration_ms);
+  return expired;
+}
+
+LogStatus LogManager::enforce_retention_all(std::int64_t now_ms) {
+  const auto logs = open_logs();
   LogStatus result = LogDone{};
   for (const auto& log : logs) {
     auto deleted = log->enforce_retention(now_ms);

@@ -69,6 +69,27 @@ std::int64_t marker(PartitionLog& log, std::int64_t pid, std::int16_t epoch, boo
   return append_ok(log, build_txn_marker_batch(pid, epoch, {commit, coord_epoch}, wall_clock_ms()), coordinator());
 }
 
+TEST(StorageTransactions, IdleProducersExpireButNotWithAnOpenTransaction) {
+  TempDir tmp;
+  auto log = PartitionLog::open(tmp.path() / "t-0", small_segments());
+  ASSERT_TRUE(log.ok());
+  append_ok(**log, data_batch(7, 0, 0, false), leader());  // idempotent only
+  append_ok(**log, data_batch(8, 0, 0, true), leader());   // a transaction left open
+  append_ok(**log, data_batch(9, 0, 0, true), leader());
+  marker(**log, 9, 0, true);  // and one committed
+  const auto now = wall_clock_ms();
+  EXPECT_EQ((*log)->expire_producers(now, 60'000), 0u) << "producers younger than the expiration went";
+  EXPECT_EQ((*log)->expire_producers(now + 60'000, 60'000), 2u);
+  EXPECT_FALSE((*log)->producer_state(7).has_value());
+  EXPECT_FALSE((*log)->producer_state(9).has_value());
+  ASSERT_TRUE((*log)->producer_state(8).has_value()) << "a producer with an open transaction was forgotten";
+  EXPECT_EQ((*log)->first_unstable_offset(), 1) << "the open transaction no longer holds the LSO back";
+  // A forgotten producer starts again as a new one: sequence 0 is taken, not a duplicate or out of order.
+  auto again = (*log)->append(data_batch(7, 0, 0, false), leader());
+  ASSERT_TRUE(again.ok()) << again.error().message;
+  EXPECT_FALSE(again->duplicate);
+}
+
 TEST(StorageTransactions, MarkerBatchRoundTrips) {
   const Bytes batch = build_txn_marker_batch(7, 3, {true, 12}, 1000);
   auto h = wire::parse_batch_header(batch);
