@@ -162,6 +162,13 @@ def create_topics(broker, names):
             say(f"  create topic {name}: {e}")
 
 
+def delete_topic(broker, topic):
+    """DeleteTopics, waited for: a run that wrote GBs gives the disk back."""
+    from confluent_kafka.admin import AdminClient
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap("PLAINTEXT")})
+    admin.delete_topics([topic], operation_timeout=30)[topic].result(timeout=60)
+
+
 # ---------------------------------------------------------------------------------------------- idle TLS
 def api_versions_v0(correlation_id):
     payload = struct.pack(">hhi", 18, 0, correlation_id) + struct.pack(">h", 5) + b"bench"
@@ -835,18 +842,29 @@ def report(results):
     return summary
 
 
-def save_and_compare(results, out):
-    """Writes BENCH_RESULTS_DIR/<date>-<sha>.json (and out/results.json) and prints the change of each summary
-    figure against the newest earlier file in BENCH_RESULTS_DIR."""
+def results_kind(path):
+    """The benchmark a results file is from (meta.bench; files without it are this script's)."""
+    try:
+        return json.loads(path.read_text()).get("meta", {}).get("bench", "broker")
+    except (OSError, ValueError):
+        return None
+
+
+def save_and_compare(results, out, kind="broker"):
+    """Writes BENCH_RESULTS_DIR/<date>-<sha>[-<kind>].json (and out/results.json) and prints the change of each
+    summary figure against the newest earlier file of the same kind (meta.bench) in BENCH_RESULTS_DIR."""
+    results["meta"]["bench"] = kind
     (out / "results.json").write_text(json.dumps(results, indent=1))
     rdir = os.environ.get("BENCH_RESULTS_DIR", str(REPO / "bench" / "results"))
     if not rdir:
         return
     rdir = Path(rdir)
     rdir.mkdir(parents=True, exist_ok=True)
-    previous = sorted(rdir.glob("*.json"), key=lambda p: (p.stat().st_mtime, p.name))
+    previous = [p for p in sorted(rdir.glob("*.json"), key=lambda p: (p.stat().st_mtime, p.name))
+                if results_kind(p) == kind]
     meta = results["meta"]
-    name = time.strftime("%Y-%m-%dT%H%M%SZ", time.gmtime()) + f"-{meta['commit']}{'-dirty' if meta['dirty'] else ''}.json"
+    name = (time.strftime("%Y-%m-%dT%H%M%SZ", time.gmtime()) + f"-{meta['commit']}{'-dirty' if meta['dirty'] else ''}"
+            + ("" if kind == "broker" else f"-{kind}") + ".json")
     # Results files keep the figures, not the time series (those are in out/results.json).
     kept = {k: v for k, v in results.items() if k != "timeline"}
     for ln in LISTENERS:
