@@ -388,12 +388,12 @@ def set_quota(broker, client_id, key, rate):
                       "--add-config", f"{key}={int(rate)}", "--entity-type", "clients", "--entity-name", client_id)
 
 
-def produce_under_quota(broker, topic, client_id, throttles):
+def produce_under_quota(broker, topic, client_id, throttles, extra):
     """[(time, value bytes)] acknowledged while a producer goes flat out for QUOTA_SECONDS."""
     from confluent_kafka import Producer
     acked = []
     p = Producer({"bootstrap.servers": broker.bootstrap("PLAINTEXT"), "client.id": client_id, "acks": "all",
-                  "queue.buffering.max.kbytes": 1024, **throttles.conf()})
+                  "queue.buffering.max.kbytes": 1024, **throttles.conf(), **extra})
     value = b"x" * SIZE
 
     def delivered(err, msg):
@@ -410,11 +410,11 @@ def produce_under_quota(broker, topic, client_id, throttles):
     return start, acked
 
 
-def consume_under_quota(broker, topic, client_id, throttles):
+def consume_under_quota(broker, topic, client_id, throttles, extra):
     from confluent_kafka import Consumer, TopicPartition
     got = []
     c = Consumer({"bootstrap.servers": broker.bootstrap("PLAINTEXT"), "client.id": client_id, "group.id": client_id,
-                  "enable.auto.commit": False, **throttles.conf()})
+                  "enable.auto.commit": False, **throttles.conf(), **extra})
     c.assign([TopicPartition(topic, 0, 0)])
     start = time.monotonic()
     while time.monotonic() - start < QUOTA_SECONDS:
@@ -429,6 +429,35 @@ def rate_over(events, start, end):
     return sum(n for t, n in events if start <= t < end) / (end - start)
 
 
+def quota_cases():
+    """(direction, MB/s, client config): each rate both ways with librdkafka's defaults, then the lowest rate's
+    consumer again with 64 KiB fetches (a fetch is answered whole or empty, so its size is the quota's grain)."""
+    cases = [(d, rate, {}) for d in ("produce", "consume") for rate in QUOTA_RATES]
+    return cases + [("consume", min(QUOTA_RATES), {"max.partition.fetch.bytes": 65536})]
+
+
+def quota_run(broker, direction, rate, extra, warmup):
+    label = direction + (" 64K" if extra else "")
+    client_id = f"quota-{label.replace(' ', '-')}-{rate:g}"
+    set_quota(broker, client_id, "producer_byte_rate" if direction == "produce" else "consumer_byte_rate", rate * 1e6)
+    topic = "quota-fill"
+    if direction == "produce":
+        topic = client_id
+        create_topic(broker, topic)
+    throttles = ThrottleLog()
+    run = produce_under_quota if direction == "produce" else consume_under_quota
+    start, events = run(broker, topic, client_id, throttles, extra)
+    end = start + QUOTA_SECONDS
+    r = {"direction": label, "quota_mb_s": rate, "client_config": extra,
+         "steady_mb_s": rate_over(events, start + warmup, end) / 1e6, "whole_mb_s": rate_over(events, start, end) / 1e6,
+         "throttled_responses": len(throttles.events), "throttle_p50_ms": percentile(throttles.events, 0.5),
+         "throttle_max_ms": max(throttles.events, default=0), "stats_throttle_max_ms": throttles.stats_max}
+    r["error_pct"] = (r["steady_mb_s"] - rate) / rate * 100
+    say(f"  {label} quota {rate:g} MB/s: {r['steady_mb_s']:.2f} MB/s steady ({r['error_pct']:+.1f} %), "
+        f"{r['whole_mb_s']:.2f} MB/s whole run, {r['throttled_responses']} throttled responses")
+    return r
+
+
 def run_quota():
     results = {"meta": {}, "runs": []}
     warmup = QUOTA_WINDOWS - 1 + 1.0  # the burst a new client may take, plus the first throttled second
@@ -437,26 +466,11 @@ def run_quota():
         results["meta"].update(rates_mb_s=QUOTA_RATES, seconds=QUOTA_SECONDS, windows=QUOTA_WINDOWS, warmup_s=warmup)
         create_topic(broker, "quota-fill")
         need = int(max(QUOTA_RATES) * 1e6 * (QUOTA_SECONDS + QUOTA_WINDOWS) * 1.3 / SIZE)
-        bench.loadgen("produce", broker, "PLAINTEXT", "quota-fill", "--messages", need, "--size", SIZE, "--acks", "1")
-        for direction, key, run in (("produce", "producer_byte_rate", produce_under_quota),
-                                    ("consume", "consumer_byte_rate", consume_under_quota)):
-            for rate in QUOTA_RATES:
-                client_id = f"quota-{direction}-{rate:g}"
-                set_quota(broker, client_id, key, rate * 1e6)
-                topic = f"quota-{direction}-{rate:g}" if direction == "produce" else "quota-fill"
-                if direction == "produce":
-                    create_topic(broker, topic)
-                throttles = ThrottleLog()
-                start, events = run(broker, topic, client_id, throttles)
-                end = start + QUOTA_SECONDS
-                r = {"direction": direction, "quota_mb_s": rate, "steady_mb_s": rate_over(events, start + warmup, end) / 1e6,
-                     "whole_mb_s": rate_over(events, start, end) / 1e6, "throttled_responses": len(throttles.events),
-                     "throttle_p50_ms": percentile(throttles.events, 0.5), "throttle_max_ms": max(throttles.events, default=0),
-                     "stats_throttle_max_ms": throttles.stats_max}
-                r["error_pct"] = (r["steady_mb_s"] - rate) / rate * 100
-                results["runs"].append(r)
-                say(f"  {direction} quota {rate:g} MB/s: {r['steady_mb_s']:.2f} MB/s steady ({r['error_pct']:+.1f} %), "
-                    f"{r['whole_mb_s']:.2f} MB/s whole run, {r['throttled_responses']} throttled responses")
+        # In 64 KiB batches: a fetch returns at least one whole batch, so the stored batch is the finest grain.
+        bench.loadgen("produce", broker, "PLAINTEXT", "quota-fill", "--messages", need, "--size", SIZE, "--acks", "1",
+                      "--batch-size", 65536)
+        for direction, rate, extra in quota_cases():
+            results["runs"].append(quota_run(broker, direction, rate, extra, warmup))
     results["summary"] = report_quota(results)
     finish("quota", results)
 
@@ -465,20 +479,20 @@ def report_quota(results):
     m = results["meta"]
     say(f"\n== Quota accuracy (confluent-kafka flat out, 1 KiB values, {m['seconds']:.0f} s a run; quota.window.num="
         f"{m['windows']} x 1 s; steady = after the first {m['warmup_s']:.0f} s; MB = 10^6 B of values) ==")
-    say(f"{'direction':9s} {'quota MB/s':>10s} {'steady':>8s} {'error':>8s} {'whole run':>9s} {'throttled':>9s} "
+    say(f"{'direction':11s} {'quota MB/s':>10s} {'steady':>8s} {'error':>8s} {'whole run':>9s} {'throttled':>9s} "
         f"{'thr p50 ms':>10s} {'thr max':>8s} {'stats max':>9s}")
     summary = {}
     for r in results["runs"]:
-        say(f"{r['direction']:9s} {r['quota_mb_s']:10g} {r['steady_mb_s']:8.2f} {r['error_pct']:+7.1f}% "
+        say(f"{r['direction']:11s} {r['quota_mb_s']:10g} {r['steady_mb_s']:8.2f} {r['error_pct']:+7.1f}% "
             f"{r['whole_mb_s']:9.2f} {r['throttled_responses']:9d} {fmt(r['throttle_p50_ms'], '10.0f')} "
             f"{r['throttle_max_ms']:8.0f} {r['stats_throttle_max_ms']:9.0f}")
-        key = f"{r['direction']}_{r['quota_mb_s']:g}mb"
+        key = f"{r['direction'].replace(' ', '_')}_{r['quota_mb_s']:g}mb"
         summary.update({f"{key}.steady_mb_s": r["steady_mb_s"], f"{key}.error_pct": r["error_pct"],
                         f"{key}.throttle_p50_ms": r["throttle_p50_ms"]})
     say("  (steady: value bytes acknowledged / received per second after the warm-up, against the quota; the broker "
         "counts whole requests (produce) and record batches (fetch), so value bytes are ~1-2 % under what it counts; "
         "throttled: responses with throttle_time_ms > 0 (throttle_cb); stats max: brokers.*.throttle.max of the "
-        "statistics callback)")
+        "statistics callback; consume 64K: max.partition.fetch.bytes=65536 instead of librdkafka's 1 MiB)")
     return summary
 
 
