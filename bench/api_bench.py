@@ -105,22 +105,16 @@ def admin(broker):
     return AdminClient({"bootstrap.servers": broker.bootstrap("PLAINTEXT"), "log_level": 5})
 
 
-def create_topic(broker, name, partitions=1, config=None):
-    from confluent_kafka.admin import NewTopic
-    client = admin(broker)  # kept until the answer: a collected client cancels its futures
-    client.create_topics([NewTopic(name, partitions, 1, config=config or {})], operation_timeout=30)[name].result(timeout=60)
-
-
 def percentile(values, q):
     v = sorted(values)
     return v[min(len(v) - 1, int(q * len(v)))] if v else None
 
 
-def meta(name):
+def meta():
     sha, dirty = bench.git_sha()
     return {"commit": sha, "dirty": dirty, "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "cpus": os.cpu_count(), "load_average_start": os.getloadavg()[0], "size": SIZE,
-            "pinning": dict(bench.PINNING), "benchmark": name}
+            "pinning": dict(bench.PINNING)}
 
 
 def finish(name, results):
@@ -163,15 +157,15 @@ def run_txn():
     results = {"meta": {}, "runs": {v: [] for v in TXN_VARIANTS}}
     extra = {"transaction.state.log.num.partitions": "3", "offsets.topic.num.partitions": "3"}
     with BrokerRun("txn", extra) as broker:
-        results["meta"] = meta("txn")
+        results["meta"] = meta()
         # The first transactional producer creates __transaction_state: outside the measured runs.
-        create_topic(broker, "txn-warmup")
+        bench.create_topics(broker, ["txn-warmup"])
         bench.loadgen("produce", broker, "PLAINTEXT", "txn-warmup", "--messages", 2000, "--size", SIZE, "--acks", "all",
                       "--transaction-records", 100)
         for rep in range(TXN_REPS):  # interleaved, so background load hits every variant alike
             for i, (variant, args) in enumerate(TXN_VARIANTS.items()):
                 topic = f"txn-bench-{rep}-{i}"
-                create_topic(broker, topic)
+                bench.create_topics(broker, [topic])
                 r = bench.loadgen("produce", broker, "PLAINTEXT", topic, "--messages", TXN_MESSAGES, "--size", SIZE,
                                   "--acks", "all", *args)
                 r["cpu_s_per_gb"] = r["broker_cpu_s"] / (r["bytes"] / 1e9) if r["bytes"] else None
@@ -182,7 +176,7 @@ def run_txn():
                     f"{fmt(r['cpu_s_per_gb'], '.2f')} CPU-s/GB{commit}")
                 bench.delete_topic(broker, topic)
         if TXN_PY_MESSAGES > 0:
-            create_topic(broker, "txn-python")
+            bench.create_topics(broker, ["txn-python"])
             results["python_records_per_s"] = python_producer_rate(broker, "txn-python", TXN_PY_MESSAGES)
     results["summary"] = report_txn(results)
     finish("txn", results)
@@ -288,11 +282,11 @@ def run_cleaner():
     from confluent_kafka.admin import ConfigResource
     results = {"meta": {}}
     with BrokerRun("cleaner", {"log.cleaner.backoff.ms": "200"}) as broker:
-        results["meta"] = meta("cleaner")
+        results["meta"] = meta()
         results["meta"].update(keys=CLEANER_KEYS, tombstones=CLEANER_TOMBSTONES, messages=CLEANER_MESSAGES,
                                partitions=CLEANER_PARTITIONS, probe_rate=PROBE_RATE, probe_seconds=PROBE_SECONDS)
-        create_topic(broker, "compacted", CLEANER_PARTITIONS, compacted_config(3600 * 1000))
-        create_topic(broker, "probe")
+        bench.create_topics(broker, ["compacted"], CLEANER_PARTITIONS, compacted_config(3600 * 1000))
+        bench.create_topics(broker, ["probe"])
         fill = bench.loadgen("produce", broker, "PLAINTEXT", "compacted", "--messages", CLEANER_MESSAGES, "--size", SIZE,
                              "--acks", "1", "--keys", CLEANER_KEYS, "--tombstones", CLEANER_TOMBSTONES)
         say(f"  filled: {fill['delivered']} records ({fill['tombstones']} tombstones) of {CLEANER_KEYS} keys, "
@@ -444,7 +438,7 @@ def quota_run(broker, direction, rate, extra, warmup):
     topic = "quota-fill"
     if direction == "produce":
         topic = client_id
-        create_topic(broker, topic)
+        bench.create_topics(broker, [topic])
     throttles = ThrottleLog()
     run = produce_under_quota if direction == "produce" else consume_under_quota
     start, events = run(broker, topic, client_id, throttles, extra)
@@ -463,9 +457,9 @@ def run_quota():
     results = {"meta": {}, "runs": []}
     warmup = QUOTA_WINDOWS - 1 + 1.0  # the burst a new client may take, plus the first throttled second
     with BrokerRun("quota", {"quota.window.num": str(QUOTA_WINDOWS), "quota.window.size.seconds": "1"}) as broker:
-        results["meta"] = meta("quota")
+        results["meta"] = meta()
         results["meta"].update(rates_mb_s=QUOTA_RATES, seconds=QUOTA_SECONDS, windows=QUOTA_WINDOWS, warmup_s=warmup)
-        create_topic(broker, "quota-fill")
+        bench.create_topics(broker, ["quota-fill"])
         need = int(max(QUOTA_RATES) * 1e6 * (QUOTA_SECONDS + QUOTA_WINDOWS) * 1.3 / SIZE)
         # In 64 KiB batches: a fetch returns at least one whole batch, so the stored batch is the finest grain.
         bench.loadgen("produce", broker, "PLAINTEXT", "quota-fill", "--messages", need, "--size", SIZE, "--acks", "1",

@@ -145,7 +145,7 @@ def loadgen(mode, broker, listener, topic, *args, timeout=300):
     return out
 
 
-def create_topics(broker, names):
+def create_topics(broker, names, partitions=1, config=None):
     """CreateTopics through confluent-kafka's AdminClient; falls back on auto-creation by the producer."""
     try:
         from confluent_kafka.admin import AdminClient, NewTopic
@@ -153,8 +153,8 @@ def create_topics(broker, names):
         say("  (confluent_kafka not importable: topics are auto-created on first produce)")
         return
     admin = AdminClient({"bootstrap.servers": broker.bootstrap("PLAINTEXT")})
-    futures = admin.create_topics([NewTopic(n, num_partitions=1, replication_factor=1) for n in names],
-                                  operation_timeout=10)
+    futures = admin.create_topics([NewTopic(n, num_partitions=partitions, replication_factor=1, config=config or {})
+                                   for n in names], operation_timeout=10)
     for name, f in futures.items():
         try:
             f.result(timeout=30)
