@@ -191,24 +191,26 @@ def report_txn(results):
     say(f"\n== Transactional produce ({TXN_MESSAGES} x {SIZE} B, acks=all, bulwark_loadgen/librdkafka, best of "
         f"{TXN_REPS}; {bench.PINNING['how']}) ==")
     say(f"{'variant':18s} {'rec/s':>9s} {'MB/s':>7s} {'x non-txn':>9s} {'CPU-s/GB':>8s} {'x non-txn':>9s} "
-        f"{'flush p50':>9s} {'p99':>7s} {'commit p50':>10s} {'p99':>7s} {'f+c p50':>8s}")
+        f"{'flush p50':>9s} {'p99':>7s} {'commit p50':>10s} {'p99':>7s} {'f+c p50':>8s} {'p99':>7s}")
     for v, r in best.items():
         key = v.split("/")[0].replace(" ", "_").replace("-", "_")
         ratio, cpu_ratio = r["msgs_per_s"] / base["msgs_per_s"], cpu[v] / cpu["non-transactional"] if cpu[v] else None
-        fl, cm = r.get("flush_us"), r.get("commit_us")
-        both = (fl["p50"] + cm["p50"]) / 1000 if fl and cm else None
+        fl, cm, fc = r.get("flush_us"), r.get("commit_us"), r.get("flush_and_commit_us")
         say(f"{v:18s} {r['msgs_per_s']:9.0f} {r['mb_per_s']:7.1f} {ratio:9.2f} {fmt(cpu[v], '8.2f')} "
             f"{fmt(cpu_ratio, '9.2f')} {fmt(fl and fl['p50'] / 1000, '9.2f')} {fmt(fl and fl['p99'] / 1000, '7.2f')} "
-            f"{fmt(cm and cm['p50'] / 1000, '10.2f')} {fmt(cm and cm['p99'] / 1000, '7.2f')} {fmt(both, '8.2f')}")
+            f"{fmt(cm and cm['p50'] / 1000, '10.2f')} {fmt(cm and cm['p99'] / 1000, '7.2f')} "
+            f"{fmt(fc and fc['p50'] / 1000, '8.2f')} {fmt(fc and fc['p99'] / 1000, '7.2f')}")
         summary.update({f"{key}.records_per_s": r["msgs_per_s"], f"{key}.mb_per_s": r["mb_per_s"],
                         f"{key}.cpu_s_per_gb": cpu[v], f"{key}.vs_non_txn": ratio, f"{key}.cpu_vs_non_txn": cpu_ratio})
         if cm:
             summary.update({f"{key}.commit_p50_ms": cm["p50"] / 1000, f"{key}.commit_p99_ms": cm["p99"] / 1000,
-                            f"{key}.flush_p50_ms": fl["p50"] / 1000, f"{key}.flush_p99_ms": fl["p99"] / 1000})
+                            f"{key}.flush_p50_ms": fl["p50"] / 1000, f"{key}.flush_p99_ms": fl["p99"] / 1000,
+                            f"{key}.flush_and_commit_p50_ms": fc["p50"] / 1000,
+                            f"{key}.flush_and_commit_p99_ms": fc["p99"] / 1000})
     say("  (rec/s and MB/s: the best rep, first produce() to last delivery, commits included; CPU-s/GB: broker "
         "utime+stime per GB of values, lowest rep; flush: rd_kafka_flush() of the transaction's records before "
-        "the commit; commit: commit_transaction() after it (EndTxn, markers); f+c: what commit_transaction() "
-        "alone would take, p50s added; ms)")
+        "the commit; commit: commit_transaction() after it (EndTxn, markers); f+c: both, per transaction, what "
+        "commit_transaction() without the flush before it would take; ms)")
     py = results.get("python_records_per_s")
     if py:
         say(f"client: confluent-kafka (Python) flat out, same records, non-transactional: {py:.0f} rec/s = "

@@ -12,8 +12,8 @@
 //          latency then includes the time a message waits in librdkafka's queue.
 //          --transaction-records N: a transactional producer (transactional.id bulwark-loadgen-<pid> unless
 //          -X sets one) commits every N records; flush_us is the flush before each commit and commit_us
-//          the commit_transaction() call after it (EndTxn and its markers), so their sum is what one
-//          commit_transaction() without the flush would take. --keys N: each record gets a random key of
+//          the commit_transaction() call after it (EndTxn and its markers); flush_and_commit_us, their sum
+//          per transaction, is what one commit_transaction() without the flush would take. --keys N: each record gets a random key of
 //          N ("key-<i>"); --tombstones F: that fraction of them a null value instead (needs --keys).
 //          --latency-file FILE: one line per delivered record, "<send time, unix us> <latency us>".
 // consume: reads N messages from the beginning of every partition of the topic (legacy consumer API, no
@@ -184,7 +184,7 @@ struct ProduceState {
   std::atomic<long long> failed{0};
   std::string first_error;
   // Transactions (--transaction-records): flush before each commit, then the commit itself.
-  std::vector<double> flush_us, commit_us;
+  std::vector<double> flush_us, commit_us, flush_and_commit_us;
   long long tombstones = 0;
 };
 
@@ -230,6 +230,7 @@ void commit(rd_kafka_t* rk, const Options& o, ProduceState& st) {
   int64_t t2 = mono_ns();
   st.flush_us.push_back(static_cast<double>(t1 - t0) / 1000.0);
   st.commit_us.push_back(static_cast<double>(t2 - t1) / 1000.0);
+  st.flush_and_commit_us.push_back(static_cast<double>(t2 - t0) / 1000.0);
 }
 
 // The key of record i (--keys) and whether it is a tombstone (--tombstones).
@@ -330,7 +331,8 @@ std::string txn_and_key_json(const Options& o, const ProduceState& st) {
   if (o.transaction_records > 0)
     out += ",\"transaction_records\":" + std::to_string(o.transaction_records) +
            ",\"transactions\":" + std::to_string(st.commit_us.size()) + "," +
-           json_pct("flush_us", percentiles(st.flush_us)) + "," + json_pct("commit_us", percentiles(st.commit_us));
+           json_pct("flush_us", percentiles(st.flush_us)) + "," + json_pct("commit_us", percentiles(st.commit_us)) + "," +
+           json_pct("flush_and_commit_us", percentiles(st.flush_and_commit_us));
   if (o.keys > 0) out += ",\"keys\":" + std::to_string(o.keys) + ",\"tombstones\":" + std::to_string(st.tombstones);
   return out;
 }
