@@ -21,7 +21,7 @@ broker on one CPU and the client on the other (bench/broker_bench.py's start-up,
 
 Each writes bench/results/<date>-<commit>-<name>.json (BENCH_RESULTS_DIR) and prints the change against the
 newest earlier file of the same name. BULWARK_BIN and BULWARK_LOADGEN as for bench/broker_bench.py.
-Knobs: BENCH_TXN_MESSAGES (200000 a run), BENCH_TXN_REPS (2, interleaved; best records/s, lowest CPU),
+Knobs: BENCH_TXN_MESSAGES (200000 a run), BENCH_TXN_REPS (3, interleaved; best records/s, lowest CPU),
   BENCH_TXN_PY_MESSAGES (100000; 0 skips the Python client), BENCH_CLEANER_MESSAGES (1000000),
   BENCH_CLEANER_KEYS (100000), BENCH_CLEANER_TOMBSTONES (0.05), BENCH_CLEANER_PARTITIONS (4),
   BENCH_PROBE_RATE (2000 records/s), BENCH_PROBE_SECONDS (5), BENCH_QUOTA_RATES (1,5,20),
@@ -44,7 +44,7 @@ import broker_bench as bench  # noqa: E402  (finds the binaries, imports the tes
 
 SIZE = 1024
 TXN_MESSAGES = int(os.environ.get("BENCH_TXN_MESSAGES", "200000"))
-TXN_REPS = int(os.environ.get("BENCH_TXN_REPS", "2"))
+TXN_REPS = int(os.environ.get("BENCH_TXN_REPS", "3"))
 TXN_PY_MESSAGES = int(os.environ.get("BENCH_TXN_PY_MESSAGES", "100000"))
 CLEANER_MESSAGES = int(os.environ.get("BENCH_CLEANER_MESSAGES", "1000000"))
 CLEANER_KEYS = int(os.environ.get("BENCH_CLEANER_KEYS", "100000"))
