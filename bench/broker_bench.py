@@ -145,7 +145,7 @@ def loadgen(mode, broker, listener, topic, *args, timeout=300):
     return out
 
 
-def create_topics(broker, names):
+def create_topics(broker, names, partitions=1, config=None):
     """CreateTopics through confluent-kafka's AdminClient; falls back on auto-creation by the producer."""
     try:
         from confluent_kafka.admin import AdminClient, NewTopic
@@ -153,13 +153,20 @@ def create_topics(broker, names):
         say("  (confluent_kafka not importable: topics are auto-created on first produce)")
         return
     admin = AdminClient({"bootstrap.servers": broker.bootstrap("PLAINTEXT")})
-    futures = admin.create_topics([NewTopic(n, num_partitions=1, replication_factor=1) for n in names],
-                                  operation_timeout=10)
+    futures = admin.create_topics([NewTopic(n, num_partitions=partitions, replication_factor=1, config=config or {})
+                                   for n in names], operation_timeout=10)
     for name, f in futures.items():
         try:
             f.result(timeout=30)
         except Exception as e:  # noqa: BLE001 (already exists or auto-created: fine for a benchmark)
             say(f"  create topic {name}: {e}")
+
+
+def delete_topic(broker, topic):
+    """DeleteTopics, waited for: a run that wrote GBs gives the disk back."""
+    from confluent_kafka.admin import AdminClient
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap("PLAINTEXT")})
+    admin.delete_topics([topic], operation_timeout=30)[topic].result(timeout=60)
 
 
 # ---------------------------------------------------------------------------------------------- idle TLS
@@ -835,18 +842,29 @@ def report(results):
     return summary
 
 
-def save_and_compare(results, out):
-    """Writes BENCH_RESULTS_DIR/<date>-<sha>.json (and out/results.json) and prints the change of each summary
-    figure against the newest earlier file in BENCH_RESULTS_DIR."""
+def results_kind(path):
+    """The benchmark a results file is from (meta.bench; files without it are this script's)."""
+    try:
+        return json.loads(path.read_text()).get("meta", {}).get("bench", "broker")
+    except (OSError, ValueError):
+        return None
+
+
+def save_and_compare(results, out, kind="broker"):
+    """Writes BENCH_RESULTS_DIR/<date>-<sha>[-<kind>].json (and out/results.json) and prints the change of each
+    summary figure against the newest earlier file of the same kind (meta.bench) in BENCH_RESULTS_DIR."""
+    results["meta"]["bench"] = kind
     (out / "results.json").write_text(json.dumps(results, indent=1))
     rdir = os.environ.get("BENCH_RESULTS_DIR", str(REPO / "bench" / "results"))
     if not rdir:
         return
     rdir = Path(rdir)
     rdir.mkdir(parents=True, exist_ok=True)
-    previous = sorted(rdir.glob("*.json"), key=lambda p: (p.stat().st_mtime, p.name))
+    previous = [p for p in sorted(rdir.glob("*.json"), key=lambda p: (p.stat().st_mtime, p.name))
+                if results_kind(p) == kind]
     meta = results["meta"]
-    name = time.strftime("%Y-%m-%dT%H%M%SZ", time.gmtime()) + f"-{meta['commit']}{'-dirty' if meta['dirty'] else ''}.json"
+    name = (time.strftime("%Y-%m-%dT%H%M%SZ", time.gmtime()) + f"-{meta['commit']}{'-dirty' if meta['dirty'] else ''}"
+            + ("" if kind == "broker" else f"-{kind}") + ".json")
     # Results files keep the figures, not the time series (those are in out/results.json).
     kept = {k: v for k, v in results.items() if k != "timeline"}
     for ln in LISTENERS:

@@ -57,14 +57,8 @@ def produce(broker, topic, per_second, port):
     result["scrapes"] = scraper.scrapes if scraper else 0
     result["exposition_bytes"] = scraper.bytes // max(scraper.scrapes, 1) if scraper else 0
     result["cpu_s_per_gb"] = result["broker_cpu_s"] / (MESSAGES * bench.SIZE / 1e9)
-    delete_topic(broker, topic)  # each run writes GBs: give the disk back
+    bench.delete_topic(broker, topic)  # each run writes GBs: give the disk back
     return result
-
-
-def delete_topic(broker, topic):
-    from confluent_kafka.admin import AdminClient
-    admin = AdminClient({"bootstrap.servers": broker.bootstrap("PLAINTEXT")})
-    admin.delete_topics([topic], operation_timeout=30)[topic].result(timeout=60)
 
 
 def scrape_cost(broker, port, count=200):

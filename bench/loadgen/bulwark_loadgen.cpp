@@ -2,13 +2,20 @@
 //
 //   bulwark_loadgen produce --bootstrap HOST:PORT --topic T [--messages N] [--size BYTES] [--acks A]
 //                           [--compression none|gzip|snappy|lz4|zstd] [--linger-ms MS] [--batch-size BYTES]
-//                           [--rate MSG_PER_S] [-X key=value ...]
+//                           [--rate MSG_PER_S] [--transaction-records N] [--keys N] [--tombstones FRACTION]
+//                           [--latency-file FILE] [-X key=value ...]
 //   bulwark_loadgen consume --bootstrap HOST:PORT --topic T [--messages N] [-X key=value ...]
 //   bulwark_loadgen e2e     --bootstrap HOST:PORT --topic T [--messages N] [--size BYTES] --rate MSG_PER_S ...
 //
 // produce: MB/s (1 MB = 10^6 bytes of message values) and the latency of each message from produce() to
 //          its delivery report (p50/p99/max); with --rate 0 the producer runs as fast as it can, so the
 //          latency then includes the time a message waits in librdkafka's queue.
+//          --transaction-records N: a transactional producer (transactional.id bulwark-loadgen-<pid> unless
+//          -X sets one) commits every N records; flush_us is the flush before each commit and commit_us
+//          the commit_transaction() call after it (EndTxn and its markers); flush_and_commit_us, their sum
+//          per transaction, is what one commit_transaction() without the flush would take. --keys N: each record gets a random key of
+//          N ("key-<i>"); --tombstones F: that fraction of them a null value instead (needs --keys).
+//          --latency-file FILE: one line per delivered record, "<send time, unix us> <latency us>".
 // consume: reads N messages from the beginning of every partition of the topic (legacy consumer API, no
 //          group), MB/s measured from the first to the last message.
 // e2e:     a consumer positioned at the end of every partition runs in one thread while a rate-limited
@@ -18,6 +25,7 @@
 // -X passes any librdkafka property to every client (e.g. security.protocol=ssl, ssl.ca.location=...,
 // ssl.certificate.location=..., ssl.key.location=...). Output: one JSON line on stdout.
 #include <librdkafka/rdkafka.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -48,6 +56,10 @@ struct Options {
   double rate = 0;
   double timeout_s = 120;
   std::string group;  // consume as a member of this consumer group (subscribe) instead of by assignment
+  long long transaction_records = 0;  // > 0: a transactional producer committing every that many records
+  long long keys = 0;                 // > 0: random keys out of this many
+  double tombstones = 0;              // fraction of keyed records sent with a null value
+  std::string latency_file;           // per-record send time and latency
   std::vector<std::pair<std::string, std::string>> extra;
 };
 
@@ -60,7 +72,9 @@ void usage() {
   std::fprintf(stderr,
                "usage: bulwark_loadgen produce|consume|e2e --bootstrap HOST:PORT --topic T [--messages N]\n"
                "         [--size BYTES] [--acks A] [--compression C] [--linger-ms MS] [--batch-size BYTES]\n"
-               "         [--rate MSG_PER_S (0 = as fast as possible)] [--timeout S] [--group G] [-X key=value ...]\n");
+               "         [--rate MSG_PER_S (0 = as fast as possible)] [--timeout S] [--group G]\n"
+               "         [--transaction-records N] [--keys N] [--tombstones FRACTION] [--latency-file FILE]\n"
+               "         [-X key=value ...]\n");
   std::exit(2);
 }
 
@@ -86,6 +100,10 @@ Options parse(int argc, char** argv) {
     else if (a == "--rate") o.rate = std::stod(next());
     else if (a == "--timeout") o.timeout_s = std::stod(next());
     else if (a == "--group") o.group = next();
+    else if (a == "--transaction-records") o.transaction_records = std::stoll(next());
+    else if (a == "--keys") o.keys = std::stoll(next());
+    else if (a == "--tombstones") o.tombstones = std::stod(next());
+    else if (a == "--latency-file") o.latency_file = next();
     else if (a == "-X") {
       std::string kv = next();
       auto eq = kv.find('=');
@@ -97,6 +115,9 @@ Options parse(int argc, char** argv) {
   if (o.messages <= 0) die("--messages must be > 0");
   if (o.mode == "e2e" && o.rate <= 0) die("e2e needs --rate > 0");
   if (o.mode != "consume" && o.size < 8) die("--size must be >= 8 (the value carries the send time)");
+  if (o.tombstones < 0 || o.tombstones > 1 || (o.tombstones > 0 && o.keys <= 0))
+    die("--tombstones wants a fraction in [0, 1] and --keys");
+  if (o.transaction_records > 0 && o.mode != "produce") die("--transaction-records is for produce only");
   return o;
 }
 
@@ -155,9 +176,16 @@ std::string json_pct(const char* name, const Percentiles& p) {
 // ---------------------------------------------------------------------------------------------- produce
 struct ProduceState {
   std::vector<double> latency_us;
+  std::vector<std::pair<int64_t, double>> samples;  // (send time in unix us, latency us) for --latency-file
+  bool keep_samples = false;
+  int64_t wall_minus_mono_us = 0;  // turns a monotonic send time into a wall-clock one
+  double bytes = 0;                // value bytes delivered
   std::atomic<long long> delivered{0};
   std::atomic<long long> failed{0};
   std::string first_error;
+  // Transactions (--transaction-records): flush before each commit, then the commit itself.
+  std::vector<double> flush_us, commit_us, flush_and_commit_us;
+  long long tombstones = 0;
 };
 
 void dr_cb(rd_kafka_t*, const rd_kafka_message_t* m, void* opaque) {
@@ -167,7 +195,10 @@ void dr_cb(rd_kafka_t*, const rd_kafka_message_t* m, void* opaque) {
     st->failed.fetch_add(1, std::memory_order_relaxed);
   } else {
     int64_t sent_ns = static_cast<int64_t>(reinterpret_cast<intptr_t>(m->_private));
-    st->latency_us.push_back(static_cast<double>(mono_ns() - sent_ns) / 1000.0);
+    double latency = static_cast<double>(mono_ns() - sent_ns) / 1000.0;
+    st->latency_us.push_back(latency);
+    st->bytes += static_cast<double>(m->len);
+    if (st->keep_samples) st->samples.emplace_back(sent_ns / 1000 + st->wall_minus_mono_us, latency);
   }
   st->delivered.fetch_add(1, std::memory_order_relaxed);
 }
@@ -178,9 +209,49 @@ struct ProduceResult {
   ProduceState* state = nullptr;
 };
 
+void check(rd_kafka_error_t* error, const char* what) {
+  if (!error) return;
+  std::string message = std::string(what) + ": " + rd_kafka_error_string(error);
+  rd_kafka_error_destroy(error);
+  die(message);
+}
+
+bool has_extra(const Options& o, const std::string& key) {
+  return std::any_of(o.extra.begin(), o.extra.end(), [&](const auto& kv) { return kv.first == key; });
+}
+
+// Ends the open transaction: flush (its records' delivery), then commit_transaction(), each timed.
+void commit(rd_kafka_t* rk, const Options& o, ProduceState& st) {
+  const int timeout_ms = static_cast<int>(o.timeout_s * 1000);
+  int64_t t0 = mono_ns();
+  if (rd_kafka_flush(rk, timeout_ms) != RD_KAFKA_RESP_ERR_NO_ERROR) die("flush before commit timed out");
+  int64_t t1 = mono_ns();
+  check(rd_kafka_commit_transaction(rk, timeout_ms), "commit_transaction");
+  int64_t t2 = mono_ns();
+  st.flush_us.push_back(static_cast<double>(t1 - t0) / 1000.0);
+  st.commit_us.push_back(static_cast<double>(t2 - t1) / 1000.0);
+  st.flush_and_commit_us.push_back(static_cast<double>(t2 - t0) / 1000.0);
+}
+
+// The key of record i (--keys) and whether it is a tombstone (--tombstones).
+struct KeyChooser {
+  std::mt19937_64 rng{7};
+  char buf[32];
+  size_t len = 0;
+  bool tombstone = false;
+  void next(const Options& o) {
+    if (o.keys <= 0) return;
+    len = static_cast<size_t>(std::snprintf(buf, sizeof buf, "key-%llu", static_cast<unsigned long long>(rng() % static_cast<uint64_t>(o.keys))));
+    tombstone = o.tombstones > 0 && static_cast<double>(rng() % 1000000) < o.tombstones * 1e6;
+  }
+};
+
 // Produces o.messages values of o.size bytes; each carries wall_us() in its first 8 bytes.
 ProduceResult run_producer(const Options& o, ProduceState& st, const std::atomic<bool>* stop = nullptr) {
   rd_kafka_conf_t* conf = base_conf(o);
+  const bool txn = o.transaction_records > 0;
+  if (txn && !has_extra(o, "transactional.id"))
+    set(conf, "transactional.id", "bulwark-loadgen-" + std::to_string(static_cast<long long>(getpid())));
   set(conf, "acks", o.acks);
   set(conf, "compression.type", o.compression);
   if (!o.linger_ms.empty()) set(conf, "linger.ms", o.linger_ms);
@@ -192,6 +263,10 @@ ProduceResult run_producer(const Options& o, ProduceState& st, const std::atomic
   if (!rk) die(std::string("producer: ") + err);
   rd_kafka_topic_t* rkt = rd_kafka_topic_new(rk, o.topic.c_str(), nullptr);
   st.latency_us.reserve(static_cast<size_t>(o.messages));
+  st.keep_samples = !o.latency_file.empty();
+  st.wall_minus_mono_us = wall_us() - mono_ns() / 1000;
+  if (txn) check(rd_kafka_init_transactions(rk, static_cast<int>(o.timeout_s * 1000)), "init_transactions");
+  KeyChooser keys;
 
   std::vector<char> payload(o.size);
   std::mt19937_64 rng(42);
@@ -217,9 +292,13 @@ ProduceResult run_producer(const Options& o, ProduceState& st, const std::atomic
     }
     int64_t now_wall = wall_us();
     std::memcpy(payload.data(), &now_wall, 8);
+    if (txn && i % o.transaction_records == 0) check(rd_kafka_begin_transaction(rk), "begin_transaction");
+    keys.next(o);
+    st.tombstones += keys.tombstone ? 1 : 0;
     for (;;) {
       int64_t t = mono_ns();
-      if (rd_kafka_produce(rkt, RD_KAFKA_PARTITION_UA, RD_KAFKA_MSG_F_COPY, payload.data(), payload.size(), nullptr, 0,
+      if (rd_kafka_produce(rkt, RD_KAFKA_PARTITION_UA, RD_KAFKA_MSG_F_COPY, keys.tombstone ? nullptr : payload.data(),
+                           keys.tombstone ? 0 : payload.size(), keys.len ? keys.buf : nullptr, keys.len,
                            reinterpret_cast<void*>(static_cast<intptr_t>(t))) == 0)
         break;
       rd_kafka_resp_err_t e = rd_kafka_last_error();
@@ -227,7 +306,9 @@ ProduceResult run_producer(const Options& o, ProduceState& st, const std::atomic
       rd_kafka_poll(rk, 1);
     }
     rd_kafka_poll(rk, 0);
+    if (txn && ((i + 1) % o.transaction_records == 0 || i + 1 == o.messages)) commit(rk, o, st);
   }
+  if (txn && i % o.transaction_records != 0 && i < o.messages) commit(rk, o, st);  // stopped mid-transaction
   auto deadline = Clock::now() + std::chrono::duration<double>(o.timeout_s);
   while (st.delivered.load() < i && Clock::now() < deadline) rd_kafka_poll(rk, 10);
   double seconds = std::chrono::duration<double>(Clock::now() - start).count();
@@ -237,17 +318,36 @@ ProduceResult run_producer(const Options& o, ProduceState& st, const std::atomic
   return {seconds, i, &st};
 }
 
+void write_samples(const std::string& path, const ProduceState& st) {
+  FILE* f = std::fopen(path.c_str(), "w");
+  if (!f) die("cannot write " + path);
+  for (const auto& [sent, latency] : st.samples) std::fprintf(f, "%" PRId64 " %.1f\n", sent, latency);
+  std::fclose(f);
+}
+
+// The transaction and key fields of the produce JSON line (empty when neither was asked for).
+std::string txn_and_key_json(const Options& o, const ProduceState& st) {
+  std::string out;
+  if (o.transaction_records > 0)
+    out += ",\"transaction_records\":" + std::to_string(o.transaction_records) +
+           ",\"transactions\":" + std::to_string(st.commit_us.size()) + "," +
+           json_pct("flush_us", percentiles(st.flush_us)) + "," + json_pct("commit_us", percentiles(st.commit_us)) + "," +
+           json_pct("flush_and_commit_us", percentiles(st.flush_and_commit_us));
+  if (o.keys > 0) out += ",\"keys\":" + std::to_string(o.keys) + ",\"tombstones\":" + std::to_string(st.tombstones);
+  return out;
+}
+
 int produce(const Options& o) {
   ProduceState st;
   ProduceResult r = run_producer(o, st);
   long long ok = static_cast<long long>(st.latency_us.size());
-  double bytes = static_cast<double>(ok) * static_cast<double>(o.size);
+  if (!o.latency_file.empty()) write_samples(o.latency_file, st);
   std::printf("{\"mode\":\"produce\",\"messages\":%lld,\"delivered\":%lld,\"failed\":%lld,\"size\":%zu,"
-              "\"seconds\":%.3f,\"mb_per_s\":%.2f,\"msgs_per_s\":%.0f,\"acks\":\"%s\",\"compression\":\"%s\","
-              "\"rate\":%.0f,%s%s%s%s}\n",
-              r.sent, ok, st.failed.load(), o.size, r.seconds, bytes / 1e6 / r.seconds,
+              "\"bytes\":%.0f,\"seconds\":%.3f,\"mb_per_s\":%.2f,\"msgs_per_s\":%.0f,\"acks\":\"%s\","
+              "\"compression\":\"%s\",\"rate\":%.0f%s,%s%s%s%s}\n",
+              r.sent, ok, st.failed.load(), o.size, st.bytes, r.seconds, st.bytes / 1e6 / r.seconds,
               static_cast<double>(ok) / r.seconds, o.acks.c_str(), o.compression.c_str(), o.rate,
-              json_pct("latency_us", percentiles(st.latency_us)).c_str(),
+              txn_and_key_json(o, st).c_str(), json_pct("latency_us", percentiles(st.latency_us)).c_str(),
               st.first_error.empty() ? "" : ",\"error\":\"", st.first_error.c_str(),
               st.first_error.empty() ? "" : "\"");
   return (st.failed.load() == 0 && ok == r.sent) ? 0 : 1;
