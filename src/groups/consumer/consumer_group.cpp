@@ -203,12 +203,13 @@ GroupError ConsumerGroup::find_member(const HeartbeatRequest& request, const std
       return GroupError::unreleased_instance_id;
     }
     // The static member comes back under a new member id and takes over its assignment.
-    auto assigned = by_instance->assigned;
-    auto target = target_[by_instance->id];
-    remove_member(by_instance->id, "replaced by its rejoining instance");
+    Member previous = *by_instance;
+    auto target = target_[previous.id];
+    remove_member(previous.id, "replaced by its rejoining instance");
     --group_epoch_;  // a replacement is not a membership change
     member = &create(id);
-    member->assigned = std::move(assigned);
+    member->assigned = std::move(previous.assigned);
+    member->subscribed = std::move(previous.subscribed);  // compared with the new request, as Kafka does
     target_[id] = std::move(target);
     replaced_static = true;
     return GroupError::none;

@@ -1,0 +1,324 @@
+"""KIP-848's consumer protocol against a real `bulwark broker`. No client on this machine's Debian speaks
+it, so each member here is a small wire-level KIP-848 consumer: it heartbeats (ConsumerGroupHeartbeat
+v0), drops the partitions it is no longer assigned and reports what it owns, fetches its partitions
+(kafka-python with manual assignment) and commits with OffsetCommit v9 under its member epoch.
+
+Checked: three members join and end with two partitions each; no partition is ever owned by two
+members; a member killed (socket closed, heartbeats stopped) loses its partitions to the others after
+the session timeout; committed offsets stay; stale epochs are refused; ConsumerGroupDescribe and
+ListGroups show the group; and with the protocol disabled the heartbeat answers UNSUPPORTED_VERSION."""
+import socket
+import struct
+import time
+import uuid
+
+import pytest
+
+import clients
+from harness import Broker, Pki
+from kafka_wire import FlexReader, compact_string, flexible_request, read_frame, request, string, uvarint
+
+SESSION_MS = 3000
+CONSUMER_PROPS = {
+    "group.coordinator.rebalance.protocols": "classic,consumer",
+    "group.consumer.session.timeout.ms": str(SESSION_MS),
+    "group.consumer.heartbeat.interval.ms": "500",
+}
+UNSUPPORTED_VERSION, UNKNOWN_MEMBER_ID, GROUP_ID_NOT_FOUND, STALE_MEMBER_EPOCH = 35, 25, 69, 113
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory):
+    return Pki(tmp_path_factory.mktemp("pki"), clients=())
+
+
+@pytest.fixture(scope="module")
+def broker(pki, tmp_path_factory):
+    b = Broker(tmp_path_factory.mktemp("broker"), pki, extra=CONSUMER_PROPS).start()
+    yield b
+    b.stop()
+
+
+def compact_array(items):
+    return uvarint(0) if items is None else uvarint(len(items) + 1) + b"".join(items)
+
+
+class Connection:
+    def __init__(self, broker):
+        self.sock = socket.create_connection(("127.0.0.1", broker.ports["PLAINTEXT"]), timeout=10)
+        self.correlation = 0
+
+    def call(self, api_key, version, body):
+        """Sends a flexible request, returns a reader past the response header v1."""
+        self.correlation += 1
+        self.sock.sendall(flexible_request(api_key, version, body, correlation_id=self.correlation))
+        frame = read_frame(self.sock)
+        assert frame is not None, "the broker closed the connection"
+        r = FlexReader(frame)
+        assert r.take(">i") == self.correlation
+        r.skip_tags()
+        return r
+
+    def close(self):
+        self.sock.close()
+
+
+def uuid16(r):
+    value = bytes(r.data[r.pos:r.pos + 16])
+    r.pos += 16
+    return value
+
+
+def topic_ids(conn):
+    """name -> topic id, from Metadata v12 (all topics)."""
+    r = conn.call(3, 12, uvarint(0) + b"\x00\x00" + b"\x00")
+    r.take(">i")  # throttle
+    r.array(lambda: (r.take(">i"), r.string(), r.take(">i"), r.string(), r.skip_tags()))
+    r.string()
+    r.take(">i")
+
+    def topic():
+        r.take(">h")
+        name = r.string()
+        tid = uuid16(r)
+        r.take(">b")
+        r.array(lambda: (r.take(">hiii"), r.int32s(), r.int32s(), r.int32s(), r.skip_tags()))
+        r.take(">i")
+        r.skip_tags()
+        return name, tid
+    return dict(r.array(topic))
+
+
+class Member:
+    """A KIP-848 consumer over the wire. `owned` is {(topic, partition)}."""
+
+    def __init__(self, broker, group, topics, ids):
+        self.broker, self.group, self.topics, self.ids = broker, group, topics, ids
+        self.names = {v: k for k, v in ids.items()}
+        self.conn = Connection(broker)
+        self.member_id, self.epoch, self.owned = "", 0, set()
+
+    def heartbeat(self, epoch=None, full=False):
+        epoch = self.epoch if epoch is None else epoch
+        joining = epoch == 0
+        by_topic = {}
+        for t, p in sorted(self.owned):
+            by_topic.setdefault(t, []).append(p)
+        owned = [self.ids[t] + compact_array([struct.pack(">i", p) for p in ps]) + b"\0" for t, ps in by_topic.items()]
+        body = compact_string(self.group) + compact_string(self.member_id) + struct.pack(">i", epoch)
+        body += compact_string(None) + compact_string(None)                       # instance id, rack
+        body += struct.pack(">i", 30000 if joining or full else -1)               # rebalance timeout
+        body += compact_array([compact_string(t) for t in self.topics]) if joining or full else uvarint(0)
+        body += compact_string(None)                                              # server assignor
+        body += compact_array(owned) + b"\0"
+        r = self.conn.call(68, 0, body)
+        r.take(">i")
+        error = r.take(">h")
+        message = r.string()
+        member_id = r.string()
+        new_epoch = r.take(">i")
+        interval = r.take(">i")
+        assignment = None
+        if r.take(">b") == 1:
+            assignment = set()
+
+            def topic_partitions():
+                tid = uuid16(r)
+                parts = r.int32s()
+                r.skip_tags()
+                return tid, parts
+            for tid, parts in r.array(topic_partitions):
+                assignment |= {(self.names[tid], p) for p in parts}
+            r.skip_tags()
+        if error == 0 and epoch >= 0:
+            self.member_id, self.epoch = member_id, new_epoch
+            if assignment is not None:
+                self.owned = assignment  # revoke what is gone, take what is new
+        return {"error": error, "message": message, "epoch": new_epoch, "interval": interval, "assignment": assignment}
+
+    def commit(self, offsets, epoch=None):
+        """OffsetCommit v9: {(topic, partition): offset} -> {(topic, partition): error}."""
+        by_topic = {}
+        for (t, p), o in sorted(offsets.items()):
+            by_topic.setdefault(t, []).append(struct.pack(">iqi", p, o, -1) + compact_string(None) + b"\0")
+        body = compact_string(self.group) + struct.pack(">i", self.epoch if epoch is None else epoch)
+        body += compact_string(self.member_id) + compact_string(None)
+        body += compact_array([compact_string(t) + compact_array(ps) + b"\0" for t, ps in by_topic.items()]) + b"\0"
+        r = self.conn.call(8, 9, body)
+        r.take(">i")
+        out = {}
+        for name, parts in r.array(lambda: (r.string(), r.array(lambda: (r.take(">i"), r.take(">h"), r.skip_tags())[:2]),
+                                            r.skip_tags())[:2]):
+            out.update({(name, p): e for p, e in parts})
+        return out
+
+    def fetch_offsets(self, epoch=None, member_id=None):
+        """OffsetFetch v9 for every partition of the group: (group error, {(topic, partition): offset})."""
+        body = compact_array([compact_string(self.group) + compact_string(member_id if member_id is not None else self.member_id)
+                              + struct.pack(">i", self.epoch if epoch is None else epoch) + uvarint(0) + b"\0"])
+        body += b"\x00" + b"\0"
+        r = self.conn.call(9, 9, body)
+        r.take(">i")
+        (group,) = r.array(lambda: (r.string(), r.array(lambda: (r.string(), r.array(
+            lambda: (r.take(">i"), r.take(">q"), r.take(">i"), r.string(), r.take(">h"), r.skip_tags())), r.skip_tags())),
+            r.take(">h"), r.skip_tags()))
+        _, topics, error, _ = group
+        return error, {(name, p[0]): p[1] for name, parts, _ in topics for p in parts}
+
+    def close(self):
+        self.conn.close()
+
+
+def new_topic(broker, partitions):
+    name = f"t-{uuid.uuid4().hex[:10]}"
+    result = clients.kafkajs("create", broker.bootstrap("PLAINTEXT"), None, topic=name, partitions=partitions)
+    assert result["ok"], result
+    return name
+
+
+def produce(broker, topic, count, partitions):
+    from kafka import KafkaProducer
+    producer = KafkaProducer(bootstrap_servers=broker.bootstrap("PLAINTEXT"), acks="all")
+    for i in range(count):
+        producer.send(topic, value=f"v-{i}".encode(), partition=i % partitions)
+    producer.flush(30)
+    producer.close()
+
+
+def fetch_owned(broker, owned):
+    """Reads every record of the member's partitions (kafka-python, manual assignment): {tp: count}."""
+    from kafka import KafkaConsumer, TopicPartition
+    consumer = KafkaConsumer(bootstrap_servers=broker.bootstrap("PLAINTEXT"), enable_auto_commit=False,
+                             auto_offset_reset="earliest", consumer_timeout_ms=3000)
+    consumer.assign([TopicPartition(t, p) for t, p in owned])
+    counts = {}
+    for record in consumer:
+        counts[(record.topic, record.partition)] = counts.get((record.topic, record.partition), 0) + 1
+    consumer.close()
+    return counts
+
+
+def assert_disjoint(members):
+    seen = {}
+    for m in members:
+        for tp in m.owned:
+            assert tp not in seen, f"{tp} owned by {seen[tp]} and {m.member_id} at once"
+            seen[tp] = m.member_id
+
+
+def run_until(members, done, timeout=30):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        for m in members:
+            result = m.heartbeat()
+            assert result["error"] == 0, result
+            assert_disjoint(members)
+        if done():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"not reached in {timeout}s: " + ", ".join(f"{m.member_id}@{m.epoch}: {sorted(m.owned)}" for m in members))
+
+
+def consumer_group_describe(conn, group):
+    r = conn.call(69, 0, compact_array([compact_string(group)]) + b"\x00" + b"\0")
+    r.take(">i")
+    r.uvarint()  # one group
+    error = r.take(">h")
+    r.string()
+    r.string()
+    state = r.string()
+    group_epoch, assignment_epoch = r.take(">i"), r.take(">i")
+    return error, state, group_epoch, assignment_epoch
+
+
+def test_three_members_share_partitions_and_a_killed_member_is_replaced(broker):
+    topic = new_topic(broker, 6)
+    produce(broker, topic, 60, 6)
+    group = f"g-{uuid.uuid4().hex[:8]}"
+    probe = Connection(broker)
+    ids = topic_ids(probe)
+    a, b, c = (Member(broker, group, [topic], ids) for _ in range(3))
+    first = a.heartbeat(epoch=0)
+    assert first["error"] == 0 and len(a.member_id) == 22 and first["interval"] == 500
+    run_until([a], lambda: len(a.owned) == 6)
+
+    # b and c join: a gives partitions up before anyone else gets them.
+    b.heartbeat(epoch=0)
+    c.heartbeat(epoch=0)
+    assert_disjoint([a, b, c])
+    members = [a, b, c]
+    run_until(members, lambda: all(len(m.owned) == 2 for m in members) and len({m.epoch for m in members}) == 1)
+    assert set().union(*(m.owned for m in members)) == {(topic, p) for p in range(6)}
+    error, state, group_epoch, assignment_epoch = consumer_group_describe(probe, group)
+    assert (error, state) == (0, "stable") and group_epoch == assignment_epoch == a.epoch
+
+    # Each member reads its partitions and commits where it got to, under its epoch.
+    for m in members:
+        counts = fetch_owned(broker, m.owned)
+        assert sum(counts.values()) == 20
+        errors = m.commit({tp: n for tp, n in counts.items()})
+        assert set(errors.values()) == {0}, errors
+    assert set(a.commit({next(iter(a.owned)): 1}, epoch=a.epoch - 1).values()) == {STALE_MEMBER_EPOCH}
+    assert a.fetch_offsets(epoch=a.epoch + 1)[0] == STALE_MEMBER_EPOCH
+    assert a.fetch_offsets(member_id="someone-else")[0] == UNKNOWN_MEMBER_ID
+
+    # c dies: no leave, no more heartbeats. After its session, a and b own all six.
+    c_partitions = set(c.owned)
+    c.close()
+    killed_at = time.time()
+    run_until([a, b], lambda: len(a.owned) + len(b.owned) == 6, timeout=SESSION_MS / 1000 + 20)
+    assert time.time() - killed_at >= SESSION_MS / 1000 - 1, "reassigned before the session timeout"
+    assert c_partitions <= a.owned | b.owned
+    ghost = Member(broker, group, [topic], ids)
+    ghost.member_id, ghost.epoch = c.member_id, c.epoch
+    assert ghost.heartbeat()["error"] == UNKNOWN_MEMBER_ID
+
+    # The committed offsets of all six partitions, c's included, are still there.
+    error, offsets = a.fetch_offsets()
+    assert error == 0
+    assert {tp: o for tp, o in offsets.items() if tp[0] == topic} == {(topic, p): 10 for p in range(6)}
+
+    # A clean leave hands b's partitions to a.
+    leave = b.heartbeat(epoch=-1)
+    assert leave["error"] == 0 and leave["epoch"] == -1
+    run_until([a], lambda: len(a.owned) == 6)
+    for m in (a, ghost, probe):
+        m.close()
+
+
+def test_classic_and_consumer_groups_do_not_share_an_id(broker):
+    topic = new_topic(broker, 1)
+    conn = Connection(broker)
+    group = f"g-{uuid.uuid4().hex[:8]}"
+    member = Member(broker, group, [topic], topic_ids(conn))
+    assert member.heartbeat(epoch=0)["error"] == 0
+    # JoinGroup v0 (classic) on the consumer group's id.
+    body = string(group) + struct.pack(">i", 10000) + string("") + string("consumer")
+    body += struct.pack(">i", 1) + string("range") + struct.pack(">i", 0)
+    sock = socket.create_connection(("127.0.0.1", broker.ports["PLAINTEXT"]), timeout=10)
+    sock.sendall(request(11, 0, 1, body))
+    frame = read_frame(sock, timeout=15)
+    assert struct.unpack_from(">h", frame, 4)[0] == GROUP_ID_NOT_FOUND
+    sock.close()
+    # Listed as a consumer group.
+    from kafka.admin import KafkaAdminClient
+    admin = KafkaAdminClient(bootstrap_servers=broker.bootstrap("PLAINTEXT"))
+    assert (group, "consumer") in admin.list_consumer_groups()
+    admin.close()
+    member.close()
+    conn.close()
+
+
+def test_disabled_protocol_answers_unsupported_version(pki, tmp_path):
+    b = Broker(tmp_path, pki).start()
+    try:
+        conn = Connection(b)
+        member = Member(b, "g-off", ["t"], {"t": b"\0" * 16})
+        result = member.heartbeat(epoch=0)
+        assert result["error"] == UNSUPPORTED_VERSION
+        assert "group.coordinator.rebalance.protocols" in result["message"]
+        assert consumer_group_describe(conn, "g-off")[0] == UNSUPPORTED_VERSION
+        member.close()
+        conn.close()
+    finally:
+        b.stop()
