@@ -9,6 +9,7 @@ the session timeout; committed offsets stay; stale epochs are refused; ConsumerG
 ListGroups show the group; and with the protocol disabled the heartbeat answers UNSUPPORTED_VERSION."""
 import socket
 import struct
+import threading
 import time
 import uuid
 
@@ -82,7 +83,7 @@ def topic_ids(conn):
         name = r.string()
         tid = uuid16(r)
         r.take(">b")
-        r.array(lambda: (r.take(">hiii"), r.int32s(), r.int32s(), r.int32s(), r.skip_tags()))
+        r.array(lambda: (r.take(">h"), r.take(">i"), r.take(">i"), r.take(">i"), r.int32s(), r.int32s(), r.int32s(), r.skip_tags()))
         r.take(">i")
         r.skip_tags()
         return name, tid
@@ -135,6 +136,19 @@ class Member:
             if assignment is not None:
                 self.owned = assignment  # revoke what is gone, take what is new
         return {"error": error, "message": message, "epoch": new_epoch, "interval": interval, "assignment": assignment}
+
+    def join(self, timeout=30):
+        """FindCoordinator (which also creates __consumer_offsets), then the first heartbeat, retried while
+        the coordinator is not ready, as a consumer does."""
+        deadline = time.time() + timeout
+        while True:
+            r = self.conn.call(10, 3, compact_string(self.group) + b"\x00" + b"\0")
+            r.take(">i")
+            found = r.take(">h") == 0
+            result = self.heartbeat(epoch=0) if found else {"error": 15}
+            if result["error"] not in (14, 15, 16) or time.time() > deadline:
+                return result
+            time.sleep(0.2)
 
     def commit(self, offsets, epoch=None):
         """OffsetCommit v9: {(topic, partition): offset} -> {(topic, partition): error}."""
@@ -219,6 +233,30 @@ def run_until(members, done, timeout=30):
     raise AssertionError(f"not reached in {timeout}s: " + ", ".join(f"{m.member_id}@{m.epoch}: {sorted(m.owned)}" for m in members))
 
 
+class Heartbeating:
+    """Keeps members heartbeating from a thread while the test reads records, as a consumer's
+    background thread does; the members' sockets are the test's again once it exits."""
+
+    def __init__(self, members):
+        self.members, self.stop, self.errors = members, threading.Event(), []
+
+    def __enter__(self):
+        def loop():
+            while not self.stop.wait(0.3):
+                for m in self.members:
+                    result = m.heartbeat()
+                    if result["error"]:
+                        self.errors.append(result)
+        self.thread = threading.Thread(target=loop)
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        self.thread.join()
+        assert not self.errors, self.errors
+
+
 def consumer_group_describe(conn, group):
     r = conn.call(69, 0, compact_array([compact_string(group)]) + b"\x00" + b"\0")
     r.take(">i")
@@ -238,13 +276,13 @@ def test_three_members_share_partitions_and_a_killed_member_is_replaced(broker):
     probe = Connection(broker)
     ids = topic_ids(probe)
     a, b, c = (Member(broker, group, [topic], ids) for _ in range(3))
-    first = a.heartbeat(epoch=0)
+    first = a.join()
     assert first["error"] == 0 and len(a.member_id) == 22 and first["interval"] == 500
     run_until([a], lambda: len(a.owned) == 6)
 
     # b and c join: a gives partitions up before anyone else gets them.
-    b.heartbeat(epoch=0)
-    c.heartbeat(epoch=0)
+    assert b.join()["error"] == 0
+    assert c.join()["error"] == 0
     assert_disjoint([a, b, c])
     members = [a, b, c]
     run_until(members, lambda: all(len(m.owned) == 2 for m in members) and len({m.epoch for m in members}) == 1)
@@ -253,10 +291,13 @@ def test_three_members_share_partitions_and_a_killed_member_is_replaced(broker):
     assert (error, state) == (0, "stable") and group_epoch == assignment_epoch == a.epoch
 
     # Each member reads its partitions and commits where it got to, under its epoch.
+    counts = {}
+    with Heartbeating(members):
+        for m in members:
+            counts[m.member_id] = fetch_owned(broker, m.owned)
     for m in members:
-        counts = fetch_owned(broker, m.owned)
-        assert sum(counts.values()) == 20
-        errors = m.commit({tp: n for tp, n in counts.items()})
+        assert sum(counts[m.member_id].values()) == 20
+        errors = m.commit(counts[m.member_id])
         assert set(errors.values()) == {0}, errors
     assert set(a.commit({next(iter(a.owned)): 1}, epoch=a.epoch - 1).values()) == {STALE_MEMBER_EPOCH}
     assert a.fetch_offsets(epoch=a.epoch + 1)[0] == STALE_MEMBER_EPOCH
@@ -291,7 +332,7 @@ def test_classic_and_consumer_groups_do_not_share_an_id(broker):
     conn = Connection(broker)
     group = f"g-{uuid.uuid4().hex[:8]}"
     member = Member(broker, group, [topic], topic_ids(conn))
-    assert member.heartbeat(epoch=0)["error"] == 0
+    assert member.join()["error"] == 0
     # JoinGroup v0 (classic) on the consumer group's id.
     body = string(group) + struct.pack(">i", 10000) + string("") + string("consumer")
     body += struct.pack(">i", 1) + string("range") + struct.pack(">i", 0)
