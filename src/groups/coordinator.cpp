@@ -1316,8 +1316,10 @@ consumer::HeartbeatResult GroupCoordinator::consumer_heartbeat(const consumer::H
     if (const auto* classic = find_group_locked(request.group_id);
         classic && (!classic->members.empty() || !classic->pending_members.empty()))
       return refuse(GroupError::group_id_not_found, "Group " + request.group_id + " is not a consumer group.");
+    // Kafka answers GROUP_ID_NOT_FOUND here; this coordinator keeps consumer groups in memory, so after a
+    // failover the members of a live group land here, and UNKNOWN_MEMBER_ID makes them rejoin.
     if (request.member_epoch != 0)
-      return refuse(GroupError::group_id_not_found, "Consumer group " + request.group_id + " not found.");
+      return refuse(GroupError::unknown_member_id, "Consumer group " + request.group_id + " not found; rejoin with epoch 0.");
     it = consumer_groups_.try_emplace(request.group_id, request.group_id, settings_.consumer).first;
   }
   return it->second.heartbeat(request, now, topics, consumer::random_member_id);

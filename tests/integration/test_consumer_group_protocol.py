@@ -363,3 +363,33 @@ def test_disabled_protocol_answers_unsupported_version(pki, tmp_path):
         conn.close()
     finally:
         b.stop()
+
+
+def test_members_rejoin_after_a_restart_and_keep_their_offsets(pki, tmp_path):
+    """The consumer group state is in memory (docs/groups.md): after a restart the member hears
+    UNKNOWN_MEMBER_ID, rejoins with epoch 0 and gets its partitions back; the committed offsets stay."""
+    b = Broker(tmp_path, pki, extra=CONSUMER_PROPS).start()
+    try:
+        topic = new_topic(b, 2)
+        conn = Connection(b)
+        member = Member(b, "g-restart", [topic], topic_ids(conn))
+        conn.close()
+        assert member.join()["error"] == 0
+        run_until([member], lambda: len(member.owned) == 2)
+        assert set(member.commit({(topic, 0): 5, (topic, 1): 7}).values()) == {0}
+        member.close()
+        b.stop()
+        b.start()
+        member.conn = Connection(b)
+        deadline = time.time() + 30
+        while (result := member.heartbeat())["error"] in (14, 15, 16) and time.time() < deadline:
+            time.sleep(0.2)  # the coordinator is still loading __consumer_offsets
+        assert result["error"] == UNKNOWN_MEMBER_ID
+        member.member_id, member.epoch, member.owned = "", 0, set()
+        assert member.join()["error"] == 0
+        run_until([member], lambda: len(member.owned) == 2)
+        error, offsets = member.fetch_offsets()
+        assert error == 0 and offsets == {(topic, 0): 5, (topic, 1): 7}
+        member.close()
+    finally:
+        b.stop()
