@@ -1,17 +1,24 @@
-"""KIP-848's consumer protocol against a real `bulwark broker`. No client on this machine's Debian speaks
-it, so each member here is a small wire-level KIP-848 consumer: it heartbeats (ConsumerGroupHeartbeat
-v0), drops the partitions it is no longer assigned and reports what it owns, fetches its partitions
-(kafka-python with manual assignment) and commits with OffsetCommit v9 under its member epoch.
+"""KIP-848's consumer protocol against a real `bulwark broker`. No client in Debian speaks it; one test
+runs librdkafka 2.8 (bundled by npm's node-rdkafka 3.3.1, built from source by scripts/install-deps)
+with group.protocol=consumer. The others use a small wire-level KIP-848 consumer that the test steers
+step by step: it heartbeats (ConsumerGroupHeartbeat v0), drops the partitions it is no longer assigned
+and reports what it owns, fetches its partitions (kafka-python with manual assignment) and commits with
+OffsetCommit v9 under its member epoch.
 
 Checked: three members join and end with two partitions each; no partition is ever owned by two
 members; a member killed (socket closed, heartbeats stopped) loses its partitions to the others after
 the session timeout; committed offsets stay; stale epochs are refused; ConsumerGroupDescribe and
 ListGroups show the group; and with the protocol disabled the heartbeat answers UNSUPPORTED_VERSION."""
+import json
+import signal
 import socket
 import struct
+import subprocess
 import threading
 import time
 import uuid
+
+from pathlib import Path
 
 import pytest
 
@@ -19,6 +26,7 @@ import clients
 from harness import Broker, Pki
 from kafka_wire import FlexReader, compact_string, flexible_request, read_frame, request, string, uvarint
 
+HERE = Path(__file__).resolve().parent
 SESSION_MS = 3000
 CONSUMER_PROPS = {
     "group.coordinator.rebalance.protocols": "classic,consumer",
@@ -190,11 +198,11 @@ def new_topic(broker, partitions):
     return name
 
 
-def produce(broker, topic, count, partitions):
+def produce(broker, topic, count, partitions, tag="v"):
     from kafka import KafkaProducer
     producer = KafkaProducer(bootstrap_servers=broker.bootstrap("PLAINTEXT"), acks="all")
     for i in range(count):
-        producer.send(topic, value=f"v-{i}".encode(), partition=i % partitions)
+        producer.send(topic, value=f"{tag}-{i}".encode(), partition=i % partitions)
     producer.flush(30)
     producer.close()
 
@@ -267,6 +275,106 @@ def consumer_group_describe(conn, group):
     state = r.string()
     group_epoch, assignment_epoch = r.take(">i"), r.take(">i")
     return error, state, group_epoch, assignment_epoch
+
+
+def describe_members(conn, group):
+    """ConsumerGroupDescribe v0: (state, {member id: {partition}}) of a one-topic group."""
+    r = conn.call(69, 0, compact_array([compact_string(group)]) + b"\x00" + b"\0")
+    r.take(">i")
+    r.uvarint()
+    assert r.take(">h") == 0
+    r.string()
+    r.string()
+    state = r.string()
+    r.take(">i"), r.take(">i")
+    r.string()
+
+    def assignment():
+        def tp():
+            uuid16(r)
+            r.string()
+            parts = r.int32s()
+            r.skip_tags()
+            return parts
+        parts = [p for ps in r.array(tp) for p in ps]
+        r.take(">b"), r.take(">i")
+        size = r.uvarint() - 1  # metadata bytes
+        r.pos += size
+        r.skip_tags()
+        return set(parts)
+
+    def member():
+        member_id = r.string()
+        r.string(), r.string(), r.take(">i"), r.string(), r.string()
+        r.array(r.string)
+        r.string()
+        assigned = assignment()
+        assignment()
+        r.skip_tags()
+        return member_id, assigned
+    return state, dict(r.array(member))
+
+
+class RdkafkaMember:
+    """rdkafka_kip848_consumer.js: a real KIP-848 consumer (librdkafka with group.protocol=consumer)."""
+
+    def __init__(self, broker, topic, group):
+        args = {"bootstrap": broker.bootstrap("PLAINTEXT"), "topic": topic, "group": group}
+        self.proc = subprocess.Popen(["node", str(HERE / "rdkafka_kip848_consumer.js"), json.dumps(args)],
+                                     stdout=subprocess.PIPE, text=True, cwd=HERE)
+        self.events = []
+        self.reader = threading.Thread(target=lambda: [self.events.append(json.loads(line)) for line in self.proc.stdout])
+        self.reader.start()
+
+    def values(self):
+        return [e["value"] for e in self.events if e["ev"] == "record"]
+
+    def stop(self):
+        self.proc.send_signal(signal.SIGTERM)
+        self.proc.wait(timeout=30)
+        self.reader.join()
+        assert any(e["ev"] == "closed" for e in self.events), self.events
+
+
+def wait_until(what, predicate, timeout=40):
+    deadline = time.time() + timeout
+    while not predicate():
+        assert time.time() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.2)
+
+
+@pytest.mark.skipif(not (HERE / "node_modules" / "node-rdkafka").exists(),
+                    reason="node-rdkafka is not installed (scripts/install-deps installs it)")
+def test_librdkafka_consumers_share_a_group_over_the_consumer_protocol(broker):
+    topic = new_topic(broker, 4)
+    produce(broker, topic, 40, 4)
+    group = f"g-{uuid.uuid4().hex[:8]}"
+    conn = Connection(broker)
+    a = RdkafkaMember(broker, topic, group)
+    try:
+        wait_until("a to read the first 40 records", lambda: len(a.values()) == 40)
+        b = RdkafkaMember(broker, topic, group)
+        try:
+            def shared():
+                state, members = describe_members(conn, group)
+                return state == "stable" and len(members) == 2 and all(len(p) == 2 for p in members.values())
+            wait_until("a stable group of two with two partitions each", shared)
+            produce(broker, topic, 40, 4, tag="second")
+            second = {f"second-{i}" for i in range(40)}
+            wait_until("the next 40 records", lambda: second <= set(a.values()) | set(b.values()), timeout=60)
+            assert b.values(), "b got no partition"
+        finally:
+            b.stop()
+        wait_until("a to own all four partitions again",
+                   lambda: list(describe_members(conn, group)[1].values()) == [{0, 1, 2, 3}])
+        from kafka.admin import KafkaAdminClient
+        admin = KafkaAdminClient(bootstrap_servers=broker.bootstrap("PLAINTEXT"))
+        offsets = admin.list_consumer_group_offsets(group)
+        admin.close()
+        assert {tp.partition: o.offset for tp, o in offsets.items()} == {p: 20 for p in range(4)}
+    finally:
+        a.stop()
+        conn.close()
 
 
 def test_three_members_share_partitions_and_a_killed_member_is_replaced(broker):
