@@ -501,3 +501,29 @@ def test_members_rejoin_after_a_restart_and_keep_their_offsets(pki, tmp_path):
         member.close()
     finally:
         b.stop()
+
+
+def test_heartbeat_needs_read_and_describe_needs_describe_on_the_group(tmp_path):
+    """With an authorizer, as Kafka's KafkaApis: READ on the group for ConsumerGroupHeartbeat, DESCRIBE
+    for ConsumerGroupDescribe (READ implies it). PLAINTEXT clients are User:ANONYMOUS."""
+    from harness import BIN, run
+    pki = Pki(tmp_path / "pki", clients=("admin-1",))
+    b = Broker(tmp_path, pki, extra={**CONSUMER_PROPS,
+                                     "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+                                     "super.users": "User:admin-1",
+                                     "ssl.principal.mapping.rules": "RULE:^CN=([^,]+).*$/$1/,DEFAULT"}).start()
+    try:
+        group = "g-acl"
+        conn = Connection(b)
+        member = Member(b, group, ["not-created-yet"], {})
+        assert member.heartbeat(epoch=0)["error"] == 30  # GROUP_AUTHORIZATION_FAILED
+        assert consumer_group_describe(conn, group)[0] == 30
+        cert, key, ca = pki.pem("admin-1")
+        run(BIN, "acl", "add", "--allow-principal", "User:ANONYMOUS", "--operation", "Read", "--group", group,
+            "--bootstrap-server", b.bootstrap("MTLS"), "--ca", ca, "--cert", cert, "--key", key)
+        wait_until("the ACL to apply", lambda: member.join()["error"] == 0)
+        assert consumer_group_describe(conn, group)[:2] == (0, "stable")
+        member.close()
+        conn.close()
+    finally:
+        b.stop()
