@@ -1,5 +1,6 @@
 // The consumer group coordinator: Kafka's classic rebalance protocol (JoinGroup, SyncGroup, Heartbeat,
-// LeaveGroup) and committed offsets, independent of the wire format.
+// LeaveGroup), KIP-848's consumer protocol (consumer_heartbeat; the groups' state machine is
+// consumer/consumer_group.h, kept in memory) and committed offsets, independent of the wire format.
 //
 // Groups move Empty -> PreparingRebalance -> CompletingRebalance -> Stable as Kafka's do. Joins and
 // syncs that must wait are answered later through the callback passed in; every wait ends, either
