@@ -54,6 +54,11 @@ std::int16_t kafka_code(GroupError error) {
     case GroupError::group_authorization_failed: return code(KafkaError::group_authorization_failed);
     case GroupError::topic_authorization_failed: return code(KafkaError::topic_authorization_failed);
     case GroupError::unstable_offset_commit: return 88;
+    case GroupError::fenced_member_epoch: return 110;
+    case GroupError::unreleased_instance_id: return 111;
+    case GroupError::unsupported_assignor: return 112;
+    case GroupError::stale_member_epoch: return 113;
+    case GroupError::unsupported_version: return code(KafkaError::unsupported_version);
   }
   return code(KafkaError::unknown_server_error);
 }
@@ -79,6 +84,9 @@ Status open_group_coordinator(BrokerState& state) {
   settings.initial_rebalance_delay_ms = std::max(0, cfg.group_initial_rebalance_delay_ms);
   if (cfg.offsets_retention_minutes > 0) settings.offsets_retention_ms = std::int64_t{cfg.offsets_retention_minutes} * 60000;
   // A short retention (tests) is checked often enough to matter.
+  settings.consumer.session_timeout_ms = cfg.consumer_group_session_timeout_ms;
+  settings.consumer.heartbeat_interval_ms = cfg.consumer_group_heartbeat_interval_ms;
+  settings.consumer.max_size = cfg.consumer_group_max_size;
   settings.offsets_retention_check_interval_ms = std::min<std::int64_t>(600000, std::max<std::int64_t>(1000, settings.offsets_retention_ms / 4));
   state.group_coordinators = std::make_unique<GroupCoordinators>(state, settings);
   state.group_coordinators->start();
@@ -299,6 +307,7 @@ void handle_offset_commit(BrokerState& state, Call& call) {
   commit.generation_id = request.generation_id_or_member_epoch;
   commit.member_id = request.member_id;
   commit.group_instance_id = request.group_instance_id;
+  commit.member_epoch_version = call.header.api_version >= 9;
   // Where each partition's answer comes from: an index into commit.offsets, or an error of its own.
   struct Slot {
     std::int32_t partition;
@@ -393,7 +402,7 @@ void handle_offset_fetch(BrokerState& state, Call& call) {
   wire::msg::OffsetFetchResponse response;
   using Resp = wire::msg::OffsetFetchResponse;
   auto fetch = [&](const std::string& group_id, const std::optional<std::vector<groups::TopicPartitionKey>>& wanted,
-                   std::int16_t& error) {
+                   std::int16_t& error, const groups::FetchingMember& member = {}) {
     groups::FetchOffsetsResult result;
     if (!authorized(state, call, Operation::describe, ResourceType::group, group_id)) {
       error = code(KafkaError::group_authorization_failed);
@@ -406,7 +415,7 @@ void handle_offset_fetch(BrokerState& state, Call& call) {
     }
     // require_stable (v7+): partitions an open transaction holds answer UNSTABLE_OFFSET_COMMIT (per partition,
     // in every version, as Kafka), so the consumer waits for the transaction instead of rereading.
-    result = lookup.coordinator->fetch_offsets(group_id, wanted, version >= 7 && request.require_stable);
+    result = lookup.coordinator->fetch_offsets(group_id, wanted, version >= 7 && request.require_stable, member);
     error = kafka_code(result.error);
     // Offsets of topics the principal may not describe: an error when asked for by name, left out
     // when the client asked for all of them (Kafka's rule).
@@ -444,7 +453,9 @@ void handle_offset_fetch(BrokerState& state, Call& call) {
       }
       Resp::OffsetFetchResponseGroup out;
       out.group_id = group.group_id;
-      auto result = fetch(group.group_id, wanted, out.error_code);
+      // v9 (KIP-848): a consumer group member names itself and its epoch, which must be current.
+      groups::FetchingMember member{group.member_id, group.member_epoch};
+      auto result = fetch(group.group_id, wanted, out.error_code, member);
       out.topics = group_by_topic<Resp::OffsetFetchResponseTopics, Resp::OffsetFetchResponsePartitions>(result.offsets);
       response.groups.push_back(std::move(out));
     }
@@ -474,7 +485,7 @@ void handle_list_groups(BrokerState& state, Call& call) {
     for (auto& g : coordinator->list_groups()) listed.push_back(std::move(g));
   for (const auto& g : listed) {
     if (!describe_all && !authorized(state, call, Operation::describe, ResourceType::group, g.group_id, false)) continue;
-    const std::string state_name = groups::to_string(g.state);
+    const std::string state_name = g.state_name();
     if (!filter.empty() && std::find(filter.begin(), filter.end(), lower(state_name)) == filter.end()) continue;
     response.groups.push_back({g.group_id, g.protocol_type, state_name, {}});
   }

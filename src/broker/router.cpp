@@ -19,8 +19,8 @@ constexpr ServedApi kServed[] = {
     {1, 4, 16, handle_fetch},             // Fetch: v0-v3 need down-conversion to v0/v1; v13+ by topic id; v16 hints leaders
     {2, 1, 8, handle_list_offsets},       // ListOffsets: v7 max timestamp (KIP-734), v8 local log start (KIP-405)
     {3, 0, 12, handle_metadata},          // Metadata
-    {8, 0, 8, handle_offset_commit, true},  // OffsetCommit: v9 is the new consumer protocol's member epoch
-    {9, 0, 8, handle_offset_fetch},       // OffsetFetch: v9 likewise
+    {8, 0, 9, handle_offset_commit, true},  // OffsetCommit: v9 checks a consumer group member's epoch (KIP-848)
+    {9, 0, 9, handle_offset_fetch},       // OffsetFetch: v9 likewise
     {10, 0, 4, handle_find_coordinator},  // FindCoordinator
     {11, 0, 9, handle_join_group, true},  // JoinGroup (stores the group)
     {12, 0, 4, handle_heartbeat},         // Heartbeat
@@ -63,6 +63,9 @@ constexpr ServedApi kServed[] = {
     {61, 0, 0, handle_describe_producers},  // DescribeProducers (KIP-664)
     {65, 0, 0, handle_describe_transactions},  // DescribeTransactions
     {66, 0, 0, handle_list_transactions},      // ListTransactions: v1 adds the duration filter
+    // KIP-848: listed always, as Kafka 3.7 lists them; UNSUPPORTED_VERSION unless the consumer protocol is on.
+    {68, 0, 0, handle_consumer_group_heartbeat},  // ConsumerGroupHeartbeat
+    {69, 0, 0, handle_consumer_group_describe},   // ConsumerGroupDescribe
 };
 
 const ServedApi* find_served(std::int16_t key) {

@@ -274,6 +274,9 @@ void handle_list_groups(BrokerState& state, Call& call);
 void handle_describe_groups(BrokerState& state, Call& call);
 void handle_delete_groups(BrokerState& state, Call& call);
 void handle_offset_delete(BrokerState& state, Call& call);
+// KIP-848's consumer protocol (handlers_consumer_groups.cpp).
+void handle_consumer_group_heartbeat(BrokerState& state, Call& call);
+void handle_consumer_group_describe(BrokerState& state, Call& call);
 void handle_txn_offset_commit(BrokerState& state, Call& call);  // handlers_txn_offsets.cpp
 // handlers_txn.cpp: the transaction coordinator (docs/transactions.md; open_txn_coordinator is in
 // broker/txn_partitions.h).

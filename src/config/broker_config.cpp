@@ -617,6 +617,24 @@ std::vector<std::string> BrokerConfig::startup_report() const {
 
 // max.connections.per.ip.overrides: "host:count,host:count" (Kafka's format; an IPv6 host keeps its
 // colons, the count follows the last one).
+// KIP-848's consumer protocol, as Kafka 3.7 offers it in preview: "consumer" beside "classic" enables
+// ConsumerGroupHeartbeat; "classic" cannot be turned off (Kafka 3.7 refuses that too).
+static void read_consumer_group_protocol(const Reader& r, BrokerConfig& c, Problems& problems) {
+  const auto protocols = r.list("group.coordinator.rebalance.protocols");
+  auto has = [&](const char* name) {
+    return std::any_of(protocols.begin(), protocols.end(), [&](const std::string& p) { return iequals(trim(p), name); });
+  };
+  if (!has("classic"))
+    problems.add("group.coordinator.rebalance.protocols", "Disabling the 'classic' protocol is not supported.");
+  c.consumer_group_protocol = has("consumer");
+  c.consumer_group_session_timeout_ms = r.int32("group.consumer.session.timeout.ms");
+  c.consumer_group_heartbeat_interval_ms = r.int32("group.consumer.heartbeat.interval.ms");
+  c.consumer_group_max_size = r.int32("group.consumer.max.size");
+  if (c.consumer_group_heartbeat_interval_ms >= c.consumer_group_session_timeout_ms)
+    problems.add("group.consumer.heartbeat.interval.ms", "must be less than group.consumer.session.timeout.ms (" +
+                                                             std::to_string(c.consumer_group_session_timeout_ms) + ")");
+}
+
 static Result<std::vector<std::pair<std::string, std::int32_t>>> parse_connection_overrides(std::string_view text) {
   std::vector<std::pair<std::string, std::int32_t>> out;
   for (const auto& entry : split_nonempty(std::string(text), ',')) {
@@ -876,6 +894,7 @@ Result<BrokerConfig> build_broker_config(const Properties& properties) {
     problems.add("group.min.session.timeout.ms", "must not exceed group.max.session.timeout.ms (" +
                                                      std::to_string(c.group_max_session_timeout_ms) + ")");
   }
+  read_consumer_group_protocol(r, c, problems);
   c.transaction_state_log_replication_factor = r.int16("transaction.state.log.replication.factor");
   c.transaction_state_log_min_isr = r.int32("transaction.state.log.min.isr");
   c.transaction_state_log_num_partitions = r.int32("transaction.state.log.num.partitions");

@@ -273,6 +273,10 @@ struct BrokerConfig {
   std::int32_t group_initial_rebalance_delay_ms = 0;
   std::int32_t group_min_session_timeout_ms = 0;
   std::int32_t group_max_session_timeout_ms = 0;
+  bool consumer_group_protocol = false;               // "consumer" in group.coordinator.rebalance.protocols (KIP-848)
+  std::int32_t consumer_group_session_timeout_ms = 45000;    // group.consumer.session.timeout.ms
+  std::int32_t consumer_group_heartbeat_interval_ms = 5000;  // group.consumer.heartbeat.interval.ms
+  std::int32_t consumer_group_max_size = INT32_MAX;          // group.consumer.max.size
   std::int16_t transaction_state_log_replication_factor = 3;
   std::int32_t transaction_state_log_min_isr = 2;
   std::int32_t transaction_state_log_num_partitions = 50;

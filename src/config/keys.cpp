@@ -207,6 +207,10 @@ std::vector<KeySpec> make_specs() {
       {"group.min.session.timeout.ms", int32, "6000", S},
       {"group.max.session.timeout.ms", int32, "1800000", S},
       {"group.max.size", int32, "2147483647", N, false, 1},
+      {"group.coordinator.rebalance.protocols", list, "classic", S, false, kNoMin, kLongMax, {"classic", "consumer"}},
+      {"group.consumer.session.timeout.ms", int32, "45000", S, false, 1},
+      {"group.consumer.heartbeat.interval.ms", int32, "5000", S, false, 1},
+      {"group.consumer.max.size", int32, "2147483647", S, false, 1},
 
       // --- transactions
       {"transaction.state.log.replication.factor", int16, "3", S, false, 1},

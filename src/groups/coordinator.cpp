@@ -31,6 +31,11 @@ const char* to_string(GroupError error) {
     case GroupError::group_authorization_failed: return "group authorization failed";
     case GroupError::topic_authorization_failed: return "topic authorization failed";
     case GroupError::unstable_offset_commit: return "unstable offset commit";
+    case GroupError::fenced_member_epoch: return "fenced member epoch";
+    case GroupError::unreleased_instance_id: return "unreleased instance id";
+    case GroupError::unsupported_assignor: return "unsupported assignor";
+    case GroupError::stale_member_epoch: return "stale member epoch";
+    case GroupError::unsupported_version: return "unsupported version";
   }
   return "unknown";
 }
@@ -396,7 +401,10 @@ void GroupCoordinator::join(JoinRequest request, JoinCallback done) {
     fail(GroupError::inconsistent_group_protocol, request.member_id);
   } else {
     auto* group = find_group_locked(request.group_id);
-    if (!group && !request.member_id.empty()) {
+    if (consumer_groups_.count(request.group_id)) {
+      log::info("group {}: classic JoinGroup refused: the group uses the consumer protocol", request.group_id);
+      fail(GroupError::group_id_not_found, request.member_id);  // Kafka 3.7: "is not a classic group"
+    } else if (!group && !request.member_id.empty()) {
       fail(GroupError::unknown_member_id, request.member_id);
     } else {
       if (!group) group = &get_or_create_group_locked(request.group_id);
@@ -900,11 +908,16 @@ std::vector<GroupError> GroupCoordinator::commit(const CommitRequest& request) {
     fail_all(resigned_);
   } else if (request.group_id.empty()) {
     fail_all(GroupError::invalid_group_id);
+  } else if (consumer_groups_.count(request.group_id)) {
+    const auto error = validate_consumer_commit_locked(request);
+    allowed = error == GroupError::none;
+    if (!allowed) fail_all(error);
   } else if (!group) {
     if (request.generation_id < 0) {
       allowed = true;  // a simple consumer's commit creates the group
     } else {
-      fail_all(GroupError::illegal_generation);
+      // v9+ answers GROUP_ID_NOT_FOUND, which both protocols understand; older versions keep ILLEGAL_GENERATION.
+      fail_all(request.member_epoch_version ? GroupError::group_id_not_found : GroupError::illegal_generation);
     }
   } else if (request.group_instance_id && group->static_members.count(*request.group_instance_id) &&
              group->static_members.at(*request.group_instance_id) != request.member_id) {
@@ -947,6 +960,14 @@ std::vector<GroupError> GroupCoordinator::commit(const CommitRequest& request) {
   }
   run_deferred(lock);
   return errors;
+}
+
+// Kafka's ConsumerGroup.validateOffsetCommit; a stale epoch sent by an OffsetCommit older than v9 is
+// UNSUPPORTED_VERSION, as Kafka 3.7 answers (such a client cannot speak the consumer protocol).
+GroupError GroupCoordinator::validate_consumer_commit_locked(const CommitRequest& request) const {
+  auto error = consumer_groups_.at(request.group_id).validate_offset_commit(request.member_id, request.generation_id);
+  if (error == GroupError::stale_member_epoch && !request.member_epoch_version) return GroupError::unsupported_version;
+  return error;
 }
 
 std::vector<GroupError> GroupCoordinator::txn_commit(const TxnCommitRequest& request) {
@@ -1011,9 +1032,13 @@ void GroupCoordinator::on_transaction_marker(std::int64_t producer_id, std::int1
 
 FetchOffsetsResult GroupCoordinator::fetch_offsets(const std::string& group_id,
                                                    const std::optional<std::vector<TopicPartitionKey>>& partitions,
-                                                   bool require_stable) {
+                                                   bool require_stable, const FetchingMember& member) {
   std::lock_guard lock(mu_);
   FetchOffsetsResult result;
+  if (auto cg = consumer_groups_.find(group_id); cg != consumer_groups_.end()) {
+    result.error = cg->second.validate_offset_fetch(member.member_id, member.member_epoch);
+    if (result.error != GroupError::none) return result;
+  }
   auto* group = find_group_locked(group_id);
   if (partitions) {
     for (const auto& tp : *partitions) {
@@ -1051,6 +1076,7 @@ GroupError GroupCoordinator::delete_offsets(const std::string& group_id, const s
   auto* group = find_group_locked(group_id);
   if (!group) return GroupError::group_id_not_found;
   std::set<std::string> subscribed;
+  if (auto cg = consumer_groups_.find(group_id); cg != consumer_groups_.end()) subscribed = cg->second.subscribed_topics();
   if (group->state != GroupState::empty) {
     if (group->protocol_type != "consumer") return GroupError::non_empty_group;
     for (const auto& [id, m] : group->members)
@@ -1078,6 +1104,12 @@ GroupError GroupCoordinator::delete_offsets(const std::string& group_id, const s
 
 GroupError GroupCoordinator::delete_group(const std::string& group_id) {
   std::unique_lock lock(mu_);
+  if (auto cg = consumer_groups_.find(group_id); cg != consumer_groups_.end()) {
+    if (!cg->second.empty()) return GroupError::non_empty_group;
+    consumer_groups_.erase(cg);
+    log::info("consumer group {} deleted", group_id);
+    if (!find_group_locked(group_id)) return GroupError::none;  // it had no committed offsets
+  }
   auto* group = find_group_locked(group_id);
   if (!group) return GroupError::group_id_not_found;
   if (!group->members.empty() || group->state != GroupState::empty) return GroupError::non_empty_group;
@@ -1106,8 +1138,15 @@ GroupError GroupCoordinator::delete_group(const std::string& group_id) {
 std::vector<GroupListing> GroupCoordinator::list_groups() const {
   std::lock_guard lock(mu_);
   std::vector<GroupListing> out;
-  for (const auto& [id, group] : groups_) out.push_back(GroupListing{id, group->protocol_type, group->state});
+  for (const auto& [id, group] : groups_)
+    if (!consumer_groups_.count(id)) out.push_back(GroupListing{id, group->protocol_type, group->state, std::nullopt});
+  for (const auto& [id, group] : consumer_groups_)
+    out.push_back(GroupListing{id, "consumer", GroupState::empty, group.state()});
   return out;
+}
+
+std::string GroupListing::state_name() const {
+  return consumer_state ? consumer::to_string(*consumer_state) : to_string(state);
 }
 
 GroupDescription GroupCoordinator::describe(const std::string& group_id) const {
@@ -1115,7 +1154,7 @@ GroupDescription GroupCoordinator::describe(const std::string& group_id) const {
   GroupDescription d;
   d.group_id = group_id;
   auto it = groups_.find(group_id);
-  if (it == groups_.end()) return d;
+  if (it == groups_.end() || consumer_groups_.count(group_id)) return d;
   const auto& group = *it->second;
   d.state = group.state;
   d.protocol_type = group.protocol_type;
@@ -1208,6 +1247,7 @@ void GroupCoordinator::tick() {
         remove_member_locked(*group, member_id, now, "did not send SyncGroup within the rebalance timeout");
     }
   }
+  for (auto& [id, group] : consumer_groups_) group.expire(now);
   if (now >= next_retention_check_) {
     expire_offsets_locked(now);
     next_retention_check_ = now + settings_.offsets_retention_check_interval_ms;
@@ -1219,7 +1259,9 @@ void GroupCoordinator::expire_offsets_locked(std::int64_t now) {
   if (settings_.offsets_retention_ms < 0) return;
   for (auto it = groups_.begin(); it != groups_.end();) {
     auto& group = *it->second;
-    if (group.state != GroupState::empty || !group.pending_members.empty()) {
+    auto consumer_group = consumer_groups_.find(group.id);
+    const bool consumer_members = consumer_group != consumer_groups_.end() && !consumer_group->second.empty();
+    if (group.state != GroupState::empty || !group.pending_members.empty() || consumer_members) {
       ++it;
       continue;
     }
@@ -1250,6 +1292,44 @@ void GroupCoordinator::expire_offsets_locked(std::int64_t now) {
       ++it;
     }
   }
+  // An empty consumer group without committed offsets is gone, as Kafka cleans such groups up.
+  std::erase_if(consumer_groups_, [&](const auto& entry) { return entry.second.empty() && !groups_.count(entry.first); });
+}
+
+// ---- KIP-848 consumer protocol ------------------------------------------------------------------------
+
+consumer::HeartbeatResult GroupCoordinator::consumer_heartbeat(const consumer::HeartbeatRequest& request,
+                                                               const consumer::TopicLookup& topics) {
+  const auto now = clock_();
+  std::unique_lock lock(mu_);
+  consumer::HeartbeatResult result;
+  result.member_id = request.member_id;
+  auto refuse = [&](GroupError error, std::string message) {
+    result.error = error;
+    result.message = std::move(message);
+    return result;
+  };
+  if (resigned_ != GroupError::none) return refuse(resigned_, "");
+  auto it = consumer_groups_.find(request.group_id);
+  if (it == consumer_groups_.end()) {
+    // Kafka 3.7 does not convert groups between protocols: a classic group with members keeps its id.
+    if (const auto* classic = find_group_locked(request.group_id);
+        classic && (!classic->members.empty() || !classic->pending_members.empty()))
+      return refuse(GroupError::group_id_not_found, "Group " + request.group_id + " is not a consumer group.");
+    // Kafka answers GROUP_ID_NOT_FOUND here; this coordinator keeps consumer groups in memory, so after a
+    // failover the members of a live group land here, and UNKNOWN_MEMBER_ID makes them rejoin.
+    if (request.member_epoch != 0)
+      return refuse(GroupError::unknown_member_id, "Consumer group " + request.group_id + " not found; rejoin with epoch 0.");
+    it = consumer_groups_.try_emplace(request.group_id, request.group_id, settings_.consumer).first;
+  }
+  return it->second.heartbeat(request, now, topics, consumer::random_member_id);
+}
+
+std::optional<consumer::GroupDescription> GroupCoordinator::describe_consumer_group(const std::string& group_id) const {
+  std::lock_guard lock(mu_);
+  auto it = consumer_groups_.find(group_id);
+  if (it == consumer_groups_.end()) return std::nullopt;
+  return it->second.describe();
 }
 
 void GroupCoordinator::start_background_ticks(std::chrono::milliseconds interval) {

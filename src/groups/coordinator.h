@@ -1,5 +1,6 @@
 // The consumer group coordinator: Kafka's classic rebalance protocol (JoinGroup, SyncGroup, Heartbeat,
-// LeaveGroup) and committed offsets, independent of the wire format.
+// LeaveGroup), KIP-848's consumer protocol (consumer_heartbeat; the groups' state machine is
+// consumer/consumer_group.h, kept in memory) and committed offsets, independent of the wire format.
 //
 // Groups move Empty -> PreparingRebalance -> CompletingRebalance -> Stable as Kafka's do. Joins and
 // syncs that must wait are answered later through the callback passed in; every wait ends, either
@@ -32,36 +33,12 @@
 
 #include "base/bytes.h"
 #include "base/result.h"
+#include "groups/consumer/consumer_group.h"
+#include "groups/errors.h"
 #include "groups/records.h"
 
 namespace bulwark::groups {
 
-// Outcomes the broker translates to Kafka error codes in one table.
-enum class GroupError {
-  none,
-  coordinator_not_available,   // the group is being deleted or the store failed; clients retry
-  not_coordinator,             // the group's __consumer_offsets partition is led by another broker
-  coordinator_load_in_progress,  // this broker took the partition up and is still reading it
-  illegal_generation,
-  inconsistent_group_protocol,
-  invalid_group_id,
-  unknown_member_id,
-  invalid_session_timeout,
-  rebalance_in_progress,
-  member_id_required,
-  fenced_instance_id,
-  group_max_size_reached,
-  group_id_not_found,
-  non_empty_group,
-  group_subscribed_to_topic,
-  offset_metadata_too_large,
-  invalid_request,             // e.g. member metadata above the cap
-  unknown_topic_or_partition,  // set by the broker, never by the coordinator
-  group_authorization_failed,  // likewise
-  topic_authorization_failed,  // likewise
-  unstable_offset_commit,      // OffsetFetch require_stable: a transaction holds a pending offset
-};
-const char* to_string(GroupError error);
 
 enum class GroupState { empty, preparing_rebalance, completing_rebalance, stable, dead };
 const char* to_string(GroupState state);  // Kafka's names: "Empty", "PreparingRebalance", ...
@@ -76,6 +53,7 @@ struct GroupSettings {
   std::size_t max_member_metadata_bytes = 1 << 20;   // per member, all protocols together
   std::size_t max_offset_metadata_bytes = 4096;      // offset.metadata.max.bytes
   std::int64_t new_member_join_timeout_ms = 300000;  // Kafka's NewMemberJoinTimeoutMs
+  consumer::ConsumerGroupSettings consumer;          // KIP-848's consumer protocol (group.consumer.*)
 };
 
 // Where records go and come from. The broker's is a partition log (log_store.h); tests may use memory.
@@ -165,6 +143,13 @@ struct CommitRequest {
   std::string member_id;
   std::optional<std::string> group_instance_id;
   std::vector<PartitionOffset> offsets;
+  bool member_epoch_version = false;  // OffsetCommit v9+: generation_id is a consumer group's member epoch
+};
+
+// Who asks OffsetFetch v9+ (KIP-848): a consumer group member's id and epoch are checked.
+struct FetchingMember {
+  std::optional<std::string> member_id;  // nullopt with epoch -1: an admin client, not checked
+  std::int32_t member_epoch = -1;
 };
 
 // TxnOffsetCommit: offsets written in the producer's transaction, pending until its marker.
@@ -187,6 +172,8 @@ struct GroupListing {
   std::string group_id;
   std::string protocol_type;
   GroupState state = GroupState::empty;
+  std::optional<consumer::ConsumerGroupState> consumer_state;  // set for consumer-protocol groups
+  std::string state_name() const;  // Kafka's name of the state: "Stable", or "stable" for a consumer group
 };
 
 struct MemberDescription {
@@ -246,14 +233,24 @@ class GroupCoordinator {
   // partition with a pending transactional offset answers unstable_offset_commit instead.
   FetchOffsetsResult fetch_offsets(const std::string& group_id,
                                    const std::optional<std::vector<TopicPartitionKey>>& partitions,
-                                   bool require_stable = false);
+                                   bool require_stable = false, const FetchingMember& member = {});
   // One error per partition; the group error is group_id_not_found or none.
   GroupError delete_offsets(const std::string& group_id, const std::vector<TopicPartitionKey>& partitions,
                             std::vector<GroupError>& partition_errors);
   GroupError delete_group(const std::string& group_id);
 
   std::vector<GroupListing> list_groups() const;
+  // DescribeGroups: a consumer-protocol group is Dead here, as Kafka 3.7 answers (ConsumerGroupDescribe
+  // describes it).
   GroupDescription describe(const std::string& group_id) const;
+
+  // KIP-848's ConsumerGroupHeartbeat (already checked with consumer::validate_heartbeat): creates the
+  // group on a join, refuses a group id a classic group with members holds (GROUP_ID_NOT_FOUND, as
+  // Kafka 3.7). The group state lives in memory only (docs/groups.md).
+  consumer::HeartbeatResult consumer_heartbeat(const consumer::HeartbeatRequest& request,
+                                               const consumer::TopicLookup& topics);
+  // ConsumerGroupDescribe; nullopt when no consumer group has this id.
+  std::optional<consumer::GroupDescription> describe_consumer_group(const std::string& group_id) const;
 
   // This coordinator stops serving (its partition is led elsewhere now): every waiting JoinGroup and
   // SyncGroup is answered with `error`, and so is every later call that would change a group.
@@ -291,6 +288,7 @@ class GroupCoordinator {
   void replay_offset_locked(const OffsetKey& key, const StoredRecord& record, std::size_t& skipped);
   void complete_transaction_locked(std::int64_t producer_id, bool committed);
   void expire_offsets_locked(std::int64_t now);
+  GroupError validate_consumer_commit_locked(const CommitRequest& request) const;
   void defer(std::function<void()> fn) { deferred_.push_back(std::move(fn)); }
   void run_deferred(std::unique_lock<std::mutex>& lock);
 
@@ -298,7 +296,8 @@ class GroupCoordinator {
   std::unique_ptr<GroupStore> store_;
   Clock clock_;
   mutable std::mutex mu_;
-  std::map<std::string, std::unique_ptr<Group>> groups_;
+  std::map<std::string, std::unique_ptr<Group>> groups_;  // classic groups, and every group's offsets
+  std::map<std::string, consumer::ConsumerGroup> consumer_groups_;  // KIP-848 groups (their offsets: groups_)
   std::vector<std::function<void()>> deferred_;
   std::int64_t next_retention_check_ = 0;
   GroupError resigned_ = GroupError::none;  // see resign()
