@@ -14,7 +14,7 @@
 
 namespace bulwark::broker {
 
-class BrokerState;
+struct BrokerState;
 
 // Each append settles once: replicated (KafkaError::none) when the high watermark covers it,
 // NOT_LEADER_OR_FOLLOWER when this broker no longer leads the partition in the epoch of the append,
