@@ -263,7 +263,7 @@ HeartbeatResult ConsumerGroup::leave(const HeartbeatRequest& request, std::strin
   return result;
 }
 
-void ConsumerGroup::remove_member(const std::string& member_id, const char* reason) {
+void ConsumerGroup::remove_member(std::string member_id, const char* reason) {
   log::info("group {}: member {} {}", group_id_, member_id, reason);
   members_.erase(member_id);
   target_.erase(member_id);

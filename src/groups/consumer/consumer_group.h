@@ -151,7 +151,7 @@ class ConsumerGroup {
   GroupError find_member(const HeartbeatRequest& request, const std::function<std::string()>& new_member_id,
                          Member*& member, bool& replaced_static, std::string& message);
   HeartbeatResult leave(const HeartbeatRequest& request, std::string& message);
-  void remove_member(const std::string& member_id, const char* reason);
+  void remove_member(std::string member_id, const char* reason);  // by value: callers pass the member's own id
   bool refresh_subscription_metadata(const TopicLookup& topics);
   void compute_target_assignment();
   bool reconcile(Member& member, const std::optional<Partitions>& owned);
